@@ -1,0 +1,12 @@
+// Command infra is the program `pulumi up` runs (Pulumi.yaml: main: ./cmd/infra).
+package main
+
+import (
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/clawdeploy/clawdeploy/infra"
+)
+
+func main() {
+	pulumi.Run(infra.Program)
+}
