@@ -1,0 +1,76 @@
+# clawdeploy: `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# The stack the operator's verbs work on.
+STACK ?= dev
+
+BIN := $(CURDIR)/bin
+# The Pulumi CLI version is pinned once, in tools/go.mod.
+PULUMI_VERSION := $(shell awk '{ for (i = 1; i < NF; i++) if ($$i == "github.com/pulumi/pulumi/pkg/v3") print $$(i + 1) }' tools/go.mod)
+ifeq ($(PULUMI_VERSION),)
+$(error tools/go.mod does not require github.com/pulumi/pulumi/pkg/v3)
+endif
+GOLANGCI_LINT_VERSION := v2.11.4
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO_TEST_FLAGS ?= -timeout 30m
+
+# Everything below runs the CLI that `make tools` built, never whatever else is installed.
+export PATH := $(BIN):$(PATH)
+export PULUMI_SKIP_UPDATE_CHECK := true
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@echo
+	@echo "  STACK=$(STACK) (override: make up STACK=prod)"
+
+.PHONY: tools
+tools: ## build the pinned Pulumi CLI into ./bin (seconds when it is already there)
+	@if [ "$$($(BIN)/pulumi version 2>/dev/null)" = "$(PULUMI_VERSION)" ]; then \
+		echo "bin/pulumi $(PULUMI_VERSION) is up to date"; \
+	else \
+		echo "building the Pulumi CLI $(PULUMI_VERSION) into bin/ (about 6 minutes the first time)"; \
+		cd tools && go build -o $(BIN)/pulumi \
+			-ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$(PULUMI_VERSION)" \
+			github.com/pulumi/pulumi/pkg/v3/cmd/pulumi; \
+		$(BIN)/pulumi version; \
+	fi
+
+.PHONY: build
+build: ## build bin/clawdeploy, the driver
+	go build -ldflags "-X github.com/clawdeploy/clawdeploy/cmd/clawdeploy/app.Version=$(VERSION)" \
+		-o $(BIN)/clawdeploy ./cmd/clawdeploy
+
+.PHONY: test
+test: tools ## run every test: unit, mocks and engine-level (needs the CLI; builds it if missing)
+	go test $(GO_TEST_FLAGS) ./...
+
+$(BIN)/golangci-lint:
+	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+.PHONY: lint
+lint: $(BIN)/golangci-lint ## gofmt, go vet, golangci-lint and shellcheck
+	@unformatted=$$(gofmt -l .); \
+		if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	go vet ./...
+	$(BIN)/golangci-lint run ./...
+	shellcheck .ci/run $$(git ls-files '*.sh')
+
+.PHONY: preview
+preview: tools build ## show what `up` would change in STACK, touching nothing
+	$(BIN)/clawdeploy preview --stack $(STACK)
+
+.PHONY: up
+up: tools build ## create or update STACK (needs AWS credentials and PULUMI_CONFIG_PASSPHRASE)
+	$(BIN)/clawdeploy up --stack $(STACK)
+
+.PHONY: destroy
+destroy: tools build ## delete every resource of STACK; asks for the stack name (or CONFIRM=<stack>)
+	@answer="$(CONFIRM)"; \
+	if [ -z "$$answer" ]; then \
+		read -r -p "Destroy every resource of stack $(STACK), the data volume included? Type the stack name: " answer; \
+	fi; \
+	if [ "$$answer" != "$(STACK)" ]; then echo "not confirmed: nothing was destroyed"; exit 1; fi
+	$(BIN)/clawdeploy destroy --stack $(STACK) --yes
