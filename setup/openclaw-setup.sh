@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# openclaw-setup.sh brings a host to a running OpenClaw gateway, once, and leaves markers saying
+# how it went. clawdeploy launches it detached and polls the markers (see the setup package):
+#
+#   $root/.openclaw-setup-started   the hash of the script that was launched
+#   $root/.openclaw-setup-error     "FAILED: line N: command" when a step fails
+#   $root/.openclaw-setup-token     the gateway token (mode 0600)
+#   $root/.openclaw-setup-complete  the hash of the script that completed; written last
+#
+# When OPENCLAW_STATUS_PARAMETER is set (ec2-spot), the status line also goes to that SSM
+# parameter, prefixed with the instance id, because the driver polls SSM instead of SSH there.
+#
+# Every step is idempotent: on a finished host the script changes nothing, and `openclaw
+# onboard` runs only when .openclaw/openclaw.json is absent from the data folder.
+set -Eeuo pipefail
+
+root=${OPENCLAW_SETUP_ROOT:-/root}
+env_file=${OPENCLAW_ENV_FILE:-/etc/openclaw/openclaw.env}
+
+log() { printf '%s setup: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
+
+# write_marker NAME CONTENT replaces a marker atomically, readable by root only.
+write_marker() {
+	local tmp="$root/$1.tmp"
+	(
+		umask 077
+		printf '%s\n' "$2" >"$tmp"
+	)
+	mv -f "$tmp" "$root/$1"
+}
+
+# Run directly (not through the launch command): take the lock and record the hash ourselves.
+if [ "${OPENCLAW_SETUP_LOCKED:-}" != 1 ]; then
+	mkdir -p "$root"
+	exec 9>>"$root/.openclaw-setup.lock"
+	if ! flock -n 9; then
+		log "another setup script is running"
+		exit 0
+	fi
+	write_marker .openclaw-setup-started "$(sha256sum "$0" | cut -d ' ' -f 1)"
+fi
+
+instance_id() {
+	local token imds=${OPENCLAW_IMDS_ENDPOINT:-http://169.254.169.254}
+	token=$(curl -fsS --max-time 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "$imds/latest/api/token") &&
+		curl -fsS --max-time 2 -H "X-aws-ec2-metadata-token: $token" "$imds/latest/meta-data/instance-id"
+}
+
+# publish STATUS writes the status line to SSM on targets that poll there. It never fails the
+# setup: the markers stay the record.
+publish() {
+	[ -n "${OPENCLAW_STATUS_PARAMETER:-}" ] || return 0
+	local id
+	id=$(instance_id) || id=unknown
+	aws ssm put-parameter --name "$OPENCLAW_STATUS_PARAMETER" --type SecureString --overwrite \
+		--value "$id $1" >/dev/null || log "could not publish the status to $OPENCLAW_STATUS_PARAMETER"
+}
+
+on_error() {
+	local rc=$1 line=$2 cmd=${3//$'\n'/ }
+	trap - ERR
+	write_marker .openclaw-setup-error "FAILED: line $line: $cmd"
+	log "failed with exit code $rc at line $line: $cmd"
+	publish "FAILED line $line: $cmd"
+	exit "$rc"
+}
+trap 'on_error "$?" "$LINENO" "$BASH_COMMAND"' ERR
+
+# die MESSAGE fails the setup with a message instead of a command in the error marker.
+die() { on_error 1 "${BASH_LINENO[0]}" "$*"; }
+
+[ -r "$env_file" ] || die "settings file $env_file is missing"
+set -a
+# shellcheck source=/dev/null
+. "$env_file"
+set +a
+
+data=${OPENCLAW_DATA_DIR:-/opt/openclaw}
+libexec=${OPENCLAW_LIBEXEC:-/usr/local/libexec/openclaw}
+run_dir=${OPENCLAW_RUN_DIR:-/run/openclaw}
+port=${OPENCLAW_GATEWAY_PORT:-18789}
+
+compose() {
+	docker compose --project-name openclaw --env-file "$env_file" -f "$data/docker-compose.yaml" "$@"
+}
+
+start_services() {
+	log "starting docker"
+	systemctl daemon-reload
+	systemctl enable --now docker.service
+	if ! docker compose version >/dev/null 2>&1; then
+		log "installing the docker compose plugin"
+		"$libexec/openclaw-install-compose.sh"
+	fi
+}
+
+mount_data() {
+	log "mounting the data volume and restoring it when it is new"
+	systemctl start openclaw-volume.service
+	systemctl start openclaw-restore.service
+	mountpoint -q "$data" || die "$data is not a mountpoint after openclaw-volume.service"
+}
+
+prepare_layout() {
+	log "preparing $data"
+	install -d -m 0700 -o "${OPENCLAW_UID:-1000}" -g "${OPENCLAW_GID:-1000}" "$data/.openclaw" "$data/workspace"
+	install -m 0600 "${OPENCLAW_COMPOSE_SOURCE:-/etc/openclaw/docker-compose.yaml}" "$data/docker-compose.yaml"
+	install -m 0700 "$libexec/auto-approve-devices.sh" "$data/auto-approve-devices.sh"
+}
+
+onboard() {
+	if [ -f "$data/.openclaw/openclaw.json" ]; then
+		log "openclaw.json exists: not onboarding again"
+		return 0
+	fi
+	log "onboarding OpenClaw"
+	"$libexec/openclaw-secrets.sh"
+	compose run --rm --no-deps openclaw-cli onboard --non-interactive --accept-risk --mode local \
+		${OPENCLAW_ONBOARD_AUTH_CHOICE:+--auth-choice "$OPENCLAW_ONBOARD_AUTH_CHOICE"} \
+		--secret-input-mode ref --gateway-port "$port" --gateway-bind lan --skip-skills
+}
+
+start_gateway() {
+	log "starting the gateway and its companions"
+	systemctl enable --now openclaw.service
+	systemctl enable --now openclaw-backup.timer openclaw-spot-watch.service openclaw-cloudwatch.service
+}
+
+wait_healthy() {
+	local deadline=$((SECONDS + ${OPENCLAW_HEALTH_TIMEOUT_SECONDS:-600}))
+	log "waiting for the gateway on port $port"
+	until curl -fsS --max-time 5 "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; do
+		((SECONDS < deadline)) || die "the gateway did not answer on port $port in time"
+		sleep 5
+	done
+}
+
+gateway_token() {
+	local token=""
+	if [ -r "$run_dir/.env" ]; then
+		token=$(sed -n 's/^OPENCLAW_GATEWAY_TOKEN=//p' "$run_dir/.env")
+	fi
+	if [ -z "$token" ]; then
+		token=$(compose run --rm --no-deps -T openclaw-cli config get gateway.auth.token)
+	fi
+	printf '%s' "$token"
+}
+
+log "setting up OpenClaw for stack ${OPENCLAW_STACK:-unknown} (${OPENCLAW_TARGET:-unknown})"
+publish RUNNING
+start_services
+mount_data
+prepare_layout
+onboard
+start_gateway
+wait_healthy
+token=$(gateway_token)
+write_marker .openclaw-setup-token "$token"
+write_marker .openclaw-setup-complete "$(cat "$root/.openclaw-setup-started")"
+publish "COMPLETE $token"
+log "complete"

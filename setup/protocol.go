@@ -1,0 +1,169 @@
+package setup
+
+import (
+	"crypto/sha256"
+	_ "embed" // the setup script
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// Files of the protocol, in the root directory of the host (DefaultRoot).
+const (
+	ScriptFile   = "openclaw-setup.sh"
+	LogFile      = "openclaw-setup.log"
+	StartedFile  = ".openclaw-setup-started"
+	CompleteFile = ".openclaw-setup-complete"
+	ErrorFile    = ".openclaw-setup-error"
+	TokenFile    = ".openclaw-setup-token"
+	LockFile     = ".openclaw-setup.lock"
+	// LaunchLockFile serialises launchers for the few milliseconds a launch takes; LockFile is
+	// held by the running script for its whole run.
+	LaunchLockFile = ".openclaw-setup-launch.lock"
+)
+
+// DefaultRoot is where the protocol's files live on a host.
+const DefaultRoot = "/root"
+
+// ExitBusy is the launch command's exit code when a different setup script is still running.
+const ExitBusy = 75
+
+// Script is the setup script, shared by every target.
+//
+//go:embed openclaw-setup.sh
+var Script []byte
+
+// Hash returns the hex SHA-256 of a script: the identity the launch and completion markers use.
+func Hash(script []byte) string {
+	sum := sha256.Sum256(script)
+	return hex.EncodeToString(sum[:])
+}
+
+// Launch describes one launch of the setup script.
+type Launch struct {
+	// Root is the directory of the protocol's files; empty means DefaultRoot.
+	Root string
+	// Script is the script to run; nil means Script.
+	Script []byte
+	// SourcePath, when set, is a file on the host that already holds Script (cloud-init wrote it):
+	// the command copies it instead of carrying the script inline.
+	SourcePath string
+	// EnvFile is the settings file the script reads; empty means its own default.
+	EnvFile string
+}
+
+// Command returns the shell command that launches the setup script: one session, under a second.
+//
+// Launchers take turns on LaunchLockFile. Then the run lock (LockFile) decides: held by a script
+// with this hash: do nothing; held by another script: exit ExitBusy; free and complete with this
+// hash: do nothing. Otherwise the command writes the script atomically (verified against its
+// hash), clears the old markers, records the hash in the started marker and starts the script
+// with setsid nohup, detached from the session, handing it the run lock. It prints one line:
+// "LAUNCH started", "LAUNCH already-complete", "LAUNCH already-running" or "LAUNCH busy …".
+func (l Launch) Command() string {
+	root := l.Root
+	if root == "" {
+		root = DefaultRoot
+	}
+	script := l.Script
+	if script == nil {
+		script = Script
+	}
+	var materialize string
+	if l.SourcePath != "" {
+		materialize = fmt.Sprintf("cp %s \"$tmp\"", quote(l.SourcePath))
+	} else {
+		materialize = fmt.Sprintf("printf '%%s' '%s' | base64 -d > \"$tmp\"", base64.StdEncoding.EncodeToString(script))
+	}
+	env := ""
+	if l.EnvFile != "" {
+		env = " OPENCLAW_ENV_FILE=" + quote(l.EnvFile)
+	}
+	return strings.Join([]string{
+		"set -eu",
+		"umask 077",
+		"root=" + quote(root),
+		"hash=" + Hash(script),
+		`mkdir -p "$root"`,
+		`exec 8>>"$root/` + LaunchLockFile + `"`,
+		`flock -w 30 8`,
+		`exec 9>>"$root/` + LockFile + `"`,
+		`if ! flock -n 9; then`,
+		`  if [ "$(cat "$root/` + StartedFile + `" 2>/dev/null)" = "$hash" ]; then echo 'LAUNCH already-running'; exit 0; fi`,
+		fmt.Sprintf(`  echo 'LAUNCH busy: another setup script is running'; exit %d`, ExitBusy),
+		`fi`,
+		`if [ "$(cat "$root/` + CompleteFile + `" 2>/dev/null)" = "$hash" ]; then echo 'LAUNCH already-complete'; exit 0; fi`,
+		`tmp="$root/.` + ScriptFile + `.tmp"`,
+		materialize,
+		`if [ "$(sha256sum "$tmp" | cut -d ' ' -f 1)" != "$hash" ]; then rm -f "$tmp"; echo 'LAUNCH corrupt: the script does not match its hash'; exit 1; fi`,
+		`chmod 700 "$tmp"`,
+		`mv -f "$tmp" "$root/` + ScriptFile + `"`,
+		`rm -f "$root/` + CompleteFile + `" "$root/` + ErrorFile + `" "$root/` + TokenFile + `"`,
+		`printf '%s\n' "$hash" > "$root/` + StartedFile + `"`,
+		`OPENCLAW_SETUP_ROOT="$root" OPENCLAW_SETUP_LOCKED=1` + env +
+			` setsid nohup bash "$root/` + ScriptFile + `" </dev/null >"$root/` + LogFile + `" 2>&1 8>&- &`,
+		`echo 'LAUNCH started'`,
+	}, "\n")
+}
+
+// PollCommand returns the shell command that reports the setup's state in one line:
+// "COMPLETE <token>", "FAILED <reason>", "RUNNING" or "NOT_STARTED". A script that started and
+// no longer holds the lock without leaving a result (the host restarted, or it was killed) is
+// reported as FAILED, so nobody waits for it forever. The lock is read before the markers: a
+// script writes its markers before it lets go of the lock, so what the markers say then is final.
+func PollCommand(root string) string {
+	if root == "" {
+		root = DefaultRoot
+	}
+	return strings.Join([]string{
+		"root=" + quote(root),
+		`if flock -n "$root/` + LockFile + `" true 2>/dev/null; then running=no; else running=yes; fi`,
+		`if [ -f "$root/` + CompleteFile + `" ]; then printf 'COMPLETE %s\n' "$(cat "$root/` + TokenFile + `" 2>/dev/null)"`,
+		`elif [ -f "$root/` + ErrorFile + `" ]; then printf 'FAILED %s\n' "$(head -n 1 "$root/` + ErrorFile + `" | sed 's/^FAILED: //')"`,
+		`elif [ "$running" = yes ]; then echo RUNNING`,
+		`elif [ -f "$root/` + StartedFile + `" ]; then echo 'FAILED the setup script stopped without a result; see ` + LogFile + `'`,
+		`else echo NOT_STARTED; fi`,
+	}, "\n")
+}
+
+// State is the setup's state as the poll reports it.
+type State string
+
+// The states of the protocol.
+const (
+	NotStarted State = "NOT_STARTED"
+	Running    State = "RUNNING"
+	Complete   State = "COMPLETE"
+	Failed     State = "FAILED"
+)
+
+// Status is one parsed poll line.
+type Status struct {
+	State State
+	// Token is the gateway token, for Complete.
+	Token string
+	// Reason is what failed, for Failed: "FAILED: line N: command" from the error marker.
+	Reason string
+}
+
+// ParseStatus parses the line a poll printed.
+func ParseStatus(line string) (Status, error) {
+	line = strings.TrimSpace(line)
+	word, rest, _ := strings.Cut(line, " ")
+	rest = strings.TrimSpace(rest)
+	switch State(word) {
+	case NotStarted, Running:
+		return Status{State: State(word)}, nil
+	case Complete:
+		return Status{State: Complete, Token: rest}, nil
+	case Failed:
+		return Status{State: Failed, Reason: rest}, nil
+	}
+	return Status{}, fmt.Errorf("unrecognised setup status line %q", line)
+}
+
+// quote returns s as one single-quoted shell word.
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
