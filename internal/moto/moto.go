@@ -1,0 +1,127 @@
+// Package moto starts moto_server, the AWS API emulator, on a loopback port for one test, and
+// stops it when the test ends. moto is more lenient than AWS and has no DLM; tests use it for the
+// S3 and SSM calls the project makes itself.
+package moto
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Region is the region the emulator's clients use.
+const Region = "me-central-1"
+
+// Server is a running moto_server.
+type Server struct {
+	// Endpoint is its URL, http://127.0.0.1:<port>.
+	Endpoint string
+}
+
+// Start runs moto_server for the test. A missing moto_server fails the test: the tests that use
+// it are the proof that the scripts work, so they never skip.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("moto_server")
+	if err != nil {
+		t.Fatalf("moto_server is not installed (pip install 'moto[server]'): %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	log, err := os.CreateTemp(t.TempDir(), "moto-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting moto_server: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	})
+
+	s := &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(s.Endpoint + "/moto-api/")
+		if err == nil {
+			_ = resp.Body.Close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(log.Name())
+			t.Fatalf("moto_server did not answer on %s within 30s: %v\n%s", s.Endpoint, err, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Env is the environment that points the AWS CLI and SDKs at the emulator, with fake credentials
+// and no shared config, appended to the test process's own environment minus any AWS settings.
+func (s *Server) Env() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env,
+		"AWS_ENDPOINT_URL="+s.Endpoint,
+		"AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test",
+		"AWS_REGION="+Region,
+		"AWS_DEFAULT_REGION="+Region,
+		"AWS_CONFIG_FILE=/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_PAGER=",
+	)
+}
+
+// AWS runs the AWS CLI against the emulator and returns its standard output; a failure fails the
+// test.
+func (s *Server) AWS(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := s.TryAWS(args...)
+	if err != nil {
+		t.Fatalf("aws %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// TryAWS runs the AWS CLI against the emulator and returns its output and any error, with
+// standard error in it.
+func (s *Server) TryAWS(args ...string) (string, error) {
+	cmd := exec.Command("aws", args...)
+	cmd.Env = s.Env()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%w: %s", err, stderr.String())
+	}
+	return string(out), nil
+}
+
+// CreateBucket creates a versioned bucket, as the BackupBucket component does.
+func (s *Server) CreateBucket(t testing.TB, name string) {
+	t.Helper()
+	s.AWS(t, "s3api", "create-bucket", "--bucket", name,
+		"--create-bucket-configuration", "LocationConstraint="+Region)
+	s.AWS(t, "s3api", "put-bucket-versioning", "--bucket", name,
+		"--versioning-configuration", "Status=Enabled")
+}
