@@ -1,0 +1,224 @@
+package cloudinit
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+	"text/template"
+
+	"github.com/clawdeploy/clawdeploy/setup"
+)
+
+//go:embed templates files
+var content embed.FS
+
+var templates = template.Must(template.New("").Funcs(template.FuncMap{"indent": indent}).
+	ParseFS(content, "templates/*.tmpl"))
+
+// Paths on the instance.
+const (
+	// EnvFile is the settings file every script and unit reads.
+	EnvFile = "/etc/openclaw/openclaw.env"
+	// LibexecDir holds the scripts.
+	LibexecDir = "/usr/local/libexec/openclaw"
+	// UnitDir holds the systemd units.
+	UnitDir = "/etc/systemd/system"
+	// DataDir is where the data volume is mounted.
+	DataDir = "/opt/openclaw"
+	// BackupObject is the S3 key of the latest backup; older backups are its earlier versions.
+	BackupObject = "backups/latest.tar.gz"
+	// GatewayPort is the gateway's port, on the instance's loopback.
+	GatewayPort = 18789
+)
+
+// Log is one log the CloudWatch agent ships: its name (the log group is /openclaw/<stack>/<name>)
+// and the file on the instance.
+type Log struct {
+	Name string
+	Path string
+}
+
+// Logs are the logs of the instance. The units append to these files (a test keeps them in step)
+// and the Monitoring component creates a log group for each.
+var Logs = []Log{
+	{Name: "openclaw", Path: "/var/log/openclaw/openclaw.log"},
+	{Name: "setup", Path: setup.DefaultRoot + "/" + setup.LogFile},
+	{Name: "backup", Path: "/var/log/openclaw/backup.log"},
+	{Name: "restore", Path: "/var/log/openclaw/restore.log"},
+	{Name: "spot-watch", Path: "/var/log/openclaw/spot-watch.log"},
+	{Name: "cloud-init", Path: "/var/log/cloud-init-output.log"},
+}
+
+// Args are what the user-data needs to know: names of resources that exist by the time the
+// instance boots. No secret is ever among them.
+type Args struct {
+	// Stack is the Pulumi stack name.
+	Stack string
+	// Region is the AWS region.
+	Region string
+	// VolumeID is the data volume, found on the instance by this id.
+	VolumeID string
+	// BackupBucket is the S3 bucket backups go to.
+	BackupBucket string
+	// SecretsPath is the SSM path whose parameters become the gateway's environment.
+	SecretsPath string
+	// StatusParameter is the SSM parameter the setup script publishes its status to.
+	StatusParameter string
+	// CloudWatchConfigParameter holds the CloudWatch agent's configuration.
+	CloudWatchConfigParameter string
+	// Image is the gateway's container image.
+	Image string
+	// BackupIntervalMinutes is how often the backup timer fires.
+	BackupIntervalMinutes int
+	// OnboardAuthChoice is `openclaw onboard --auth-choice`, chosen from the provider keys that
+	// are configured; empty lets OpenClaw decide.
+	OnboardAuthChoice string
+}
+
+var (
+	stackPattern     = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
+	regionPattern    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	volumePattern    = regexp.MustCompile(`^vol-([0-9a-f]{8}|[0-9a-f]{17})$`)
+	bucketPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	parameterPattern = regexp.MustCompile(`^/[A-Za-z0-9_./-]+$`)
+	// safePattern is what a value of the settings file may hold: nothing a shell, systemd or
+	// compose would interpret.
+	safePattern = regexp.MustCompile(`^[A-Za-z0-9._:/@+,=-]+$`)
+	wordPattern = regexp.MustCompile(`^[a-z0-9-]*$`)
+)
+
+// Validate checks every argument; Render calls it first.
+func (a Args) Validate() error {
+	var problems []string
+	check := func(ok bool, field, value, allowed string) {
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s must be %s, got %q", field, allowed, value))
+		}
+	}
+	check(stackPattern.MatchString(a.Stack), "Stack", a.Stack, "a stack name")
+	check(regionPattern.MatchString(a.Region), "Region", a.Region, "an AWS region")
+	check(volumePattern.MatchString(a.VolumeID), "VolumeID", a.VolumeID, "an EBS volume id")
+	check(bucketPattern.MatchString(a.BackupBucket), "BackupBucket", a.BackupBucket, "an S3 bucket name")
+	check(parameterPattern.MatchString(a.SecretsPath), "SecretsPath", a.SecretsPath, "an SSM path")
+	check(parameterPattern.MatchString(a.StatusParameter), "StatusParameter", a.StatusParameter, "an SSM parameter name")
+	check(parameterPattern.MatchString(a.CloudWatchConfigParameter), "CloudWatchConfigParameter",
+		a.CloudWatchConfigParameter, "an SSM parameter name")
+	check(safePattern.MatchString(a.Image), "Image", a.Image, "an image reference without spaces, quotes or $")
+	check(a.BackupIntervalMinutes >= 5 && a.BackupIntervalMinutes <= 1440, "BackupIntervalMinutes",
+		fmt.Sprint(a.BackupIntervalMinutes), "between 5 and 1440")
+	check(wordPattern.MatchString(a.OnboardAuthChoice), "OnboardAuthChoice", a.OnboardAuthChoice,
+		"lower-case letters, digits and dashes")
+	if len(problems) > 0 {
+		return fmt.Errorf("cloudinit: invalid arguments: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// File is one file cloud-init writes.
+type File struct {
+	Path    string
+	Mode    string
+	Content string
+}
+
+// staticFiles are the files of files/ and where they go; Files adds the rendered ones.
+var staticFiles = []struct{ src, dst, mode string }{
+	{"files/lib.sh", LibexecDir + "/lib.sh", "0644"},
+	{"files/openclaw-volume.sh", LibexecDir + "/openclaw-volume.sh", "0755"},
+	{"files/openclaw-secrets.sh", LibexecDir + "/openclaw-secrets.sh", "0755"},
+	{"files/openclaw-restore.sh", LibexecDir + "/openclaw-restore.sh", "0755"},
+	{"files/openclaw-start.sh", LibexecDir + "/openclaw-start.sh", "0755"},
+	{"files/openclaw-backup.sh", LibexecDir + "/openclaw-backup.sh", "0755"},
+	{"files/openclaw-spot-watch.sh", LibexecDir + "/openclaw-spot-watch.sh", "0755"},
+	{"files/openclaw-install-compose.sh", LibexecDir + "/openclaw-install-compose.sh", "0755"},
+	{"files/auto-approve-devices.sh", LibexecDir + "/auto-approve-devices.sh", "0755"},
+	{"files/docker-compose.yaml", "/etc/openclaw/docker-compose.yaml", "0644"},
+	{"files/systemd/openclaw-volume.service", UnitDir + "/openclaw-volume.service", "0644"},
+	{"files/systemd/openclaw-restore.service", UnitDir + "/openclaw-restore.service", "0644"},
+	{"files/systemd/openclaw.service", UnitDir + "/openclaw.service", "0644"},
+	{"files/systemd/openclaw-backup.service", UnitDir + "/openclaw-backup.service", "0644"},
+	{"files/systemd/openclaw-backup.timer", UnitDir + "/openclaw-backup.timer", "0644"},
+	{"files/systemd/openclaw-spot-watch.service", UnitDir + "/openclaw-spot-watch.service", "0644"},
+	{"files/systemd/openclaw-cloudwatch.service", UnitDir + "/openclaw-cloudwatch.service", "0644"},
+}
+
+// SetupScriptPath is where cloud-init writes the setup script; the launch copies it from there.
+const SetupScriptPath = LibexecDir + "/openclaw-setup.sh"
+
+// Files returns every file the user-data writes, rendered ones included, after validating a.
+func Files(a Args) ([]File, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	env, err := execute("openclaw.env.tmpl", envData{Args: a, DataDir: DataDir, BackupObject: BackupObject, GatewayPort: GatewayPort})
+	if err != nil {
+		return nil, err
+	}
+	files := []File{{Path: EnvFile, Mode: "0644", Content: env}}
+	for _, f := range staticFiles {
+		b, err := content.ReadFile(f.src)
+		if err != nil {
+			return nil, fmt.Errorf("cloudinit: reading %s: %w", f.src, err)
+		}
+		files = append(files, File{Path: f.dst, Mode: f.mode, Content: string(b)})
+	}
+	files = append(files,
+		File{Path: SetupScriptPath, Mode: "0700", Content: string(setup.Script)},
+		File{
+			Path: path.Join(UnitDir, "openclaw-backup.timer.d", "interval.conf"),
+			Mode: "0644",
+			Content: fmt.Sprintf("# backup_interval_minutes of stack %s\n[Timer]\nOnUnitActiveSec=%dmin\n",
+				a.Stack, a.BackupIntervalMinutes),
+		},
+	)
+	return files, nil
+}
+
+type envData struct {
+	Args
+	DataDir     string
+	BackupObject   string
+	GatewayPort int
+}
+
+// Render returns the user-data for a, a #cloud-config document. It is pure: the same Args give
+// the same bytes.
+func Render(a Args) ([]byte, error) {
+	files, err := Files(a)
+	if err != nil {
+		return nil, err
+	}
+	launch := setup.Launch{SourcePath: SetupScriptPath, EnvFile: EnvFile}.Command()
+	out, err := execute("user-data.yaml.tmpl", struct {
+		Args
+		Files  []File
+		Launch string
+	}{a, files, launch})
+	if err != nil {
+		return nil, err
+	}
+	return []byte(out), nil
+}
+
+func execute(name string, data any) (string, error) {
+	var b bytes.Buffer
+	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
+		return "", fmt.Errorf("cloudinit: rendering %s: %w", name, err)
+	}
+	return b.String(), nil
+}
+
+// indent prefixes every non-empty line of s with n spaces, for a YAML block scalar.
+func indent(n int, s string) string {
+	pad := strings.Repeat(" ", n)
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = pad + l
+		}
+	}
+	return strings.Join(lines, "\n")
+}

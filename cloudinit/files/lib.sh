@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# lib.sh holds what the OpenClaw instance scripts share. It is sourced, never run.
+#
+# Settings come from one KEY=VALUE file that cloud-init renders from the stack's configuration
+# (OPENCLAW_ENV_FILE, default /etc/openclaw/openclaw.env). The same keys can be overridden in
+# the environment, which is how the tests point the scripts at a fake root.
+
+# load_env reads the settings file and applies the defaults of the instance layout.
+load_env() {
+	local file=${OPENCLAW_ENV_FILE:-/etc/openclaw/openclaw.env}
+	if [ ! -r "$file" ]; then
+		log "settings file $file is missing"
+		return 1
+	fi
+	set -a
+	# shellcheck source=/dev/null
+	. "$file"
+	set +a
+	OPENCLAW_DATA_DIR=${OPENCLAW_DATA_DIR:-/opt/openclaw}
+	OPENCLAW_RUN_DIR=${OPENCLAW_RUN_DIR:-/run/openclaw}
+	OPENCLAW_LOCK_DIR=${OPENCLAW_LOCK_DIR:-/run/lock}
+	OPENCLAW_BACKUP_OBJECT=${OPENCLAW_BACKUP_OBJECT:-backups/latest.tar.gz}
+}
+
+# log writes one timestamped line to stderr, which systemd appends to the unit's log file.
+log() {
+	printf '%s %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${0##*/}" "$*" >&2
+}
+
+die() {
+	log "$*"
+	exit 1
+}
+
+# require_data_mounted refuses to go on when the data folder is not a mountpoint: without the
+# volume, the folder is an empty directory on the root disk.
+require_data_mounted() {
+	mountpoint -q "$OPENCLAW_DATA_DIR" ||
+		die "$OPENCLAW_DATA_DIR is not a mountpoint: the data volume is not mounted"
+}
+
+# Names under the data folder that are OpenClaw's state, and so what backups hold.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+STATE_DIRS=(.openclaw workspace)
+
+# The restore marker: written last by a verified restore (or when there is nothing to restore),
+# and required before the gateway starts.
+restore_marker() {
+	printf '%s/.openclaw-restore-complete' "$OPENCLAW_DATA_DIR"
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# openclaw-start.sh runs before every start of the gateway (ExecStartPre). It refuses to start
+# without the data volume mounted or with an unfinished restore, refreshes the secrets in tmpfs,
+# installs the compose file, logs in to ECR when the image lives there, and pulls the image.
+set -Eeuo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+load_env
+
+require_data_mounted
+[ -f "$(restore_marker)" ] || die "the restore of $OPENCLAW_DATA_DIR has not completed: not starting the gateway"
+
+"$(dirname "$0")/openclaw-secrets.sh"
+install -m 0600 "${OPENCLAW_COMPOSE_SOURCE:-/etc/openclaw/docker-compose.yaml}" "$OPENCLAW_DATA_DIR/docker-compose.yaml"
+
+image=${OPENCLAW_IMAGE:?OPENCLAW_IMAGE is not set}
+registry=${image%%/*}
+if [[ $registry =~ ^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com$ ]]; then
+	log "logging in to $registry"
+	aws ecr get-login-password --region "${BASH_REMATCH[1]}" | docker login --username AWS --password-stdin "$registry"
+fi
+
+# A pull that fails is not fatal when the image is already here: the gateway keeps running on
+# the version it has rather than not at all.
+if ! docker compose --project-name openclaw --env-file "${OPENCLAW_ENV_FILE:-/etc/openclaw/openclaw.env}" \
+	-f "$OPENCLAW_DATA_DIR/docker-compose.yaml" pull --quiet; then
+	docker image inspect "$image" >/dev/null 2>&1 || die "could not pull $image, and it is not here"
+	log "could not pull $image: starting the copy already here"
+fi

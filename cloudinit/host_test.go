@@ -1,0 +1,245 @@
+package cloudinit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/clawdeploy/clawdeploy/internal/moto"
+)
+
+// testArgs are the Args the tests render with.
+func testArgs(bucket string) Args {
+	return Args{
+		Stack:                     "dev",
+		Region:                    moto.Region,
+		VolumeID:                  "vol-0123456789abcdef0",
+		BackupBucket:              bucket,
+		SecretsPath:               "/openclaw/dev/env",
+		StatusParameter:           "/openclaw/dev/setup-status",
+		CloudWatchConfigParameter: "/openclaw/dev/cloudwatch-agent",
+		Image:                     "ghcr.io/openclaw/openclaw:2026.2.26",
+		BackupIntervalMinutes:     20,
+	}
+}
+
+// host is a fake instance: the files cloud-init writes, under a temporary root, with the data
+// folder, the tmpfs run folder and the lock folder moved inside it. Scripts run in a private
+// mount namespace where the data folder is a real mountpoint (a bind mount of itself) and the run
+// folder is a real tmpfs, so their safety checks are the real ones.
+type host struct {
+	t       *testing.T
+	root    string
+	data    string
+	run     string
+	libexec string
+	stubLog string
+	env     []string
+}
+
+// newHost writes the rendered files for args under a new root. env is the environment the scripts
+// start from (the emulator's, say); nil means the test process's own.
+func newHost(t *testing.T, args Args, env []string) *host {
+	t.Helper()
+	root := t.TempDir()
+	h := &host{
+		t:       t,
+		root:    root,
+		data:    filepath.Join(root, "opt/openclaw"),
+		run:     filepath.Join(root, "run/openclaw"),
+		libexec: filepath.Join(root, strings.TrimPrefix(LibexecDir, "/")),
+		stubLog: filepath.Join(root, "stub-calls.log"),
+	}
+	files, err := Files(args)
+	if err != nil {
+		t.Fatalf("Files: %v", err)
+	}
+	writeTree(t, root, files)
+	for _, d := range []string{h.data, h.run, filepath.Join(root, "run/lock"), filepath.Join(root, "dev/disk/by-id")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Later assignments win when the scripts source the file: the rendered settings stay under
+	// test, with the instance paths moved into the fake root.
+	h.appendSettings(map[string]string{
+		"OPENCLAW_DATA_DIR":          h.data,
+		"OPENCLAW_RUN_DIR":           h.run,
+		"OPENCLAW_LOCK_DIR":          filepath.Join(root, "run/lock"),
+		"OPENCLAW_DEVICE_DIR":        filepath.Join(root, "dev/disk/by-id"),
+		"OPENCLAW_COMPOSE_SOURCE":    filepath.Join(root, "etc/openclaw/docker-compose.yaml"),
+		"OPENCLAW_LIBEXEC":           h.libexec,
+		"OPENCLAW_SPOT_POLL_SECONDS": "1",
+	})
+	h.writeStubs()
+	if env == nil {
+		env = os.Environ()
+	}
+	h.env = append(env,
+		"OPENCLAW_ENV_FILE="+h.envFile(),
+		"PATH="+filepath.Join(root, "stubs")+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"STUB_LOG="+h.stubLog,
+	)
+	return h
+}
+
+// writeTree writes files under root with their modes, as cloud-init would.
+func writeTree(t *testing.T, root string, files []File) {
+	t.Helper()
+	for _, f := range files {
+		p := filepath.Join(root, f.Path)
+		var mode os.FileMode
+		if _, err := fmt.Sscanf(f.Mode, "%o", &mode); err != nil {
+			t.Fatalf("mode %q of %s: %v", f.Mode, f.Path, err)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f.Content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (h *host) envFile() string { return filepath.Join(h.root, strings.TrimPrefix(EnvFile, "/")) }
+
+// appendSettings adds KEY=VALUE lines to the settings file.
+func (h *host) appendSettings(kv map[string]string) {
+	h.t.Helper()
+	f, err := os.OpenFile(h.envFile(), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for k, v := range kv {
+		if _, err := fmt.Fprintf(f, "%s=%s\n", k, v); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// writeStubs puts fake systemctl and docker on PATH: they record their arguments, one call per
+// line, with a timestamp, and succeed, unless the call is the one STUB_FAIL names. Nothing in
+// these tests may reach the real ones.
+func (h *host) writeStubs() {
+	h.t.Helper()
+	dir := filepath.Join(h.root, "stubs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+	stub := `#!/bin/sh
+call="${0##*/} $*"
+printf '%s %s\n' "$(date +%s.%N)" "$call" >>"$STUB_LOG"
+if [ -n "${STUB_FAIL:-}" ] && [ "$call" = "$STUB_FAIL" ]; then exit 1; fi
+`
+	for _, name := range []string{"systemctl", "docker"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(stub), 0o755); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+// stubCalls returns the recorded calls, as "name args".
+func (h *host) stubCalls() []string {
+	b, err := os.ReadFile(h.stubLog)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var calls []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if _, call, ok := strings.Cut(line, " "); ok {
+			calls = append(calls, call)
+		}
+	}
+	return calls
+}
+
+// mounts says which of the host's folders are mounted for a run.
+type mounts struct {
+	data bool // bind-mount the data folder onto itself: a real mountpoint
+	run  bool // mount a tmpfs on the run folder
+	// after is a shell snippet run after the script, in the same namespace.
+	after string
+}
+
+// command returns the command that runs a script of the host in its own mount namespace. When
+// m.after is set, that shell snippet runs after the script in the same namespace (which goes
+// away with its last process), to look at what the script mounted or wrote to tmpfs.
+func (h *host) command(m mounts, script string, args ...string) *exec.Cmd {
+	h.t.Helper()
+	return h.commandLine(m, append([]string{filepath.Join(h.libexec, script)}, args...)...)
+}
+
+// commandLine is command for any command line.
+func (h *host) commandLine(m mounts, argv ...string) *exec.Cmd {
+	h.t.Helper()
+	prelude := "set -e\n"
+	if m.data {
+		prelude += `mount --bind "$OPENCLAW_TEST_DATA" "$OPENCLAW_TEST_DATA"` + "\n"
+	}
+	if m.run {
+		prelude += `mount -t tmpfs -o mode=0755 tmpfs "$OPENCLAW_TEST_RUN"` + "\n"
+	}
+	if m.after == "" {
+		prelude += `exec "$@"`
+	} else {
+		prelude += "set +e\n\"$@\"\nrc=$?\n" + m.after + "\nexit $rc"
+	}
+	unshare := []string{"--mount", "--propagation", "private"}
+	if os.Geteuid() != 0 {
+		unshare = append(unshare, "--map-root-user")
+	}
+	full := append(append(unshare, "sh", "-c", prelude, "sh"), argv...)
+	cmd := exec.Command("unshare", full...)
+	cmd.Env = append(h.env, "OPENCLAW_TEST_DATA="+h.data, "OPENCLAW_TEST_RUN="+h.run)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+// result is how a script run ended.
+type result struct {
+	code     int
+	stdout   string
+	stderr   string
+	duration time.Duration
+}
+
+// runScript runs a script to completion.
+func (h *host) runScript(m mounts, script string, args ...string) result {
+	h.t.Helper()
+	cmd := h.command(m, script, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String(), duration: time.Since(start)}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		r.code = exit.ExitCode()
+	} else if err != nil {
+		h.t.Fatalf("running %s: %v", script, err)
+	}
+	return r
+}
+
+// mustRun runs a script and fails the test unless it succeeds.
+func (h *host) mustRun(m mounts, script string, args ...string) result {
+	h.t.Helper()
+	r := h.runScript(m, script, args...)
+	if r.code != 0 {
+		h.t.Fatalf("%s exited %d\nstdout:\n%s\nstderr:\n%s", script, r.code, r.stdout, r.stderr)
+	}
+	return r
+}

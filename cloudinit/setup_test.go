@@ -1,0 +1,228 @@
+package cloudinit
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clawdeploy/clawdeploy/internal/imdsfake"
+	"github.com/clawdeploy/clawdeploy/internal/moto"
+	"github.com/clawdeploy/clawdeploy/setup"
+)
+
+// ec2Host is a fake instance ready for the setup script: the emulator holds the gateway token and
+// the status parameter, the fake IMDS knows the instance id, and a local server answers the
+// gateway's health check.
+type ec2Host struct {
+	*host
+	moto      *moto.Server
+	setupRoot string
+}
+
+func newEC2Host(t *testing.T) *ec2Host {
+	t.Helper()
+	m := moto.Start(t)
+	putSecret(t, m, "/openclaw/dev/env/OPENCLAW_GATEWAY_TOKEN", "gw-setup-token")
+	m.AWS(t, "ssm", "put-parameter", "--name", "/openclaw/dev/setup-status", "--type", "SecureString", "--value", "NOT_STARTED")
+	imds := imdsfake.Start(t)
+	health := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(health.Close)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(health.URL, "http://"))
+
+	h := &ec2Host{host: newHost(t, testArgs("openclaw-dev-setup"), m.Env()), moto: m}
+	h.setupRoot = filepath.Join(h.root, "root")
+	h.appendSettings(map[string]string{
+		"OPENCLAW_IMDS_ENDPOINT":          imds.URL,
+		"OPENCLAW_GATEWAY_PORT":           port,
+		"OPENCLAW_UID":                    fmt.Sprint(os.Getuid()),
+		"OPENCLAW_GID":                    fmt.Sprint(os.Getgid()),
+		"OPENCLAW_HEALTH_TIMEOUT_SECONDS": "20",
+	})
+	t.Cleanup(func() {
+		if pid, err := exec.Command("pgrep", "-f", filepath.Join(h.setupRoot, setup.ScriptFile)).Output(); err == nil {
+			for _, p := range strings.Fields(string(pid)) {
+				_ = exec.Command("kill", "-KILL", "--", "-"+p).Run()
+			}
+		}
+	})
+	return h
+}
+
+// launch runs the launch command cloud-init runs, inside the host's namespace, and returns its
+// line; the script it starts lives on in that namespace.
+func (h *ec2Host) launch(env ...string) string {
+	h.t.Helper()
+	launch := setup.Launch{
+		Root:       h.setupRoot,
+		SourcePath: filepath.Join(h.root, strings.TrimPrefix(SetupScriptPath, "/")),
+		EnvFile:    h.envFile(),
+	}.Command()
+	cmd := h.commandLine(mounts{data: true, run: true}, "bash", "-c", launch)
+	cmd.Env = append(cmd.Env, env...)
+	out, err := cmd.Output()
+	if err != nil {
+		h.t.Fatalf("launch: %v %s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// waitSetup polls with the protocol's poll command until the state is final.
+func (h *ec2Host) waitSetup() setup.Status {
+	h.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := exec.Command("bash", "-c", setup.PollCommand(h.setupRoot)).Output()
+		if err != nil {
+			h.t.Fatalf("poll: %v", err)
+		}
+		st, err := setup.ParseStatus(string(out))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if st.State == setup.Complete || st.State == setup.Failed {
+			return st
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(h.setupRoot, setup.LogFile))
+			h.t.Fatalf("setup still %s after 60s:\n%s", st.State, log)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (h *ec2Host) published() string {
+	h.t.Helper()
+	return strings.TrimSpace(h.moto.AWS(h.t, "ssm", "get-parameter", "--name", "/openclaw/dev/setup-status",
+		"--with-decryption", "--query", "Parameter.Value", "--output", "text"))
+}
+
+func onboards(calls []string) int {
+	n := 0
+	for _, c := range calls {
+		if strings.Contains(c, " run --rm --no-deps openclaw-cli onboard --non-interactive") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestSetupScriptBringsUpAFreshInstance(t *testing.T) {
+	t.Parallel()
+	h := newEC2Host(t)
+	if out := h.launch(); out != "LAUNCH started" {
+		t.Fatalf("launch: %q", out)
+	}
+	st := h.waitSetup()
+	if st.State != setup.Complete || st.Token != "gw-setup-token" {
+		log, _ := os.ReadFile(filepath.Join(h.setupRoot, setup.LogFile))
+		t.Fatalf("status %+v\n%s", st, log)
+	}
+	if got := h.published(); got != imdsfake.InstanceID+" COMPLETE gw-setup-token" {
+		t.Errorf("published status = %q", got)
+	}
+	calls := h.stubCalls()
+	want := []string{
+		"systemctl daemon-reload",
+		"systemctl enable --now docker.service",
+		"docker compose version",
+		"systemctl start openclaw-volume.service",
+		"systemctl start openclaw-restore.service",
+	}
+	if len(calls) < len(want) || !slices.Equal(calls[:len(want)], want) {
+		t.Errorf("first calls = %q\nwant %q", calls, want)
+	}
+	if onboards(calls) != 1 {
+		t.Errorf("onboarded %d times on a fresh volume, want 1: %q", onboards(calls), calls)
+	}
+	for _, c := range []string{
+		"systemctl enable --now openclaw.service",
+		"systemctl enable --now openclaw-backup.timer openclaw-spot-watch.service openclaw-cloudwatch.service",
+	} {
+		if !slices.Contains(calls, c) {
+			t.Errorf("missing call %q in %q", c, calls)
+		}
+	}
+	for _, f := range []string{".openclaw", "workspace"} {
+		info, err := os.Stat(filepath.Join(h.data, f))
+		if err != nil || info.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v %v", f, info, err)
+		}
+	}
+	for f, mode := range map[string]os.FileMode{"docker-compose.yaml": 0o600, "auto-approve-devices.sh": 0o700} {
+		info, err := os.Stat(filepath.Join(h.data, f))
+		if err != nil || info.Mode().Perm() != mode {
+			t.Errorf("%s: %v %v", f, info, err)
+		}
+	}
+	token, err := os.Stat(filepath.Join(h.setupRoot, setup.TokenFile))
+	if err != nil || token.Mode().Perm() != 0o600 {
+		t.Errorf("token marker: %v %v", token, err)
+	}
+
+	// Launching again on the finished instance does nothing at all.
+	before := len(h.stubCalls())
+	if out := h.launch(); out != "LAUNCH already-complete" {
+		t.Errorf("second launch: %q", out)
+	}
+	if after := len(h.stubCalls()); after != before {
+		t.Errorf("the second launch made %d calls", after-before)
+	}
+}
+
+func TestSetupDoesNotOnboardAgain(t *testing.T) {
+	t.Parallel()
+	h := newEC2Host(t)
+	// A replacement instance: the data volume (or its restore) already holds the configuration.
+	if err := os.MkdirAll(filepath.Join(h.data, ".openclaw"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(h.data, ".openclaw/openclaw.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.launch()
+	if st := h.waitSetup(); st.State != setup.Complete {
+		t.Fatalf("status %+v", st)
+	}
+	if n := onboards(h.stubCalls()); n != 0 {
+		t.Errorf("onboarded %d times with openclaw.json present", n)
+	}
+	log, _ := os.ReadFile(filepath.Join(h.setupRoot, setup.LogFile))
+	if !strings.Contains(string(log), "openclaw.json exists: not onboarding again") {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
+func TestSetupFailureNamesTheLineAndCommand(t *testing.T) {
+	t.Parallel()
+	h := newEC2Host(t)
+	h.launch("STUB_FAIL=systemctl start openclaw-restore.service")
+	st := h.waitSetup()
+	if st.State != setup.Failed || !strings.HasSuffix(st.Reason, ": systemctl start openclaw-restore.service") ||
+		!strings.HasPrefix(st.Reason, "line ") {
+		t.Fatalf("status %+v", st)
+	}
+	marker, _ := os.ReadFile(filepath.Join(h.setupRoot, setup.ErrorFile))
+	if !strings.HasPrefix(string(marker), "FAILED: line ") {
+		t.Errorf("error marker = %q", marker)
+	}
+	if got := h.published(); got != imdsfake.InstanceID+" FAILED "+st.Reason {
+		t.Errorf("published status = %q, want the failure", got)
+	}
+	for _, c := range h.stubCalls() {
+		if strings.Contains(c, "openclaw.service") {
+			t.Errorf("the gateway was started after the failure: %q", c)
+		}
+	}
+}
