@@ -56,7 +56,7 @@ lint: $(BIN)/golangci-lint ## gofmt, go vet, golangci-lint and shellcheck
 		if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	$(BIN)/golangci-lint run ./...
-	shellcheck .ci/run $$(git ls-files '*.sh')
+	shellcheck -x .ci/run $$(git ls-files '*.sh')
 
 .PHONY: preview
 preview: tools build ## show what `up` would change in STACK, touching nothing
