@@ -179,9 +179,9 @@ func Files(a Args) ([]File, error) {
 
 type envData struct {
 	Args
-	DataDir     string
-	BackupObject   string
-	GatewayPort int
+	DataDir      string
+	BackupObject string
+	GatewayPort  int
 }
 
 // Render returns the user-data for a, a #cloud-config document. It is pure: the same Args give
