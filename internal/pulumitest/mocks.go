@@ -28,6 +28,8 @@ type Resource struct {
 	Name   string
 	URN    string
 	Custom bool
+	// ID is the id the mocks gave a custom resource.
+	ID string
 	// Inputs keep secrets as resource.Secret values, so tests can tell a secret input.
 	Inputs resource.PropertyMap
 	// Request is the full registration: parent, dependencies, DeleteBeforeReplace, IgnoreChanges,
@@ -78,6 +80,9 @@ type Call struct {
 // CallFunc answers a data-source invocation.
 type CallFunc func(args resource.PropertyMap) (resource.PropertyMap, error)
 
+// IDFunc returns the id the provider would give a new resource.
+type IDFunc func(name string, inputs resource.PropertyMap) string
+
 // OutputFunc computes extra outputs for a resource of one type from its inputs, the way the
 // provider would (a volume's availability zone, an instance's private IP).
 type OutputFunc func(name string, inputs resource.PropertyMap) resource.PropertyMap
@@ -89,6 +94,7 @@ type Mocks struct {
 	region  string
 	calls   map[string]CallFunc
 	outputs map[string]OutputFunc
+	ids     map[string]IDFunc
 
 	mu        sync.Mutex
 	resources []Resource
@@ -139,12 +145,20 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		parentType = p.QualifiedType()
 	}
 	urn := string(resource.NewURN(tokens.QName(m.stack), Project, parentType, tokens.Type(args.TypeToken), args.Name))
+	id := args.ID
+	if f, ok := m.ids[args.TypeToken]; ok && id == "" {
+		id = f(args.Name, args.Inputs)
+	}
+	if id == "" && args.Custom {
+		id = args.Name + "-id"
+	}
 	m.mu.Lock()
 	m.resources = append(m.resources, Resource{
 		Type:    args.TypeToken,
 		Name:    args.Name,
 		URN:     urn,
 		Custom:  args.Custom,
+		ID:      id,
 		Inputs:  args.Inputs,
 		Request: args.RegisterRPC,
 	})
@@ -152,10 +166,6 @@ func (m *Mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 
 	if !args.Custom {
 		return "", resource.PropertyMap{}, nil
-	}
-	id := args.ID
-	if id == "" {
-		id = args.Name + "-id"
 	}
 	out := maps.Clone(args.Inputs)
 	if out == nil {

@@ -17,6 +17,7 @@ type settings struct {
 	secrets []string
 	calls   map[string]CallFunc
 	outputs map[string]OutputFunc
+	ids     map[string]IDFunc
 }
 
 // WithStack runs the program as the named stack.
@@ -48,6 +49,11 @@ func WithCall(token string, f CallFunc) Option {
 	return func(s *settings) { s.calls[token] = f }
 }
 
+// WithID gives new resources of type typ the id f returns, instead of "<name>-id".
+func WithID(typ string, f IDFunc) Option {
+	return func(s *settings) { s.ids[typ] = f }
+}
+
 // WithOutputs adds provider-computed outputs to every resource of type typ.
 func WithOutputs(typ string, f OutputFunc) Option {
 	return func(s *settings) { s.outputs[typ] = f }
@@ -68,6 +74,7 @@ func Run(program pulumi.RunFunc, opts ...Option) (*Mocks, error) {
 		config:  map[string]string{},
 		calls:   map[string]CallFunc{},
 		outputs: map[string]OutputFunc{},
+		ids:     map[string]IDFunc{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -77,6 +84,7 @@ func Run(program pulumi.RunFunc, opts ...Option) (*Mocks, error) {
 		region:  s.config["aws:region"],
 		calls:   maps.Clone(s.calls),
 		outputs: maps.Clone(s.outputs),
+		ids:     maps.Clone(s.ids),
 	}
 	err := pulumi.RunErr(program,
 		pulumi.WithMocks(Project, s.stack, m),
