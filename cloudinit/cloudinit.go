@@ -87,7 +87,7 @@ var (
 	// safePattern is what a value of the settings file may hold: nothing a shell, systemd or
 	// compose would interpret.
 	safePattern = regexp.MustCompile(`^[A-Za-z0-9._:/@+,=-]+$`)
-	wordPattern = regexp.MustCompile(`^[a-z0-9-]*$`)
+	wordPattern = regexp.MustCompile(`^[A-Za-z0-9-]*$`)
 )
 
 // Validate checks every argument; Render calls it first.
@@ -110,7 +110,7 @@ func (a Args) Validate() error {
 	check(a.BackupIntervalMinutes >= 5 && a.BackupIntervalMinutes <= 1440, "BackupIntervalMinutes",
 		fmt.Sprint(a.BackupIntervalMinutes), "between 5 and 1440")
 	check(wordPattern.MatchString(a.OnboardAuthChoice), "OnboardAuthChoice", a.OnboardAuthChoice,
-		"lower-case letters, digits and dashes")
+		"letters, digits and dashes")
 	if len(problems) > 0 {
 		return fmt.Errorf("cloudinit: invalid arguments: %s", strings.Join(problems, "; "))
 	}
