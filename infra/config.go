@@ -10,6 +10,8 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
+
+	"github.com/clawdeploy/clawdeploy/components"
 )
 
 // Config keys in the project namespace, named as in the runbook. Pulumi.yaml declares each of them;
@@ -24,6 +26,8 @@ const (
 	KeyBackupIntervalMinutes  = "backup_interval_minutes"
 	KeyAMIID                  = "ami_id"
 	KeyOpenClawImage          = "openclaw_image"
+	KeySubnetID               = "subnet_id"
+	KeyLogRetentionDays       = "log_retention_days"
 
 	KeyGatewayToken     = "gateway_token"
 	KeyAnthropicAPIKey  = "anthropic_api_key"
@@ -39,7 +43,7 @@ const (
 var Keys = []string{
 	KeyAvailabilityZone, KeyInstanceType, KeyDataVolumeSizeGB, KeyDataVolumeSnapshotID,
 	KeySnapshotRetentionCount, KeySnapshotIntervalHours, KeyBackupIntervalMinutes, KeyAMIID,
-	KeyOpenClawImage, KeyGatewayToken, KeyAnthropicAPIKey, KeyOpenAIAPIKey, KeyOpenRouterAPIKey,
+	KeyOpenClawImage, KeySubnetID, KeyLogRetentionDays, KeyGatewayToken, KeyAnthropicAPIKey, KeyOpenAIAPIKey, KeyOpenRouterAPIKey,
 	KeyGeminiAPIKey,
 }
 
@@ -51,6 +55,7 @@ const (
 	DefaultSnapshotIntervalHours  = 24
 	DefaultBackupIntervalMinutes  = 20
 	DefaultOpenClawImage          = "ghcr.io/openclaw/openclaw:latest"
+	DefaultLogRetentionDays       = 30
 )
 
 // Limits enforced by Validate.
@@ -64,7 +69,7 @@ const (
 )
 
 // SnapshotIntervals are the intervals, in hours, that a DLM create rule accepts.
-var SnapshotIntervals = []int{1, 2, 3, 4, 6, 8, 12, 24}
+var SnapshotIntervals = components.DLMIntervals
 
 // SecretKeys are the config keys whose values are secrets. Each must be set with
 // `pulumi config set --secret`; each that is set is stored in SSM and rendered into the gateway's
@@ -101,6 +106,10 @@ type Config struct {
 	AMIID string
 	// OpenClawImage is the gateway's container image reference.
 	OpenClawImage string
+	// SubnetID, when set, is an existing subnet to run in instead of a VPC of the stack's own.
+	SubnetID string
+	// LogRetentionDays is how long CloudWatch keeps the instance's logs.
+	LogRetentionDays int
 	// Secrets holds the secret values by config key; keys that are not set are absent.
 	Secrets map[string]Secret
 }
@@ -190,6 +199,8 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 		BackupIntervalMinutes:  r.integer(KeyBackupIntervalMinutes, DefaultBackupIntervalMinutes),
 		AMIID:                  r.str(KeyAMIID, ""),
 		OpenClawImage:          r.str(KeyOpenClawImage, DefaultOpenClawImage),
+		SubnetID:               r.str(KeySubnetID, ""),
+		LogRetentionDays:       r.integer(KeyLogRetentionDays, DefaultLogRetentionDays),
 		Secrets:                map[string]Secret{},
 	}
 	for _, key := range sortedSecretKeys() {
@@ -275,6 +286,7 @@ var (
 		`^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal(-[0-9]+xl)?)$`)
 	snapshotIDPattern = regexp.MustCompile(`^snap-([0-9a-f]{8}|[0-9a-f]{17})$`)
 	amiIDPattern      = regexp.MustCompile(`^ami-([0-9a-f]{8}|[0-9a-f]{17})$`)
+	subnetIDPattern   = regexp.MustCompile(`^subnet-([0-9a-f]{8}|[0-9a-f]{17})$`)
 
 	// imagePattern is the grammar of a container image reference (distribution/reference),
 	// [registry[:port]/]path[:tag][@sha256:digest], with lower-case path components.
@@ -348,6 +360,15 @@ func (c *Config) Validate() error {
 	if len(c.OpenClawImage) > 255 || !imagePattern.MatchString(c.OpenClawImage) {
 		bad(KeyOpenClawImage, c.OpenClawImage,
 			"a container image reference like ghcr.io/openclaw/openclaw:2026.2.26")
+	}
+
+	if c.SubnetID != "" && !subnetIDPattern.MatchString(c.SubnetID) {
+		bad(KeySubnetID, c.SubnetID, "empty (a VPC of the stack's own) or a subnet id like subnet-0123456789abcdef0")
+	}
+
+	if !slices.Contains(components.LogRetentionDays, c.LogRetentionDays) {
+		bad(KeyLogRetentionDays, strconv.Itoa(c.LogRetentionDays),
+			"a retention CloudWatch accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653 (days)")
 	}
 
 	for _, key := range sortedSecretKeys() {

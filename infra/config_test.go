@@ -70,6 +70,7 @@ func TestLoadAppliesDefaults(t *testing.T) {
 		SnapshotIntervalHours:  DefaultSnapshotIntervalHours,
 		BackupIntervalMinutes:  DefaultBackupIntervalMinutes,
 		OpenClawImage:          DefaultOpenClawImage,
+		LogRetentionDays:       DefaultLogRetentionDays,
 	}
 	got := *cfg
 	got.Secrets = nil
@@ -126,6 +127,10 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{name: "image empty tag", set: map[string]string{KeyOpenClawImage: "ghcr.io/openclaw/openclaw:"}, key: KeyOpenClawImage, value: "ghcr.io/openclaw/openclaw:"},
 		{name: "image short digest", set: map[string]string{KeyOpenClawImage: "ghcr.io/openclaw/openclaw@sha256:abc"}, key: KeyOpenClawImage, value: "ghcr.io/openclaw/openclaw@sha256:abc"},
 		{name: "image url scheme", set: map[string]string{KeyOpenClawImage: "https://ghcr.io/openclaw/openclaw"}, key: KeyOpenClawImage, value: "https://ghcr.io/openclaw/openclaw"},
+		{name: "subnet id syntax", set: map[string]string{KeySubnetID: "subnet-xyz"}, key: KeySubnetID, value: "subnet-xyz"},
+		{name: "subnet name instead of id", set: map[string]string{KeySubnetID: "private-a"}, key: KeySubnetID, value: "private-a"},
+		{name: "log retention not accepted", set: map[string]string{KeyLogRetentionDays: "10"}, key: KeyLogRetentionDays, value: "10"},
+		{name: "log retention zero", set: map[string]string{KeyLogRetentionDays: "0"}, key: KeyLogRetentionDays, value: "0"},
 		{name: "gateway token in plain text", plainS: map[string]string{KeyGatewayToken: "hunter2-gateway"}, key: KeyGatewayToken},
 		{name: "anthropic key in plain text", plainS: map[string]string{KeyAnthropicAPIKey: "sk-ant-plain"}, key: KeyAnthropicAPIKey},
 		{name: "openrouter key in plain text", plainS: map[string]string{KeyOpenRouterAPIKey: "sk-or-plain"}, key: KeyOpenRouterAPIKey},
@@ -204,6 +209,7 @@ func TestValidateAcceptsWhatAWSAccepts(t *testing.T) {
 			Stack: "dev", Region: "me-central-1", AvailabilityZone: "me-central-1c",
 			InstanceType: "t4g.small", DataVolumeSizeGB: 20, SnapshotRetentionCount: 7,
 			SnapshotIntervalHours: 24, BackupIntervalMinutes: 20, OpenClawImage: DefaultOpenClawImage,
+			LogRetentionDays: 30,
 		}
 	}
 	tests := map[string]func(*Config){
