@@ -147,13 +147,24 @@ func (d *Driver) engineError(op, stack string, err error) error {
 	return &EngineError{Op: op, Stack: stack, Err: err, Streamed: d.progress != io.Discard}
 }
 
+// UpOptions adjust Up and Preview. Nil means none.
+type UpOptions struct {
+	// Replace forces the replacement of these URNs, as `pulumi up --replace` does: the explicit
+	// way to restore the data volume from a snapshot (see the README).
+	Replace []string
+}
+
 // Preview shows what Up would change, creating the stack when it does not exist yet.
-func (d *Driver) Preview(ctx context.Context, stack string) (auto.PreviewResult, error) {
+func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (auto.PreviewResult, error) {
 	s, err := d.stack(ctx, stack, true)
 	if err != nil {
 		return auto.PreviewResult{}, err
 	}
-	res, err := s.Preview(ctx, optpreview.ProgressStreams(d.progress), optpreview.ErrorProgressStreams(d.progress))
+	popts := []optpreview.Option{optpreview.ProgressStreams(d.progress), optpreview.ErrorProgressStreams(d.progress)}
+	if opts != nil && len(opts.Replace) > 0 {
+		popts = append(popts, optpreview.Replace(opts.Replace))
+	}
+	res, err := s.Preview(ctx, popts...)
 	if err != nil {
 		return res, d.engineError("previewing", stack, err)
 	}
@@ -161,12 +172,16 @@ func (d *Driver) Preview(ctx context.Context, stack string) (auto.PreviewResult,
 }
 
 // Up creates or updates the stack's resources.
-func (d *Driver) Up(ctx context.Context, stack string) (auto.UpResult, error) {
+func (d *Driver) Up(ctx context.Context, stack string, opts *UpOptions) (auto.UpResult, error) {
 	s, err := d.stack(ctx, stack, true)
 	if err != nil {
 		return auto.UpResult{}, err
 	}
-	res, err := s.Up(ctx, optup.ProgressStreams(d.progress), optup.ErrorProgressStreams(d.progress))
+	uopts := []optup.Option{optup.ProgressStreams(d.progress), optup.ErrorProgressStreams(d.progress)}
+	if opts != nil && len(opts.Replace) > 0 {
+		uopts = append(uopts, optup.Replace(opts.Replace))
+	}
+	res, err := s.Up(ctx, uopts...)
 	if err != nil {
 		return res, d.engineError("updating", stack, err)
 	}

@@ -49,7 +49,7 @@ func TestEnginePipeline(t *testing.T) {
 		t.Fatalf("New: %v", err)
 	}
 
-	up, err := d.Up(t.Context(), "ci")
+	up, err := d.Up(t.Context(), "ci", nil)
 	if err != nil {
 		t.Fatalf("Up: %v\n%s", err, progress.String())
 	}
@@ -66,12 +66,21 @@ func TestEnginePipeline(t *testing.T) {
 		t.Errorf("progress did not show the child resource:\n%s", progress.String())
 	}
 
-	again, err := d.Up(t.Context(), "ci")
+	again, err := d.Up(t.Context(), "ci", nil)
 	if err != nil {
 		t.Fatalf("second Up: %v", err)
 	}
 	if got := (*again.Summary.ResourceChanges)["same"]; got != 3 {
 		t.Errorf("second up: %d unchanged, want 3; summary %+v", got, again.Summary.ResourceChanges)
+	}
+
+	child := "urn:pulumi:ci::pipeline::clawdeploy:test:Parent$clawdeploy:test:Child::parent-child"
+	replaced, err := d.Up(t.Context(), "ci", &UpOptions{Replace: []string{child}})
+	if err != nil {
+		t.Fatalf("Up with Replace: %v", err)
+	}
+	if got := (*replaced.Summary.ResourceChanges)["replace"]; got != 1 {
+		t.Errorf("up with Replace replaced %d, want 1; summary %+v", got, replaced.Summary.ResourceChanges)
 	}
 
 	destroyed, err := d.Destroy(t.Context(), "ci")

@@ -121,24 +121,6 @@ func TestMissingPassphraseIsAUsageError(t *testing.T) {
 	}
 }
 
-// TestOperatorPath runs the real program on the example stack the way `make up` and
-// `make destroy` do.
-func TestOperatorPath(t *testing.T) {
-	t.Parallel()
-	_, env := operatorProject(t)
-	stdout, stderr, code := run(t, env, "up", "--stack", "dev")
-	if code != 0 {
-		t.Fatalf("up: exit %d\n%s\n%s", code, stdout, stderr)
-	}
-	if !strings.Contains(stdout, `availabilityZone: "me-central-1a"`) {
-		t.Errorf("up output lacks the zone:\n%s", stdout)
-	}
-	stdout, stderr, code = run(t, env, "destroy", "--stack", "dev", "--yes")
-	if code != 0 {
-		t.Fatalf("destroy: exit %d\n%s\n%s", code, stdout, stderr)
-	}
-}
-
 func TestInvalidConfigFailsWithTheKeyNamed(t *testing.T) {
 	t.Parallel()
 	dir, env := operatorProject(t)

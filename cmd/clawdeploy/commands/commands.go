@@ -46,6 +46,17 @@ var stackFlag = &cli.StringFlag{
 	EnvVars: []string{"CLAWDEPLOY_STACK", "PULUMI_STACK"},
 }
 
+// replaceFlag forces the replacement of resources.
+var replaceFlag = &cli.StringSliceFlag{
+	Name:  "replace",
+	Usage: "replace the resource with this URN even if nothing changed (repeatable); see the README's restore path",
+}
+
+// upOptions returns the options of up and preview from their flags.
+func upOptions(cliContext *cli.Context) *automation.UpOptions {
+	return &automation.UpOptions{Replace: cliContext.StringSlice(replaceFlag.Name)}
+}
+
 // OnUsageError turns flag parsing errors into usage errors (exit 2).
 func OnUsageError(_ *cli.Context, err error, _ bool) error {
 	return cli.Exit(err.Error(), ExitUsage)

@@ -12,7 +12,7 @@ var Preview = &cli.Command{
 	Description: `Runs the program in preview mode: configuration is validated and every change is
 listed, but no cloud resource is touched. The stack is created in the backend if it
 does not exist yet.`,
-	Flags: []cli.Flag{stackFlag},
+	Flags: []cli.Flag{stackFlag, replaceFlag},
 	Action: func(cliContext *cli.Context) error {
 		stack, err := stackName(cliContext)
 		if err != nil {
@@ -22,7 +22,7 @@ does not exist yet.`,
 		if err != nil {
 			return err
 		}
-		_, err = d.Preview(cliContext.Context, stack)
+		_, err = d.Preview(cliContext.Context, stack, upOptions(cliContext))
 		return err
 	},
 }

@@ -11,7 +11,7 @@ var Up = &cli.Command{
 	ArgsUsage: " ",
 	Description: `Validates the stack's configuration, then creates or updates its resources.
 The stack is created in the backend if it does not exist yet.`,
-	Flags: []cli.Flag{stackFlag},
+	Flags: []cli.Flag{stackFlag, replaceFlag},
 	Action: func(cliContext *cli.Context) error {
 		stack, err := stackName(cliContext)
 		if err != nil {
@@ -21,7 +21,7 @@ The stack is created in the backend if it does not exist yet.`,
 		if err != nil {
 			return err
 		}
-		_, err = d.Up(cliContext.Context, stack)
+		_, err = d.Up(cliContext.Context, stack, upOptions(cliContext))
 		return err
 	},
 }
