@@ -102,10 +102,20 @@ func (h *ec2Host) waitSetup() setup.Status {
 	}
 }
 
+// published returns the final status the script wrote to SSM. The script publishes after it
+// writes its marker (the marker is the record), so a poller can see the marker first: wait for
+// the published value to leave RUNNING.
 func (h *ec2Host) published() string {
 	h.t.Helper()
-	return strings.TrimSpace(h.moto.AWS(h.t, "ssm", "get-parameter", "--name", "/openclaw/dev/setup-status",
-		"--with-decryption", "--query", "Parameter.Value", "--output", "text"))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v := strings.TrimSpace(h.moto.AWS(h.t, "ssm", "get-parameter", "--name", "/openclaw/dev/setup-status",
+			"--with-decryption", "--query", "Parameter.Value", "--output", "text"))
+		if !strings.HasSuffix(v, " RUNNING") && v != "NOT_STARTED" || time.Now().After(deadline) {
+			return v
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func onboards(calls []string) int {
