@@ -40,15 +40,17 @@ func runProgram(t testing.TB, opts ...pulumitest.Option) *programRun {
 	t.Helper()
 	r := &programRun{values: map[string]string{}}
 	var mu sync.Mutex
-	capture := func(name string, o pulumi.StringOutput) {
-		o.ApplyT(func(v string) string {
-			mu.Lock()
-			r.values[name] = v
-			mu.Unlock()
-			return v
-		})
-	}
 	program := func(ctx *pulumi.Context) error {
+		// Each captured value is exported too: the run awaits exports before it returns, so
+		// the values are all there when the test reads them (an apply alone may still be pending).
+		capture := func(name string, o pulumi.StringOutput) {
+			ctx.Export("captured."+name, o.ApplyT(func(v string) string {
+				mu.Lock()
+				r.values[name] = v
+				mu.Unlock()
+				return v
+			}))
+		}
 		out, err := Deploy(ctx)
 		if err != nil {
 			return err
