@@ -1,0 +1,136 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Status is where a deployment is in its life.
+type Status string
+
+// The statuses of DESIGN.md: PENDING → PROVISIONING → INSTALLING → READY, or ERROR;
+// DESTROYING → DESTROYED.
+const (
+	Pending      Status = "PENDING"
+	Provisioning Status = "PROVISIONING"
+	Installing   Status = "INSTALLING"
+	Ready        Status = "READY"
+	Error        Status = "ERROR"
+	Destroying   Status = "DESTROYING"
+	Destroyed    Status = "DESTROYED"
+)
+
+// Terminal reports whether nothing is left to resume: READY, ERROR (until a retry) and DESTROYED.
+func (s Status) Terminal() bool {
+	return s == Ready || s == Error || s == Destroyed
+}
+
+// transitions lists where each status may go; staying put is always allowed, so every transition
+// can be repeated (idempotent).
+var transitions = map[Status][]Status{
+	Pending:      {Provisioning, Destroying, Error},
+	Provisioning: {Installing, Ready, Error, Destroying},
+	Installing:   {Ready, Error, Provisioning, Destroying},
+	Ready:        {Provisioning, Destroying},
+	Error:        {Provisioning, Destroying},
+	Destroying:   {Destroyed, Error},
+	Destroyed:    {Provisioning},
+}
+
+// CanMove reports whether a deployment may go from one status to another.
+func CanMove(from, to Status) bool {
+	if from == to {
+		return true
+	}
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Record is one deployment.
+type Record struct {
+	Stack  string
+	Target string
+	Status Status
+	// Stage is the last completed stage (DESIGN.md's list for the target).
+	Stage string
+	// Interrupted reports that the last operation was interrupted and must be resumed.
+	Interrupted bool
+	// Operation is the operation under way or last run: up, destroy, refresh.
+	Operation string
+	Attempts  int
+	LastError string
+	Created   time.Time
+	Updated   time.Time
+	// LeaseOwner holds the deployment until LeaseExpires; empty when nobody does.
+	LeaseOwner   string
+	LeaseExpires time.Time
+}
+
+// Leased reports whether someone holds the lease at now.
+func (r Record) Leased(now time.Time) bool {
+	return r.LeaseOwner != "" && now.Before(r.LeaseExpires)
+}
+
+// Change is what an Update sets; nil fields are left alone.
+type Change struct {
+	Status      *Status
+	Stage       *string
+	Interrupted *bool
+	Operation   *string
+	LastError   *string
+	// AddAttempt counts one more attempt.
+	AddAttempt bool
+}
+
+// ErrNotFound is returned for a stack the journal does not know.
+var ErrNotFound = errors.New("journal: no such deployment")
+
+// LeaseHeldError says another owner holds the deployment.
+type LeaseHeldError struct {
+	Stack   string
+	Owner   string
+	Expires time.Time
+}
+
+func (e *LeaseHeldError) Error() string {
+	return fmt.Sprintf("deployment %s is held by %s until %s", e.Stack, e.Owner, e.Expires.UTC().Format(time.RFC3339))
+}
+
+// TransitionError says a status change is not one the life cycle allows.
+type TransitionError struct {
+	Stack    string
+	From, To Status
+}
+
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("deployment %s cannot go from %s to %s", e.Stack, e.From, e.To)
+}
+
+// Journal records deployments and who holds them. Every method is atomic: a process that dies at
+// any point leaves each record as it was before the call or as the call left it.
+type Journal interface {
+	// Get returns a deployment, or ErrNotFound.
+	Get(ctx context.Context, stack string) (Record, error)
+	// List returns every deployment, by stack name.
+	List(ctx context.Context) ([]Record, error)
+	// Ensure creates the deployment (PENDING) if the journal does not know it, and returns it.
+	Ensure(ctx context.Context, stack, target string, now time.Time) (Record, error)
+	// Acquire gives owner the lease until expires when nobody holds it, it has expired, owner
+	// already holds it, or dead says its holder is provably dead. Otherwise it returns a
+	// *LeaseHeldError.
+	Acquire(ctx context.Context, stack, owner string, now, expires time.Time, dead func(owner string) bool) (Record, error)
+	// Renew extends owner's lease; a *LeaseHeldError when owner no longer holds it.
+	Renew(ctx context.Context, stack, owner string, now, expires time.Time) error
+	// Release gives up owner's lease; a no-op when owner does not hold it.
+	Release(ctx context.Context, stack, owner string, now time.Time) error
+	// Update applies change to a deployment owner holds, checking the status transition.
+	Update(ctx context.Context, stack, owner string, now time.Time, change Change) (Record, error)
+	// Close releases the journal's resources.
+	Close() error
+}

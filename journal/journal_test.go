@@ -1,0 +1,320 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+func open(t *testing.T, path string) *SQL {
+	t.Helper()
+	j, err := OpenSQLite(t.Context(), path)
+	if err != nil {
+		t.Fatalf("OpenSQLite: %v", err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	return j
+}
+
+func status(s Status) *Status { return &s }
+func str(s string) *string    { return &s }
+
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	j := open(t, filepath.Join(t.TempDir(), "journal.db"))
+	if _, err := j.Get(ctx, "dev"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get of an unknown stack: %v", err)
+	}
+	r, err := j.Ensure(ctx, "dev", "ec2-spot", t0)
+	if err != nil || r.Status != Pending || r.Target != "ec2-spot" || !r.Created.Equal(t0) {
+		t.Fatalf("Ensure: %+v %v", r, err)
+	}
+	if again, err := j.Ensure(ctx, "dev", "vps", t0.Add(time.Minute)); err != nil || again.Target != "ec2-spot" || !again.Created.Equal(t0) {
+		t.Errorf("a second Ensure changed the record: %+v %v", again, err)
+	}
+
+	// Updates need the lease.
+	if _, err := j.Update(ctx, "dev", "a", t0, Change{Status: status(Provisioning)}); !isHeld(err) {
+		t.Errorf("update without the lease: %v", err)
+	}
+	if _, err := j.Acquire(ctx, "dev", "a", t0, t0.Add(30*time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+	r, err = j.Update(ctx, "dev", "a", t0.Add(time.Second), Change{
+		Status: status(Provisioning), Stage: str("network_ready"), Operation: str("up"), AddAttempt: true,
+	})
+	if err != nil || r.Status != Provisioning || r.Stage != "network_ready" || r.Attempts != 1 || r.Operation != "up" {
+		t.Fatalf("update: %+v %v", r, err)
+	}
+	// The same change again is harmless.
+	if _, err := j.Update(ctx, "dev", "a", t0.Add(2*time.Second), Change{Status: status(Provisioning)}); err != nil {
+		t.Errorf("repeating a transition: %v", err)
+	}
+	var terr *TransitionError
+	if _, err := j.Update(ctx, "dev", "a", t0, Change{Status: status(Destroyed)}); !errors.As(err, &terr) {
+		t.Errorf("PROVISIONING → DESTROYED: %v", err)
+	}
+	got, _ := j.Get(ctx, "dev")
+	if got.Status != Provisioning || got.Stage != "network_ready" {
+		t.Errorf("a refused transition changed the record: %+v", got)
+	}
+	if err := j.Release(ctx, "dev", "a", t0); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := j.Get(ctx, "dev"); r.LeaseOwner != "" || r.Leased(t0) {
+		t.Errorf("lease after release: %+v", r)
+	}
+}
+
+func isHeld(err error) bool {
+	var held *LeaseHeldError
+	return errors.As(err, &held)
+}
+
+func TestLease(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	j := open(t, filepath.Join(t.TempDir(), "journal.db"))
+	if _, err := j.Ensure(ctx, "dev", "ec2-spot", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Acquire(ctx, "dev", "a", t0, t0.Add(30*time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := j.Acquire(ctx, "dev", "b", t0.Add(10*time.Second), t0.Add(40*time.Second), nil)
+	var held *LeaseHeldError
+	if !errors.As(err, &held) || held.Owner != "a" || !held.Expires.Equal(t0.Add(30*time.Second)) {
+		t.Fatalf("a live lease was taken: %v", err)
+	}
+	if !strings.Contains(err.Error(), "held by a until 2026-11-22T10:00:30Z") {
+		t.Errorf("message: %v", err)
+	}
+	// The holder renews; someone else cannot.
+	if err := j.Renew(ctx, "dev", "a", t0.Add(20*time.Second), t0.Add(50*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Renew(ctx, "dev", "b", t0, t0.Add(time.Hour)); !isHeld(err) {
+		t.Errorf("renewal by a non-holder: %v", err)
+	}
+	// A provably dead holder is replaced at once.
+	dead := func(owner string) bool { return owner == "a" }
+	if r, err := j.Acquire(ctx, "dev", "b", t0.Add(21*time.Second), t0.Add(51*time.Second), dead); err != nil || r.LeaseOwner != "b" {
+		t.Fatalf("taking a dead owner's lease: %+v %v", r, err)
+	}
+	// An expired lease is free.
+	if r, err := j.Acquire(ctx, "dev", "c", t0.Add(52*time.Second), t0.Add(82*time.Second), nil); err != nil || r.LeaseOwner != "c" {
+		t.Fatalf("taking an expired lease: %+v %v", r, err)
+	}
+	// Releasing someone else's lease does nothing.
+	if err := j.Release(ctx, "dev", "a", t0.Add(53*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := j.Get(ctx, "dev"); r.LeaseOwner != "c" {
+		t.Errorf("lease owner after a foreign release: %s", r.LeaseOwner)
+	}
+}
+
+func TestConcurrentAcquireHasOneWinner(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	if _, err := open(t, path).Ensure(t.Context(), "dev", "ec2-spot", t0); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		wins []string
+	)
+	start := make(chan struct{})
+	for i := range n {
+		j := open(t, path) // a handle each, as separate processes have
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			owner := fmt.Sprintf("owner-%d", i)
+			if _, err := j.Acquire(context.Background(), "dev", owner, t0, t0.Add(time.Minute), nil); err == nil {
+				mu.Lock()
+				wins = append(wins, owner)
+				mu.Unlock()
+			} else if !isHeld(err) {
+				t.Errorf("%s: %v", owner, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if len(wins) != 1 {
+		t.Errorf("winners = %v, want exactly one", wins)
+	}
+}
+
+// TestMain lets the test binary act as a separate process on a journal, for the tests below.
+func TestMain(m *testing.M) {
+	if path := os.Getenv("JOURNAL_CHILD_ACQUIRE"); path != "" {
+		j, err := OpenSQLite(context.Background(), path)
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(2)
+		}
+		owner := fmt.Sprintf("pid-%d", os.Getpid())
+		if _, err := j.Acquire(context.Background(), "dev", owner, t0, t0.Add(time.Minute), nil); err != nil {
+			fmt.Println("held")
+			os.Exit(0)
+		}
+		fmt.Println("won")
+		os.Exit(0)
+	}
+	if path := os.Getenv("JOURNAL_CHILD_CHURN"); path != "" {
+		j, err := OpenSQLite(context.Background(), path)
+		if err != nil {
+			os.Exit(2)
+		}
+		owner := "churner"
+		if _, err := j.Acquire(context.Background(), "dev", owner, t0, t0.Add(time.Hour), nil); err != nil {
+			os.Exit(2)
+		}
+		fmt.Println("ready")
+		for i := 0; ; i++ {
+			stage := "stage-" + strconv.Itoa(i)
+			st := Provisioning
+			if i%2 == 1 {
+				st = Installing
+			}
+			if _, err := j.Update(context.Background(), "dev", owner, t0, Change{Status: &st, Stage: &stage, AddAttempt: true}); err != nil {
+				os.Exit(3)
+			}
+		}
+	}
+	os.Exit(m.Run())
+}
+
+func TestProcessesRacingForALeaseHaveOneWinner(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	if _, err := open(t, path).Ensure(t.Context(), "dev", "ec2-spot", t0); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	outs := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "JOURNAL_CHILD_ACQUIRE="+path)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Errorf("child: %v %s", err, out)
+			}
+			outs[i] = strings.TrimSpace(string(out))
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, o := range outs {
+		switch o {
+		case "won":
+			won++
+		case "held":
+		default:
+			t.Errorf("child said %q", o)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d processes won the lease, want 1: %v", won, outs)
+	}
+}
+
+// TestKilledWriterLeavesAReadableJournal kills a process in the middle of a stream of updates,
+// ten times: each time the record reads back whole and the database passes its integrity check.
+func TestKilledWriterLeavesAReadableJournal(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	if _, err := open(t, path).Ensure(t.Context(), "dev", "ec2-spot", t0); err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 10; round++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "JOURNAL_CHILD_CHURN="+path)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 6)
+		if _, err := out.Read(buf); err != nil {
+			t.Fatalf("round %d: child did not start: %v", round, err)
+		}
+		time.Sleep(time.Duration(20+round*15) * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+
+		j := open(t, path)
+		var check string
+		if err := j.db.QueryRowContext(t.Context(), "PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
+			t.Fatalf("round %d: integrity_check = %q %v", round, check, err)
+		}
+		r, err := j.Get(t.Context(), "dev")
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		// Status and stage are written together: an odd stage number always goes with INSTALLING.
+		n, _ := strconv.Atoi(strings.TrimPrefix(r.Stage, "stage-"))
+		if want := map[bool]Status{true: Installing, false: Provisioning}[n%2 == 1]; r.Stage != "" && r.Status != want {
+			t.Errorf("round %d: torn record %+v", round, r)
+		}
+		// Free the lease for the next churner.
+		if err := j.Release(t.Context(), "dev", "churner", t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDialectPlaceholders(t *testing.T) {
+	t.Parallel()
+	j := &SQL{dialect: Postgres}
+	if got := j.q("UPDATE d SET a = ? WHERE b = ? AND c = ?"); got != "UPDATE d SET a = $1 WHERE b = $2 AND c = $3" {
+		t.Errorf("postgres: %s", got)
+	}
+	j.dialect = SQLite
+	if got := j.q("a = ?"); got != "a = ?" {
+		t.Errorf("sqlite: %s", got)
+	}
+}
+
+func TestTransitions(t *testing.T) {
+	t.Parallel()
+	allowed := [][2]Status{
+		{Pending, Provisioning}, {Provisioning, Installing}, {Installing, Ready}, {Ready, Provisioning},
+		{Error, Provisioning}, {Ready, Destroying}, {Destroying, Destroyed}, {Destroyed, Provisioning},
+		{Installing, Error}, {Ready, Ready},
+	}
+	for _, p := range allowed {
+		if !CanMove(p[0], p[1]) {
+			t.Errorf("%s → %s refused", p[0], p[1])
+		}
+	}
+	refused := [][2]Status{{Pending, Ready}, {Destroyed, Ready}, {Ready, Installing}, {Destroying, Provisioning}, {Error, Ready}}
+	for _, p := range refused {
+		if CanMove(p[0], p[1]) {
+			t.Errorf("%s → %s allowed", p[0], p[1])
+		}
+	}
+}

@@ -1,0 +1,268 @@
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the embedded default's driver
+)
+
+// Dialect adapts the SQL to a database: SQLite for the embedded default, PostgreSQL (or another
+// database/sql driver) for a journal shared by several backend replicas.
+type Dialect struct {
+	// Placeholder returns the i-th (1-based) parameter placeholder: "?" for SQLite, "$1" for
+	// PostgreSQL.
+	Placeholder func(i int) string
+}
+
+// SQLite is the dialect of the embedded default.
+var SQLite = Dialect{Placeholder: func(int) string { return "?" }}
+
+// Postgres is the dialect of a PostgreSQL journal.
+var Postgres = Dialect{Placeholder: func(i int) string { return fmt.Sprintf("$%d", i) }}
+
+// SQL is a Journal in a SQL database. Every change is one statement or one transaction, and
+// lease changes are compare-and-swap updates on the owner and expiry observed, so concurrent
+// processes (or replicas) never both win.
+type SQL struct {
+	db      *sql.DB
+	dialect Dialect
+}
+
+const schema = `CREATE TABLE IF NOT EXISTS deployments (
+	stack TEXT PRIMARY KEY,
+	target TEXT NOT NULL,
+	status TEXT NOT NULL,
+	stage TEXT NOT NULL DEFAULT '',
+	interrupted INTEGER NOT NULL DEFAULT 0,
+	operation TEXT NOT NULL DEFAULT '',
+	attempts INTEGER NOT NULL DEFAULT 0,
+	last_error TEXT NOT NULL DEFAULT '',
+	created_ms BIGINT NOT NULL,
+	updated_ms BIGINT NOT NULL,
+	lease_owner TEXT NOT NULL DEFAULT '',
+	lease_expires_ms BIGINT NOT NULL DEFAULT 0
+)`
+
+// OpenSQLite opens (creating it if need be) the embedded journal at path: SQLite in WAL mode with
+// full synchronous writes, so a crash at any point leaves the file readable and each record whole,
+// and with a busy timeout, so processes that share the file wait for each other instead of
+// failing.
+func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("journal: creating %s: %w", filepath.Dir(path), err)
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(15000)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("journal: opening %s: %w", path, err)
+	}
+	j, err := NewSQL(ctx, db, SQLite)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("journal: %s: %w", path, err)
+	}
+	return j, nil
+}
+
+// NewSQL makes a Journal of an open database, creating its table when missing.
+func NewSQL(ctx context.Context, db *sql.DB, dialect Dialect) (*SQL, error) {
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		return nil, fmt.Errorf("creating the deployments table: %w", err)
+	}
+	return &SQL{db: db, dialect: dialect}, nil
+}
+
+// Close closes the database.
+func (j *SQL) Close() error { return j.db.Close() }
+
+// q rewrites ? placeholders into the dialect's.
+func (j *SQL) q(query string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString(j.dialect.Placeholder(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+const columns = `stack, target, status, stage, interrupted, operation, attempts, last_error,
+	created_ms, updated_ms, lease_owner, lease_expires_ms`
+
+type scanner interface{ Scan(...any) error }
+
+func scan(s scanner) (Record, error) {
+	var (
+		r                                Record
+		status                           string
+		interrupted                      int
+		created, updated, leaseExpiresMs int64
+	)
+	err := s.Scan(&r.Stack, &r.Target, &status, &r.Stage, &interrupted, &r.Operation, &r.Attempts, &r.LastError,
+		&created, &updated, &r.LeaseOwner, &leaseExpiresMs)
+	if err != nil {
+		return Record{}, err
+	}
+	r.Status = Status(status)
+	r.Interrupted = interrupted != 0
+	r.Created = time.UnixMilli(created)
+	r.Updated = time.UnixMilli(updated)
+	r.LeaseExpires = time.UnixMilli(leaseExpiresMs)
+	return r, nil
+}
+
+// Get returns a deployment.
+func (j *SQL) Get(ctx context.Context, stack string) (Record, error) {
+	r, err := scan(j.db.QueryRowContext(ctx, j.q(`SELECT `+columns+` FROM deployments WHERE stack = ?`), stack))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Record{}, fmt.Errorf("%w: %s", ErrNotFound, stack)
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("journal: reading %s: %w", stack, err)
+	}
+	return r, nil
+}
+
+// List returns every deployment.
+func (j *SQL) List(ctx context.Context) ([]Record, error) {
+	rows, err := j.db.QueryContext(ctx, `SELECT `+columns+` FROM deployments ORDER BY stack`)
+	if err != nil {
+		return nil, fmt.Errorf("journal: listing: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []Record
+	for rows.Next() {
+		r, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("journal: listing: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Ensure creates the deployment if absent.
+func (j *SQL) Ensure(ctx context.Context, stack, target string, now time.Time) (Record, error) {
+	ms := now.UnixMilli()
+	_, err := j.db.ExecContext(ctx, j.q(`INSERT INTO deployments (stack, target, status, created_ms, updated_ms)
+		SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM deployments WHERE stack = ?)`),
+		stack, target, string(Pending), ms, ms, stack)
+	if err != nil {
+		return Record{}, fmt.Errorf("journal: creating %s: %w", stack, err)
+	}
+	return j.Get(ctx, stack)
+}
+
+// Acquire takes the lease by compare-and-swap on the owner and expiry it observed.
+func (j *SQL) Acquire(ctx context.Context, stack, owner string, now, expires time.Time, dead func(string) bool) (Record, error) {
+	r, err := j.Get(ctx, stack)
+	if err != nil {
+		return Record{}, err
+	}
+	free := r.LeaseOwner == "" || !now.Before(r.LeaseExpires) || r.LeaseOwner == owner ||
+		(dead != nil && dead(r.LeaseOwner))
+	if !free {
+		return Record{}, &LeaseHeldError{Stack: stack, Owner: r.LeaseOwner, Expires: r.LeaseExpires}
+	}
+	res, err := j.db.ExecContext(ctx, j.q(`UPDATE deployments SET lease_owner = ?, lease_expires_ms = ?, updated_ms = ?
+		WHERE stack = ? AND lease_owner = ? AND lease_expires_ms = ?`),
+		owner, expires.UnixMilli(), now.UnixMilli(), stack, r.LeaseOwner, r.LeaseExpires.UnixMilli())
+	if err != nil {
+		return Record{}, fmt.Errorf("journal: taking the lease of %s: %w", stack, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		// Someone else changed the lease between our read and our write: they won.
+		now2, _ := j.Get(ctx, stack)
+		return Record{}, &LeaseHeldError{Stack: stack, Owner: now2.LeaseOwner, Expires: now2.LeaseExpires}
+	}
+	return j.Get(ctx, stack)
+}
+
+// Renew extends owner's lease.
+func (j *SQL) Renew(ctx context.Context, stack, owner string, now, expires time.Time) error {
+	res, err := j.db.ExecContext(ctx, j.q(`UPDATE deployments SET lease_expires_ms = ?
+		WHERE stack = ? AND lease_owner = ?`), expires.UnixMilli(), stack, owner)
+	if err != nil {
+		return fmt.Errorf("journal: renewing the lease of %s: %w", stack, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		r, _ := j.Get(ctx, stack)
+		return &LeaseHeldError{Stack: stack, Owner: r.LeaseOwner, Expires: r.LeaseExpires}
+	}
+	return nil
+}
+
+// Release gives up owner's lease.
+func (j *SQL) Release(ctx context.Context, stack, owner string, now time.Time) error {
+	_, err := j.db.ExecContext(ctx, j.q(`UPDATE deployments SET lease_owner = '', lease_expires_ms = 0, updated_ms = ?
+		WHERE stack = ? AND lease_owner = ?`), now.UnixMilli(), stack, owner)
+	if err != nil {
+		return fmt.Errorf("journal: releasing the lease of %s: %w", stack, err)
+	}
+	return nil
+}
+
+// Update applies change to a deployment owner holds, in one transaction.
+func (j *SQL) Update(ctx context.Context, stack, owner string, now time.Time, change Change) (Record, error) {
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Record{}, fmt.Errorf("journal: updating %s: %w", stack, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	r, err := scan(tx.QueryRowContext(ctx, j.q(`SELECT `+columns+` FROM deployments WHERE stack = ?`), stack))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Record{}, fmt.Errorf("%w: %s", ErrNotFound, stack)
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("journal: updating %s: %w", stack, err)
+	}
+	if r.LeaseOwner != owner {
+		return Record{}, &LeaseHeldError{Stack: stack, Owner: r.LeaseOwner, Expires: r.LeaseExpires}
+	}
+	if change.Status != nil {
+		if !CanMove(r.Status, *change.Status) {
+			return Record{}, &TransitionError{Stack: stack, From: r.Status, To: *change.Status}
+		}
+		r.Status = *change.Status
+	}
+	if change.Stage != nil {
+		r.Stage = *change.Stage
+	}
+	if change.Interrupted != nil {
+		r.Interrupted = *change.Interrupted
+	}
+	if change.Operation != nil {
+		r.Operation = *change.Operation
+	}
+	if change.LastError != nil {
+		r.LastError = *change.LastError
+	}
+	if change.AddAttempt {
+		r.Attempts++
+	}
+	interrupted := 0
+	if r.Interrupted {
+		interrupted = 1
+	}
+	if _, err := tx.ExecContext(ctx, j.q(`UPDATE deployments SET status = ?, stage = ?, interrupted = ?, operation = ?,
+		attempts = ?, last_error = ?, updated_ms = ? WHERE stack = ? AND lease_owner = ?`),
+		string(r.Status), r.Stage, interrupted, r.Operation, r.Attempts, r.LastError, now.UnixMilli(), stack, owner); err != nil {
+		return Record{}, fmt.Errorf("journal: updating %s: %w", stack, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Record{}, fmt.Errorf("journal: updating %s: %w", stack, err)
+	}
+	r.Updated = time.UnixMilli(now.UnixMilli())
+	return r, nil
+}
