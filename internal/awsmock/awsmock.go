@@ -38,19 +38,25 @@ func hexID(prefix, name string) string {
 	return prefix + hex.EncodeToString(sum[:])[:17]
 }
 
+// IDPrefixes are how the AWS ids of the program's EC2 and DLM resources begin; the id goes on
+// with 17 hex digits. The simulated provider makes its ids the same way.
+var IDPrefixes = map[string]string{
+	"aws:ebs/volume:Volume":                               "vol-",
+	"aws:ec2/instance:Instance":                           "i-",
+	"aws:ec2/vpc:Vpc":                                     "vpc-",
+	"aws:ec2/subnet:Subnet":                               "subnet-",
+	"aws:ec2/securityGroup:SecurityGroup":                 "sg-",
+	"aws:ec2/internetGateway:InternetGateway":             "igw-",
+	"aws:ec2/routeTable:RouteTable":                       "rtb-",
+	"aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc-",
+	"aws:ec2/volumeAttachment:VolumeAttachment":           "vai-",
+	"aws:dlm/lifecyclePolicy:LifecyclePolicy":             "policy-",
+}
+
 // Options are the default answers.
 func Options() []pulumitest.Option {
 	opts := []pulumitest.Option{}
-	for typ, prefix := range map[string]string{
-		"aws:ebs/volume:Volume":                   "vol-",
-		"aws:ec2/instance:Instance":               "i-",
-		"aws:ec2/vpc:Vpc":                         "vpc-",
-		"aws:ec2/subnet:Subnet":                   "subnet-",
-		"aws:ec2/securityGroup:SecurityGroup":     "sg-",
-		"aws:ec2/internetGateway:InternetGateway": "igw-",
-		"aws:ec2/routeTable:RouteTable":           "rtb-",
-		"aws:dlm/lifecyclePolicy:LifecyclePolicy": "policy-",
-	} {
+	for typ, prefix := range IDPrefixes {
 		opts = append(opts, pulumitest.WithID(typ, func(name string, _ resource.PropertyMap) string {
 			return hexID(prefix, name)
 		}))

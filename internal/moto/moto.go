@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
 // Region is the region the emulator's clients use.
@@ -90,6 +93,15 @@ func (s *Server) Env() []string {
 		"AWS_EC2_METADATA_DISABLED=true",
 		"AWS_PAGER=",
 	)
+}
+
+// Config is an AWS SDK configuration for the emulator. S3 clients need path-style addressing.
+func (s *Server) Config() aws.Config {
+	return aws.Config{
+		Region:       Region,
+		BaseEndpoint: aws.String(s.Endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+	}
 }
 
 // AWS runs the AWS CLI against the emulator and returns its standard output; a failure fails the

@@ -1,0 +1,131 @@
+package enginetest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/clawdeploy/clawdeploy/internal/simprovider"
+)
+
+// SimBinaries are the simulated provider, built under the names of the packages it stands in for
+// (pulumi-resource-aws, -tls, -command, -sim), and clawdeploy-sim, the driver wired to it.
+type SimBinaries struct {
+	Dir string
+}
+
+// BuildSim builds the simulated binaries into a new temporary directory. Call it once from
+// TestMain and remove Dir when the tests end.
+func BuildSim() (*SimBinaries, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "clawdeploy-sim-")
+	if err != nil {
+		return nil, err
+	}
+	build := func(out, pkg string) error {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s: %w\n%s", pkg, err, b)
+		}
+		return nil
+	}
+	if err := build("pulumi-resource-sim", "./internal/simprovider/cmd/pulumi-resource-sim"); err != nil {
+		return nil, err
+	}
+	for _, pkg := range []string{"aws", "tls", "command"} {
+		if err := os.Link(filepath.Join(dir, "pulumi-resource-sim"), filepath.Join(dir, "pulumi-resource-"+pkg)); err != nil {
+			return nil, err
+		}
+	}
+	if err := build("clawdeploy-sim", "./internal/simprogram/cmd/clawdeploy-sim"); err != nil {
+		return nil, err
+	}
+	return &SimBinaries{Dir: dir}, nil
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above %s", dir)
+		}
+		dir = parent
+	}
+}
+
+// Sim is one test's simulated world: a cloud file, a control file, a state directory (with the
+// journal and a file backend), and the environment that points the engine at the simulated
+// provider.
+type Sim struct {
+	Bins     *SimBinaries
+	Cloud    string
+	Control  string
+	StateDir string
+	// PulumiRoot is the repository, whose bin/pulumi is the CLI.
+	PulumiRoot string
+	// Env is what a driver adds to the CLI's environment.
+	Env map[string]string
+}
+
+// NewSim makes a simulated world for t.
+func NewSim(t testing.TB, bins *SimBinaries) *Sim {
+	t.Helper()
+	dir := t.TempDir()
+	s := &Sim{
+		Bins:       bins,
+		Cloud:      filepath.Join(dir, "cloud.json"),
+		Control:    filepath.Join(dir, "control.json"),
+		StateDir:   filepath.Join(dir, "state"),
+		PulumiRoot: PulumiRoot(t),
+	}
+	s.Env = map[string]string{
+		"PATH":                     bins.Dir + string(os.PathListSeparator) + os.Getenv("PATH"),
+		simprovider.EnvCloud:       s.Cloud,
+		simprovider.EnvControl:     s.Control,
+		"PULUMI_CONFIG_PASSPHRASE": PassphraseForTests,
+		"PULUMI_HOME":              filepath.Join(dir, "pulumi-home"),
+	}
+	return s
+}
+
+// Environ is the environment of a clawdeploy-sim process in this world.
+func (s *Sim) Environ(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ours := s.Env[k]; !ours && !strings.HasPrefix(k, "CLAWDEPLOY_") && !strings.HasPrefix(k, "PULUMI_") {
+			env = append(env, kv)
+		}
+	}
+	for k, v := range s.Env {
+		if v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	env = append(env, "CLAWDEPLOY_STATE_DIR="+s.StateDir, "CLAWDEPLOY_PULUMI_ROOT="+s.PulumiRoot, "PULUMI_SKIP_UPDATE_CHECK=true")
+	return append(env, extra...)
+}
+
+// Load reads the cloud.
+func (s *Sim) Load(t testing.TB) *simprovider.Cloud {
+	t.Helper()
+	c, err := simprovider.Load(s.Cloud)
+	if err != nil {
+		t.Fatalf("reading the simulated cloud: %v", err)
+	}
+	return c
+}
