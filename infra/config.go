@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 
@@ -407,4 +408,43 @@ func (c *Config) Architecture() string {
 		return "arm64"
 	}
 	return "x86_64"
+}
+
+// LoadConfig is Load without an engine: it runs Load on values (namespaced keys, like
+// openclaw:availability_zone and aws:region) with the keys in secretKeys marked secret.
+func LoadConfig(project, stack string, values map[string]string, secretKeys []string) (*Config, error) {
+	var cfg *Config
+	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
+		var err error
+		cfg, err = Load(ctx)
+		return err
+	}, pulumi.WithMocks(project, stack, noResources{}), func(info *pulumi.RunInfo) {
+		info.Config = values
+		info.ConfigSecretKeys = secretKeys
+	})
+	// RunErr wraps the program's error in a list of one; the validation error is the message.
+	var invalid *ValidationError
+	if errors.As(err, &invalid) {
+		return cfg, invalid
+	}
+	return cfg, err
+}
+
+// CheckConfig validates a stack's configuration without an engine. The driver calls it so that
+// bad input fails before anything is touched.
+func CheckConfig(project, stack string, values map[string]string, secretKeys []string) error {
+	_, err := LoadConfig(project, stack, values, secretKeys)
+	return err
+}
+
+// noResources is the monitor CheckConfig runs Load under: Load registers nothing and calls
+// nothing, so neither is answered.
+type noResources struct{}
+
+func (noResources) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	return nil, fmt.Errorf("CheckConfig: unexpected call of %s", args.Token)
+}
+
+func (noResources) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	return "", nil, fmt.Errorf("CheckConfig: unexpected resource %s", args.Name)
 }

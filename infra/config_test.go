@@ -277,3 +277,19 @@ func TestSecretNeverPrintsItsValue(t *testing.T) {
 		t.Errorf("a Config prints the secret: %s", out)
 	}
 }
+
+func TestCheckConfig(t *testing.T) {
+	t.Parallel()
+	ok := map[string]string{"aws:region": "me-central-1", "openclaw:availability_zone": "me-central-1a"}
+	if err := CheckConfig("openclaw", "dev", ok, nil); err != nil {
+		t.Errorf("valid config: %v", err)
+	}
+	bad := map[string]string{"aws:region": "me-central-1", "openclaw:availability_zone": "me-central-1a", "openclaw:gateway_token": "x"}
+	var verr *ValidationError
+	if err := CheckConfig("openclaw", "dev", bad, nil); !errors.As(err, &verr) || verr.Keys()[0] != KeyGatewayToken {
+		t.Errorf("plain secret: %v", err)
+	}
+	if err := CheckConfig("openclaw", "dev", bad, []string{"openclaw:gateway_token"}); err != nil {
+		t.Errorf("secret set as secret: %v", err)
+	}
+}

@@ -30,8 +30,18 @@ const (
 // ParameterPath is the stack's SSM path: its secrets, its setup status, its agent configuration.
 func ParameterPath(stack string) string { return "/openclaw/" + stack }
 
+// SecretsPath holds the stack's secrets, one SecureString per environment variable.
+func SecretsPath(stack string) string { return ParameterPath(stack) + "/env" }
+
+// StatusParameter is where the stack's instance publishes its setup status.
+func StatusParameter(stack string) string { return ParameterPath(stack) + "/setup-status" }
+
+// AgentConfigParameter holds the stack's CloudWatch agent configuration.
+func AgentConfigParameter(stack string) string { return ParameterPath(stack) + "/cloudwatch-agent" }
+
 // Outputs are what the program exports.
 type Outputs struct {
+	Region           pulumi.StringOutput
 	InstanceID       pulumi.StringOutput
 	DataVolumeID     pulumi.StringOutput
 	AvailabilityZone pulumi.StringOutput
@@ -56,6 +66,7 @@ func Program(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
+	ctx.Export("region", out.Region)
 	ctx.Export("instanceId", out.InstanceID)
 	ctx.Export("dataVolumeId", out.DataVolumeID)
 	ctx.Export("availabilityZone", out.AvailabilityZone)
@@ -137,7 +148,7 @@ func Deploy(ctx *pulumi.Context) (*Outputs, error) {
 		LogGroupPrefix:   path + "/",
 		RetentionDays:    cfg.LogRetentionDays,
 		Logs:             logs,
-		ConfigParameter:  path + "/cloudwatch-agent",
+		ConfigParameter:  AgentConfigParameter(cfg.Stack),
 		MetricsNamespace: namespace,
 		DiskPaths:        []string{"/", cloudinit.DataDir},
 	})
@@ -149,7 +160,7 @@ func Deploy(ctx *pulumi.Context) (*Outputs, error) {
 		Region:           cfg.Region,
 		AccountID:        account.AccountId,
 		ParameterPath:    path,
-		StatusParameter:  path + "/setup-status",
+		StatusParameter:  StatusParameter(cfg.Stack),
 		BucketArn:        backup.BucketArn,
 		BackupPrefix:     "backups/",
 		LogGroupPrefix:   path + "/",
@@ -159,20 +170,11 @@ func Deploy(ctx *pulumi.Context) (*Outputs, error) {
 		return nil, err
 	}
 
+	// The user-data names the parameters and the log configuration: depending on their outputs
+	// makes them exist before the instance boots.
 	userData := pulumi.All(data.VolumeID, backup.BucketName, secrets.EnvPath, secrets.StatusParameter,
 		monitoring.ConfigParameter).ApplyT(func(v []any) (string, error) {
-		return UserData(cloudinit.Args{
-			Stack:                     cfg.Stack,
-			Region:                    cfg.Region,
-			VolumeID:                  v[0].(string),
-			BackupBucket:              v[1].(string),
-			SecretsPath:               v[2].(string),
-			StatusParameter:           v[3].(string),
-			CloudWatchConfigParameter: v[4].(string),
-			Image:                     cfg.OpenClawImage,
-			BackupIntervalMinutes:     cfg.BackupIntervalMinutes,
-			OnboardAuthChoice:         onboardAuthChoice(cfg),
-		})
+		return UserData(UserDataArgs(cfg, v[0].(string), v[1].(string)))
 	}).(pulumi.StringOutput)
 
 	spot, err := components.NewSpotInstance(ctx, NameSpot, &components.SpotInstanceArgs{
@@ -201,6 +203,7 @@ func Deploy(ctx *pulumi.Context) (*Outputs, error) {
 	}
 
 	out := &Outputs{
+		Region:           pulumi.String(cfg.Region).ToStringOutput(),
 		InstanceID:       spot.InstanceID,
 		DataVolumeID:     data.VolumeID,
 		AvailabilityZone: data.AvailabilityZone,
@@ -219,6 +222,23 @@ func Deploy(ctx *pulumi.Context) (*Outputs, error) {
 		out.GatewayToken = &o
 	}
 	return out, nil
+}
+
+// UserDataArgs are the user-data's arguments for a stack's configuration and the names of its
+// data volume and backup bucket.
+func UserDataArgs(cfg *Config, volumeID, bucket string) cloudinit.Args {
+	return cloudinit.Args{
+		Stack:                     cfg.Stack,
+		Region:                    cfg.Region,
+		VolumeID:                  volumeID,
+		BackupBucket:              bucket,
+		SecretsPath:               SecretsPath(cfg.Stack),
+		StatusParameter:           StatusParameter(cfg.Stack),
+		CloudWatchConfigParameter: AgentConfigParameter(cfg.Stack),
+		Image:                     cfg.OpenClawImage,
+		BackupIntervalMinutes:     cfg.BackupIntervalMinutes,
+		OnboardAuthChoice:         onboardAuthChoice(cfg),
+	}
 }
 
 // resolveAMI returns the AMI to launch: the pinned ami_id, or the latest Amazon Linux 2023 image
