@@ -1,16 +1,91 @@
-package automation
+package automation_test
 
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	. "github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
+	"github.com/clawdeploy/clawdeploy/internal/simprogram"
+	"github.com/clawdeploy/clawdeploy/journal"
 )
+
+// bins are the simulated provider and driver, built once for every test here.
+var bins *enginetest.SimBinaries
+
+func TestMain(m *testing.M) {
+	var err error
+	if bins, err = enginetest.BuildSim(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(bins.Dir)
+	os.Exit(code)
+}
+
+// events collects a driver's events.
+type events struct {
+	mu  sync.Mutex
+	all []Event
+}
+
+func (e *events) Emit(ev Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.all = append(e.all, ev)
+}
+
+func (e *events) of(typ string) []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []Event
+	for _, ev := range e.all {
+		if ev.Type == typ {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// newSimDriver returns a driver in backend mode on a simulated world, with program (nil: the
+// real one) and the simulated finder and waiter.
+func newSimDriver(t *testing.T, sim *enginetest.Sim, program pulumi.RunFunc, stages *Stages) (*Driver, *events, *bytes.Buffer) {
+	t.Helper()
+	ev := &events{}
+	var progress bytes.Buffer
+	opts := &Options{
+		Program:    program,
+		Stages:     stages,
+		StateDir:   sim.StateDir,
+		BackendURL: "file://" + sim.StateDir + "/state",
+		PulumiRoot: sim.PulumiRoot,
+		Env:        sim.Env,
+		Finder:     simprogram.Finder{Cloud: sim.Cloud},
+		Events:     ev,
+		Progress:   &progress,
+	}
+	if program == nil {
+		opts.Waiter = simprogram.InstanceWaiter(sim.Cloud)
+	}
+	if err := os.MkdirAll(sim.StateDir+"/state", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d, ev, &progress
+}
 
 // component is the smallest resource the engine creates without a provider plugin.
 type component struct {
@@ -23,8 +98,13 @@ func pipelineProgram(ctx *pulumi.Context) error {
 		return err
 	}
 	child := &component{}
-	if err := ctx.RegisterComponentResource("clawdeploy:test:Child", "parent-child", child,
-		pulumi.Parent(parent)); err != nil {
+	if err := ctx.RegisterComponentResource("clawdeploy:test:Child", "parent-child", child, pulumi.Parent(parent)); err != nil {
+		return err
+	}
+	if err := ctx.RegisterResourceOutputs(child, pulumi.Map{}); err != nil {
+		return err
+	}
+	if err := ctx.RegisterResourceOutputs(parent, pulumi.Map{}); err != nil {
 		return err
 	}
 	ctx.Export("greeting", pulumi.String("hello from "+ctx.Stack()))
@@ -33,71 +113,79 @@ func pipelineProgram(ctx *pulumi.Context) error {
 }
 
 // TestEnginePipeline proves the toolchain end to end: the CLI built by `make tools`, an inline
-// program through the Automation API, a file backend in a temporary directory, up then destroy.
+// program through the Automation API, a file backend, the journal, up, a no-op up, a forced
+// replacement and destroy.
 func TestEnginePipeline(t *testing.T) {
 	t.Parallel()
-	dir, env := enginetest.Project(t, "pipeline")
-	var progress bytes.Buffer
-	d, err := New(t.Context(), &Options{
-		Program:    pipelineProgram,
-		ProjectDir: dir,
-		PulumiRoot: enginetest.PulumiRoot(t),
-		Env:        env,
-		Progress:   &progress,
-	})
+	sim := enginetest.NewSim(t, bins)
+	d, ev, progress := newSimDriver(t, sim, pipelineProgram, nil)
+	ctx := t.Context()
+
+	res, err := d.Up(ctx, "ci", nil)
 	if err != nil {
-		t.Fatalf("New: %v", err)
+		t.Fatalf("Up: %v\n%s", err, progress)
+	}
+	if res.Record.Status != journal.Ready || res.Record.Attempts != 1 || res.Record.LeaseOwner != "" {
+		t.Errorf("journal after up: %+v", res.Record)
+	}
+	if res.Outputs["greeting"].Value != "hello from ci" || !res.Outputs["token"].Secret {
+		t.Errorf("outputs: %+v", res.Outputs)
+	}
+	if got := ev.of(EventResource); len(got) != 4 { // parent and child, start and done
+		t.Errorf("resource events: %+v", got)
+	}
+	statuses := []string{}
+	for _, e := range ev.of(EventStatus) {
+		statuses = append(statuses, e.Status)
+	}
+	if !slices.Equal(statuses, []string{"PROVISIONING", "INSTALLING", "READY"}) {
+		t.Errorf("statuses = %v", statuses)
 	}
 
-	up, err := d.Up(t.Context(), "ci", nil)
-	if err != nil {
-		t.Fatalf("Up: %v\n%s", err, progress.String())
+	if res, err = d.Up(ctx, "ci", nil); err != nil || res.Record.Attempts != 2 {
+		t.Fatalf("second Up: %+v %v", res, err)
 	}
-	if got := (*up.Summary.ResourceChanges)["create"]; got != 3 { // stack, parent, child
-		t.Errorf("up created %d resources, want 3; summary %+v", got, up.Summary.ResourceChanges)
-	}
-	if got := up.Outputs["greeting"].Value; got != "hello from ci" {
-		t.Errorf("output greeting = %v", got)
-	}
-	if !up.Outputs["token"].Secret {
-		t.Errorf("output token is not a secret")
-	}
-	if !strings.Contains(progress.String(), "clawdeploy:test:Child") {
-		t.Errorf("progress did not show the child resource:\n%s", progress.String())
-	}
-
-	again, err := d.Up(t.Context(), "ci", nil)
-	if err != nil {
-		t.Fatalf("second Up: %v", err)
-	}
-	if got := (*again.Summary.ResourceChanges)["same"]; got != 3 {
-		t.Errorf("second up: %d unchanged, want 3; summary %+v", got, again.Summary.ResourceChanges)
-	}
-
-	child := "urn:pulumi:ci::pipeline::clawdeploy:test:Parent$clawdeploy:test:Child::parent-child"
-	replaced, err := d.Up(t.Context(), "ci", &UpOptions{Replace: []string{child}})
-	if err != nil {
+	child := "urn:pulumi:ci::openclaw::clawdeploy:test:Parent$clawdeploy:test:Child::parent-child"
+	before := len(ev.of(EventResource))
+	if _, err := d.Up(ctx, "ci", &UpOptions{Replace: []string{child}}); err != nil {
 		t.Fatalf("Up with Replace: %v", err)
 	}
-	if got := (*replaced.Summary.ResourceChanges)["replace"]; got != 1 {
-		t.Errorf("up with Replace replaced %d, want 1; summary %+v", got, replaced.Summary.ResourceChanges)
+	replaced := false
+	for _, e := range ev.of(EventResource)[before:] {
+		replaced = replaced || (e.URN == child && e.Op == "replace")
+	}
+	if !replaced {
+		t.Errorf("the child was not replaced: %+v", ev.of(EventResource)[before:])
 	}
 
-	destroyed, err := d.Destroy(t.Context(), "ci")
-	if err != nil {
-		t.Fatalf("Destroy: %v", err)
+	res, err = d.Destroy(ctx, "ci")
+	if err != nil || res.Record.Status != journal.Destroyed {
+		t.Fatalf("Destroy: %+v %v", res, err)
 	}
-	if destroyed.Summary.Result != string(apitype.StatusSucceeded) {
-		t.Errorf("destroy result = %s", destroyed.Summary.Result)
+}
+
+func TestSixOnTheSimulatedProvider(t *testing.T) {
+	t.Parallel()
+	sim := enginetest.NewSim(t, bins)
+	d, _, progress := newSimDriver(t, sim, simprogram.Six, &simprogram.SixStages)
+	if _, err := d.Up(t.Context(), "six", nil); err != nil {
+		t.Fatalf("Up: %v\n%s", err, progress)
 	}
-	if got := (*destroyed.Summary.ResourceChanges)["delete"]; got != 3 {
-		t.Errorf("destroy deleted %d, want 3", got)
+	c := sim.Load(t)
+	if n := len(c.OfType(simprogram.ThingType)); n != 6 {
+		t.Errorf("%d things in the cloud, want 6", n)
+	}
+	if _, err := d.Destroy(t.Context(), "six"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sim.Load(t).Resources); n != 0 {
+		t.Errorf("%d resources left after destroy", n)
 	}
 }
 
 func TestNewRequiresAProject(t *testing.T) {
 	t.Parallel()
-	_, err := New(context.Background(), &Options{ProjectDir: t.TempDir()})
+	_, err := New(context.Background(), &Options{ProjectDir: t.TempDir(), StateDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "has no Pulumi.yaml") {
 		t.Fatalf("New in an empty directory: %v", err)
 	}

@@ -1,12 +1,54 @@
 package automation
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/clawdeploy/clawdeploy/journal"
+)
+
+// Exit codes of the command-line contract.
+const (
+	// ExitOK means the operation succeeded.
+	ExitOK = 0
+	// ExitFailed means the operation ran and failed.
+	ExitFailed = 1
+	// ExitUsage means bad usage or invalid configuration: nothing was touched.
+	ExitUsage = 2
+	// ExitHeld means another live process holds the deployment (its lease or its state lock).
+	ExitHeld = 3
+	// ExitInterrupted means a signal interrupted the operation; `resume` continues it.
+	ExitInterrupted = 4
+)
+
+// ExitCode maps an error of the driver to the command-line contract's exit code.
+func ExitCode(err error) int {
+	var (
+		usage       *UsageError
+		config      *ConfigError
+		notFound    *NotFoundError
+		lease       *journal.LeaseHeldError
+		lock        *LockHeldError
+		interrupted *InterruptedError
+	)
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &interrupted):
+		return ExitInterrupted
+	case errors.As(err, &lease), errors.As(err, &lock):
+		return ExitHeld
+	case errors.As(err, &usage), errors.As(err, &config), errors.As(err, &notFound):
+		return ExitUsage
+	}
+	return ExitFailed
+}
 
 // EngineError is an operation the Pulumi engine ran and failed. Err is the Automation API's own
 // error, so auto.IsConcurrentUpdateError and its friends still apply to it; classify with those
 // before wrapping further.
 type EngineError struct {
-	// Op is what was being done: "previewing", "updating" or "destroying".
+	// Op is what was being done: "previewing", "updating", "refreshing" or "destroying".
 	Op string
 	// Stack is the stack it was done to.
 	Stack string
@@ -26,3 +68,37 @@ func (e *EngineError) Error() string {
 
 // Unwrap returns the Automation API's error.
 func (e *EngineError) Unwrap() error { return e.Err }
+
+// UsageError is bad usage: nothing was touched.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// ConfigError is invalid configuration, refused before anything was touched.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause (an *infra.ValidationError for bad values).
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// NotFoundError is a stack the journal or the backend does not know.
+type NotFoundError struct{ Stack string }
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("no deployment named %s: create it with `clawdeploy up --stack %s`", e.Stack, e.Stack)
+}
+
+// InterruptedError is an operation a signal interrupted. The journal marks the deployment
+// interrupted; `clawdeploy resume` continues it.
+type InterruptedError struct {
+	Stack     string
+	Operation string
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("%s of stack %s was interrupted; `clawdeploy resume --stack %s` continues it", e.Operation, e.Stack, e.Stack)
+}

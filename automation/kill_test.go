@@ -1,0 +1,377 @@
+package automation_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/internal/enginetest"
+	"github.com/clawdeploy/clawdeploy/internal/simprovider"
+)
+
+// proc is a clawdeploy-sim process and the events it printed.
+type proc struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	events []Event
+	seen   chan Event
+	stderr bytes.Buffer
+	done   chan struct{}
+	err    error
+	start  time.Time
+}
+
+// startSim runs clawdeploy-sim --json with args in sim's world; program is "six" or "real".
+func startSim(t testing.TB, sim *enginetest.Sim, program string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(sim.Bins.Dir, "clawdeploy-sim"), append([]string{"--json"}, args...)...)
+	cmd.Env = sim.Environ("SIMDRIVER_PROGRAM=" + program)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p := &proc{t: t, cmd: cmd, seen: make(chan Event, 1000), done: make(chan struct{})}
+	cmd.Stderr = &p.stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.start = time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var e Event
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				p.mu.Lock()
+				p.events = append(p.events, e)
+				p.mu.Unlock()
+				select {
+				case p.seen <- e:
+				default:
+				}
+			}
+		}
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	return p
+}
+
+// wait waits for the process to end and returns its exit code.
+func (p *proc) wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Fatalf("clawdeploy-sim did not end within %s\n%s", timeout, p.stderr.String())
+	}
+	var exit *exec.ExitError
+	if errors.As(p.err, &exit) {
+		return exit.ExitCode()
+	}
+	if p.err != nil {
+		return -1
+	}
+	return 0
+}
+
+func (p *proc) resourceEvents() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, e := range p.events {
+		if e.Type == EventResource {
+			n++
+		}
+	}
+	return n
+}
+
+// run runs clawdeploy-sim to its end.
+func runSim(t testing.TB, sim *enginetest.Sim, program string, args ...string) (*proc, int) {
+	t.Helper()
+	p := startSim(t, sim, program, args...)
+	return p, p.wait(5 * time.Minute)
+}
+
+// killAt SIGKILLs the process when it has printed k resource events, and returns whether it got
+// there. With everything set, every process working for the driver dies too (its Pulumi CLI and
+// the provider plugins), as when the machine or its container goes; otherwise only the driver.
+func (p *proc) killAt(k int, everything bool) bool {
+	p.t.Helper()
+	for p.resourceEvents() < k {
+		select {
+		case <-p.seen:
+		case <-p.done:
+			return false
+		case <-time.After(2 * time.Minute):
+			p.t.Fatalf("no resource event %d within 2 minutes", k)
+		}
+	}
+	pids := []int{p.cmd.Process.Pid}
+	if everything {
+		pids = append(pids, processesWithMarker(EnvOwner+"=", p.cmd.Process.Pid)...)
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	p.wait(time.Minute)
+	return true
+}
+
+// processesWithMarker returns the processes whose environment holds marker and that descend from
+// pid (its CLI, the CLI's plugins).
+func processesWithMarker(marker string, pid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil || !descends(p, pid) {
+			continue
+		}
+		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if bytes.Contains(env, []byte(marker)) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func descends(pid, ancestor int) bool {
+	for i := 0; i < 32 && pid > 1; i++ {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		if err != nil {
+			return false
+		}
+		s := string(b)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		ppid, _ := strconv.Atoi(fields[1])
+		if ppid == ancestor {
+			return true
+		}
+		pid = ppid
+	}
+	return false
+}
+
+// strays returns the live processes of this simulated world: anything whose environment names
+// its cloud file.
+func strays(sim *enginetest.Sim) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	marker := []byte(simprovider.EnvCloud + "=" + sim.Cloud + "\x00")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if bytes.Contains(append(env, 0), marker) && !bytes.Contains(stat, []byte(") Z ")) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// stateResources reads the stack's checkpoint from the file backend: custom resources by URN.
+func stateResources(t *testing.T, sim *enginetest.Sim, stack string) map[string]string {
+	t.Helper()
+	path := filepath.Join(sim.StateDir, "state", ".pulumi", "stacks", "openclaw", stack+".json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading the checkpoint: %v", err)
+	}
+	var cp struct {
+		Checkpoint struct {
+			Latest struct {
+				Resources []struct {
+					URN    string `json:"urn"`
+					ID     string `json:"id"`
+					Custom bool   `json:"custom"`
+					Type   string `json:"type"`
+				} `json:"resources"`
+				PendingOperations []any `json:"pending_operations"`
+			} `json:"latest"`
+		} `json:"checkpoint"`
+	}
+	if err := json.Unmarshal(b, &cp); err != nil {
+		t.Fatalf("parsing the checkpoint: %v", err)
+	}
+	if n := len(cp.Checkpoint.Latest.PendingOperations); n != 0 {
+		t.Errorf("%d pending operations left in the checkpoint", n)
+	}
+	out := map[string]string{}
+	for _, r := range cp.Checkpoint.Latest.Resources {
+		if r.Custom && !strings.HasPrefix(r.Type, "pulumi:providers:") {
+			out[r.URN] = r.ID
+		}
+	}
+	return out
+}
+
+// listState describes the stack files of the file backend, for a failure's report.
+func listState(sim *enginetest.Sim) string {
+	var b strings.Builder
+	dir := filepath.Join(sim.StateDir, "state", ".pulumi", "stacks", "openclaw")
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		info, _ := e.Info()
+		content, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		head := string(content)
+		if len(head) > 80 {
+			head = head[:80]
+		}
+		fmt.Fprintf(&b, "  %s %d bytes: %q\n", e.Name(), info.Size(), head)
+	}
+	return b.String()
+}
+
+func locks(sim *enginetest.Sim) []string {
+	var out []string
+	_ = filepath.WalkDir(filepath.Join(sim.StateDir, "state", ".pulumi", "locks"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".attrs") { // the file backend's metadata sidecar
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+// status reads a deployment's journal record through the CLI.
+func status(t *testing.T, sim *enginetest.Sim, program, stack string) map[string]any {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(sim.Bins.Dir, "clawdeploy-sim"), "--json", "status", "--stack", stack)
+	cmd.Env = sim.Environ("SIMDRIVER_PROGRAM=" + program)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(out, &rec); err != nil {
+		t.Fatalf("status output %q: %v", out, err)
+	}
+	return rec
+}
+
+// checkRecovered asserts what a successful recovery leaves: the journal READY, each resource once
+// in the cloud and in the state, nothing in the cloud the state does not know, no lock, no stray
+// process.
+func checkRecovered(t *testing.T, sim *enginetest.Sim, program, stack string, want int) []string {
+	t.Helper()
+	var problems []string
+	if rec := status(t, sim, program, stack); rec["status"] != "READY" || rec["interrupted"] == true {
+		problems = append(problems, fmt.Sprintf("journal %v interrupted=%v", rec["status"], rec["interrupted"]))
+	}
+	c := sim.Load(t)
+	state := stateResources(t, sim, stack)
+	counts := map[string]int{}
+	for _, r := range c.Resources {
+		counts[r.URN]++
+		if state[r.URN] != r.ID {
+			problems = append(problems, fmt.Sprintf("orphan %s (%s) is not in the state", r.URN, r.ID))
+		}
+	}
+	for urn, n := range counts {
+		if n != 1 {
+			problems = append(problems, fmt.Sprintf("%s exists %d times", urn, n))
+		}
+	}
+	if len(c.Resources) != want || len(state) != want {
+		problems = append(problems, fmt.Sprintf("%d resources in the cloud and %d in the state, want %d", len(c.Resources), len(state), want))
+	}
+	if l := locks(sim); len(l) > 0 {
+		problems = append(problems, fmt.Sprintf("lock files left: %v", l))
+	}
+	// Processes may take a moment to be reaped.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(strays(sim)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if s := strays(sim); len(s) > 0 {
+		problems = append(problems, fmt.Sprintf("stray processes: %v", s))
+	}
+	return problems
+}
+
+// countEvents runs the program once to the end and returns how many resource events it prints.
+func countEvents(t *testing.T, program string, args ...string) int {
+	t.Helper()
+	sim := enginetest.NewSim(t, bins)
+	p, code := runSim(t, sim, program, append([]string{"up", "--stack", "probe"}, args...)...)
+	if code != 0 {
+		t.Fatalf("reference run exited %d\n%s", code, p.stderr.String())
+	}
+	return p.resourceEvents()
+}
+
+// killEverywhere kills an up at every resource event k = 1..N and resumes it in a new process.
+func killEverywhere(t *testing.T, program string, want int, upArgs []string) {
+	n := countEvents(t, program, upArgs...)
+	t.Logf("%s: N = %d resource events", program, n)
+	var (
+		mu     sync.Mutex
+		passed int
+		ran    int
+	)
+	for k := 1; k <= n; k++ {
+		for _, everything := range []bool{false, true} {
+			if program == "real" && everything != (k%2 == 0) {
+				continue // the real program alternates the two kinds of kill, to bound the run time
+			}
+			name := fmt.Sprintf("k=%d/%s", k, map[bool]string{false: "driver", true: "everything"}[everything])
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				sim := enginetest.NewSim(t, bins)
+				if err := simprovider.WriteControl(sim.Control, simprovider.Control{DefaultDelay: "40ms"}); err != nil {
+					t.Fatal(err)
+				}
+				p := startSim(t, sim, program, append([]string{"up", "--stack", "dev"}, upArgs...)...)
+				if !p.killAt(k, everything) {
+					t.Logf("the up finished before event %d", k)
+				}
+				r, code := runSim(t, sim, program, "resume", "--stack", "dev")
+				problems := checkRecovered(t, sim, program, "dev", want)
+				if code != 0 {
+					problems = append(problems, fmt.Sprintf("resume exited %d: %s\nstate files:\n%s", code, r.stderr.String(), listState(sim)))
+				}
+				mu.Lock()
+				ran++
+				if len(problems) == 0 {
+					passed++
+				}
+				mu.Unlock()
+				for _, pr := range problems {
+					t.Error(pr)
+				}
+			})
+		}
+	}
+	t.Cleanup(func() { t.Logf("%s: %d of %d kill-and-resume runs recovered", program, passed, ran) })
+}
+
+func TestKillAtEveryEventSix(t *testing.T) {
+	t.Parallel()
+	killEverywhere(t, "six", 6, nil)
+}
+
+func TestKillAtEveryEventRealProgram(t *testing.T) {
+	t.Parallel()
+	killEverywhere(t, "real", 31, []string{"--config", "aws:region=me-central-1", "--config", "availability_zone=me-central-1a",
+		"--secret", "gateway_token=gw-sim"})
+}

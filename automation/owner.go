@@ -1,0 +1,208 @@
+package automation
+
+import (
+	"cmp"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// EnvOwner is set in the environment of every Pulumi CLI the driver starts, and so of the CLI's
+// provider plugins: it says which driver process they work for, so that a later process can
+// tell orphans of a dead driver from anything else.
+const EnvOwner = "CLAWDEPLOY_OWNER"
+
+// Owner identifies one driver process: its host, its pid, the pid's start time (so that a pid the
+// kernel gave to another process since is not taken for it) and a random nonce.
+type Owner struct {
+	Host  string
+	PID   int
+	Start uint64
+	Nonce string
+}
+
+// NewOwner identifies the current process.
+func NewOwner() (Owner, error) {
+	host, err := os.Hostname()
+	if err != nil {
+		return Owner{}, fmt.Errorf("reading the host name: %w", err)
+	}
+	start, ok := processStart(os.Getpid())
+	if !ok {
+		return Owner{}, errors.New("reading this process's start time from /proc")
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return Owner{Host: host, PID: os.Getpid(), Start: start, Nonce: hex.EncodeToString(b)}, nil
+}
+
+// String is the owner as the journal stores it: host/pid/start/nonce.
+func (o Owner) String() string {
+	return fmt.Sprintf("%s/%d/%d/%s", o.Host, o.PID, o.Start, o.Nonce)
+}
+
+// ParseOwner reads an owner string.
+func ParseOwner(s string) (Owner, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) != 4 {
+		return Owner{}, fmt.Errorf("owner %q is not host/pid/start/nonce", s)
+	}
+	pid, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return Owner{}, fmt.Errorf("owner %q: %w", s, err)
+	}
+	start, err := strconv.ParseUint(parts[2], 10, 64)
+	if err != nil {
+		return Owner{}, fmt.Errorf("owner %q: %w", s, err)
+	}
+	return Owner{Host: parts[0], PID: pid, Start: start, Nonce: parts[3]}, nil
+}
+
+// DeadOn reports whether the owner is provably dead as seen from host: it ran there, and its
+// process is gone or is now another process. Owners on other hosts are never provably dead here;
+// only their lease's expiry frees what they hold.
+func (o Owner) DeadOn(host string) bool {
+	if o.Host != host {
+		return false
+	}
+	start, ok := processStart(o.PID)
+	return !ok || start != o.Start
+}
+
+// ownerDeadHere returns the journal's liveness check for owner strings, as seen from this host.
+func ownerDeadHere() func(string) bool {
+	host, _ := os.Hostname()
+	return func(s string) bool {
+		o, err := ParseOwner(s)
+		return err == nil && o.DeadOn(host)
+	}
+}
+
+// processStart returns the start time of a process, in clock ticks since boot, from
+// /proc/<pid>/stat, and whether the process exists.
+func processStart(pid int) (uint64, bool) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: count from its end.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	fields := strings.Fields(s[i+1:])
+	// After the name come state (field 3) onwards; starttime is field 22.
+	if len(fields) < 20 {
+		return 0, false
+	}
+	if fields[0] == "Z" { // a zombie has exited: it holds nothing
+		return 0, false
+	}
+	start, err := strconv.ParseUint(fields[19], 10, 64)
+	return start, err == nil
+}
+
+// processAlive reports whether pid runs (and is not a zombie).
+func processAlive(pid int) bool {
+	_, ok := processStart(pid)
+	return ok
+}
+
+// processesOf returns the processes whose environment says they work for owner: the Pulumi CLIs
+// it started and their provider plugins.
+func processesOf(owner string) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	marker := []byte(EnvOwner + "=" + owner + "\x00")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		if strings.Contains(string(env)+"\x00", string(marker)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// stopOrphans ends the processes a dead owner left, in an order that loses nothing. The Pulumi
+// CLIs go first: each gets SIGINT, lets its in-flight provider calls finish, records them in its
+// checkpoint, releases its lock and shuts its plugins down; after grace it is killed. Only then
+// are plugins still there (their CLI died with the owner) stopped: interrupting a plugin while
+// its CLI waits on it would lose the answer to a create that already happened, and the engine
+// would forget the resource. It returns how many processes it found.
+func stopOrphans(owner string, grace time.Duration) int {
+	pids := processesOf(owner)
+	var clis []int
+	for _, pid := range pids {
+		if processName(pid) == "pulumi" {
+			clis = append(clis, pid)
+		}
+	}
+	stopAll(clis, grace)
+	stopAll(processesOf(owner), 5*time.Second)
+	return len(pids)
+}
+
+// killProcessesOf kills at once what still works for owner when its drain window is over: the
+// CLIs first, so none sees its plugins die and records a failure, then the plugins. Their pending
+// operations and lock are what resume repairs. It returns how many processes it killed.
+func killProcessesOf(owner string) int {
+	pids := processesOf(owner)
+	slices.SortFunc(pids, func(a, b int) int {
+		return cmp.Compare(boolInt(processName(b) == "pulumi"), boolInt(processName(a) == "pulumi"))
+	})
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return len(pids)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// stopAll sends SIGINT to pids, waits up to grace for them to end, and kills what remains.
+func stopAll(pids []int, grace time.Duration) {
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGINT)
+	}
+	deadline := time.Now().Add(grace)
+	for _, pid := range pids {
+		for processAlive(pid) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if processAlive(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// processName is the base name of a process's executable.
+func processName(pid int) string {
+	exe, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "exe"))
+	if err != nil {
+		return ""
+	}
+	return filepath.Base(exe)
+}

@@ -1,0 +1,97 @@
+// Package simprogram holds the programs and the waiter the engine tests run on the simulated
+// provider.
+package simprogram
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/components"
+	"github.com/clawdeploy/clawdeploy/internal/simprovider"
+	"github.com/clawdeploy/clawdeploy/setup"
+)
+
+// Thing is a resource of the simulated package.
+type Thing struct {
+	pulumi.CustomResourceState
+	Value pulumi.StringOutput `pulumi:"value"`
+}
+
+// ThingType is Thing's type token.
+const ThingType = "sim:index:Thing"
+
+// ThingNames are the six resources of Six, in dependency order: two chains joined at the end.
+var ThingNames = []string{"base", "left", "right", "left-2", "right-2", "top"}
+
+// Six registers six Things, each tagged with its URN (its identity for the finder): base, then
+// left and right on it, left-2 and right-2 on those, top on both.
+func Six(ctx *pulumi.Context) error {
+	deps := map[string][]string{
+		"left": {"base"}, "right": {"base"}, "left-2": {"left"}, "right-2": {"right"}, "top": {"left-2", "right-2"},
+	}
+	made := map[string]*Thing{}
+	for _, name := range ThingNames {
+		var opts []pulumi.ResourceOption
+		var on []pulumi.Resource
+		for _, d := range deps[name] {
+			on = append(on, made[d])
+		}
+		if len(on) > 0 {
+			opts = append(opts, pulumi.DependsOn(on))
+		}
+		urn := fmt.Sprintf("urn:pulumi:%s::%s::%s::%s", ctx.Stack(), ctx.Project(), ThingType, name)
+		t := &Thing{}
+		if err := ctx.RegisterResource(ThingType, name, pulumi.Map{
+			"value": pulumi.String(name),
+			"tags":  pulumi.StringMap{components.TagURN: pulumi.String(urn), components.TagStack: pulumi.String(ctx.Stack())},
+		}, t, opts...); err != nil {
+			return err
+		}
+		made[name] = t
+	}
+	ctx.Export("top", made["top"].ID())
+	return nil
+}
+
+// SixStages are Six's stages: a Thing created, then the setup stages every target ends with
+// (Six has no setup: NoWait completes them at once).
+var SixStages = automation.Stages{
+	Order:  []string{"thing_created", automation.StageSetupLaunched, automation.StageSetupComplete},
+	ByType: map[string]string{ThingType: "thing_created"},
+}
+
+// InstanceWaiter stands in for an ec2-spot instance's boot: the setup completes once the
+// instance named in the outputs exists in the simulated cloud.
+func InstanceWaiter(cloud string) automation.Waiter {
+	return automation.WaiterFunc(func(ctx context.Context, stack string, outputs auto.OutputMap, report func(setup.Status)) (setup.Status, error) {
+		id, _ := outputs["instanceId"].Value.(string)
+		c, err := simprovider.Load(cloud)
+		if err != nil {
+			return setup.Status{}, err
+		}
+		if _, ok := c.Resources[simprovider.Key("aws:ec2/instance:Instance", id)]; !ok {
+			return setup.Status{State: setup.Failed, Reason: "instance " + id + " does not exist"},
+				&automation.SetupError{Status: setup.Status{State: setup.Failed, Reason: "instance " + id + " does not exist"}}
+		}
+		report(setup.Status{State: setup.Running})
+		st := setup.Status{State: setup.Complete, Token: "sim-token"}
+		report(st)
+		return st, nil
+	})
+}
+
+// FromEnv returns the driver configuration the simulated driver runs with: SIMDRIVER_PROGRAM
+// picks the program ("six", or "real" for infra.Program), CLAWDEPLOY_SIM_CLOUD the cloud.
+func FromEnv() (program pulumi.RunFunc, stages *automation.Stages, finder automation.Finder, waiter automation.Waiter) {
+	cloud := os.Getenv(simprovider.EnvCloud)
+	finder = Finder{Cloud: cloud}
+	if os.Getenv("SIMDRIVER_PROGRAM") == "real" {
+		return nil, nil, finder, InstanceWaiter(cloud)
+	}
+	return Six, &SixStages, finder, automation.NoWait
+}
