@@ -3,23 +3,23 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"os"
-
-	"github.com/urfave/cli/v2"
+	"os/signal"
+	"syscall"
 
 	"github.com/clawdeploy/clawdeploy/cmd/clawdeploy/app"
 )
 
 func main() {
-	if err := app.New().Run(os.Args); err != nil {
+	// SIGTERM and SIGINT cancel the operation: the engine checkpoints within the drain window,
+	// the journal marks the deployment interrupted, and the exit code is 4.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	err := app.New().RunContext(ctx, os.Args)
+	stop()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "clawdeploy: %v\n", err)
-		code := 1
-		var exit cli.ExitCoder
-		if errors.As(err, &exit) {
-			code = exit.ExitCode()
-		}
-		os.Exit(code)
+		os.Exit(app.ExitCode(err))
 	}
 }

@@ -2,19 +2,33 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
+	"github.com/clawdeploy/clawdeploy/internal/moto"
+	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 )
 
-// builtPath is the clawdeploy binary TestMain builds for the tests to run.
-var builtPath string
+// builtPath is the clawdeploy binary TestMain builds for the tests to run; sim holds the
+// simulated provider plugins that stand in for aws, tls and command.
+var (
+	builtPath string
+	sim       *enginetest.SimBinaries
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "clawdeploy-bin-")
@@ -27,8 +41,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building clawdeploy: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	if sim, err = enginetest.BuildSim(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
+	_ = os.RemoveAll(sim.Dir)
 	os.Exit(code)
 }
 
@@ -57,6 +76,7 @@ func operatorProject(t *testing.T) (dir string, env []string) {
 		"PULUMI_HOME="+t.TempDir(),
 		"PULUMI_CONFIG_PASSPHRASE="+enginetest.PassphraseForTests,
 		"CLAWDEPLOY_PROJECT_DIR="+dir,
+		"CLAWDEPLOY_STATE_DIR="+t.TempDir(),
 	)
 	return dir, env
 }
@@ -133,15 +153,147 @@ func TestInvalidConfigFailsWithTheKeyNamed(t *testing.T) {
 	if err := os.WriteFile(stack, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, code := run(t, env, "preview", "--stack", "dev")
-	if code == 0 {
-		t.Fatalf("preview of an invalid stack succeeded:\n%s", stdout)
+	for _, cmd := range []string{"preview", "up"} {
+		stdout, stderr, code := run(t, env, cmd, "--stack", "dev", "--secret", "gateway_token=x")
+		if code != 2 {
+			t.Fatalf("%s of an invalid stack: exit %d, want 2\n%s%s", cmd, code, stdout, stderr)
+		}
+		if !strings.Contains(stderr, `config availability_zone must be an availability zone of region me-central-1`) ||
+			!strings.Contains(stderr, `got "us-east-1a"`) || strings.Contains(stderr, "error occurred") {
+			t.Errorf("%s: the error does not explain the bad zone plainly:\n%s", cmd, stderr)
+		}
 	}
-	if !strings.Contains(stdout, `config availability_zone must be an availability zone of region me-central-1`) ||
-		!strings.Contains(stdout, `got "us-east-1a"`) {
-		t.Errorf("output does not explain the bad zone:\n%s", stdout)
+	if entries, _ := os.ReadDir(filepath.Join(envValue(env, "PULUMI_BACKEND_URL")[len("file://"):], ".pulumi", "stacks")); len(entries) > 0 {
+		t.Errorf("invalid configuration created a stack: %v", entries)
 	}
-	if strings.Count(stderr, "\n") != 1 {
-		t.Errorf("stderr should be one line, the output is above:\n%s", stderr)
+}
+
+func TestUnknownConfigKeyAndMissingStack(t *testing.T) {
+	t.Parallel()
+	_, env := operatorProject(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"up", "--stack", "dev", "--config", "instance_typ=t4g.small"}, "unknown config key instance_typ; known keys:"},
+		{[]string{"up", "--stack", "dev", "--config", "no-equals-sign"}, `--config "no-equals-sign" is not key=value`},
+		{[]string{"resume", "--stack", "nobody"}, "no deployment named nobody"},
+		{[]string{"status", "--stack", "nobody"}, "no deployment named nobody"},
+		{[]string{"resume"}, "give either --stack or --all"},
+		{[]string{"--target", "lightsail", "up", "--stack", "dev"}, `target "lightsail" is not one of ec2-spot, vps`},
+		{[]string{"--target", "vps", "up", "--stack", "dev"}, "target vps is not available in this version"},
+		{[]string{"up", "--stack", "dev", "--config-file", "/nonexistent.yaml"}, "reading --config-file"},
+	} {
+		_, stderr, code := run(t, env, tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
 	}
+}
+
+// envValue returns the last value env gives key.
+func envValue(env []string, key string) string {
+	v := ""
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
+}
+
+// TestOperatorPath runs the real binary the way `make up`, `make preview` and `make destroy` do:
+// operator mode on the example stack file, the real program, the simulated provider plugins
+// standing in for aws, tls and command, and moto's SSM for the setup status, which a simulated
+// instance publishes once the provider has "launched" it.
+func TestOperatorPath(t *testing.T) {
+	t.Parallel()
+	_, env := operatorProject(t)
+	m := moto.Start(t)
+	cloud := filepath.Join(t.TempDir(), "cloud.json")
+	for _, kv := range m.Env() {
+		if strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "PATH="+sim.Dir+string(os.PathListSeparator)+envValue(env, "PATH"),
+		simprovider.EnvCloud+"="+cloud)
+
+	// The simulated instance: once the provider has created it, its setup reports COMPLETE.
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	go func() {
+		cfg := m.Config()
+		client := ssm.NewFromConfig(cfg)
+		for ctx.Err() == nil {
+			time.Sleep(200 * time.Millisecond)
+			c, err := simprovider.Load(cloud)
+			if err != nil {
+				continue
+			}
+			for _, r := range c.OfType("aws:ec2/instance:Instance") {
+				_, _ = client.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(infra.StatusParameter("dev")),
+					Type: "String", Overwrite: aws.Bool(true), Value: aws.String(r.ID + " COMPLETE sim-token")})
+			}
+		}
+	}()
+
+	stdout, stderr, code := run(t, env, "preview", "--stack", "dev", "--secret", "gateway_token=gw-operator")
+	if code != 0 || !strings.Contains(stdout, "+ 40 to create") {
+		t.Fatalf("preview: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if n := len(loadCloud(t, cloud).Resources); n != 0 {
+		t.Fatalf("preview created %d resources", n)
+	}
+	stdout, stderr, code = run(t, env, "up", "--stack", "dev", "--setup-poll", "300ms")
+	if code != 0 {
+		t.Fatalf("up: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"status PROVISIONING", "stage instance_launched", "stage setup_complete", "status READY"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("up's progress lacks %q:\n%s", want, stderr)
+		}
+	}
+	if !regexp.MustCompile(`availabilityZone\s*: "me-central-1a"`).MatchString(stdout) {
+		t.Errorf("up's output lacks the zone:\n%s", stdout)
+	}
+	stdout, _, code = run(t, env, "--json", "status", "--stack", "dev")
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(stdout), &rec); code != 0 || err != nil || rec["status"] != "READY" || rec["stage"] != "setup_complete" {
+		t.Errorf("status: exit %d, %v: %s", code, err, stdout)
+	}
+	stdout, _, code = run(t, env, "outputs", "--stack", "dev")
+	if code != 0 || !strings.Contains(stdout, "instanceId") || strings.Contains(stdout, "gw-operator") {
+		t.Errorf("outputs: exit %d\n%s", code, stdout)
+	}
+	stdout, stderr, code = run(t, env, "render", "user-data", "--stack", "dev")
+	if code != 0 || !strings.HasPrefix(stdout, "#cloud-config\n") || strings.Contains(stdout, "gw-operator") ||
+		!strings.Contains(stdout, "# secret gateway_token: SSM SecureString /openclaw/dev/env/OPENCLAW_GATEWAY_TOKEN") ||
+		!regexp.MustCompile(`data volume vol-[0-9a-f]{17}`).MatchString(stdout) {
+		t.Errorf("render user-data: exit %d\n%.600s\n%s", code, stdout, stderr)
+	}
+	stdout, _, code = run(t, env, "status")
+	if code != 0 || !regexp.MustCompile(`(?m)^dev\s+ec2-spot\s+READY\s+setup_complete`).MatchString(stdout) {
+		t.Errorf("status table: exit %d\n%s", code, stdout)
+	}
+	stdout, stderr, code = run(t, env, "destroy", "--stack", "dev", "--yes")
+	if code != 0 {
+		t.Fatalf("destroy: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	// The backups bucket and its settings are retained on delete, and the data volume leaves a
+	// final snapshot: nothing else may remain.
+	for _, r := range loadCloud(t, cloud).Resources {
+		if !strings.HasPrefix(r.Type, "aws:s3/") && r.Type != "aws:ebs/snapshot:Snapshot" {
+			t.Errorf("%s %s remains after destroy", r.Type, r.ID)
+		}
+	}
+}
+
+func loadCloud(t *testing.T, path string) *simprovider.Cloud {
+	t.Helper()
+	c, err := simprovider.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

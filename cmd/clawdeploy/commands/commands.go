@@ -2,33 +2,47 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/urfave/cli/v2"
+	"gopkg.in/yaml.v3"
 
 	"github.com/clawdeploy/clawdeploy/automation"
 )
 
-// Exit codes of the command-line contract.
-const (
-	// ExitFailed means the operation ran and failed.
-	ExitFailed = 1
-	// ExitUsage means bad usage or invalid input: nothing was touched.
-	ExitUsage = 2
-)
+// Config replaces parts of the driver; the zero value is the real program.
+type Config struct {
+	Program pulumi.RunFunc
+	Stages  *automation.Stages
+	Finder  automation.Finder
+	Waiter  automation.Waiter
+}
+
+// ConfigKey is where the application keeps its Config.
+const ConfigKey = "clawdeploy.config"
 
 // GlobalFlags are accepted before any command.
 var GlobalFlags = []cli.Flag{
 	&cli.StringFlag{
 		Name:    "dir",
-		Usage:   "project directory holding Pulumi.yaml and the Pulumi.<stack>.yaml files",
-		Value:   ".",
+		Usage:   "operator mode: the project directory holding Pulumi.yaml and Pulumi.<stack>.yaml (default: the current directory when it has a Pulumi.yaml; otherwise backend mode)",
 		EnvVars: []string{"CLAWDEPLOY_PROJECT_DIR"},
 	},
 	&cli.StringFlag{
+		Name:    "state-dir",
+		Usage:   "where the journal, the work directories and (backend mode) the state live",
+		Value:   "~/.clawdeploy",
+		EnvVars: []string{"CLAWDEPLOY_STATE_DIR"},
+	},
+	&cli.StringFlag{
 		Name:    "backend",
-		Usage:   "Pulumi state backend URL (file://…, s3://…); default: the one Pulumi.yaml names",
+		Usage:   "Pulumi state backend URL (file://…, s3://…)",
 		EnvVars: []string{"PULUMI_BACKEND_URL"},
 	},
 	&cli.StringFlag{
@@ -36,35 +50,72 @@ var GlobalFlags = []cli.Flag{
 		Usage:   "directory whose bin/pulumi is the Pulumi CLI to run; default: pulumi on PATH",
 		EnvVars: []string{"CLAWDEPLOY_PULUMI_ROOT"},
 	},
+	&cli.StringFlag{
+		Name:    "target",
+		Usage:   "deployment target: ec2-spot or vps",
+		Value:   automation.TargetEC2Spot,
+		EnvVars: []string{"CLAWDEPLOY_TARGET"},
+	},
+	&cli.BoolFlag{
+		Name:    "json",
+		Usage:   "NDJSON events on stdout (time, type, stack and type-specific fields) instead of human progress",
+		EnvVars: []string{"CLAWDEPLOY_JSON"},
+	},
+	&cli.DurationFlag{
+		Name:    "drain",
+		Usage:   "on SIGTERM or SIGINT, how long the engine gets to checkpoint before the process exits (code 4)",
+		Value:   25 * time.Second,
+		EnvVars: []string{"CLAWDEPLOY_DRAIN"},
+	},
 }
 
-// stackFlag names the stack a command works on.
-var stackFlag = &cli.StringFlag{
-	Name:    "stack",
-	Aliases: []string{"s"},
-	Usage:   "stack name (one stack per deployment), like dev",
-	EnvVars: []string{"CLAWDEPLOY_STACK", "PULUMI_STACK"},
-}
-
-// replaceFlag forces the replacement of resources.
-var replaceFlag = &cli.StringSliceFlag{
-	Name:  "replace",
-	Usage: "replace the resource with this URN even if nothing changed (repeatable); see the README's restore path",
-}
-
-// upOptions returns the options of up and preview from their flags.
-func upOptions(cliContext *cli.Context) *automation.UpOptions {
-	return &automation.UpOptions{Replace: cliContext.StringSlice(replaceFlag.Name)}
-}
+var (
+	stackFlag = &cli.StringFlag{
+		Name:    "stack",
+		Aliases: []string{"s"},
+		Usage:   "stack name: one stack per deployment, like dev or customer-42",
+		EnvVars: []string{"CLAWDEPLOY_STACK", "PULUMI_STACK"},
+	}
+	configFlag = &cli.StringSliceFlag{
+		Name:  "config",
+		Usage: "set a config value, key=value (repeatable); keys without a namespace are the project's",
+	}
+	secretFlag = &cli.StringSliceFlag{
+		Name:  "secret",
+		Usage: "set a secret config value, key=value (repeatable); stored encrypted, never printed",
+	}
+	configFileFlag = &cli.StringFlag{
+		Name:  "config-file",
+		Usage: "YAML or JSON file of config values; a `secrets:` mapping in it holds secret ones",
+	}
+	replaceFlag = &cli.StringSliceFlag{
+		Name:  "replace",
+		Usage: "replace the resource with this URN even if nothing changed (repeatable); see the README's restore path",
+	}
+	waitFlag = &cli.DurationFlag{
+		Name:  "wait",
+		Usage: "wait this long for a deployment held by a live process instead of exiting 3",
+	}
+	setupTimeoutFlag = &cli.DurationFlag{
+		Name:  "setup-timeout",
+		Usage: "how long to wait for the setup to complete after the engine",
+		Value: 20 * time.Minute,
+	}
+	setupPollFlag = &cli.DurationFlag{
+		Name:  "setup-poll",
+		Usage: "how often to poll the setup's status",
+		Value: 30 * time.Second,
+	}
+)
 
 // OnUsageError turns flag parsing errors into usage errors (exit 2).
 func OnUsageError(_ *cli.Context, err error, _ bool) error {
-	return cli.Exit(err.Error(), ExitUsage)
+	return cli.Exit(err.Error(), automation.ExitUsage)
 }
 
 // usageError reports bad usage: exit 2, nothing touched.
 func usageError(format string, args ...any) error {
-	return cli.Exit(fmt.Sprintf(format, args...), ExitUsage)
+	return &automation.UsageError{Err: fmt.Errorf(format, args...)}
 }
 
 // stackName returns the --stack value, or a usage error.
@@ -76,16 +127,140 @@ func stackName(cliContext *cli.Context) (string, error) {
 	return name, nil
 }
 
-// newDriver builds the driver from the global flags, with progress on stdout.
+// configInput gathers --config-file, --config and --secret, in that order of precedence.
+func configInput(cliContext *cli.Context) (automation.ConfigInput, error) {
+	in := automation.ConfigInput{Values: map[string]string{}, Secrets: map[string]string{}}
+	if path := cliContext.String(configFileFlag.Name); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return in, usageError("reading --config-file: %v", err)
+		}
+		var file map[string]any
+		if err := yaml.Unmarshal(b, &file); err != nil {
+			return in, usageError("--config-file %s is not a YAML or JSON mapping: %v", path, err)
+		}
+		for k, v := range file {
+			if k == "secrets" {
+				secrets, ok := v.(map[string]any)
+				if !ok {
+					return in, usageError("--config-file %s: secrets must be a mapping", path)
+				}
+				for sk, sv := range secrets {
+					in.Secrets[sk] = fmt.Sprint(sv)
+				}
+				continue
+			}
+			in.Values[k] = fmt.Sprint(v)
+		}
+	}
+	for flag, into := range map[string]map[string]string{configFlag.Name: in.Values, secretFlag.Name: in.Secrets} {
+		for _, kv := range cliContext.StringSlice(flag) {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return in, usageError("--%s %q is not key=value", flag, redact(flag, kv))
+			}
+			into[k] = v
+		}
+	}
+	return in, nil
+}
+
+func redact(flag, kv string) string {
+	if flag == secretFlag.Name {
+		return "…"
+	}
+	return kv
+}
+
+// newDriver builds the driver from the global flags, with events as --json says.
 func newDriver(cliContext *cli.Context) (*automation.Driver, error) {
-	d, err := automation.New(cliContext.Context, &automation.Options{
-		ProjectDir: cliContext.String("dir"),
+	c, _ := cliContext.App.Metadata[ConfigKey].(Config)
+	dir := cliContext.String("dir")
+	if dir == "" {
+		if _, err := os.Stat("Pulumi.yaml"); err == nil {
+			dir = "."
+		}
+	}
+	stateDir := cliContext.String("state-dir")
+	if rest, ok := strings.CutPrefix(stateDir, "~/"); ok {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, err
+		}
+		stateDir = home + "/" + rest
+	}
+	opts := &automation.Options{
+		Program:    c.Program,
+		Stages:     c.Stages,
+		Finder:     c.Finder,
+		Waiter:     c.Waiter,
+		Target:     cliContext.String("target"),
+		ProjectDir: dir,
+		StateDir:   stateDir,
 		BackendURL: cliContext.String("backend"),
 		PulumiRoot: cliContext.String("pulumi-root"),
-		Progress:   os.Stdout,
-	})
-	if err != nil {
-		return nil, cli.Exit(err.Error(), ExitUsage)
+		Drain:      cliContext.Duration("drain"),
 	}
-	return d, nil
+	if cliContext.Bool("json") {
+		opts.Events = automation.NDJSON(os.Stdout)
+	} else {
+		opts.Events = automation.Human(os.Stderr)
+		opts.Progress = os.Stdout
+	}
+	if opts.Waiter == nil && c.Program == nil && (cliContext.IsSet(setupPollFlag.Name) || cliContext.IsSet(setupTimeoutFlag.Name)) {
+		opts.Waiter = automation.SSMWaiter{Interval: cliContext.Duration(setupPollFlag.Name), Budget: cliContext.Duration(setupTimeoutFlag.Name)}
+	}
+	if cliContext.IsSet(waitFlag.Name) {
+		opts.WaitForLease = cliContext.Duration(waitFlag.Name)
+	}
+	return automation.New(cliContext.Context, opts)
+}
+
+// finish ends a command: with --json, a result event carrying the outcome and the non-secret
+// outputs; the error goes back to main, which prints it and exits with its code.
+func finish(cliContext *cli.Context, stack, operation string, outputs auto.OutputMap, err error) error {
+	if !cliContext.Bool("json") {
+		return err
+	}
+	ok := err == nil
+	code := automation.ExitCode(err)
+	e := automation.Event{Time: time.Now().UTC(), Type: automation.EventResult, Stack: stack, Operation: operation,
+		OK: &ok, ExitCode: &code}
+	if err != nil {
+		e.Error = err.Error()
+	}
+	if len(outputs) > 0 {
+		e.Outputs = map[string]any{}
+		for k, v := range outputs {
+			if v.Secret {
+				e.Outputs[k] = "[secret]"
+			} else {
+				e.Outputs[k] = v.Value
+			}
+		}
+	}
+	automation.NDJSON(os.Stdout).Emit(e)
+	return err
+}
+
+// outputsOf returns a result's outputs; nil for no result.
+func outputsOf(r *automation.Result) auto.OutputMap {
+	if r == nil {
+		return nil
+	}
+	return r.Outputs
+}
+
+// withDriver runs f with a driver and closes it.
+func withDriver(cliContext *cli.Context, f func(*automation.Driver) error) error {
+	d, err := newDriver(cliContext)
+	if err != nil {
+		var usage *automation.UsageError
+		if errors.As(err, &usage) {
+			return err
+		}
+		return &automation.UsageError{Err: err}
+	}
+	defer func() { _ = d.Close() }()
+	return f(d)
 }

@@ -2,33 +2,30 @@ package commands
 
 import (
 	"github.com/urfave/cli/v2"
+
+	"github.com/clawdeploy/clawdeploy/automation"
 )
 
 // Destroy deletes a deployment's resources.
 var Destroy = &cli.Command{
 	Name:      "destroy",
-	Usage:     "delete every resource of the deployment",
+	Usage:     "delete every resource of the deployment (the data volume after a final snapshot)",
 	ArgsUsage: " ",
-	Description: `Deletes every resource of the stack, the data volume included. The stack's
-history and configuration remain in the backend. Requires --yes.`,
-	Flags: []cli.Flag{
-		stackFlag,
-		&cli.BoolFlag{Name: "yes", Usage: "confirm the deletion"},
-	},
+	Description: `Deletes every resource of the stack. The data volume is snapshotted first, and the
+snapshot carries its zone tag, so it can be restored; the backup bucket is retained.
+The journal goes DESTROYING → DESTROYED. Requires --yes.`,
+	Flags: []cli.Flag{stackFlag, waitFlag, &cli.BoolFlag{Name: "yes", Usage: "confirm the deletion"}},
 	Action: func(cliContext *cli.Context) error {
 		stack, err := stackName(cliContext)
 		if err != nil {
 			return err
 		}
 		if !cliContext.Bool("yes") {
-			return usageError("destroy deletes every resource of stack %s, the data volume included: "+
-				"pass --yes to confirm", stack)
+			return usageError("destroy deletes every resource of stack %s: pass --yes to confirm", stack)
 		}
-		d, err := newDriver(cliContext)
-		if err != nil {
-			return err
-		}
-		_, err = d.Destroy(cliContext.Context, stack)
-		return err
+		return withDriver(cliContext, func(d *automation.Driver) error {
+			_, err := d.Destroy(cliContext.Context, stack)
+			return finish(cliContext, stack, "destroy", nil, err)
+		})
 	},
 }

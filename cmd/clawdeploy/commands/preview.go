@@ -2,6 +2,8 @@ package commands
 
 import (
 	"github.com/urfave/cli/v2"
+
+	"github.com/clawdeploy/clawdeploy/automation"
 )
 
 // Preview shows what up would change.
@@ -9,20 +11,22 @@ var Preview = &cli.Command{
 	Name:      "preview",
 	Usage:     "show what up would create, change or delete, touching nothing",
 	ArgsUsage: " ",
-	Description: `Runs the program in preview mode: configuration is validated and every change is
-listed, but no cloud resource is touched. The stack is created in the backend if it
-does not exist yet.`,
-	Flags: []cli.Flag{stackFlag, replaceFlag},
+	Description: `Validates the configuration and runs the program in preview mode: every change is
+listed (the AZ guard and the other checks run), but no cloud resource is touched and
+no lease is taken. The stack is created in the backend if it does not exist yet.`,
+	Flags: []cli.Flag{stackFlag, configFlag, secretFlag, configFileFlag, replaceFlag},
 	Action: func(cliContext *cli.Context) error {
 		stack, err := stackName(cliContext)
 		if err != nil {
 			return err
 		}
-		d, err := newDriver(cliContext)
+		in, err := configInput(cliContext)
 		if err != nil {
 			return err
 		}
-		_, err = d.Preview(cliContext.Context, stack, upOptions(cliContext))
-		return err
+		return withDriver(cliContext, func(d *automation.Driver) error {
+			_, err := d.Preview(cliContext.Context, stack, &automation.UpOptions{Config: in, Replace: cliContext.StringSlice(replaceFlag.Name)})
+			return finish(cliContext, stack, "preview", nil, err)
+		})
 	},
 }

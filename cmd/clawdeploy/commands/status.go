@@ -1,0 +1,102 @@
+package commands
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/journal"
+)
+
+// Status prints the journal.
+var Status = &cli.Command{
+	Name:      "status",
+	Usage:     "print the journal's record of a deployment, or of all",
+	ArgsUsage: " ",
+	Description: `Prints status, last completed stage, attempts, last error, who holds the
+deployment and until when. Reads the journal only: no engine, no cloud.`,
+	Flags: []cli.Flag{stackFlag},
+	Action: func(cliContext *cli.Context) error {
+		return withDriver(cliContext, func(d *automation.Driver) error {
+			var records []journal.Record
+			if stack := cliContext.String(stackFlag.Name); stack != "" {
+				r, err := d.Status(cliContext.Context, stack)
+				if err != nil {
+					return err
+				}
+				records = append(records, r)
+			} else {
+				var err error
+				if records, err = d.List(cliContext.Context); err != nil {
+					return err
+				}
+			}
+			if cliContext.Bool("json") {
+				enc := json.NewEncoder(os.Stdout)
+				for _, r := range records {
+					_ = enc.Encode(statusEvent(r))
+				}
+				return nil
+			}
+			// The tabwriter buffers: a write error surfaces at Flush.
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			_, _ = fmt.Fprintln(w, "STACK\tTARGET\tSTATUS\tSTAGE\tATTEMPTS\tUPDATED\tHELD BY\tLAST ERROR")
+			for _, r := range records {
+				status := string(r.Status)
+				if r.Interrupted {
+					status += " (interrupted)"
+				}
+				held := "-"
+				if r.Leased(time.Now()) {
+					held = r.LeaseOwner
+				}
+				_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Stack, r.Target, status, dash(r.Stage),
+					r.Attempts, r.Updated.UTC().Format(time.RFC3339), held, dash(r.LastError))
+			}
+			return w.Flush()
+		})
+	},
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// statusRecord is a journal record as the status command prints it with --json.
+type statusRecord struct {
+	Time         time.Time  `json:"time"`
+	Type         string     `json:"type"`
+	Stack        string     `json:"stack"`
+	Target       string     `json:"target"`
+	Status       string     `json:"status"`
+	Interrupted  bool       `json:"interrupted"`
+	Stage        string     `json:"stage"`
+	Operation    string     `json:"operation"`
+	Attempts     int        `json:"attempts"`
+	LastError    string     `json:"lastError"`
+	Created      time.Time  `json:"created"`
+	Updated      time.Time  `json:"updated"`
+	LeaseOwner   string     `json:"leaseOwner,omitempty"`
+	LeaseExpires *time.Time `json:"leaseExpires,omitempty"`
+}
+
+func statusEvent(r journal.Record) statusRecord {
+	s := statusRecord{
+		Time: time.Now().UTC(), Type: automation.EventStatus, Stack: r.Stack, Target: r.Target, Status: string(r.Status),
+		Interrupted: r.Interrupted, Stage: r.Stage, Operation: r.Operation, Attempts: r.Attempts, LastError: r.LastError,
+		Created: r.Created.UTC(), Updated: r.Updated.UTC(), LeaseOwner: r.LeaseOwner,
+	}
+	if r.LeaseOwner != "" {
+		e := r.LeaseExpires.UTC()
+		s.LeaseExpires = &e
+	}
+	return s
+}
