@@ -14,7 +14,7 @@ $(error tools/go.mod does not require github.com/pulumi/pulumi/pkg/v3)
 endif
 GOLANGCI_LINT_VERSION := v2.11.4
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-GO_TEST_FLAGS ?= -timeout 30m
+GO_TEST_FLAGS ?= -timeout 60m
 
 # Everything below runs the CLI that `make tools` built, never whatever else is installed.
 export PATH := $(BIN):$(PATH)
@@ -46,6 +46,12 @@ build: ## build bin/clawdeploy, the driver
 .PHONY: test
 test: tools ## run every test: unit, mocks and engine-level (needs the CLI; builds it if missing)
 	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: bench
+bench: tools ## benchmarks: resume to first engine event (dead owner), resume of a READY deployment, the program
+	go test -run '^$$' -bench 'BenchmarkResumeDeadOwner' -benchtime 5x ./automation
+	go test -run '^$$' -bench 'BenchmarkResumeReady' ./automation
+	go test -run '^$$' -bench . ./infra
 
 $(BIN)/golangci-lint:
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
