@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -51,6 +52,23 @@ type Launch struct {
 	SourcePath string
 	// EnvFile is the settings file the script reads; empty means its own default.
 	EnvFile string
+	// Env, when set, is the settings file's content: the command writes it to EnvFile (mode 0600,
+	// atomically) in the same session, before it starts the script. It is part of the launch's
+	// identity, so changed settings relaunch the script.
+	Env []byte
+}
+
+// ID returns the launch's identity, recorded in the started and complete markers: the script's
+// hash, or, when the launch carries settings, the hash of both.
+func (l Launch) ID() string {
+	script := l.Script
+	if script == nil {
+		script = Script
+	}
+	if l.Env == nil {
+		return Hash(script)
+	}
+	return Hash(slices.Concat(script, []byte("\x00settings\x00"), l.Env))
 }
 
 // Command returns the shell command that launches the setup script: one session, under a second.
@@ -80,11 +98,25 @@ func (l Launch) Command() string {
 	if l.EnvFile != "" {
 		env = " OPENCLAW_ENV_FILE=" + quote(l.EnvFile)
 	}
-	return strings.Join([]string{
+	// The script's own hash verifies what was written; without settings it is the launch id,
+	// and the command is the same as it always was (an ec2-spot instance's user-data holds it:
+	// a change would replace the instance).
+	sum, verify := []string(nil), "$hash"
+	var writeEnv []string
+	if l.Env != nil {
+		sum, verify = []string{"sum=" + Hash(script)}, "$sum"
+		if l.EnvFile == "" {
+			panic("setup: a Launch with Env needs an EnvFile")
+		}
+		writeEnv = append(writeEnv, fmt.Sprintf(`mkdir -p "$(dirname %[1]s)" && printf '%%s' '%[2]s' | base64 -d > %[1]s.tmp && mv -f %[1]s.tmp %[1]s`,
+			quote(l.EnvFile), base64.StdEncoding.EncodeToString(l.Env)))
+	}
+	return strings.Join(slices.Concat([]string{
 		"set -eu",
 		"umask 077",
 		"root=" + quote(root),
-		"hash=" + Hash(script),
+		"hash=" + l.ID(),
+	}, sum, []string{
 		`mkdir -p "$root"`,
 		`exec 8>>"$root/` + LaunchLockFile + `"`,
 		`flock -w 30 8`,
@@ -96,15 +128,16 @@ func (l Launch) Command() string {
 		`if [ "$(cat "$root/` + CompleteFile + `" 2>/dev/null)" = "$hash" ]; then echo 'LAUNCH already-complete'; exit 0; fi`,
 		`tmp="$root/.` + ScriptFile + `.tmp"`,
 		materialize,
-		`if [ "$(sha256sum "$tmp" | cut -d ' ' -f 1)" != "$hash" ]; then rm -f "$tmp"; echo 'LAUNCH corrupt: the script does not match its hash'; exit 1; fi`,
+		`if [ "$(sha256sum "$tmp" | cut -d ' ' -f 1)" != "` + verify + `" ]; then rm -f "$tmp"; echo 'LAUNCH corrupt: the script does not match its hash'; exit 1; fi`,
 		`chmod 700 "$tmp"`,
 		`mv -f "$tmp" "$root/` + ScriptFile + `"`,
 		`rm -f "$root/` + CompleteFile + `" "$root/` + ErrorFile + `" "$root/` + TokenFile + `"`,
+	}, writeEnv, []string{
 		`printf '%s\n' "$hash" > "$root/` + StartedFile + `"`,
 		`OPENCLAW_SETUP_ROOT="$root" OPENCLAW_SETUP_LOCKED=1` + env +
 			` setsid nohup bash "$root/` + ScriptFile + `" </dev/null >"$root/` + LogFile + `" 2>&1 8>&- &`,
 		`echo 'LAUNCH started'`,
-	}, "\n")
+	}), "\n")
 }
 
 // PollCommand returns the shell command that reports the setup's state in one line:

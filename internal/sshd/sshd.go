@@ -1,0 +1,207 @@
+// Package sshd starts a real OpenSSH server (Debian's openssh-server) on a loopback port for one
+// test, with its own host key and one authorized client key, and counts the connections and exec
+// sessions it serves from its log, so tests can assert round trips.
+package sshd
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/clawdeploy/clawdeploy/sshexec"
+)
+
+// Binary is where Debian's openssh-server installs the daemon.
+const Binary = "/usr/sbin/sshd"
+
+// Server is a running sshd.
+type Server struct {
+	Port int
+	User string
+	// Home is the user's home directory as sessions see it ($HOME), a directory of the test's.
+	Home string
+	// HostKey is the server's public host key, in authorized_keys form.
+	HostKey string
+	// ClientKey is the private key (OpenSSH form) of the one authorized client key.
+	ClientKey []byte
+	log       string
+	cmd       *exec.Cmd
+}
+
+// NewKey returns a fresh ed25519 key: its private half in OpenSSH PEM form and its public half
+// in authorized_keys form.
+func NewKey(t testing.TB) (private []byte, public string) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(block), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))
+}
+
+// Start runs sshd for the test on 127.0.0.1, logging in the current user with ClientKey. A
+// missing sshd fails the test: these tests are the proof that the SSH path works.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	if _, err := os.Stat(Binary); err != nil {
+		t.Fatalf("sshd is not installed (apt-get install openssh-server): %v", err)
+	}
+	// sshd refuses to start without its privilege separation directory; the package creates it
+	// only when its service starts, which it does not in a container.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		t.Fatalf("sshd needs /run/sshd: %v", err)
+	}
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	hostPriv, hostPub := NewKey(t)
+	clientPriv, clientPub := NewKey(t)
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	hostKeyFile := write("host_ed25519", hostPriv)
+	authorized := write("authorized_keys", []byte(clientPub+"\n"))
+	// The user's home on this host is a directory of the test's: what a session writes under
+	// $HOME (an authorized key, say) stays there, and sshd reads keys from it too.
+	home := filepath.Join(dir, "home")
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	config := write("sshd_config", []byte(strings.Join([]string{
+		fmt.Sprintf("ListenAddress 127.0.0.1:%d", port),
+		"HostKey " + hostKeyFile,
+		"AuthorizedKeysFile " + authorized + " " + filepath.Join(home, ".ssh", "authorized_keys"),
+		"PidFile " + filepath.Join(dir, "sshd.pid"),
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"UsePAM no",
+		"StrictModes no",
+		"UseDNS no",
+		"PermitRootLogin prohibit-password",
+		"LogLevel VERBOSE",
+		// Debian's bash sources ~/.bashrc for commands run by sshd unless SHLVL says it is a
+		// nested shell. The test machine's dotfiles (here, a pyenv init costing ~2 s per session)
+		// are not part of the host under test: a fresh VPS's are not run, as they cost nothing.
+		"SetEnv SHLVL=1 HOME=" + home,
+		"",
+	}, "\n")))
+
+	s := &Server{Port: port, User: u.Username, Home: home, HostKey: hostPub, ClientKey: clientPriv, log: filepath.Join(dir, "sshd.log")}
+	logFile, err := os.Create(s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = logFile.Close() }()
+	// -D: stay in the foreground; -e: log to stderr, which is the log file the counts come from.
+	s.cmd = exec.Command(Binary, "-D", "-e", "-f", config)
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("starting sshd: %v", err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		_ = s.cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.Address(), time.Second)
+		if err == nil {
+			_ = c.Close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			out, _ := os.ReadFile(s.log)
+			t.Fatalf("sshd did not listen on %s within 10s: %v\n%s", s.Address(), err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Close stops the server and its sessions: the port is closed from then on.
+func (s *Server) Close() {
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	s.KillSessions()
+}
+
+// Address returns 127.0.0.1:port.
+func (s *Server) Address() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)) }
+
+// Target returns the sshexec target that reaches the server as the authorized client, with its
+// host key pinned.
+func (s *Server) Target() sshexec.Target {
+	return sshexec.Target{Host: "127.0.0.1", Port: s.Port, User: s.User, PrivateKey: s.ClientKey, HostKey: s.HostKey}
+}
+
+// Stats are what the server served so far.
+type Stats struct {
+	// Connections is the number of authenticated connections.
+	Connections int
+	// Execs is the number of exec sessions (one command each).
+	Execs int
+}
+
+// Stats counts from the server's log.
+func (s *Server) Stats() Stats {
+	out, _ := os.ReadFile(s.log)
+	return Stats{
+		Connections: strings.Count(string(out), "Accepted publickey for "),
+		Execs:       strings.Count(string(out), "Starting session: command for "),
+	}
+}
+
+// Log returns the server's log, for failure messages.
+func (s *Server) Log() string {
+	out, _ := os.ReadFile(s.log)
+	return string(out)
+}
+
+// KillSessions kills, with SIGKILL, the server side of every open connection (the listener's
+// children), as a server that drops its sessions would. It returns how many it killed.
+func (s *Server) KillSessions() int {
+	out, err := exec.Command("pgrep", "-P", strconv.Itoa(s.cmd.Process.Pid)).Output()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, f := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil && syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
