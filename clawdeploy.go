@@ -8,3 +8,8 @@ import _ "embed" // Pulumi.yaml
 //
 //go:embed Pulumi.yaml
 var ProjectYAML []byte
+
+// VPSProjectYAML is vps/Pulumi.yaml: the vps target's project definition and typed config block.
+//
+//go:embed vps/Pulumi.yaml
+var VPSProjectYAML []byte

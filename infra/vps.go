@@ -1,0 +1,320 @@
+package infra
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
+
+	"github.com/clawdeploy/clawdeploy/components"
+	"github.com/clawdeploy/clawdeploy/setup"
+	"github.com/clawdeploy/clawdeploy/sshexec"
+)
+
+// Config keys of the vps target.
+const (
+	KeyVPSHost                = "vps_host"
+	KeyVPSPort                = "vps_port"
+	KeyVPSUser                = "vps_user"
+	KeyVPSHostKey             = "vps_host_key"
+	KeyVPSAllowUnknownHostKey = "vps_allow_unknown_host_key"
+	KeyVPSSetupRoot           = "vps_setup_root"
+	KeyVPSSSHPrivateKey       = "vps_ssh_private_key"
+	KeyVPSPassword            = "vps_password"
+)
+
+// VPSKeys lists every config key of the vps target, in the order vps/Pulumi.yaml declares them.
+var VPSKeys = []string{
+	KeyVPSHost, KeyVPSPort, KeyVPSUser, KeyVPSHostKey, KeyVPSAllowUnknownHostKey, KeyVPSSetupRoot,
+	KeyVPSSSHPrivateKey, KeyVPSPassword, KeyOpenClawImage,
+	KeyGatewayToken, KeyAnthropicAPIKey, KeyOpenAIAPIKey, KeyOpenRouterAPIKey, KeyGeminiAPIKey,
+}
+
+// Defaults of the vps keys.
+const (
+	DefaultVPSPort = 22
+	DefaultVPSUser = "root"
+)
+
+// VPSCredentialKeys are the secret keys that log in to the host: one of them is required.
+var VPSCredentialKeys = []string{KeyVPSSSHPrivateKey, KeyVPSPassword}
+
+// Names of the vps components.
+const (
+	NameSSHKey    = "ssh-key"
+	NameSSHAccess = "ssh-access"
+	NameVPSSetup  = "setup"
+)
+
+// VPSConfig is the validated configuration of one vps stack.
+type VPSConfig struct {
+	Stack string
+	Host  string
+	Port  int
+	User  string
+	// HostKey pins the host's key (authorized_keys form); empty only with AllowUnknownHostKey.
+	HostKey             string
+	AllowUnknownHostKey bool
+	// SetupRoot is the directory of the setup protocol's files on the host.
+	SetupRoot     string
+	OpenClawImage string
+	// Credential is vps_ssh_private_key or vps_password, whichever is set (the key wins).
+	PrivateKey, Password *Secret
+	// Secrets are the gateway's secrets by config key, as for ec2-spot.
+	Secrets map[string]Secret
+}
+
+var (
+	hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+	userPattern     = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+)
+
+// LoadVPS reads and validates a vps stack's configuration, every problem at once, before any
+// resource is registered.
+func LoadVPS(ctx *pulumi.Context) (*VPSConfig, error) {
+	r := reader{conf: config.New(ctx, ""), ctx: ctx}
+	c := &VPSConfig{
+		Stack:               ctx.Stack(),
+		Host:                r.str(KeyVPSHost, ""),
+		Port:                r.integer(KeyVPSPort, DefaultVPSPort),
+		User:                r.str(KeyVPSUser, DefaultVPSUser),
+		HostKey:             r.str(KeyVPSHostKey, ""),
+		AllowUnknownHostKey: r.boolean(KeyVPSAllowUnknownHostKey),
+		SetupRoot:           r.str(KeyVPSSetupRoot, setup.DefaultRoot),
+		OpenClawImage:       r.str(KeyOpenClawImage, DefaultOpenClawImage),
+		Secrets:             map[string]Secret{},
+	}
+	if s, ok := r.secret(KeyVPSSSHPrivateKey); ok {
+		c.PrivateKey = &s
+	}
+	if s, ok := r.secret(KeyVPSPassword); ok {
+		c.Password = &s
+	}
+	for _, key := range sortedSecretKeys() {
+		if s, ok := r.secret(key); ok {
+			c.Secrets[key] = s
+		}
+	}
+	fields := r.errs
+	var verr *ValidationError
+	if err := c.Validate(); errors.As(err, &verr) {
+		fields = append(fields, verr.Fields...)
+	}
+	if len(fields) > 0 {
+		return nil, &ValidationError{Stack: c.Stack, Fields: fields}
+	}
+	return c, nil
+}
+
+func (r *reader) boolean(key string) bool {
+	v, ok := r.raw(key)
+	if !ok {
+		return false
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		r.errs = append(r.errs, &FieldError{Key: key, Value: v, Allowed: "true or false"})
+	}
+	return b
+}
+
+// Validate checks the values; it is pure.
+func (c *VPSConfig) Validate() error {
+	var fields []*FieldError
+	bad := func(key, value, allowed string) {
+		fields = append(fields, &FieldError{Key: key, Value: value, Allowed: allowed})
+	}
+	switch {
+	case c.Host == "":
+		bad(KeyVPSHost, c.Host, "set to the host's address (pulumi config set vps_host 203.0.113.10)")
+	case net.ParseIP(c.Host) == nil && (len(c.Host) > 253 || !hostnamePattern.MatchString(c.Host)):
+		bad(KeyVPSHost, c.Host, "an IP address or a host name like vps1.example.com")
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		bad(KeyVPSPort, strconv.Itoa(c.Port), "a TCP port between 1 and 65535")
+	}
+	if !userPattern.MatchString(c.User) {
+		bad(KeyVPSUser, c.User, "a user name like root or ubuntu")
+	}
+	switch {
+	case c.HostKey == "" && !c.AllowUnknownHostKey:
+		bad(KeyVPSHostKey, c.HostKey, "the host's public key, like the line of `ssh-keyscan -t ed25519 <host>` after the host name, "+
+			"or set vps_allow_unknown_host_key to true to trust whatever key the host presents")
+	case c.HostKey != "":
+		if _, err := sshexec.ParseHostKey(c.HostKey); err != nil {
+			bad(KeyVPSHostKey, c.HostKey, "a public key in authorized_keys form, like ssh-ed25519 AAAA…")
+		}
+	}
+	if !path.IsAbs(c.SetupRoot) || path.Clean(c.SetupRoot) != c.SetupRoot {
+		bad(KeyVPSSetupRoot, c.SetupRoot, "an absolute, clean directory path like /root")
+	}
+	if len(c.OpenClawImage) > 255 || !imagePattern.MatchString(c.OpenClawImage) {
+		bad(KeyOpenClawImage, c.OpenClawImage, "a container image reference like ghcr.io/openclaw/openclaw:2026.2.26")
+	}
+	switch {
+	case c.PrivateKey == nil && c.Password == nil:
+		fields = append(fields, &FieldError{Key: KeyVPSSSHPrivateKey, Redacted: true,
+			Allowed: "set (or vps_password): the credential to log in to the host with, as a secret " +
+				"(pulumi config set --secret vps_ssh_private_key < key)"})
+	case c.PrivateKey != nil:
+		if _, err := (sshexec.Target{Host: "x", PrivateKey: []byte(c.PrivateKey.Reveal()), AllowUnknownHostKey: true}).Signer(); err != nil {
+			fields = append(fields, &FieldError{Key: KeyVPSSSHPrivateKey, Redacted: true,
+				Allowed: "an unencrypted private key in OpenSSH or PEM form"})
+		}
+	}
+	secrets := maps.Clone(c.Secrets)
+	if c.PrivateKey != nil {
+		secrets[KeyVPSSSHPrivateKey] = *c.PrivateKey
+	}
+	if c.Password != nil {
+		secrets[KeyVPSPassword] = *c.Password
+	}
+	for _, key := range slices.Sorted(maps.Keys(secrets)) {
+		if !secrets[key].encrypted {
+			fields = append(fields, &FieldError{Key: key, Redacted: true,
+				Allowed: fmt.Sprintf("set as a secret, but it is in plain text in Pulumi.%s.yaml: "+
+					"run `pulumi config set --secret %s` and rotate the value", c.Stack, key)})
+		}
+	}
+	if len(fields) > 0 {
+		return &ValidationError{Stack: c.Stack, Fields: fields}
+	}
+	return nil
+}
+
+// host returns the component view of the host.
+func (c *VPSConfig) host() components.Host {
+	return components.Host{Address: c.Host, Port: c.Port, User: c.User, HostKey: c.HostKey, AllowUnknownHostKey: c.AllowUnknownHostKey}
+}
+
+// VPSEnvFile is the settings file the launch writes on the host, next to the protocol's files.
+func VPSEnvFile(root string) string { return path.Join(root, ".openclaw-setup.env") }
+
+// VPSSettings returns the settings file the setup script reads on a vps host: shell assignments,
+// each value single-quoted. It holds the gateway's secrets, so it travels inside the launch
+// command, which is kept as a secret, and lands on the host with mode 0600.
+func VPSSettings(c *VPSConfig) []byte {
+	vars := map[string]string{
+		"OPENCLAW_TARGET": "vps",
+		"OPENCLAW_STACK":  c.Stack,
+		"OPENCLAW_IMAGE":  c.OpenClawImage,
+	}
+	for key, s := range c.Secrets {
+		vars[SecretKeys[key]] = s.Reveal()
+	}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		fmt.Fprintf(&b, "%s='%s'\n", k, strings.ReplaceAll(vars[k], "'", `'\''`))
+	}
+	return []byte(b.String())
+}
+
+// VPSOutputs are what the vps program exports.
+type VPSOutputs struct {
+	Host, User, HostKey, SetupRoot, LaunchID pulumi.StringOutput
+	Port                                     pulumi.IntOutput
+	// PrivateKey is the deployment's own SSH key (a secret); PublicKey is authorized on the host.
+	PrivateKey, PublicKey pulumi.StringOutput
+	// Launched is what the launch printed.
+	Launched pulumi.StringOutput
+	// GatewayTunnel is the SSH port forwarding command that reaches the gateway.
+	GatewayTunnel pulumi.StringOutput
+}
+
+// VPSProgram is the Pulumi program of an OpenClaw deployment on a VPS, with the setup script.
+func VPSProgram(ctx *pulumi.Context) error { return VPSProgramWith(setup.Script)(ctx) }
+
+// VPSProgramWith is VPSProgram launching script instead of the setup script: the tests' stand-in.
+func VPSProgramWith(script []byte) pulumi.RunFunc {
+	return func(ctx *pulumi.Context) error {
+		out, err := DeployVPS(ctx, script)
+		if err != nil {
+			return err
+		}
+		ctx.Export("sshHost", out.Host)
+		ctx.Export("sshPort", out.Port)
+		ctx.Export("sshUser", out.User)
+		ctx.Export("sshHostKey", out.HostKey)
+		ctx.Export("sshPrivateKey", out.PrivateKey)
+		ctx.Export("sshPublicKey", out.PublicKey)
+		ctx.Export("setupRoot", out.SetupRoot)
+		ctx.Export("launchId", out.LaunchID)
+		ctx.Export("launched", out.Launched)
+		ctx.Export("gatewayTunnel", out.GatewayTunnel)
+		ctx.Export("gatewayUrl", pulumi.Sprintf("http://127.0.0.1:18789/"))
+		return nil
+	}
+}
+
+// DeployVPS registers the vps deployment: the deployment's key, its authorization on the host,
+// and the detached launch of script with the stack's settings.
+func DeployVPS(ctx *pulumi.Context, script []byte) (*VPSOutputs, error) {
+	cfg, err := LoadVPS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key, err := components.NewSSHKey(ctx, NameSSHKey)
+	if err != nil {
+		return nil, err
+	}
+	var operatorKey, password pulumi.StringPtrInput
+	if cfg.PrivateKey != nil {
+		operatorKey = cfg.PrivateKey.Output().ToStringPtrOutput()
+	} else {
+		password = cfg.Password.Output().ToStringPtrOutput()
+	}
+	access, err := components.NewSSHAccess(ctx, NameSSHAccess, &components.SSHAccessArgs{
+		Host: cfg.host(), PrivateKey: operatorKey, Password: password, AuthorizedKey: key.PublicKey,
+	})
+	if err != nil {
+		return nil, err
+	}
+	launch := setup.Launch{Root: cfg.SetupRoot, Script: script, EnvFile: VPSEnvFile(cfg.SetupRoot), Env: VPSSettings(cfg)}
+	vpsSetup, err := components.NewVPSSetup(ctx, NameVPSSetup, &components.VPSSetupArgs{
+		Host:          cfg.host(),
+		PrivateKey:    key.PrivateKey,
+		LaunchCommand: pulumi.ToSecret(pulumi.String(launch.Command())).(pulumi.StringOutput),
+		LaunchID:      launch.ID(),
+		After:         []pulumi.Resource{access},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &VPSOutputs{
+		Host:       pulumi.String(cfg.Host).ToStringOutput(),
+		Port:       pulumi.Int(cfg.Port).ToIntOutput(),
+		User:       pulumi.String(cfg.User).ToStringOutput(),
+		HostKey:    pulumi.String(cfg.HostKey).ToStringOutput(),
+		SetupRoot:  pulumi.String(cfg.SetupRoot).ToStringOutput(),
+		LaunchID:   vpsSetup.LaunchID,
+		PrivateKey: key.PrivateKey,
+		PublicKey:  key.PublicKey,
+		Launched:   vpsSetup.Launched,
+		GatewayTunnel: pulumi.Sprintf("ssh -N -L 18789:127.0.0.1:18789 -p %d %s@%s",
+			cfg.Port, cfg.User, cfg.Host),
+	}, nil
+}
+
+// CheckVPSConfig validates a vps stack's configuration without an engine.
+func CheckVPSConfig(project, stack string, values map[string]string, secretKeys []string) error {
+	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
+		_, err := LoadVPS(ctx)
+		return err
+	}, pulumi.WithMocks(project, stack, noResources{}), func(info *pulumi.RunInfo) {
+		info.Config = values
+		info.ConfigSecretKeys = secretKeys
+	})
+	var invalid *ValidationError
+	if errors.As(err, &invalid) {
+		return invalid
+	}
+	return err
+}

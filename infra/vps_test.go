@@ -1,0 +1,217 @@
+package infra
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/clawdeploy/clawdeploy/internal/enginetest"
+	"github.com/clawdeploy/clawdeploy/internal/pulumitest"
+	"github.com/clawdeploy/clawdeploy/setup"
+)
+
+const (
+	testHostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	// testOperatorKey is a throwaway ed25519 key made for this test.
+	testOperatorKey = `-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACBrWPhK5ijsWSRxcr8Pm+NBbIP0A87OE/vKXg9uH3hoKAAAAJCCFUbqghVG
+6gAAAAtzc2gtZWQyNTUxOQAAACBrWPhK5ijsWSRxcr8Pm+NBbIP0A87OE/vKXg9uH3hoKA
+AAAEA3j8SoMaNeimgJjCrSU4wZ8Jy/ZYy9WC6qoFXsi3zLO2tY+ErmKOxZJHFyvw+b40Fs
+g/QDzs4T+8peD24feGgoAAAADHRlc3RAdnBzLWtleQE=
+-----END OPENSSH PRIVATE KEY-----
+`
+)
+
+func validVPSConfig() map[string]string {
+	return map[string]string{KeyVPSHost: "203.0.113.10", KeyVPSHostKey: testHostKey}
+}
+
+func loadVPS(t *testing.T, plain, secret map[string]string) (*VPSConfig, error) {
+	t.Helper()
+	var cfg *VPSConfig
+	_, err := pulumitest.Run(func(ctx *pulumi.Context) error {
+		c, err := LoadVPS(ctx)
+		cfg = c
+		return err
+	}, pulumitest.WithStack("vps1"), pulumitest.WithConfig(plain), pulumitest.WithSecretConfig(secret))
+	return cfg, err
+}
+
+func TestLoadVPSAppliesDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadVPS(t, validVPSConfig(), map[string]string{KeyVPSSSHPrivateKey: testOperatorKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Port != 22 || cfg.User != "root" || cfg.SetupRoot != "/root" || cfg.AllowUnknownHostKey || cfg.OpenClawImage != DefaultOpenClawImage {
+		t.Errorf("defaults: %+v", cfg)
+	}
+}
+
+// TestVPSConfigRejects runs bad vps configurations through LoadVPS: each is refused before any
+// resource, with the key in the message.
+func TestVPSConfigRejects(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		set    map[string]string // over validVPSConfig; "" deletes
+		secret map[string]string // nil: the operator key, as a secret
+		plain  map[string]string // secret keys passed in plain text
+		key    string
+	}{
+		{name: "host missing", set: map[string]string{KeyVPSHost: ""}, key: KeyVPSHost},
+		{name: "host with a space", set: map[string]string{KeyVPSHost: "vps 1"}, key: KeyVPSHost},
+		{name: "host an option", set: map[string]string{KeyVPSHost: "-oProxyCommand=x"}, key: KeyVPSHost},
+		{name: "host with a user", set: map[string]string{KeyVPSHost: "root@vps1"}, key: KeyVPSHost},
+		{name: "port 0", set: map[string]string{KeyVPSPort: "0"}, key: KeyVPSPort},
+		{name: "port too high", set: map[string]string{KeyVPSPort: "65536"}, key: KeyVPSPort},
+		{name: "port not a number", set: map[string]string{KeyVPSPort: "ssh"}, key: KeyVPSPort},
+		{name: "user with a space", set: map[string]string{KeyVPSUser: "a b"}, key: KeyVPSUser},
+		{name: "user upper case", set: map[string]string{KeyVPSUser: "Root"}, key: KeyVPSUser},
+		{name: "host key missing", set: map[string]string{KeyVPSHostKey: ""}, key: KeyVPSHostKey},
+		{name: "host key garbage", set: map[string]string{KeyVPSHostKey: "ssh-ed25519 nope"}, key: KeyVPSHostKey},
+		{name: "allow not a bool", set: map[string]string{KeyVPSAllowUnknownHostKey: "sure"}, key: KeyVPSAllowUnknownHostKey},
+		{name: "setup root relative", set: map[string]string{KeyVPSSetupRoot: "root"}, key: KeyVPSSetupRoot},
+		{name: "setup root unclean", set: map[string]string{KeyVPSSetupRoot: "/root/../etc"}, key: KeyVPSSetupRoot},
+		{name: "image", set: map[string]string{KeyOpenClawImage: "ghcr.io/OpenClaw/openclaw"}, key: KeyOpenClawImage},
+		{name: "no credential", secret: map[string]string{}, key: KeyVPSSSHPrivateKey},
+		{name: "key not a key", secret: map[string]string{KeyVPSSSHPrivateKey: "hunter2"}, key: KeyVPSSSHPrivateKey},
+		{name: "key in plain text", secret: map[string]string{}, plain: map[string]string{KeyVPSSSHPrivateKey: testOperatorKey}, key: KeyVPSSSHPrivateKey},
+		{name: "password in plain text", secret: map[string]string{}, plain: map[string]string{KeyVPSPassword: "pw"}, key: KeyVPSPassword},
+		{name: "token in plain text", plain: map[string]string{KeyGatewayToken: "tok-plain-9"}, key: KeyGatewayToken},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			plain := validVPSConfig()
+			for k, v := range tc.set {
+				if v == "" {
+					delete(plain, k)
+				} else {
+					plain[k] = v
+				}
+			}
+			maps.Copy(plain, tc.plain)
+			secret := tc.secret
+			if secret == nil {
+				secret = map[string]string{KeyVPSSSHPrivateKey: testOperatorKey}
+			}
+			_, err := loadVPS(t, plain, secret)
+			var verr *ValidationError
+			if !errors.As(err, &verr) || !slices.Contains(verr.Keys(), tc.key) {
+				t.Fatalf("error %v, want one naming %s", err, tc.key)
+			}
+			for _, s := range []string{testOperatorKey, "hunter2", "tok-plain-9"} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("the message shows a secret value: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestVPSHostKeyMayBeUnpinnedOnlyExplicitly(t *testing.T) {
+	t.Parallel()
+	plain := validVPSConfig()
+	delete(plain, KeyVPSHostKey)
+	plain[KeyVPSAllowUnknownHostKey] = "true"
+	if _, err := loadVPS(t, plain, map[string]string{KeyVPSPassword: "pw"}); err != nil {
+		t.Errorf("allowed unknown host key with a password: %v", err)
+	}
+}
+
+func TestVPSProjectYAMLDeclaresEveryKey(t *testing.T) {
+	t.Parallel()
+	proj, err := workspace.LoadProject(filepath.Join(enginetest.RepoRoot(t), "vps", "Pulumi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var declared []string
+	for key, typ := range proj.Config {
+		declared = append(declared, key)
+		if typ.Description == "" {
+			t.Errorf("%s has no description", key)
+		}
+	}
+	if want := slices.Sorted(slices.Values(VPSKeys)); !slices.Equal(slices.Sorted(slices.Values(declared)), want) {
+		t.Errorf("vps/Pulumi.yaml declares %v\nthe program reads %v", slices.Sorted(slices.Values(declared)), want)
+	}
+	for key, want := range map[string]string{KeyVPSPort: "22", KeyVPSUser: DefaultVPSUser, KeyVPSSetupRoot: setup.DefaultRoot, KeyOpenClawImage: DefaultOpenClawImage} {
+		if got := fmt.Sprint(proj.Config[key].Default); got != want {
+			t.Errorf("%s defaults to %s in vps/Pulumi.yaml, %s in Go", key, got, want)
+		}
+	}
+	if proj.Config[KeyVPSHost].Default != nil {
+		t.Errorf("vps_host has a default: it must be required")
+	}
+}
+
+// TestVPSProgram checks the vps resource graph: the deployment's key, its authorization with
+// the operator's credential, then the launch with the deployment's key, the host key pinned
+// everywhere, the settings and their secrets only inside the (secret) launch command.
+func TestVPSProgram(t *testing.T) {
+	t.Parallel()
+	script := []byte("#!/bin/bash\necho test script\n")
+	m, err := pulumitest.Run(VPSProgramWith(script), pulumitest.WithStack("vps1"),
+		pulumitest.WithConfig(map[string]string{KeyVPSHost: "203.0.113.10", KeyVPSHostKey: testHostKey, KeyVPSSetupRoot: "/srv/oc"}),
+		pulumitest.WithSecretConfig(map[string]string{KeyVPSSSHPrivateKey: testOperatorKey, KeyGatewayToken: "gw-secret-1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, ok := m.One("tls:index/privateKey:PrivateKey", NameSSHKey+"-key")
+	if !ok || key.String("algorithm") != "ED25519" {
+		t.Fatalf("no ed25519 key: %+v", key)
+	}
+	authorize, ok := m.One("command:remote:Command", NameSSHAccess+"-authorize")
+	if !ok {
+		t.Fatal("no authorize command")
+	}
+	launch, ok := m.One("command:remote:Command", NameVPSSetup+"-launch")
+	if !ok {
+		t.Fatal("no launch command")
+	}
+	for name, r := range map[string]pulumitest.Resource{"authorize": authorize, "launch": launch} {
+		if got := r.String("connection.hostKey"); got != testHostKey {
+			t.Errorf("%s: host key %q, want it pinned", name, got)
+		}
+		if got := r.String("connection.host"); got != "203.0.113.10" {
+			t.Errorf("%s: host %q", name, got)
+		}
+	}
+	if got := authorize.String("connection.privateKey"); got != testOperatorKey {
+		t.Errorf("the authorization does not log in with the operator's key")
+	}
+	// The launch logs in with the deployment's key (unknown under mocks: it comes from the key pair).
+	if launch.String("connection.privateKey") == testOperatorKey || !slices.Contains(launch.Request.GetDependencies(), key.URN) {
+		t.Errorf("the launch does not log in with the deployment's own key")
+	}
+	create := launch.String("create")
+	if !strings.Contains(create, "root='/srv/oc'") || !strings.Contains(create, "setsid nohup bash") {
+		t.Errorf("the launch command is not the protocol's:\n%s", create)
+	}
+	// The launch's identity covers the script and the settings: it is not the script's hash.
+	_, rest, _ := strings.Cut(create, "\nhash=")
+	id, _, _ := strings.Cut(rest, "\n")
+	if len(id) != 64 || id == setup.Hash(script) || !strings.Contains(create, "\nsum="+setup.Hash(script)) {
+		t.Errorf("launch id %q, script hash %s", id, setup.Hash(script))
+	}
+	if !strings.Contains(fmt.Sprint(launch.Inputs["triggers"]), id) {
+		t.Errorf("triggers %v do not carry the launch id", launch.Inputs["triggers"])
+	}
+	if !launch.Inputs["create"].IsSecret() {
+		t.Errorf("the launch command carries the settings' secrets but is not a secret")
+	}
+	if strings.Contains(create, "gw-secret-1") {
+		t.Errorf("the gateway token is in the launch command in clear; it must travel base64-encoded in the settings")
+	}
+	if !slices.Contains(launch.Request.GetDependencies(), authorize.URN) {
+		t.Errorf("the launch does not wait for the key's authorization: %v", launch.Request.GetDependencies())
+	}
+}
