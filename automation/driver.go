@@ -18,7 +18,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/clawdeploy/clawdeploy"
 	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/journal"
 )
@@ -87,27 +86,32 @@ type Options struct {
 // Driver runs stack operations through the Automation API, with the program inline, and keeps
 // the journal of every deployment it touches.
 type Driver struct {
-	program    pulumi.RunFunc
-	target     string
-	stages     Stages
-	defaults   bool // the default program: config validation and project definition apply
-	projectDir string
-	stateDir   string
-	backendURL string
-	env        map[string]string
-	journal    journal.Journal
-	ownJournal bool
-	now        func() time.Time
-	finder     Finder
-	waiter     Waiter
-	relaunch   func(string) []string
-	events     Sink
-	progress   io.Writer
-	leaseTTL   time.Duration
-	drain      time.Duration
-	waitLease  time.Duration
-	owner      string
-	pulumiRoot string
+	program  pulumi.RunFunc
+	target   string
+	stages   Stages
+	defaults bool // the default program: config validation and project definition apply
+	// keys, check and projectYAML are the target's config keys, its validation and its project
+	// definition, for the default program.
+	keys        []string
+	check       func(project, stack string, values map[string]string, secretKeys []string) error
+	projectYAML []byte
+	projectDir  string
+	stateDir    string
+	backendURL  string
+	env         map[string]string
+	journal     journal.Journal
+	ownJournal  bool
+	now         func() time.Time
+	finder      Finder
+	waiter      Waiter
+	relaunch    func(string) []string
+	events      Sink
+	progress    io.Writer
+	leaseTTL    time.Duration
+	drain       time.Duration
+	waitLease   time.Duration
+	owner       string
+	pulumiRoot  string
 	// cli is the Pulumi CLI, checked on first use: what the journal alone answers (status, a
 	// READY resume) does not pay for running `pulumi version`.
 	cli     auto.PulumiCommand
@@ -143,28 +147,30 @@ func New(ctx context.Context, opts *Options) (*Driver, error) {
 		waitLease:  opts.WaitForLease,
 	}
 	d.defaults = d.program == nil
-	if d.defaults {
-		d.program = infra.Program
-		d.stages = EC2SpotStages
-		if d.waiter == nil {
-			d.waiter = SSMWaiter{}
-		}
-		if d.relaunch == nil {
-			d.relaunch = func(stack string) []string { return []string{SpotInstanceURN(stack)} }
-		}
-	}
-	if opts.Stages != nil {
-		d.stages = *opts.Stages
-	}
 	switch {
 	case d.target == "":
 		d.target = TargetEC2Spot
 	case d.target != TargetEC2Spot && d.target != TargetVPS:
 		return nil, &UsageError{Err: fmt.Errorf("target %q is not one of %s, %s", d.target, TargetEC2Spot, TargetVPS)}
-	case d.target == TargetVPS && d.defaults:
-		// The vps program (SSH launch and poll) is not part of this version: refuse rather than
-		// run the ec2-spot program under a vps record.
-		return nil, &UsageError{Err: fmt.Errorf("target %s is not available in this version of clawdeploy; use %s", TargetVPS, TargetEC2Spot)}
+	}
+	if d.defaults && d.target == TargetVPS && d.projectDir != "" {
+		return nil, &UsageError{Err: fmt.Errorf("target %s runs with its built-in project, not the one in %s (the ec2-spot project): run it without a project directory", TargetVPS, d.projectDir)}
+	}
+	if d.defaults {
+		p := profiles[d.target]
+		d.program, d.stages, d.keys, d.check, d.projectYAML = p.program, p.stages, p.keys, p.check, p.projectYAML
+		if d.waiter == nil {
+			d.waiter = p.waiter()
+		}
+		if d.relaunch == nil {
+			d.relaunch = p.relaunch
+		}
+		if d.finder == nil {
+			d.finder = p.finder()
+		}
+	}
+	if opts.Stages != nil {
+		d.stages = *opts.Stages
 	}
 	if d.waiter == nil {
 		d.waiter = NoWait
@@ -295,7 +301,7 @@ func (d *Driver) builtInProject() (*workspace.Project, error) {
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
 	path := filepath.Join(dir, "Pulumi.yaml")
-	if err := os.WriteFile(path, clawdeploy.ProjectYAML, 0o600); err != nil {
+	if err := os.WriteFile(path, d.projectYAML, 0o600); err != nil {
 		return nil, err
 	}
 	proj, err := workspace.LoadProject(path)
@@ -394,18 +400,18 @@ func (d *Driver) checkKeys(in ConfigInput) error {
 		return nil
 	}
 	known := map[string]bool{}
-	for _, k := range infra.Keys {
+	for _, k := range d.keys {
 		known["openclaw:"+k] = true
 	}
 	for k := range maps.Keys(in.Values) {
 		if !known[fullKey(k)] && !strings.HasPrefix(k, "aws:") {
-			return &ConfigError{Err: fmt.Errorf("unknown config key %s; known keys: %s, and aws:region",
-				k, strings.Join(infra.Keys, ", "))}
+			return &ConfigError{Err: fmt.Errorf("unknown config key %s for target %s; known keys: %s, and aws:region",
+				k, d.target, strings.Join(d.keys, ", "))}
 		}
 	}
 	for k := range maps.Keys(in.Secrets) {
 		if !known[fullKey(k)] {
-			return &ConfigError{Err: fmt.Errorf("unknown config key %s; known keys: %s", k, strings.Join(infra.Keys, ", "))}
+			return &ConfigError{Err: fmt.Errorf("unknown config key %s for target %s; known keys: %s", k, d.target, strings.Join(d.keys, ", "))}
 		}
 	}
 	return nil
@@ -441,7 +447,7 @@ func (d *Driver) applyConfig(ctx context.Context, s auto.Stack, in ConfigInput) 
 			}
 		}
 		slices.Sort(secrets)
-		if err := infra.CheckConfig("openclaw", s.Name(), values, secrets); err != nil {
+		if err := d.check("openclaw", s.Name(), values, secrets); err != nil {
 			return &ConfigError{Err: err}
 		}
 	}

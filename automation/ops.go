@@ -20,7 +20,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 	"gopkg.in/yaml.v3"
 
-	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/journal"
 	"github.com/clawdeploy/clawdeploy/setup"
 )
@@ -65,6 +64,10 @@ func (d *Driver) take(ctx context.Context, stack string) (*hold, error) {
 	prev, err := d.journal.Ensure(ctx, stack, d.target, d.now())
 	if err != nil {
 		return nil, err
+	}
+	if prev.Target != d.target {
+		// Running another target's program on a stack would delete everything it has.
+		return nil, &UsageError{Err: fmt.Errorf("deployment %s is a %s deployment; run it with --target %s", stack, prev.Target, prev.Target)}
 	}
 	deadline := d.now().Add(d.waitLease)
 	for {
@@ -300,7 +303,7 @@ func (d *Driver) checkNewStack(ctx context.Context, stack string, in ConfigInput
 		}
 	}
 	slices.Sort(secrets)
-	if err := infra.CheckConfig("openclaw", stack, values, secrets); err != nil {
+	if err := d.check("openclaw", stack, values, secrets); err != nil {
 		return &ConfigError{Err: err}
 	}
 	return nil

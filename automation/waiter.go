@@ -41,6 +41,8 @@ type SetupError struct {
 	// TimedOut reports that the budget ran out before a final status.
 	TimedOut bool
 	Budget   time.Duration
+	// LastErr is why the last poll read nothing, when it did not.
+	LastErr error
 }
 
 func (e *SetupError) Error() string {
@@ -49,7 +51,11 @@ func (e *SetupError) Error() string {
 		if last == "" {
 			last = "nothing"
 		}
-		return fmt.Sprintf("the setup did not complete within %s; last status read: %s", e.Budget, last)
+		msg := fmt.Sprintf("the setup did not complete within %s; last status read: %s", e.Budget, last)
+		if e.LastErr != nil {
+			msg += "; the last poll failed: " + e.LastErr.Error()
+		}
+		return msg
 	}
 	return "the setup failed: " + e.Status.Reason
 }
@@ -95,13 +101,35 @@ func (w SSMWaiter) Wait(ctx context.Context, stack string, outputs auto.OutputMa
 		}
 		client = ssm.NewFromConfig(cfg)
 	}
+	return poll(ctx, interval, budget, report, func(ctx context.Context) (setup.Status, error) {
+		return w.read(ctx, client, param, instance)
+	})
+}
+
+// errStopPolling wraps a read error that no later poll can fix: poll returns it at once.
+type errStopPolling struct{ error }
+
+func (e errStopPolling) Unwrap() error { return e.error }
+
+// poll reads the setup's status every interval until it is final or the budget runs out. A read
+// that fails is tried again at the next interval (the host may be restarting), unless it says
+// to stop; the timeout names the last status read and why the last read failed, if it did.
+func poll(ctx context.Context, interval, budget time.Duration, report func(setup.Status),
+	read func(context.Context) (setup.Status, error)) (setup.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	var last setup.Status
+	var lastErr error
 	for {
-		st, err := w.read(ctx, client, param, instance)
-		if err == nil {
-			last = st
+		st, err := read(ctx)
+		var stop errStopPolling
+		switch {
+		case errors.As(err, &stop):
+			return last, stop.error
+		case err != nil:
+			lastErr = err
+		default:
+			last, lastErr = st, nil
 			report(st)
 			switch st.State {
 			case setup.Complete:
@@ -113,7 +141,7 @@ func (w SSMWaiter) Wait(ctx context.Context, stack string, outputs auto.OutputMa
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return last, &SetupError{Status: last, TimedOut: true, Budget: budget}
+				return last, &SetupError{Status: last, TimedOut: true, Budget: budget, LastErr: lastErr}
 			}
 			return last, ctx.Err()
 		case <-time.After(interval):

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -175,16 +176,28 @@ func TestUnknownConfigKeyAndMissingStack(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"up", "--stack", "dev", "--config", "instance_typ=t4g.small"}, "unknown config key instance_typ; known keys:"},
+		{[]string{"up", "--stack", "dev", "--config", "instance_typ=t4g.small"}, "unknown config key instance_typ for target ec2-spot; known keys:"},
 		{[]string{"up", "--stack", "dev", "--config", "no-equals-sign"}, `--config "no-equals-sign" is not key=value`},
 		{[]string{"resume", "--stack", "nobody"}, "no deployment named nobody"},
 		{[]string{"status", "--stack", "nobody"}, "no deployment named nobody"},
 		{[]string{"resume"}, "give either --stack or --all"},
 		{[]string{"--target", "lightsail", "up", "--stack", "dev"}, `target "lightsail" is not one of ec2-spot, vps`},
-		{[]string{"--target", "vps", "up", "--stack", "dev"}, "target vps is not available in this version"},
+		{[]string{"--target", "vps", "up", "--stack", "dev"}, "config vps_host must be set"},
+		{[]string{"--target", "vps", "up", "--stack", "dev", "--config", "vps_host=203.0.113.10", "--config", "vps_port=70000"},
+			`config vps_port must be a TCP port between 1 and 65535, got "70000"`},
+		{[]string{"--target", "vps", "up", "--stack", "dev", "--config", "vps_host=203.0.113.10"},
+			"config vps_host_key must be the host's public key"},
+		{[]string{"--target", "vps", "up", "--stack", "dev", "--config", "availability_zone=me-central-1a"},
+			"unknown config key availability_zone for target vps"},
+		{[]string{"--target", "vps", "--dir", ".", "up", "--stack", "dev"}, "target vps runs with its built-in project"},
 		{[]string{"up", "--stack", "dev", "--config-file", "/nonexistent.yaml"}, "reading --config-file"},
 	} {
-		_, stderr, code := run(t, env, tc.args...)
+		runEnv := env
+		if tc.args[0] == "--target" && tc.args[1] == "vps" {
+			// A backend runs the vps target without a project directory.
+			runEnv = slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "CLAWDEPLOY_PROJECT_DIR=") })
+		}
+		_, stderr, code := run(t, runEnv, tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
 		}

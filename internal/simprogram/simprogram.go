@@ -6,12 +6,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/components"
+	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 	"github.com/clawdeploy/clawdeploy/setup"
 )
@@ -90,8 +92,43 @@ func InstanceWaiter(cloud string) automation.Waiter {
 func FromEnv() (program pulumi.RunFunc, stages *automation.Stages, finder automation.Finder, waiter automation.Waiter) {
 	cloud := os.Getenv(simprovider.EnvCloud)
 	finder = Finder{Cloud: cloud}
-	if os.Getenv("SIMDRIVER_PROGRAM") == "real" {
+	switch os.Getenv("SIMDRIVER_PROGRAM") {
+	case "real":
 		return nil, nil, finder, InstanceWaiter(cloud)
+	case "vps":
+		// The vps program launching the script in SIMDRIVER_VPS_SCRIPT on the tests' sshd,
+		// polled every SIMDRIVER_VPS_POLL.
+		script, err := os.ReadFile(os.Getenv("SIMDRIVER_VPS_SCRIPT"))
+		if err != nil {
+			panic(fmt.Sprintf("SIMDRIVER_VPS_SCRIPT: %v", err))
+		}
+		poll, err := time.ParseDuration(os.Getenv("SIMDRIVER_VPS_POLL"))
+		if err != nil {
+			panic(fmt.Sprintf("SIMDRIVER_VPS_POLL: %v", err))
+		}
+		return infra.VPSProgramWith(script), &automation.VPSStages, automation.VPSFinder,
+			automation.SSHWaiter{Interval: poll, Budget: time.Minute}
 	}
 	return Six, &SixStages, finder, automation.NoWait
+}
+
+// SetupScript is a stand-in for openclaw-setup.sh that keeps the setup protocol (the markers,
+// the ERR trap writing "FAILED: line N: command") and appends a line to $root/launches at each
+// run, so the SSH path is tested without a host to set up. It runs for seconds; with fail, its
+// line 7 fails. The real script is tested under a fake root in package cloudinit.
+func SetupScript(seconds int, fail bool) []byte {
+	step := "true"
+	if fail {
+		step = "false # the failing step"
+	}
+	return fmt.Appendf(nil, `#!/usr/bin/env bash
+set -Eeuo pipefail
+root=$OPENCLAW_SETUP_ROOT
+trap 'printf "FAILED: line %%s: %%s\n" "$LINENO" "$BASH_COMMAND" > "$root/.openclaw-setup-error"' ERR
+echo run >> "$root/launches"
+sleep %d
+%s
+printf 'token-%%s\n' "$$" > "$root/.openclaw-setup-token"
+cp "$root/.openclaw-setup-started" "$root/.openclaw-setup-complete"
+`, seconds, step)
 }

@@ -141,6 +141,9 @@ var replaceKeys = map[string][]string{
 	"aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2":                       {"bucket"},
 	"aws:s3/bucketPolicy:BucketPolicy":                                                           {"bucket"},
 	"sim:index:Thing":                                                                            {"replaceKey"},
+	"tls:index/privateKey:PrivateKey":                                                            {"algorithm", "ecdsaCurve", "rsaBits"},
+	// pulumi-command replaces a command when its triggers change; a changed create runs again.
+	"command:remote:Command": {"triggers"},
 }
 
 // Diff compares inputs; a change to a replace key replaces the resource.
@@ -281,6 +284,9 @@ func (p *Provider) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pul
 		return nil, err
 	}
 	id, out := p.outputs(typ, inputs)
+	if err := p.act(typ, "create", inputs, out); err != nil {
+		return nil, err
+	}
 	err = Change(p.cloud, func(c *Cloud) error {
 		c.Resources[Key(typ, id)] = Resource{
 			ID: id, Package: p.pkg, Type: typ, URN: req.GetUrn(),
@@ -344,6 +350,9 @@ func (p *Provider) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pul
 	}
 	out := olds.Copy()
 	maps.Copy(out, news)
+	if err := p.act(string(resource.URN(req.GetUrn()).Type()), "update", news, out); err != nil {
+		return nil, err
+	}
 	key := Key(string(resource.URN(req.GetUrn()).Type()), req.GetId())
 	err = Change(p.cloud, func(c *Cloud) error {
 		r, ok := c.Resources[key]
@@ -371,7 +380,14 @@ func (p *Provider) Delete(_ context.Context, req *pulumirpc.DeleteRequest) (*pbe
 		return nil, err
 	}
 	typ := string(resource.URN(req.GetUrn()).Type())
-	err := Change(p.cloud, func(c *Cloud) error {
+	olds, err := unmarshal(req.GetOldInputs())
+	if err != nil {
+		return nil, err
+	}
+	if err := p.act(typ, "delete", olds, nil); err != nil {
+		return nil, err
+	}
+	err = Change(p.cloud, func(c *Cloud) error {
 		// A volume deleted with finalSnapshot leaves a snapshot carrying its tags, as AWS does.
 		if r, ok := c.Resources[Key(typ, req.GetId())]; ok && r.Type == "aws:ebs/volume:Volume" && r.Inputs["finalSnapshot"] == true {
 			tags := map[string]string{}

@@ -176,7 +176,8 @@ func redact(flag, kv string) string {
 func newDriver(cliContext *cli.Context) (*automation.Driver, error) {
 	c, _ := cliContext.App.Metadata[ConfigKey].(Config)
 	dir := cliContext.String("dir")
-	if dir == "" {
+	// The Pulumi.yaml of a checkout is the ec2-spot project; the vps target brings its own.
+	if dir == "" && cliContext.String("target") != automation.TargetVPS {
 		if _, err := os.Stat("Pulumi.yaml"); err == nil {
 			dir = "."
 		}
@@ -208,7 +209,12 @@ func newDriver(cliContext *cli.Context) (*automation.Driver, error) {
 		opts.Progress = os.Stdout
 	}
 	if opts.Waiter == nil && c.Program == nil && (cliContext.IsSet(setupPollFlag.Name) || cliContext.IsSet(setupTimeoutFlag.Name)) {
-		opts.Waiter = automation.SSMWaiter{Interval: cliContext.Duration(setupPollFlag.Name), Budget: cliContext.Duration(setupTimeoutFlag.Name)}
+		interval, budget := cliContext.Duration(setupPollFlag.Name), cliContext.Duration(setupTimeoutFlag.Name)
+		if opts.Target == automation.TargetVPS {
+			opts.Waiter = automation.SSHWaiter{Interval: interval, Budget: budget}
+		} else {
+			opts.Waiter = automation.SSMWaiter{Interval: interval, Budget: budget}
+		}
 	}
 	if cliContext.IsSet(waitFlag.Name) {
 		opts.WaitForLease = cliContext.Duration(waitFlag.Name)

@@ -1,0 +1,201 @@
+package automation_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+
+	. "github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/internal/enginetest"
+	"github.com/clawdeploy/clawdeploy/internal/simprogram"
+	"github.com/clawdeploy/clawdeploy/internal/sshd"
+	"github.com/clawdeploy/clawdeploy/setup"
+	"github.com/clawdeploy/clawdeploy/sshexec"
+)
+
+// vpsWorld is a simulated world whose vps host is a real sshd on a loopback port: the simulated
+// command provider runs the program's remote commands on it, and the driver polls it.
+type vpsWorld struct {
+	sim    *enginetest.Sim
+	server *sshd.Server
+	root   string // the setup protocol's directory on the host
+}
+
+func newVPSWorld(t *testing.T, script []byte) *vpsWorld {
+	t.Helper()
+	w := &vpsWorld{sim: enginetest.NewSim(t, bins), server: sshd.Start(t), root: t.TempDir()}
+	path := filepath.Join(t.TempDir(), "setup.sh")
+	if err := os.WriteFile(path, script, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.sim.Env["SIMDRIVER_VPS_SCRIPT"] = path
+	w.sim.Env["SIMDRIVER_VPS_POLL"] = "300ms"
+	return w
+}
+
+// upArgs are the arguments of an up of stack on the world's host, as a backend passes them.
+func (w *vpsWorld) upArgs(stack string) []string {
+	return []string{
+		"--target", "vps", "up", "--stack", stack,
+		"--config", "vps_host=127.0.0.1",
+		"--config", "vps_port=" + strconv.Itoa(w.server.Port),
+		"--config", "vps_user=" + w.server.User,
+		"--config", "vps_host_key=" + w.server.HostKey,
+		"--config", "vps_setup_root=" + w.root,
+		"--secret", "vps_ssh_private_key=" + string(w.server.ClientKey),
+		"--secret", "gateway_token=gw-vps-token",
+	}
+}
+
+func (w *vpsWorld) launches() int {
+	data, _ := os.ReadFile(filepath.Join(w.root, "launches"))
+	return strings.Count(string(data), "run\n")
+}
+
+// TestVPSDriverKilledWhilePollingResumes kills the driver while it polls a setup that runs for
+// 8 s; a new process resumes the polling and the deployment becomes READY, the script having
+// been launched once.
+func TestVPSDriverKilledWhilePollingResumes(t *testing.T) {
+	t.Parallel()
+	w := newVPSWorld(t, simprogram.SetupScript(8, false))
+	p := startSim(t, w.sim, "vps", w.upArgs("vps1")...)
+	deadline := time.After(3 * time.Minute)
+	polling := false
+	for !polling {
+		select {
+		case e := <-p.seen:
+			polling = e.Type == EventStatus && e.Status == "INSTALLING"
+		case <-p.done:
+			t.Fatalf("up ended before it polled\n%s", p.stderr.String())
+		case <-deadline:
+			t.Fatal("up never started polling")
+		}
+	}
+	time.Sleep(time.Second) // a few polls
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	p.wait(time.Minute)
+	if rec := status(t, w.sim, "vps", "vps1"); rec["status"] != "INSTALLING" || rec["stage"] != StageSetupLaunched {
+		t.Fatalf("after the kill: %v", rec)
+	}
+
+	r, code := runSim(t, w.sim, "vps", "--target", "vps", "resume", "--stack", "vps1")
+	if code != 0 {
+		t.Fatalf("resume: exit %d\n%s", code, r.stderr.String())
+	}
+	rec := status(t, w.sim, "vps", "vps1")
+	if rec["status"] != "READY" || rec["stage"] != StageSetupComplete {
+		t.Errorf("after resume: %v", rec)
+	}
+	if n := w.launches(); n != 1 {
+		t.Errorf("the setup script was launched %d times", n)
+	}
+	var stages []string
+	for _, e := range append(p.events, r.events...) {
+		if e.Type == EventStage {
+			stages = append(stages, e.Stage)
+		}
+	}
+	for _, want := range VPSStages.Order {
+		if !slices.Contains(stages, want) {
+			t.Errorf("stage %s never reported; reported %v", want, stages)
+		}
+	}
+	// The host now trusts the deployment's own key, authorized once.
+	keys, _ := os.ReadFile(filepath.Join(w.server.Home, ".ssh", "authorized_keys"))
+	if n := strings.Count(string(keys), "ssh-ed25519 "); n != 1 {
+		t.Errorf("%d deployment keys authorized:\n%s", n, keys)
+	}
+
+	// Another up changes nothing on the host: the launch is not run again.
+	before := w.server.Stats()
+	if r, code := runSim(t, w.sim, "vps", w.upArgs("vps1")...); code != 0 {
+		t.Fatalf("second up: exit %d\n%s", code, r.stderr.String())
+	}
+	if n := w.launches(); n != 1 {
+		t.Errorf("a second up launched the script again (%d runs)", n)
+	}
+	// Its only session is the one poll that confirms COMPLETE.
+	if after := w.server.Stats(); after.Execs-before.Execs != 1 {
+		t.Errorf("a second up made %d exec sessions, want the 1 poll", after.Execs-before.Execs)
+	}
+
+	// The ec2-spot program must never run on it: it would delete everything.
+	if r, code := runSim(t, w.sim, "vps", "up", "--stack", "vps1"); code != 2 ||
+		!strings.Contains(r.stderr.String(), "vps1 is a vps deployment; run it with --target vps") {
+		t.Errorf("up with the default target: exit %d\n%s", code, r.stderr.String())
+	}
+}
+
+// TestVPSFailingSetupReachesTheJournal runs a setup script whose line 7 fails: the line and the
+// command reach the journal, and the CLI exits 1.
+func TestVPSFailingSetupReachesTheJournal(t *testing.T) {
+	t.Parallel()
+	w := newVPSWorld(t, simprogram.SetupScript(0, true))
+	p, code := runSim(t, w.sim, "vps", w.upArgs("vps2")...)
+	if code != 1 {
+		t.Fatalf("up: exit %d, want 1\n%s", code, p.stderr.String())
+	}
+	rec := status(t, w.sim, "vps", "vps2")
+	if rec["status"] != "ERROR" || !strings.Contains(fmt.Sprint(rec["lastError"]), "line 7: false") {
+		t.Errorf("journal: %v", rec)
+	}
+	if !strings.Contains(p.stderr.String(), "line 7: false") {
+		t.Errorf("stderr does not name the line and command:\n%s", p.stderr.String())
+	}
+}
+
+func vpsOutputs(s *sshd.Server, root string) auto.OutputMap {
+	return auto.OutputMap{
+		"sshHost": {Value: "127.0.0.1"}, "sshPort": {Value: float64(s.Port)}, "sshUser": {Value: s.User},
+		"sshHostKey": {Value: s.HostKey}, "sshPrivateKey": {Value: string(s.ClientKey), Secret: true},
+		"setupRoot": {Value: root},
+	}
+}
+
+// TestSSHWaiterBounds: a wrong host key stops the wait at the first poll; a host that stops
+// answering fails within the budget, naming the last status read and the last dial error.
+func TestSSHWaiterBounds(t *testing.T) {
+	t.Parallel()
+	server := sshd.Start(t)
+	root := t.TempDir()
+	w := SSHWaiter{Interval: 100 * time.Millisecond, Budget: 3 * time.Second}
+
+	out := vpsOutputs(server, root)
+	_, other := sshd.NewKey(t)
+	out["sshHostKey"] = auto.OutputValue{Value: other}
+	start := time.Now()
+	_, err := w.Wait(t.Context(), "vps", out, func(setup.Status) {})
+	var hk *sshexec.HostKeyError
+	if !errors.As(err, &hk) || time.Since(start) > 2*time.Second {
+		t.Errorf("wrong host key: %v after %s", err, time.Since(start))
+	}
+
+	// NOT_STARTED is read, then the port closes.
+	out = vpsOutputs(server, root)
+	var seen []setup.Status
+	start = time.Now()
+	_, err = w.Wait(t.Context(), "vps", out, func(st setup.Status) {
+		seen = append(seen, st)
+		if len(seen) == 1 {
+			server.Close()
+		}
+	})
+	took := time.Since(start)
+	var se *SetupError
+	if !errors.As(err, &se) || !se.TimedOut || se.Status.State != setup.NotStarted || se.LastErr == nil {
+		t.Fatalf("unreachable host: %v", err)
+	}
+	if took > 4*time.Second {
+		t.Errorf("the 3 s budget took %s", took)
+	}
+	t.Logf("unreachable host: %v (after %s)", err, took.Round(time.Millisecond))
+}
