@@ -190,6 +190,7 @@ func TestUnknownConfigKeyAndMissingStack(t *testing.T) {
 		{[]string{"--target", "vps", "up", "--stack", "dev", "--config", "availability_zone=me-central-1a"},
 			"unknown config key availability_zone for target vps"},
 		{[]string{"--target", "vps", "--dir", ".", "up", "--stack", "dev"}, "target vps runs with its built-in project"},
+		{[]string{"--target", "vps", "render", "user-data", "--stack", "dev"}, "render user-data is for the ec2-spot target"},
 		{[]string{"up", "--stack", "dev", "--config-file", "/nonexistent.yaml"}, "reading --config-file"},
 	} {
 		runEnv := env

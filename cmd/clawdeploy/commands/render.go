@@ -28,6 +28,10 @@ reads it from. A deployed stack's real volume and bucket are used; otherwise
 placeholders stand in.`,
 		Flags: []cli.Flag{stackFlag, configFlag, secretFlag, configFileFlag},
 		Action: func(cliContext *cli.Context) error {
+			if target := cliContext.String("target"); target == automation.TargetVPS {
+				return usageError("render user-data is for the %s target: a %s host gets no user-data, its setup script is launched over SSH",
+					automation.TargetEC2Spot, target)
+			}
 			stack, err := stackName(cliContext)
 			if err != nil {
 				return err
