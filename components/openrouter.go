@@ -1,0 +1,103 @@
+package components
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/pulumi/pulumi-command/sdk/go/command/local"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// TypeOpenRouterKey is the OpenRouterKey component's type token.
+const TypeOpenRouterKey = "clawdeploy:vps:OpenRouterKey"
+
+// OpenRouterKeyArgs configures OpenRouterKey.
+type OpenRouterKeyArgs struct {
+	// APIBase is OpenRouter's API, https://openrouter.ai/api/v1.
+	APIBase string
+	// ProvisioningKey is the management key that creates and deletes API keys.
+	ProvisioningKey pulumi.StringInput
+	// Name is the key's name in OpenRouter's console.
+	Name string
+}
+
+// OpenRouterKey is an OpenRouter API key of the deployment's own, created from a provisioning
+// key where the driver runs and deleted on destroy. Its completion is the openrouter_key_created
+// stage.
+type OpenRouterKey struct {
+	pulumi.ResourceState
+
+	// Key is the API key, a secret.
+	Key pulumi.StringOutput `pulumi:"key"`
+	// Hash identifies the key to OpenRouter's management API.
+	Hash pulumi.StringOutput `pulumi:"hash"`
+}
+
+// The commands run by local.Command, with the settings in their environment (never in their
+// text, which the state and the logs show). Delete reads the key's hash from what create
+// printed, PULUMI_COMMAND_STDOUT.
+const (
+	OpenRouterCreateKeyCommand = `curl -fsS --max-time 30 -X POST "$OPENROUTER_API_BASE/keys" ` +
+		`-H "Authorization: Bearer $OPENROUTER_PROVISIONING_KEY" -H 'Content-Type: application/json' ` +
+		`--data "{\"name\":\"$OPENROUTER_KEY_NAME\"}"`
+	OpenRouterDeleteKeyCommand = `hash=$(printf '%s' "$PULUMI_COMMAND_STDOUT" | grep -o '"hash": *"[^"]*"' | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/')
+[ -n "$hash" ] || { echo "no key hash in what the key's creation printed" >&2; exit 1; }
+curl -fsS --max-time 30 -X DELETE "$OPENROUTER_API_BASE/keys/$hash" -H "Authorization: Bearer $OPENROUTER_PROVISIONING_KEY" >/dev/null`
+)
+
+// CreatedKey is what OpenRouter answers to a key's creation: the key once, and its hash.
+type CreatedKey struct {
+	Key  string `json:"key"`
+	Data struct {
+		Hash string `json:"hash"`
+	} `json:"data"`
+}
+
+// ParseCreatedKey reads the creation's answer.
+func ParseCreatedKey(stdout string) (CreatedKey, error) {
+	var k CreatedKey
+	if err := json.Unmarshal([]byte(stdout), &k); err != nil {
+		return k, errors.New("OpenRouter's answer to the key's creation is not the JSON expected")
+	}
+	if k.Key == "" || k.Data.Hash == "" {
+		return k, errors.New("OpenRouter's answer to the key's creation has no key or no hash")
+	}
+	return k, nil
+}
+
+// NewOpenRouterKey creates the key.
+func NewOpenRouterKey(ctx *pulumi.Context, name string, args *OpenRouterKeyArgs, opts ...pulumi.ResourceOption) (*OpenRouterKey, error) {
+	if args == nil || args.APIBase == "" || args.ProvisioningKey == nil || args.Name == "" {
+		return nil, fmt.Errorf("components: NewOpenRouterKey %s needs an API base, a provisioning key and a name", name)
+	}
+	c := &OpenRouterKey{}
+	if err := ctx.RegisterComponentResource(TypeOpenRouterKey, name, c, opts...); err != nil {
+		return nil, err
+	}
+	cmd, err := local.NewCommand(ctx, name+"-key", &local.CommandArgs{
+		Create: pulumi.String(OpenRouterCreateKeyCommand),
+		Delete: pulumi.String(OpenRouterDeleteKeyCommand),
+		Environment: pulumi.StringMap{
+			"OPENROUTER_API_BASE":         pulumi.String(args.APIBase),
+			"OPENROUTER_PROVISIONING_KEY": pulumi.ToSecret(args.ProvisioningKey).(pulumi.StringOutput),
+			"OPENROUTER_KEY_NAME":         pulumi.String(args.Name),
+		},
+		Logging: local.LoggingNone,
+	}, pulumi.Parent(c), pulumi.AdditionalSecretOutputs([]string{"stdout"}))
+	if err != nil {
+		return nil, err
+	}
+	c.Key = pulumi.ToSecret(cmd.Stdout.ApplyT(func(out string) (string, error) {
+		k, err := ParseCreatedKey(out)
+		return k.Key, err
+	})).(pulumi.StringOutput)
+	c.Hash = cmd.Stdout.ApplyT(func(out string) (string, error) {
+		k, err := ParseCreatedKey(out)
+		return k.Data.Hash, err
+	}).(pulumi.StringOutput)
+	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{"key": c.Key, "hash": c.Hash}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
