@@ -156,7 +156,7 @@ type VPSSetupArgs struct {
 	// returning at once. It carries the settings, so it is kept as a secret.
 	LaunchCommand pulumi.StringInput
 	// LaunchID identifies what is launched (setup.Launch.ID): a new ID relaunches.
-	LaunchID string
+	LaunchID pulumi.StringInput
 	// After are resources the launch waits for: the key's authorization. (A component's own
 	// DependsOn does not reach its children.)
 	After []pulumi.Resource
@@ -183,7 +183,7 @@ func NewVPSSetup(ctx *pulumi.Context, name string, args *VPSSetupArgs, opts ...p
 	if err := args.Host.validate("NewVPSSetup " + name); err != nil {
 		return nil, err
 	}
-	if args.LaunchID == "" {
+	if args.LaunchID == nil {
 		return nil, fmt.Errorf("components: NewVPSSetup %s needs a launch id", name)
 	}
 	c := &VPSSetup{}
@@ -193,13 +193,13 @@ func NewVPSSetup(ctx *pulumi.Context, name string, args *VPSSetupArgs, opts ...p
 	cmd, err := remote.NewCommand(ctx, name+"-launch", &remote.CommandArgs{
 		Connection: args.Host.connection(args.PrivateKey.ToStringOutput().ToStringPtrOutput(), nil),
 		Create:     pulumi.ToSecret(args.LaunchCommand).(pulumi.StringOutput).ToStringPtrOutput(),
-		Triggers:   pulumi.Array{pulumi.String(args.LaunchID)},
+		Triggers:   pulumi.Array{args.LaunchID},
 	}, pulumi.Parent(c), pulumi.AdditionalSecretOutputs([]string{"connection"}), pulumi.DependsOn(args.After))
 	if err != nil {
 		return nil, err
 	}
 	c.Launched = cmd.Stdout.ApplyT(strings.TrimSpace).(pulumi.StringOutput)
-	c.LaunchID = pulumi.String(args.LaunchID).ToStringOutput()
+	c.LaunchID = args.LaunchID.ToStringOutput()
 	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{"launched": c.Launched, "launchId": c.LaunchID}); err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ func TestVPSComponentsRefuseAnUnpinnedHost(t *testing.T) {
 	t.Parallel()
 	host := Host{Address: "203.0.113.10", Port: 22, User: "root"}
 	_, err := pulumitest.Run(func(ctx *pulumi.Context) error {
-		_, err := NewVPSSetup(ctx, "setup", &VPSSetupArgs{Host: host, PrivateKey: pulumi.String("k"), LaunchCommand: pulumi.String("true"), LaunchID: "id"})
+		_, err := NewVPSSetup(ctx, "setup", &VPSSetupArgs{Host: host, PrivateKey: pulumi.String("k"), LaunchCommand: pulumi.String("true"), LaunchID: pulumi.String("id")})
 		return err
 	})
 	if err == nil || !strings.Contains(err.Error(), "without a pinned host key") {
@@ -52,7 +52,7 @@ func TestVPSComponentsRefuseAnUnpinnedHost(t *testing.T) {
 	}
 	host.AllowUnknownHostKey = true
 	m, err := pulumitest.Run(func(ctx *pulumi.Context) error {
-		_, err := NewVPSSetup(ctx, "setup", &VPSSetupArgs{Host: host, PrivateKey: pulumi.String("k"), LaunchCommand: pulumi.String("true"), LaunchID: "id"})
+		_, err := NewVPSSetup(ctx, "setup", &VPSSetupArgs{Host: host, PrivateKey: pulumi.String("k"), LaunchCommand: pulumi.String("true"), LaunchID: pulumi.String("id")})
 		return err
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"path"
 	"regexp"
 	"slices"
@@ -29,12 +30,20 @@ const (
 	KeyVPSSetupRoot           = "vps_setup_root"
 	KeyVPSSSHPrivateKey       = "vps_ssh_private_key"
 	KeyVPSPassword            = "vps_password"
+
+	// KeyOpenRouterProvisioningKey, when set, makes the deployment an OpenRouter API key of its
+	// own (stage openrouter_key_created), deleted on destroy.
+	KeyOpenRouterProvisioningKey = "openrouter_provisioning_key"
+	KeyOpenRouterAPIBase         = "openrouter_api_base"
 )
+
+// DefaultOpenRouterAPIBase is OpenRouter's API.
+const DefaultOpenRouterAPIBase = "https://openrouter.ai/api/v1"
 
 // VPSKeys lists every config key of the vps target, in the order vps/Pulumi.yaml declares them.
 var VPSKeys = []string{
 	KeyVPSHost, KeyVPSPort, KeyVPSUser, KeyVPSHostKey, KeyVPSAllowUnknownHostKey, KeyVPSSetupRoot,
-	KeyVPSSSHPrivateKey, KeyVPSPassword, KeyOpenClawImage,
+	KeyVPSSSHPrivateKey, KeyVPSPassword, KeyOpenClawImage, KeyOpenRouterProvisioningKey, KeyOpenRouterAPIBase,
 	KeyGatewayToken, KeyAnthropicAPIKey, KeyOpenAIAPIKey, KeyOpenRouterAPIKey, KeyGeminiAPIKey,
 }
 
@@ -49,9 +58,10 @@ var VPSCredentialKeys = []string{KeyVPSSSHPrivateKey, KeyVPSPassword}
 
 // Names of the vps components.
 const (
-	NameSSHKey    = "ssh-key"
-	NameSSHAccess = "ssh-access"
-	NameVPSSetup  = "setup"
+	NameSSHKey     = "ssh-key"
+	NameSSHAccess  = "ssh-access"
+	NameVPSSetup   = "setup"
+	NameOpenRouter = "openrouter"
 )
 
 // VPSConfig is the validated configuration of one vps stack.
@@ -70,6 +80,10 @@ type VPSConfig struct {
 	PrivateKey, Password *Secret
 	// Secrets are the gateway's secrets by config key, as for ec2-spot.
 	Secrets map[string]Secret
+	// OpenRouterProvisioningKey, when set, creates the deployment's OpenRouter key at
+	// OpenRouterAPIBase.
+	OpenRouterProvisioningKey *Secret
+	OpenRouterAPIBase         string
 }
 
 var (
@@ -90,7 +104,11 @@ func LoadVPS(ctx *pulumi.Context) (*VPSConfig, error) {
 		AllowUnknownHostKey: r.boolean(KeyVPSAllowUnknownHostKey),
 		SetupRoot:           r.str(KeyVPSSetupRoot, setup.DefaultRoot),
 		OpenClawImage:       r.str(KeyOpenClawImage, DefaultOpenClawImage),
+		OpenRouterAPIBase:   r.str(KeyOpenRouterAPIBase, DefaultOpenRouterAPIBase),
 		Secrets:             map[string]Secret{},
+	}
+	if s, ok := r.secret(KeyOpenRouterProvisioningKey); ok {
+		c.OpenRouterProvisioningKey = &s
 	}
 	if s, ok := r.secret(KeyVPSSSHPrivateKey); ok {
 		c.PrivateKey = &s
@@ -170,7 +188,17 @@ func (c *VPSConfig) Validate() error {
 				Allowed: "an unencrypted private key in OpenSSH or PEM form"})
 		}
 	}
+	if u, err := url.Parse(c.OpenRouterAPIBase); err != nil || u.Host == "" || !allowedAPIScheme(u) {
+		bad(KeyOpenRouterAPIBase, c.OpenRouterAPIBase, "an https URL like "+DefaultOpenRouterAPIBase+" (http only on a loopback address)")
+	}
+	if _, both := c.Secrets[KeyOpenRouterAPIKey]; both && c.OpenRouterProvisioningKey != nil {
+		fields = append(fields, &FieldError{Key: KeyOpenRouterProvisioningKey, Redacted: true,
+			Allowed: "unset when openrouter_api_key is set: the deployment either gets a key of its own or uses the one given"})
+	}
 	secrets := maps.Clone(c.Secrets)
+	if c.OpenRouterProvisioningKey != nil {
+		secrets[KeyOpenRouterProvisioningKey] = *c.OpenRouterProvisioningKey
+	}
 	if c.PrivateKey != nil {
 		secrets[KeyVPSSSHPrivateKey] = *c.PrivateKey
 	}
@@ -190,6 +218,16 @@ func (c *VPSConfig) Validate() error {
 	return nil
 }
 
+// allowedAPIScheme: https, or http to a loopback address (a local stand-in).
+func allowedAPIScheme(u *url.URL) bool {
+	return u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
+}
+
 // host returns the component view of the host.
 func (c *VPSConfig) host() components.Host {
 	return components.Host{Address: c.Host, Port: c.Port, User: c.User, HostKey: c.HostKey, AllowUnknownHostKey: c.AllowUnknownHostKey}
@@ -201,7 +239,7 @@ func VPSEnvFile(root string) string { return path.Join(root, ".openclaw-setup.en
 // VPSSettings returns the settings file the setup script reads on a vps host: shell assignments,
 // each value single-quoted. It holds the gateway's secrets, so it travels inside the launch
 // command, which is kept as a secret, and lands on the host with mode 0600.
-func VPSSettings(c *VPSConfig) []byte {
+func VPSSettings(c *VPSConfig, extra map[string]string) []byte {
 	vars := map[string]string{
 		"OPENCLAW_TARGET": "vps",
 		"OPENCLAW_STACK":  c.Stack,
@@ -210,6 +248,7 @@ func VPSSettings(c *VPSConfig) []byte {
 	for key, s := range c.Secrets {
 		vars[SecretKeys[key]] = s.Reveal()
 	}
+	maps.Copy(vars, extra)
 	var b strings.Builder
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		fmt.Fprintf(&b, "%s='%s'\n", k, strings.ReplaceAll(vars[k], "'", `'\''`))
@@ -277,12 +316,29 @@ func DeployVPS(ctx *pulumi.Context, script []byte) (*VPSOutputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	launch := setup.Launch{Root: cfg.SetupRoot, Script: script, EnvFile: VPSEnvFile(cfg.SetupRoot), Env: VPSSettings(cfg)}
+	// The launch carries the settings; with an OpenRouter key of the deployment's own, they wait
+	// for it.
+	launchWith := func(extra map[string]string) setup.Launch {
+		return setup.Launch{Root: cfg.SetupRoot, Script: script, EnvFile: VPSEnvFile(cfg.SetupRoot), Env: VPSSettings(cfg, extra)}
+	}
+	launchCommand := pulumi.String(launchWith(nil).Command()).ToStringOutput()
+	launchID := pulumi.String(launchWith(nil).ID()).ToStringOutput()
+	if cfg.OpenRouterProvisioningKey != nil {
+		orKey, err := components.NewOpenRouterKey(ctx, NameOpenRouter, &components.OpenRouterKeyArgs{
+			APIBase: cfg.OpenRouterAPIBase, ProvisioningKey: cfg.OpenRouterProvisioningKey.Output(), Name: "openclaw-" + cfg.Stack,
+		})
+		if err != nil {
+			return nil, err
+		}
+		withKey := func(key string) setup.Launch { return launchWith(map[string]string{"OPENROUTER_API_KEY": key}) }
+		launchCommand = orKey.Key.ApplyT(func(k string) string { return withKey(k).Command() }).(pulumi.StringOutput)
+		launchID = orKey.Key.ApplyT(func(k string) string { return withKey(k).ID() }).(pulumi.StringOutput)
+	}
 	vpsSetup, err := components.NewVPSSetup(ctx, NameVPSSetup, &components.VPSSetupArgs{
 		Host:          cfg.host(),
 		PrivateKey:    key.PrivateKey,
-		LaunchCommand: pulumi.ToSecret(pulumi.String(launch.Command())).(pulumi.StringOutput),
-		LaunchID:      launch.ID(),
+		LaunchCommand: pulumi.ToSecret(launchCommand).(pulumi.StringOutput),
+		LaunchID:      launchID,
 		After:         []pulumi.Resource{access},
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package infra
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -9,9 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/clawdeploy/clawdeploy/components"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
 	"github.com/clawdeploy/clawdeploy/internal/pulumitest"
 	"github.com/clawdeploy/clawdeploy/setup"
@@ -86,6 +89,11 @@ func TestVPSConfigRejects(t *testing.T) {
 		{name: "key not a key", secret: map[string]string{KeyVPSSSHPrivateKey: "hunter2"}, key: KeyVPSSSHPrivateKey},
 		{name: "key in plain text", secret: map[string]string{}, plain: map[string]string{KeyVPSSSHPrivateKey: testOperatorKey}, key: KeyVPSSSHPrivateKey},
 		{name: "password in plain text", secret: map[string]string{}, plain: map[string]string{KeyVPSPassword: "pw"}, key: KeyVPSPassword},
+		{name: "openrouter base not https", set: map[string]string{KeyOpenRouterAPIBase: "http://openrouter.ai/api/v1"}, key: KeyOpenRouterAPIBase},
+		{name: "openrouter base not a URL", set: map[string]string{KeyOpenRouterAPIBase: "openrouter"}, key: KeyOpenRouterAPIBase},
+		{name: "openrouter provisioning and api key", secret: map[string]string{KeyVPSSSHPrivateKey: testOperatorKey,
+			KeyOpenRouterProvisioningKey: "hunter2", KeyOpenRouterAPIKey: "hunter2"}, key: KeyOpenRouterProvisioningKey},
+		{name: "provisioning key in plain text", plain: map[string]string{KeyOpenRouterProvisioningKey: "hunter2"}, key: KeyOpenRouterProvisioningKey},
 		{name: "token in plain text", plain: map[string]string{KeyGatewayToken: "tok-plain-9"}, key: KeyGatewayToken},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,7 +151,7 @@ func TestVPSProjectYAMLDeclaresEveryKey(t *testing.T) {
 	if want := slices.Sorted(slices.Values(VPSKeys)); !slices.Equal(slices.Sorted(slices.Values(declared)), want) {
 		t.Errorf("vps/Pulumi.yaml declares %v\nthe program reads %v", slices.Sorted(slices.Values(declared)), want)
 	}
-	for key, want := range map[string]string{KeyVPSPort: "22", KeyVPSUser: DefaultVPSUser, KeyVPSSetupRoot: setup.DefaultRoot, KeyOpenClawImage: DefaultOpenClawImage} {
+	for key, want := range map[string]string{KeyVPSPort: "22", KeyVPSUser: DefaultVPSUser, KeyVPSSetupRoot: setup.DefaultRoot, KeyOpenClawImage: DefaultOpenClawImage, KeyOpenRouterAPIBase: DefaultOpenRouterAPIBase} {
 		if got := fmt.Sprint(proj.Config[key].Default); got != want {
 			t.Errorf("%s defaults to %s in vps/Pulumi.yaml, %s in Go", key, got, want)
 		}
@@ -213,5 +221,43 @@ func TestVPSProgram(t *testing.T) {
 	}
 	if !slices.Contains(launch.Request.GetDependencies(), authorize.URN) {
 		t.Errorf("the launch does not wait for the key's authorization: %v", launch.Request.GetDependencies())
+	}
+}
+
+// TestVPSProgramWithOpenRouterKey: a provisioning key makes an OpenRouter key of the deployment's
+// own, whose value reaches the settings inside the (secret) launch command and nowhere else.
+func TestVPSProgramWithOpenRouterKey(t *testing.T) {
+	t.Parallel()
+	created := `{"data":{"hash":"h1","name":"openclaw-vps1"},"key":"sk-or-v1-own"}`
+	m, err := pulumitest.Run(VPSProgramWith([]byte("#!/bin/bash\n")), pulumitest.WithStack("vps1"),
+		pulumitest.WithConfig(map[string]string{KeyVPSHost: "203.0.113.10", KeyVPSHostKey: testHostKey}),
+		pulumitest.WithSecretConfig(map[string]string{KeyVPSSSHPrivateKey: testOperatorKey, KeyOpenRouterProvisioningKey: "prov-1"}),
+		pulumitest.WithOutputs("command:local:Command", func(string, resource.PropertyMap) resource.PropertyMap {
+			return resource.PropertyMap{"stdout": resource.NewProperty(created)}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, ok := m.One("command:local:Command", NameOpenRouter+"-key")
+	if !ok {
+		t.Fatal("no OpenRouter key command")
+	}
+	if key.String("create") != components.OpenRouterCreateKeyCommand || key.String("delete") != components.OpenRouterDeleteKeyCommand {
+		t.Errorf("key commands: %q / %q", key.String("create"), key.String("delete"))
+	}
+	if !key.Inputs["environment"].ObjectValue()["OPENROUTER_PROVISIONING_KEY"].IsSecret() ||
+		strings.Contains(key.String("create"), "prov-1") {
+		t.Errorf("the provisioning key is not kept secret")
+	}
+	if key.String("environment.OPENROUTER_KEY_NAME") != "openclaw-vps1" || key.String("environment.OPENROUTER_API_BASE") != DefaultOpenRouterAPIBase {
+		t.Errorf("environment %v", key.Inputs["environment"])
+	}
+	launch, _ := m.One("command:remote:Command", NameVPSSetup+"-launch")
+	settings := VPSSettings(&VPSConfig{Stack: "vps1", OpenClawImage: DefaultOpenClawImage}, map[string]string{"OPENROUTER_API_KEY": "sk-or-v1-own"})
+	if !strings.Contains(launch.String("create"), base64.StdEncoding.EncodeToString(settings)) {
+		t.Errorf("the launch does not carry the settings with the deployment's key")
+	}
+	if !launch.Inputs["create"].IsSecret() {
+		t.Errorf("the launch command is not a secret")
 	}
 }
