@@ -196,6 +196,28 @@ func TestStageTracker(t *testing.T) {
 			}
 		}
 	}
+	// An optional stage (b) that a deployment does not have is passed over once c is done; one
+	// it has is news, and holds nothing back.
+	opt := Stages{Order: []string{"a", "b", "c", "d"}, Optional: []string{"b"}}
+	tr := newStageTracker(opt, "")
+	for i, s := range []struct {
+		stage, recorded string
+	}{{"a", "a"}, {"c", "c"}, {"d", "d"}} {
+		if _, recorded, _ := tr.complete(s.stage); recorded != s.recorded {
+			t.Errorf("optional stage skipped, step %d: recorded %q, want %q", i, recorded, s.recorded)
+		}
+	}
+	tr = newStageTracker(opt, "")
+	for i, s := range []struct {
+		stage, recorded string
+	}{{"a", "a"}, {"b", "b"}, {"c", "c"}} {
+		if _, recorded, _ := tr.complete(s.stage); recorded != s.recorded {
+			t.Errorf("optional stage done, step %d: recorded %q, want %q", i, recorded, s.recorded)
+		}
+	}
+	if news, _, _ := tr.complete("b"); news {
+		t.Errorf("an optional stage done twice is news")
+	}
 	if !slices.Contains(EC2SpotStages.Order, StageSetupComplete) || EC2SpotStages.Order[len(EC2SpotStages.Order)-1] != StageSetupComplete {
 		t.Errorf("the ec2-spot stages do not end with %s: %v", StageSetupComplete, EC2SpotStages.Order)
 	}

@@ -13,6 +13,9 @@ import (
 type Stages struct {
 	Order  []string
 	ByType map[string]string
+	// Optional stages are passed over when a deployment does not have them: the recorded stage
+	// moves past one that is not done once the next required stage is.
+	Optional []string
 }
 
 // Setup stages, shared by every target.
@@ -68,8 +71,15 @@ func (t *stageTracker) complete(stage string) (news bool, recorded string, moved
 	}
 	t.done[stage] = true
 	start := t.prefix
-	for t.prefix+1 < len(t.stages.Order) && t.done[t.stages.Order[t.prefix+1]] {
-		t.prefix++
+	for {
+		next := t.prefix + 1
+		for next < len(t.stages.Order) && !t.done[t.stages.Order[next]] && slices.Contains(t.stages.Optional, t.stages.Order[next]) {
+			next++
+		}
+		if next >= len(t.stages.Order) || !t.done[t.stages.Order[next]] {
+			break
+		}
+		t.prefix = next
 	}
 	if t.prefix == start {
 		return true, "", false

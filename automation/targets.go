@@ -53,16 +53,20 @@ var profiles = map[string]profile{
 	},
 }
 
-// VPSStages are the vps stages of DESIGN.md. The optional openrouter_key_created stage is not
-// part of this version.
+// VPSStages are the vps stages of DESIGN.md; openrouter_key_created only with a provisioning key.
 var VPSStages = Stages{
-	Order: []string{"ssh_key_generated", "ssh_ready", StageSetupLaunched, StageSetupComplete},
+	Order: []string{"ssh_key_generated", StageOpenRouterKeyCreated, "ssh_ready", StageSetupLaunched, StageSetupComplete},
 	ByType: map[string]string{
-		components.TypeSSHKey:    "ssh_key_generated",
-		components.TypeSSHAccess: "ssh_ready",
-		components.TypeVPSSetup:  StageSetupLaunched,
+		components.TypeSSHKey:        "ssh_key_generated",
+		components.TypeOpenRouterKey: StageOpenRouterKeyCreated,
+		components.TypeSSHAccess:     "ssh_ready",
+		components.TypeVPSSetup:      StageSetupLaunched,
 	},
+	Optional: []string{StageOpenRouterKeyCreated},
 }
+
+// StageOpenRouterKeyCreated is the optional vps stage of the deployment's own OpenRouter key.
+const StageOpenRouterKeyCreated = "openrouter_key_created"
 
 // VPSLaunchURN is the URN of a vps stack's launch command: `up --retry` replaces it, which
 // launches the setup script again.
@@ -81,6 +85,8 @@ var VPSFinder = FinderFunc(func(_ context.Context, pc PendingCreate) (string, bo
 	case "tls:index/privateKey:PrivateKey", "command:remote:Command":
 		return "", false, nil
 	}
+	// An OpenRouter key whose creation was interrupted cannot be looked up by name with
+	// certainty (names are not unique there): say so rather than guess.
 	return "", false, fmt.Errorf("no way to look up a %s of the vps program", pc.Type)
 })
 

@@ -16,6 +16,7 @@ import (
 
 	. "github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
+	"github.com/clawdeploy/clawdeploy/internal/openrouterfake"
 	"github.com/clawdeploy/clawdeploy/internal/simprogram"
 	"github.com/clawdeploy/clawdeploy/internal/sshd"
 	"github.com/clawdeploy/clawdeploy/setup"
@@ -105,6 +106,12 @@ func TestVPSDriverKilledWhilePollingResumes(t *testing.T) {
 		}
 	}
 	for _, want := range VPSStages.Order {
+		if want == StageOpenRouterKeyCreated {
+			if slices.Contains(stages, want) {
+				t.Errorf("stage %s reported without a provisioning key", want)
+			}
+			continue
+		}
 		if !slices.Contains(stages, want) {
 			t.Errorf("stage %s never reported; reported %v", want, stages)
 		}
@@ -198,4 +205,51 @@ func TestSSHWaiterBounds(t *testing.T) {
 		t.Errorf("the 3 s budget took %s", took)
 	}
 	t.Logf("unreachable host: %v (after %s)", err, took.Round(time.Millisecond))
+}
+
+// TestVPSOpenRouterKeyLifecycle: with a provisioning key, the deployment gets an OpenRouter key
+// of its own (stage openrouter_key_created), the host's settings carry it, and destroy deletes it.
+func TestVPSOpenRouterKeyLifecycle(t *testing.T) {
+	t.Parallel()
+	w := newVPSWorld(t, simprogram.SetupScript(0, false))
+	api := openrouterfake.Start(t, "prov-key-1")
+	args := append(w.upArgs("vps3"), "--secret", "openrouter_provisioning_key=prov-key-1", "--config", "openrouter_api_base="+api.URL)
+	p, code := runSim(t, w.sim, "vps", args...)
+	if code != 0 {
+		t.Fatalf("up: exit %d\n%s", code, p.stderr.String())
+	}
+	live := api.Live()
+	if len(live) != 1 {
+		t.Fatalf("OpenRouter keys: %v", live)
+	}
+	var hash string
+	for h, name := range live {
+		hash = h
+		if name != "openclaw-vps3" {
+			t.Errorf("key named %q", name)
+		}
+	}
+	var stages []string
+	for _, e := range p.events {
+		if e.Type == EventStage {
+			stages = append(stages, e.Stage)
+		}
+	}
+	if !slices.Contains(stages, StageOpenRouterKeyCreated) {
+		t.Errorf("stages %v", stages)
+	}
+	settings, err := os.ReadFile(filepath.Join(w.root, ".openclaw-setup.env"))
+	if err != nil || !strings.Contains(string(settings), "OPENROUTER_API_KEY='"+openrouterfake.Key(hash)+"'") {
+		t.Errorf("settings on the host: %q %v", settings, err)
+	}
+	if rec := status(t, w.sim, "vps", "vps3"); rec["status"] != "READY" || rec["stage"] != StageSetupComplete {
+		t.Errorf("journal: %v", rec)
+	}
+
+	if p, code := runSim(t, w.sim, "vps", "--target", "vps", "destroy", "--stack", "vps3", "--yes"); code != 0 {
+		t.Fatalf("destroy: exit %d\n%s", code, p.stderr.String())
+	}
+	if d := api.Deleted(); len(d) != 1 || d[0] != hash || len(api.Live()) != 0 {
+		t.Errorf("after destroy: deleted %v, live %v", d, api.Live())
+	}
 }

@@ -1,11 +1,15 @@
 package simprovider
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -24,6 +28,40 @@ func (p *Provider) act(typ, op string, inputs, out resource.PropertyMap) error {
 		return generateKey(inputs, out)
 	case typ == "command:remote:Command":
 		return runRemote(op, inputs, out)
+	case typ == "command:local:Command":
+		return runLocal(op, inputs, out)
+	}
+	return nil
+}
+
+// runLocal runs the command's create (or, for update, create again) or delete with bash here,
+// with its environment, and the create's stdout as PULUMI_COMMAND_STDOUT, as pulumi-command does.
+func runLocal(op string, inputs, out resource.PropertyMap) error {
+	command := str(inputs, op)
+	if op == "update" {
+		command = str(inputs, "create")
+	}
+	if command == "" {
+		return nil
+	}
+	cmd := exec.Command("bash", "-c", command)
+	cmd.Env = os.Environ()
+	if env := unwrap(inputs["environment"]); env.IsObject() {
+		for k, v := range env.ObjectValue() {
+			cmd.Env = append(cmd.Env, string(k)+"="+unwrap(v).StringValue())
+		}
+	}
+	if prev := str(inputs, "stdout"); prev != "" {
+		cmd.Env = append(cmd.Env, "PULUMI_COMMAND_STDOUT="+prev)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("simulated local command %s: %w: %s", op, err, stderr.String())
+	}
+	if out != nil {
+		out["stdout"] = resource.NewProperty(strings.TrimRight(stdout.String(), "\n"))
+		out["stderr"] = resource.NewProperty(stderr.String())
 	}
 	return nil
 }

@@ -384,7 +384,12 @@ func (p *Provider) Delete(_ context.Context, req *pulumirpc.DeleteRequest) (*pbe
 	if err != nil {
 		return nil, err
 	}
-	if err := p.act(typ, "delete", olds, nil); err != nil {
+	state, err := unmarshal(req.GetProperties())
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(state, olds) // the inputs, and the outputs a delete command may read
+	if err := p.act(typ, "delete", state, nil); err != nil {
 		return nil, err
 	}
 	err = Change(p.cloud, func(c *Cloud) error {
