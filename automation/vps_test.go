@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -241,6 +242,15 @@ func TestVPSOpenRouterKeyLifecycle(t *testing.T) {
 	settings, err := os.ReadFile(filepath.Join(w.root, ".openclaw-setup.env"))
 	if err != nil || !strings.Contains(string(settings), "OPENROUTER_API_KEY='"+openrouterfake.Key(hash)+"'") {
 		t.Errorf("settings on the host: %q %v", settings, err)
+	}
+	outputs := exec.Command(filepath.Join(w.sim.Bins.Dir, "clawdeploy-sim"), "--json", "outputs", "--stack", "vps3")
+	outputs.Env = w.sim.Environ("SIMDRIVER_PROGRAM=vps")
+	out, err := outputs.Output()
+	if err != nil {
+		t.Fatalf("outputs: %v", err)
+	}
+	if !strings.Contains(string(out), `"gatewayToken"`) || strings.Contains(string(out), "gw-vps-token") {
+		t.Errorf("outputs: the gateway token is missing or shown: %s", out)
 	}
 	if rec := status(t, w.sim, "vps", "vps3"); rec["status"] != "READY" || rec["stage"] != StageSetupComplete {
 		t.Errorf("journal: %v", rec)

@@ -266,6 +266,8 @@ type VPSOutputs struct {
 	Launched pulumi.StringOutput
 	// GatewayTunnel is the SSH port forwarding command that reaches the gateway.
 	GatewayTunnel pulumi.StringOutput
+	// GatewayToken is the configured token, as a secret; absent when none is configured.
+	GatewayToken *pulumi.StringOutput
 }
 
 // VPSProgram is the Pulumi program of an OpenClaw deployment on a VPS, with the setup script.
@@ -289,6 +291,9 @@ func VPSProgramWith(script []byte) pulumi.RunFunc {
 		ctx.Export("launched", out.Launched)
 		ctx.Export("gatewayTunnel", out.GatewayTunnel)
 		ctx.Export("gatewayUrl", pulumi.Sprintf("http://127.0.0.1:18789/"))
+		if out.GatewayToken != nil {
+			ctx.Export("gatewayToken", *out.GatewayToken)
+		}
 		return nil
 	}
 }
@@ -344,16 +349,22 @@ func DeployVPS(ctx *pulumi.Context, script []byte) (*VPSOutputs, error) {
 	if err != nil {
 		return nil, err
 	}
+	var token *pulumi.StringOutput
+	if s, ok := cfg.Secrets[KeyGatewayToken]; ok {
+		o := s.Output()
+		token = &o
+	}
 	return &VPSOutputs{
-		Host:       pulumi.String(cfg.Host).ToStringOutput(),
-		Port:       pulumi.Int(cfg.Port).ToIntOutput(),
-		User:       pulumi.String(cfg.User).ToStringOutput(),
-		HostKey:    pulumi.String(cfg.HostKey).ToStringOutput(),
-		SetupRoot:  pulumi.String(cfg.SetupRoot).ToStringOutput(),
-		LaunchID:   vpsSetup.LaunchID,
-		PrivateKey: key.PrivateKey,
-		PublicKey:  key.PublicKey,
-		Launched:   vpsSetup.Launched,
+		GatewayToken: token,
+		Host:         pulumi.String(cfg.Host).ToStringOutput(),
+		Port:         pulumi.Int(cfg.Port).ToIntOutput(),
+		User:         pulumi.String(cfg.User).ToStringOutput(),
+		HostKey:      pulumi.String(cfg.HostKey).ToStringOutput(),
+		SetupRoot:    pulumi.String(cfg.SetupRoot).ToStringOutput(),
+		LaunchID:     vpsSetup.LaunchID,
+		PrivateKey:   key.PrivateKey,
+		PublicKey:    key.PublicKey,
+		Launched:     vpsSetup.Launched,
 		GatewayTunnel: pulumi.Sprintf("ssh -N -L 18789:127.0.0.1:18789 -p %d %s@%s",
 			cfg.Port, cfg.User, cfg.Host),
 	}, nil
