@@ -332,7 +332,7 @@ func (d *Driver) ResumeAll(ctx context.Context, concurrency int, each func(Resum
 		return nil, err
 	}
 	dead := ownerDeadHere()
-	var todo []journal.Record
+	var resumable []journal.Record
 	var results []ResumeResult
 	for _, r := range records {
 		if r.Status.Terminal() && !r.Interrupted {
@@ -349,14 +349,14 @@ func (d *Driver) ResumeAll(ctx context.Context, concurrency int, each func(Resum
 			}
 			continue
 		}
-		todo = append(todo, r)
+		resumable = append(resumable, r)
 	}
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, concurrency)
 	)
-	for _, r := range todo {
+	for _, r := range resumable {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -123,18 +123,11 @@ func TargetFromOutputs(outputs auto.OutputMap) (sshexec.Target, string, error) {
 
 // Wait polls until COMPLETE, FAILED or the budget runs out.
 func (w SSHWaiter) Wait(ctx context.Context, stack string, outputs auto.OutputMap, report func(setup.Status)) (setup.Status, error) {
-	interval, budget := w.Interval, w.Budget
-	if interval == 0 {
-		interval = 30 * time.Second
-	}
-	if budget == 0 {
-		budget = 20 * time.Minute
-	}
 	target, root, err := TargetFromOutputs(outputs)
 	if err != nil {
 		return setup.Status{}, fmt.Errorf("stack %s: %w", stack, err)
 	}
-	return poll(ctx, interval, budget, report, func(ctx context.Context) (setup.Status, error) {
+	return poll(ctx, w.Interval, w.Budget, report, func(ctx context.Context) (setup.Status, error) {
 		out, err := w.Dialer.Run(ctx, target, setup.PollCommand(root))
 		var hostKey *sshexec.HostKeyError
 		if errors.As(err, &hostKey) {

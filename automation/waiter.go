@@ -77,13 +77,6 @@ type SSMWaiter struct {
 
 // Wait polls until COMPLETE, FAILED or the budget runs out.
 func (w SSMWaiter) Wait(ctx context.Context, stack string, outputs auto.OutputMap, report func(setup.Status)) (setup.Status, error) {
-	interval, budget := w.Interval, w.Budget
-	if interval == 0 {
-		interval = 30 * time.Second
-	}
-	if budget == 0 {
-		budget = 20 * time.Minute
-	}
 	param, _ := outputs["setupStatusParameter"].Value.(string)
 	instance, _ := outputs["instanceId"].Value.(string)
 	region, _ := outputs["region"].Value.(string)
@@ -101,7 +94,7 @@ func (w SSMWaiter) Wait(ctx context.Context, stack string, outputs auto.OutputMa
 		}
 		client = ssm.NewFromConfig(cfg)
 	}
-	return poll(ctx, interval, budget, report, func(ctx context.Context) (setup.Status, error) {
+	return poll(ctx, w.Interval, w.Budget, report, func(ctx context.Context) (setup.Status, error) {
 		return w.read(ctx, client, param, instance)
 	})
 }
@@ -114,8 +107,15 @@ func (e errStopPolling) Unwrap() error { return e.error }
 // poll reads the setup's status every interval until it is final or the budget runs out. A read
 // that fails is tried again at the next interval (the host may be restarting), unless it says
 // to stop; the timeout names the last status read and why the last read failed, if it did.
+// An interval of 0 means 30 s, a budget of 0 means 20 min.
 func poll(ctx context.Context, interval, budget time.Duration, report func(setup.Status),
 	read func(context.Context) (setup.Status, error)) (setup.Status, error) {
+	if interval == 0 {
+		interval = 30 * time.Second
+	}
+	if budget == 0 {
+		budget = 20 * time.Minute
+	}
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	var last setup.Status

@@ -3,6 +3,7 @@ package infra
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -204,21 +205,50 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 		LogRetentionDays:       r.integer(KeyLogRetentionDays, DefaultLogRetentionDays),
 		Secrets:                map[string]Secret{},
 	}
+	r.gatewaySecrets(c.Secrets)
+	if err := r.validated(c.Stack, c.Validate()); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// gatewaySecrets reads the gateway's secret keys that are set into secrets.
+func (r *reader) gatewaySecrets(secrets map[string]Secret) {
 	for _, key := range sortedSecretKeys() {
 		if s, ok := r.secret(key); ok {
-			c.Secrets[key] = s
+			secrets[key] = s
 		}
 	}
+}
 
+// validated joins the values that could not be read with what Validate (its result, err)
+// refused, into one *ValidationError, or nil when there is nothing.
+func (r *reader) validated(stack string, err error) error {
 	fields := r.errs
 	var verr *ValidationError
-	if err := c.Validate(); errors.As(err, &verr) {
+	if errors.As(err, &verr) {
 		fields = append(fields, verr.Fields...)
 	}
 	if len(fields) > 0 {
-		return nil, &ValidationError{Stack: c.Stack, Fields: fields}
+		return &ValidationError{Stack: stack, Fields: fields}
 	}
-	return c, nil
+	return nil
+}
+
+// plainSecrets refuses each secret in secrets that was not set with --secret.
+func plainSecrets(stack string, secrets map[string]Secret) []*FieldError {
+	var fields []*FieldError
+	for _, key := range slices.Sorted(maps.Keys(secrets)) {
+		if !secrets[key].encrypted {
+			fields = append(fields, &FieldError{
+				Key:      key,
+				Redacted: true,
+				Allowed: fmt.Sprintf("set as a secret, but it is in plain text in Pulumi.%s.yaml: "+
+					"run `pulumi config set --secret %s` and rotate the value", stack, key),
+			})
+		}
+	}
+	return fields
 }
 
 // reader reads config values, keeping type errors as FieldErrors so that Load reports them with
@@ -372,16 +402,7 @@ func (c *Config) Validate() error {
 			"a retention CloudWatch accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653 (days)")
 	}
 
-	for _, key := range sortedSecretKeys() {
-		if s, ok := c.Secrets[key]; ok && !s.encrypted {
-			fields = append(fields, &FieldError{
-				Key:      key,
-				Redacted: true,
-				Allowed: fmt.Sprintf("set as a secret, but it is in plain text in Pulumi.%s.yaml: "+
-					"run `pulumi config set --secret %s` and rotate the value", c.Stack, key),
-			})
-		}
-	}
+	fields = append(fields, plainSecrets(c.Stack, c.Secrets)...)
 
 	if len(fields) > 0 {
 		return &ValidationError{Stack: c.Stack, Fields: fields}
@@ -414,20 +435,26 @@ func (c *Config) Architecture() string {
 // openclaw:availability_zone and aws:region) with the keys in secretKeys marked secret.
 func LoadConfig(project, stack string, values map[string]string, secretKeys []string) (*Config, error) {
 	var cfg *Config
-	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
-		var err error
+	err := withoutEngine(project, stack, values, secretKeys, func(ctx *pulumi.Context) (err error) {
 		cfg, err = Load(ctx)
 		return err
-	}, pulumi.WithMocks(project, stack, noResources{}), func(info *pulumi.RunInfo) {
+	})
+	return cfg, err
+}
+
+// withoutEngine runs load (a loader that registers nothing) on values, with the keys in
+// secretKeys marked secret, and returns its error as it returned it.
+func withoutEngine(project, stack string, values map[string]string, secretKeys []string, load pulumi.RunFunc) error {
+	err := pulumi.RunErr(load, pulumi.WithMocks(project, stack, noResources{}), func(info *pulumi.RunInfo) {
 		info.Config = values
 		info.ConfigSecretKeys = secretKeys
 	})
 	// RunErr wraps the program's error in a list of one; the validation error is the message.
 	var invalid *ValidationError
 	if errors.As(err, &invalid) {
-		return cfg, invalid
+		return invalid
 	}
-	return cfg, err
+	return err
 }
 
 // CheckConfig validates a stack's configuration without an engine. The driver calls it so that

@@ -1,7 +1,6 @@
 package infra
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -116,18 +115,9 @@ func LoadVPS(ctx *pulumi.Context) (*VPSConfig, error) {
 	if s, ok := r.secret(KeyVPSPassword); ok {
 		c.Password = &s
 	}
-	for _, key := range sortedSecretKeys() {
-		if s, ok := r.secret(key); ok {
-			c.Secrets[key] = s
-		}
-	}
-	fields := r.errs
-	var verr *ValidationError
-	if err := c.Validate(); errors.As(err, &verr) {
-		fields = append(fields, verr.Fields...)
-	}
-	if len(fields) > 0 {
-		return nil, &ValidationError{Stack: c.Stack, Fields: fields}
+	r.gatewaySecrets(c.Secrets)
+	if err := r.validated(c.Stack, c.Validate()); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -205,13 +195,7 @@ func (c *VPSConfig) Validate() error {
 	if c.Password != nil {
 		secrets[KeyVPSPassword] = *c.Password
 	}
-	for _, key := range slices.Sorted(maps.Keys(secrets)) {
-		if !secrets[key].encrypted {
-			fields = append(fields, &FieldError{Key: key, Redacted: true,
-				Allowed: fmt.Sprintf("set as a secret, but it is in plain text in Pulumi.%s.yaml: "+
-					"run `pulumi config set --secret %s` and rotate the value", c.Stack, key)})
-		}
-	}
+	fields = append(fields, plainSecrets(c.Stack, secrets)...)
 	if len(fields) > 0 {
 		return &ValidationError{Stack: c.Stack, Fields: fields}
 	}
@@ -372,16 +356,8 @@ func DeployVPS(ctx *pulumi.Context, script []byte) (*VPSOutputs, error) {
 
 // CheckVPSConfig validates a vps stack's configuration without an engine.
 func CheckVPSConfig(project, stack string, values map[string]string, secretKeys []string) error {
-	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
+	return withoutEngine(project, stack, values, secretKeys, func(ctx *pulumi.Context) error {
 		_, err := LoadVPS(ctx)
 		return err
-	}, pulumi.WithMocks(project, stack, noResources{}), func(info *pulumi.RunInfo) {
-		info.Config = values
-		info.ConfigSecretKeys = secretKeys
 	})
-	var invalid *ValidationError
-	if errors.As(err, &invalid) {
-		return invalid
-	}
-	return err
 }

@@ -247,3 +247,8 @@ func obey(kind, urn string) error {
 	}
 	return nil
 }
+
+// record appends an operation to the cloud's log, numbered in order.
+func (c *Cloud) record(kind, typ, urn, id string) {
+	c.Ops = append(c.Ops, Op{Seq: len(c.Ops) + 1, Kind: kind, Type: typ, URN: urn, ID: id})
+}

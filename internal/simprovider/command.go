@@ -37,10 +37,7 @@ func (p *Provider) act(typ, op string, inputs, out resource.PropertyMap) error {
 // runLocal runs the command's create (or, for update, create again) or delete with bash here,
 // with its environment, and the create's stdout as PULUMI_COMMAND_STDOUT, as pulumi-command does.
 func runLocal(op string, inputs, out resource.PropertyMap) error {
-	command := str(inputs, op)
-	if op == "update" {
-		command = str(inputs, "create")
-	}
+	command := commandFor(op, inputs)
 	if command == "" {
 		return nil
 	}
@@ -91,10 +88,7 @@ func generateKey(inputs, out resource.PropertyMap) error {
 // update command) or delete over SSH, with the connection's host key check: no pinned key means
 // any key, as the real provider does.
 func runRemote(op string, inputs, out resource.PropertyMap) error {
-	command := str(inputs, op)
-	if op == "update" {
-		command = str(inputs, "create")
-	}
+	command := commandFor(op, inputs)
 	if command == "" {
 		return nil
 	}
@@ -123,6 +117,15 @@ func runRemote(op string, inputs, out resource.PropertyMap) error {
 		out["stderr"] = resource.NewProperty("")
 	}
 	return nil
+}
+
+// commandFor returns the command an operation runs: create for create and update (pulumi-command
+// runs create again when there is no update command), delete for delete.
+func commandFor(op string, inputs resource.PropertyMap) string {
+	if op == "update" {
+		op = "create"
+	}
+	return str(inputs, op)
 }
 
 func unwrap(v resource.PropertyValue) resource.PropertyValue {

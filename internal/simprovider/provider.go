@@ -197,33 +197,27 @@ func randomHex(n int) string {
 // outputs computes a new resource's id and outputs from its inputs, as the provider would.
 func (p *Provider) outputs(typ string, inputs resource.PropertyMap) (string, resource.PropertyMap) {
 	out := inputs.Copy()
-	str := func(k string) string {
-		if v, ok := inputs[resource.PropertyKey(k)]; ok && v.IsString() {
-			return v.StringValue()
-		}
-		return ""
-	}
 	var id string
 	switch typ {
 	case "aws:s3/bucketV2:BucketV2":
-		id = str("bucket")
+		id = str(inputs, "bucket")
 		out["arn"] = resource.NewProperty("arn:aws:s3:::" + id)
 	case "aws:iam/role:Role":
-		id = str("name")
+		id = str(inputs, "name")
 		out["arn"] = resource.NewProperty("arn:aws:iam::" + Account + ":role/" + id)
 	case "aws:iam/instanceProfile:InstanceProfile":
-		id = str("name")
+		id = str(inputs, "name")
 		out["arn"] = resource.NewProperty("arn:aws:iam::" + Account + ":instance-profile/" + id)
 	case "aws:iam/rolePolicy:RolePolicy":
-		id = str("role") + ":" + str("name")
+		id = str(inputs, "role") + ":" + str(inputs, "name")
 	case "aws:ssm/parameter:Parameter", "aws:cloudwatch/logGroup:LogGroup":
-		id = str("name")
+		id = str(inputs, "name")
 	case "aws:ec2/instance:Instance":
 		id = "i-" + randomHex(17)
 		out["privateIp"] = resource.NewProperty("10.42.0." + fmt.Sprint(10+time.Now().Nanosecond()%200))
 	}
 	if strings.HasPrefix(typ, "aws:s3/bucket") && typ != "aws:s3/bucketV2:BucketV2" {
-		id = str("bucket")
+		id = str(inputs, "bucket")
 	}
 	if id == "" {
 		if prefix, ok := awsmock.IDPrefixes[typ]; ok {
@@ -241,11 +235,8 @@ func (p *Provider) outputs(typ string, inputs resource.PropertyMap) (string, res
 
 // tagsOf returns a resource's tags, unwrapped, for the cloud file.
 func tagsOf(inputs resource.PropertyMap) map[string]any {
-	v, ok := inputs["tags"]
-	for ok && v.IsSecret() {
-		v = v.SecretValue().Element
-	}
-	if !ok || !v.IsObject() {
+	v := unwrap(inputs["tags"])
+	if !v.IsObject() {
 		return nil
 	}
 	return plain(v.ObjectValue())
@@ -292,7 +283,7 @@ func (p *Provider) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pul
 			ID: id, Package: p.pkg, Type: typ, URN: req.GetUrn(),
 			Tags: tagsOf(inputs), Inputs: plain(inputs), Outputs: plain(out), Created: time.Now(),
 		}
-		c.Ops = append(c.Ops, Op{Seq: len(c.Ops) + 1, Kind: "create", Type: typ, URN: req.GetUrn(), ID: id})
+		c.record("create", typ, req.GetUrn(), id)
 		return nil
 	})
 	if err != nil {
@@ -361,7 +352,7 @@ func (p *Provider) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pul
 		}
 		r.Tags, r.Inputs, r.Outputs = tagsOf(news), plain(news), plain(out)
 		c.Resources[key] = r
-		c.Ops = append(c.Ops, Op{Seq: len(c.Ops) + 1, Kind: "update", Type: r.Type, URN: req.GetUrn(), ID: req.GetId()})
+		c.record("update", r.Type, req.GetUrn(), req.GetId())
 		return nil
 	})
 	if err != nil {
@@ -403,7 +394,7 @@ func (p *Provider) Delete(_ context.Context, req *pulumirpc.DeleteRequest) (*pbe
 			c.Snapshots["snap-"+randomHex(17)] = Snapshot{Tags: tags, SizeGB: int(size)}
 		}
 		delete(c.Resources, Key(typ, req.GetId()))
-		c.Ops = append(c.Ops, Op{Seq: len(c.Ops) + 1, Kind: "delete", Type: typ, URN: req.GetUrn(), ID: req.GetId()})
+		c.record("delete", typ, req.GetUrn(), req.GetId())
 		return nil
 	})
 	return &pbempty.Empty{}, err

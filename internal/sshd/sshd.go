@@ -154,8 +154,10 @@ func Start(t testing.TB) *Server {
 
 // Close stops the server and its sessions: the port is closed from then on.
 func (s *Server) Close() {
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	// Sessions first: each runs in a session of its own (sshd calls setsid), so they are found
+	// as the listener's children, which they stop being once it is gone.
 	s.KillSessions()
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 }
 
 // Address returns 127.0.0.1:port.

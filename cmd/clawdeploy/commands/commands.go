@@ -128,6 +128,16 @@ func stackName(cliContext *cli.Context) (string, error) {
 }
 
 // configInput gathers --config-file, --config and --secret, in that order of precedence.
+// stackAndConfig reads --stack and the configuration flags of the commands that change a stack.
+func stackAndConfig(cliContext *cli.Context) (string, automation.ConfigInput, error) {
+	stack, err := stackName(cliContext)
+	if err != nil {
+		return "", automation.ConfigInput{}, err
+	}
+	in, err := configInput(cliContext)
+	return stack, in, err
+}
+
 func configInput(cliContext *cli.Context) (automation.ConfigInput, error) {
 	in := automation.ConfigInput{Values: map[string]string{}, Secrets: map[string]string{}}
 	if path := cliContext.String(configFileFlag.Name); path != "" {

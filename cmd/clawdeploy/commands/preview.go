@@ -16,11 +16,7 @@ listed (the AZ guard and the other checks run), but no cloud resource is touched
 no lease is taken. The stack is created in the backend if it does not exist yet.`,
 	Flags: []cli.Flag{stackFlag, configFlag, secretFlag, configFileFlag, replaceFlag},
 	Action: func(cliContext *cli.Context) error {
-		stack, err := stackName(cliContext)
-		if err != nil {
-			return err
-		}
-		in, err := configInput(cliContext)
+		stack, in, err := stackAndConfig(cliContext)
 		if err != nil {
 			return err
 		}

@@ -32,11 +32,7 @@ placeholders stand in.`,
 				return usageError("render user-data is for the %s target: a %s host gets no user-data, its setup script is launched over SSH",
 					automation.TargetEC2Spot, target)
 			}
-			stack, err := stackName(cliContext)
-			if err != nil {
-				return err
-			}
-			in, err := configInput(cliContext)
+			stack, in, err := stackAndConfig(cliContext)
 			if err != nil {
 				return err
 			}

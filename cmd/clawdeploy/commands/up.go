@@ -21,11 +21,7 @@ again on a new instance.`,
 		&cli.BoolFlag{Name: "retry", Usage: "start over from a clean stage, relaunching the setup"},
 		setupTimeoutFlag, setupPollFlag},
 	Action: func(cliContext *cli.Context) error {
-		stack, err := stackName(cliContext)
-		if err != nil {
-			return err
-		}
-		in, err := configInput(cliContext)
+		stack, in, err := stackAndConfig(cliContext)
 		if err != nil {
 			return err
 		}
