@@ -97,6 +97,16 @@ func startMarked(t *testing.T, owner string) *exec.Cmd {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	// Start returns once execve has begun, but the kernel publishes the new environment a moment
+	// later: until then /proc/<pid>/environ reads empty, and the process is (rightly) not
+	// provably anyone's. Wait for it, as a real orphan has long had it.
+	deadline := time.Now().Add(5 * time.Second)
+	for processOwner(cmd.Process.Pid) != owner {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d never showed its environment", cmd.Process.Pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	return cmd
 }
 
