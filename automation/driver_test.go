@@ -143,12 +143,12 @@ func TestEnginePipeline(t *testing.T) {
 	}
 
 	if res, err = d.Up(ctx, "ci", nil); err != nil || res.Record.Attempts != 2 {
-		t.Fatalf("second Up: %+v %v", res, err)
+		t.Fatalf("second Up: %+v %v\n%s", res, err, progress)
 	}
 	child := "urn:pulumi:ci::openclaw::clawdeploy:test:Parent$clawdeploy:test:Child::parent-child"
 	before := len(ev.of(EventResource))
 	if _, err := d.Up(ctx, "ci", &UpOptions{Replace: []string{child}}); err != nil {
-		t.Fatalf("Up with Replace: %v", err)
+		t.Fatalf("Up with Replace: %v\n%s", err, progress)
 	}
 	replaced := false
 	for _, e := range ev.of(EventResource)[before:] {
