@@ -30,17 +30,19 @@ type vpsWorld struct {
 	sim    *enginetest.Sim
 	server *sshd.Server
 	root   string // the setup protocol's directory on the host
+	files  string // where the launch writes the host's other files
 }
 
 func newVPSWorld(t *testing.T, script []byte) *vpsWorld {
 	t.Helper()
-	w := &vpsWorld{sim: enginetest.NewSim(t, bins), server: sshd.Start(t), root: t.TempDir()}
+	w := &vpsWorld{sim: enginetest.NewSim(t, bins), server: sshd.Start(t), root: t.TempDir(), files: t.TempDir()}
 	path := filepath.Join(t.TempDir(), "setup.sh")
 	if err := os.WriteFile(path, script, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	w.sim.Env["SIMDRIVER_VPS_SCRIPT"] = path
 	w.sim.Env["SIMDRIVER_VPS_POLL"] = "300ms"
+	w.sim.Env["SIMDRIVER_VPS_FILES"] = w.files
 	return w
 }
 
@@ -239,9 +241,9 @@ func TestVPSOpenRouterKeyLifecycle(t *testing.T) {
 	if !slices.Contains(stages, StageOpenRouterKeyCreated) {
 		t.Errorf("stages %v", stages)
 	}
-	settings, err := os.ReadFile(filepath.Join(w.root, ".openclaw-setup.env"))
-	if err != nil || !strings.Contains(string(settings), "OPENROUTER_API_KEY='"+openrouterfake.Key(hash)+"'") {
-		t.Errorf("settings on the host: %q %v", settings, err)
+	secrets, err := os.ReadFile(filepath.Join(w.files, "etc/openclaw/secrets.env"))
+	if err != nil || !strings.Contains(string(secrets), "\nOPENROUTER_API_KEY="+openrouterfake.Key(hash)+"\n") {
+		t.Errorf("secrets on the host: %q %v", secrets, err)
 	}
 	outputs := exec.Command(filepath.Join(w.sim.Bins.Dir, "clawdeploy-sim"), "--json", "outputs", "--stack", "vps3")
 	outputs.Env = w.sim.Environ("SIMDRIVER_PROGRAM=vps")

@@ -117,15 +117,27 @@ func (a Args) Validate() error {
 	return nil
 }
 
-// File is one file cloud-init writes.
-type File struct {
-	Path    string
-	Mode    string
-	Content string
+// File is one file cloud-init writes (or, on a vps, the launch).
+type File = setup.File
+
+// staticFile is a file of files/ and where it goes.
+type staticFile struct{ src, dst, mode string }
+
+// read returns the files of list with their content.
+func read(list []staticFile) ([]File, error) {
+	files := make([]File, 0, len(list))
+	for _, f := range list {
+		b, err := content.ReadFile(f.src)
+		if err != nil {
+			return nil, fmt.Errorf("cloudinit: reading %s: %w", f.src, err)
+		}
+		files = append(files, File{Path: f.dst, Mode: f.mode, Content: string(b)})
+	}
+	return files, nil
 }
 
 // staticFiles are the files of files/ and where they go; Files adds the rendered ones.
-var staticFiles = []struct{ src, dst, mode string }{
+var staticFiles = []staticFile{
 	{"files/lib.sh", LibexecDir + "/lib.sh", "0644"},
 	{"files/openclaw-volume.sh", LibexecDir + "/openclaw-volume.sh", "0755"},
 	{"files/openclaw-secrets.sh", LibexecDir + "/openclaw-secrets.sh", "0755"},
@@ -157,14 +169,11 @@ func Files(a Args) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := []File{{Path: EnvFile, Mode: "0644", Content: env}}
-	for _, f := range staticFiles {
-		b, err := content.ReadFile(f.src)
-		if err != nil {
-			return nil, fmt.Errorf("cloudinit: reading %s: %w", f.src, err)
-		}
-		files = append(files, File{Path: f.dst, Mode: f.mode, Content: string(b)})
+	static, err := read(staticFiles)
+	if err != nil {
+		return nil, err
 	}
+	files := append([]File{{Path: EnvFile, Mode: "0644", Content: env}}, static...)
 	files = append(files,
 		File{Path: SetupScriptPath, Mode: "0700", Content: string(setup.Script)},
 		File{

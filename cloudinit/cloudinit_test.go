@@ -238,11 +238,21 @@ func TestShellcheckIsClean(t *testing.T) {
 func TestSystemdAcceptsUnits(t *testing.T) {
 	t.Parallel()
 	requireTool(t, "systemd-analyze", "systemd")
-	root := t.TempDir()
 	files, err := Files(testArgs("openclaw-dev-backup-1a2b3c4"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	vps, err := VPSFiles(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("ec2-spot", func(t *testing.T) { t.Parallel(); verifyUnits(t, files, 7) })
+	t.Run("vps", func(t *testing.T) { t.Parallel(); verifyUnits(t, vps, 1) })
+}
+
+// verifyUnits runs systemd-analyze verify on the want units among files.
+func verifyUnits(t *testing.T, files []File, want int) {
+	root := t.TempDir()
 	writeTree(t, root, files)
 	var units []string
 	for _, f := range files {
@@ -268,8 +278,8 @@ func TestSystemdAcceptsUnits(t *testing.T) {
 	if out, err := exec.Command("cp", "-a", "/usr/lib/systemd/system", filepath.Join(root, "usr/lib/systemd/")).CombinedOutput(); err != nil {
 		t.Fatalf("copying the system's units: %v\n%s", err, out)
 	}
-	if len(units) != 7 {
-		t.Fatalf("found %d units, want 7", len(units))
+	if len(units) != want {
+		t.Fatalf("found %d units, want %d", len(units), want)
 	}
 	out, err := exec.Command("systemd-analyze", append([]string{"verify", "--root=" + root}, units...)...).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {

@@ -237,7 +237,7 @@ func UserDataArgs(cfg *Config, volumeID, bucket string) cloudinit.Args {
 		CloudWatchConfigParameter: AgentConfigParameter(cfg.Stack),
 		Image:                     cfg.OpenClawImage,
 		BackupIntervalMinutes:     cfg.BackupIntervalMinutes,
-		OnboardAuthChoice:         onboardAuthChoice(cfg),
+		OnboardAuthChoice:         onboardAuthChoice(cfg.Secrets),
 	}
 }
 
@@ -266,13 +266,13 @@ func resolveAMI(ctx *pulumi.Context, cfg *Config) (id string, keep bool, err err
 
 // onboardAuthChoice picks `openclaw onboard --auth-choice` from the provider keys configured;
 // empty lets OpenClaw decide.
-func onboardAuthChoice(cfg *Config) string {
+func onboardAuthChoice(secrets map[string]Secret) string {
 	for _, c := range []struct{ key, choice string }{
 		{KeyAnthropicAPIKey, "apiKey"},
 		{KeyOpenAIAPIKey, "openai-api-key"},
 		{KeyGeminiAPIKey, "gemini-api-key"},
 	} {
-		if _, ok := cfg.Secrets[c.key]; ok {
+		if _, ok := secrets[c.key]; ok {
 			return c.choice
 		}
 	}

@@ -1,7 +1,6 @@
 package infra
 
 import (
-	"fmt"
 	"maps"
 	"net"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 
+	"github.com/clawdeploy/clawdeploy/cloudinit"
 	"github.com/clawdeploy/clawdeploy/components"
 	"github.com/clawdeploy/clawdeploy/setup"
 	"github.com/clawdeploy/clawdeploy/sshexec"
@@ -185,6 +185,12 @@ func (c *VPSConfig) Validate() error {
 		fields = append(fields, &FieldError{Key: KeyOpenRouterProvisioningKey, Redacted: true,
 			Allowed: "unset when openrouter_api_key is set: the deployment either gets a key of its own or uses the one given"})
 	}
+	for _, key := range slices.Sorted(maps.Keys(c.Secrets)) {
+		if strings.ContainsAny(c.Secrets[key].Reveal(), "\n\r\x00") {
+			fields = append(fields, &FieldError{Key: key, Redacted: true,
+				Allowed: "one line: the host keeps each secret as a KEY=value line"})
+		}
+	}
 	secrets := maps.Clone(c.Secrets)
 	if c.OpenRouterProvisioningKey != nil {
 		secrets[KeyOpenRouterProvisioningKey] = *c.OpenRouterProvisioningKey
@@ -217,27 +223,43 @@ func (c *VPSConfig) host() components.Host {
 	return components.Host{Address: c.Host, Port: c.Port, User: c.User, HostKey: c.HostKey, AllowUnknownHostKey: c.AllowUnknownHostKey}
 }
 
-// VPSEnvFile is the settings file the launch writes on the host, next to the protocol's files.
-func VPSEnvFile(root string) string { return path.Join(root, ".openclaw-setup.env") }
+// VPSHost is what the vps program puts on the host besides the settings: the setup script, and
+// where the files the launch writes go.
+type VPSHost struct {
+	// Script is the setup script; nil means setup.Script.
+	Script []byte
+	// Root is put before the path of every file the launch writes outside the setup root (the
+	// settings, the scripts, the unit, the secrets): empty on a real host; a test's temporary
+	// directory, so that a test host's /etc is never written.
+	Root string
+}
 
-// VPSSettings returns the settings file the setup script reads on a vps host: shell assignments,
-// each value single-quoted. It holds the gateway's secrets, so it travels inside the launch
-// command, which is kept as a secret, and lands on the host with mode 0600.
-func VPSSettings(c *VPSConfig, extra map[string]string) []byte {
-	vars := map[string]string{
-		"OPENCLAW_TARGET": "vps",
-		"OPENCLAW_STACK":  c.Stack,
-		"OPENCLAW_IMAGE":  c.OpenClawImage,
+// vpsLaunch is the launch of the setup script on the host: the settings, and the files a bare
+// host needs, the gateway's secrets among them. extra are secrets made during the run (the
+// deployment's OpenRouter key), by variable name. The launch holds secrets: it travels as one.
+func vpsLaunch(c *VPSConfig, host VPSHost, extra map[string]string) (setup.Launch, error) {
+	settings, err := cloudinit.VPSSettings(cloudinit.VPSArgs{
+		Stack: c.Stack, Image: c.OpenClawImage, OnboardAuthChoice: onboardAuthChoice(c.Secrets),
+	})
+	if err != nil {
+		return setup.Launch{}, err
 	}
+	secrets := map[string]string{}
 	for key, s := range c.Secrets {
-		vars[SecretKeys[key]] = s.Reveal()
+		secrets[SecretKeys[key]] = s.Reveal()
 	}
-	maps.Copy(vars, extra)
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(vars)) {
-		fmt.Fprintf(&b, "%s='%s'\n", k, strings.ReplaceAll(vars[k], "'", `'\''`))
+	maps.Copy(secrets, extra)
+	files, err := cloudinit.VPSFiles(secrets)
+	if err != nil {
+		return setup.Launch{}, err
 	}
-	return []byte(b.String())
+	return setup.Launch{
+		Root:    c.SetupRoot,
+		Script:  host.Script,
+		EnvFile: path.Join("/", host.Root, cloudinit.EnvFile),
+		Env:     []byte(settings),
+		Files:   setup.Under(host.Root, files),
+	}, nil
 }
 
 // VPSOutputs are what the vps program exports.
@@ -255,12 +277,12 @@ type VPSOutputs struct {
 }
 
 // VPSProgram is the Pulumi program of an OpenClaw deployment on a VPS, with the setup script.
-func VPSProgram(ctx *pulumi.Context) error { return VPSProgramWith(setup.Script)(ctx) }
+func VPSProgram(ctx *pulumi.Context) error { return VPSProgramWith(VPSHost{})(ctx) }
 
-// VPSProgramWith is VPSProgram launching script instead of the setup script: the tests' stand-in.
-func VPSProgramWith(script []byte) pulumi.RunFunc {
+// VPSProgramWith is VPSProgram with another script or file root: the tests' stand-ins.
+func VPSProgramWith(host VPSHost) pulumi.RunFunc {
 	return func(ctx *pulumi.Context) error {
-		out, err := DeployVPS(ctx, script)
+		out, err := DeployVPS(ctx, host)
 		if err != nil {
 			return err
 		}
@@ -283,8 +305,8 @@ func VPSProgramWith(script []byte) pulumi.RunFunc {
 }
 
 // DeployVPS registers the vps deployment: the deployment's key, its authorization on the host,
-// and the detached launch of script with the stack's settings.
-func DeployVPS(ctx *pulumi.Context, script []byte) (*VPSOutputs, error) {
+// and the detached launch of the setup script with the stack's settings and files.
+func DeployVPS(ctx *pulumi.Context, host VPSHost) (*VPSOutputs, error) {
 	cfg, err := LoadVPS(ctx)
 	if err != nil {
 		return nil, err
@@ -305,13 +327,14 @@ func DeployVPS(ctx *pulumi.Context, script []byte) (*VPSOutputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The launch carries the settings; with an OpenRouter key of the deployment's own, they wait
-	// for it.
-	launchWith := func(extra map[string]string) setup.Launch {
-		return setup.Launch{Root: cfg.SetupRoot, Script: script, EnvFile: VPSEnvFile(cfg.SetupRoot), Env: VPSSettings(cfg, extra)}
+	// The launch carries the settings and the secrets; with an OpenRouter key of the deployment's
+	// own, they wait for it.
+	launch, err := vpsLaunch(cfg, host, nil)
+	if err != nil {
+		return nil, err
 	}
-	launchCommand := pulumi.String(launchWith(nil).Command()).ToStringOutput()
-	launchID := pulumi.String(launchWith(nil).ID()).ToStringOutput()
+	launchCommand := pulumi.String(launch.Command()).ToStringOutput()
+	launchID := pulumi.String(launch.ID()).ToStringOutput()
 	if cfg.OpenRouterProvisioningKey != nil {
 		orKey, err := components.NewOpenRouterKey(ctx, NameOpenRouter, &components.OpenRouterKeyArgs{
 			APIBase: cfg.OpenRouterAPIBase, ProvisioningKey: cfg.OpenRouterProvisioningKey.Output(), Name: "openclaw-" + cfg.Stack,
@@ -319,9 +342,11 @@ func DeployVPS(ctx *pulumi.Context, script []byte) (*VPSOutputs, error) {
 		if err != nil {
 			return nil, err
 		}
-		withKey := func(key string) setup.Launch { return launchWith(map[string]string{"OPENROUTER_API_KEY": key}) }
-		launchCommand = orKey.Key.ApplyT(func(k string) string { return withKey(k).Command() }).(pulumi.StringOutput)
-		launchID = orKey.Key.ApplyT(func(k string) string { return withKey(k).ID() }).(pulumi.StringOutput)
+		withKey := orKey.Key.ApplyT(func(key string) (setup.Launch, error) {
+			return vpsLaunch(cfg, host, map[string]string{SecretKeys[KeyOpenRouterAPIKey]: key})
+		})
+		launchCommand = withKey.ApplyT(func(l any) string { return l.(setup.Launch).Command() }).(pulumi.StringOutput)
+		launchID = withKey.ApplyT(func(l any) string { return l.(setup.Launch).ID() }).(pulumi.StringOutput)
 	}
 	vpsSetup, err := components.NewVPSSetup(ctx, NameVPSSetup, &components.VPSSetupArgs{
 		Host:          cfg.host(),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -95,6 +96,8 @@ func TestVPSConfigRejects(t *testing.T) {
 			KeyOpenRouterProvisioningKey: "hunter2", KeyOpenRouterAPIKey: "hunter2"}, key: KeyOpenRouterProvisioningKey},
 		{name: "provisioning key in plain text", plain: map[string]string{KeyOpenRouterProvisioningKey: "hunter2"}, key: KeyOpenRouterProvisioningKey},
 		{name: "token in plain text", plain: map[string]string{KeyGatewayToken: "tok-plain-9"}, key: KeyGatewayToken},
+		{name: "api key of two lines", secret: map[string]string{KeyVPSSSHPrivateKey: testOperatorKey,
+			KeyAnthropicAPIKey: "hunter2\nsecond"}, key: KeyAnthropicAPIKey},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -167,7 +170,7 @@ func TestVPSProjectYAMLDeclaresEveryKey(t *testing.T) {
 func TestVPSProgram(t *testing.T) {
 	t.Parallel()
 	script := []byte("#!/bin/bash\necho test script\n")
-	m, err := pulumitest.Run(VPSProgramWith(script), pulumitest.WithStack("vps1"),
+	m, err := pulumitest.Run(VPSProgramWith(VPSHost{Script: script}), pulumitest.WithStack("vps1"),
 		pulumitest.WithConfig(map[string]string{KeyVPSHost: "203.0.113.10", KeyVPSHostKey: testHostKey, KeyVPSSetupRoot: "/srv/oc"}),
 		pulumitest.WithSecretConfig(map[string]string{KeyVPSSSHPrivateKey: testOperatorKey, KeyGatewayToken: "gw-secret-1"}))
 	if err != nil {
@@ -222,6 +225,39 @@ func TestVPSProgram(t *testing.T) {
 	if !slices.Contains(launch.Request.GetDependencies(), authorize.URN) {
 		t.Errorf("the launch does not wait for the key's authorization: %v", launch.Request.GetDependencies())
 	}
+	// What a bare host needs arrives with the launch, at the paths the units and scripts use.
+	settings := launchedFile(t, create, "/etc/openclaw/openclaw.env")
+	if !strings.Contains(settings, "\nOPENCLAW_TARGET=vps\n") || strings.Contains(settings, "gw-secret-1") {
+		t.Errorf("settings on the host:\n%s", settings)
+	}
+	if !strings.Contains(create, "OPENCLAW_ENV_FILE='/etc/openclaw/openclaw.env' setsid") {
+		t.Errorf("the script is not pointed at the settings")
+	}
+	if got := launchedFile(t, create, "/etc/openclaw/secrets.env"); got != "OPENCLAW_GATEWAY_TOKEN=gw-secret-1\n" {
+		t.Errorf("secrets file %q", got)
+	}
+	if !strings.Contains(create, "chmod 0600 '/etc/openclaw/secrets.env'.tmp") {
+		t.Errorf("the secrets file is not written 0600")
+	}
+	unit := launchedFile(t, create, "/etc/systemd/system/openclaw.service")
+	if !strings.Contains(unit, "ExecStartPre=/usr/local/libexec/openclaw/openclaw-start.sh") || strings.Contains(unit, "openclaw-volume") {
+		t.Errorf("unit on the host:\n%s", unit)
+	}
+	launchedFile(t, create, "/usr/local/libexec/openclaw/openclaw-secrets.sh")
+}
+
+// launchedFile returns the content the launch command writes to path.
+func launchedFile(t *testing.T, launch, path string) string {
+	t.Helper()
+	m := regexp.MustCompile(`printf '%s' '([A-Za-z0-9+/=]*)' \| base64 -d > '` + regexp.QuoteMeta(path) + `'\.tmp`).FindStringSubmatch(launch)
+	if m == nil {
+		t.Fatalf("the launch does not write %s", path)
+	}
+	b, err := base64.StdEncoding.DecodeString(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestVPSProgramWithOpenRouterKey: a provisioning key makes an OpenRouter key of the deployment's
@@ -229,7 +265,7 @@ func TestVPSProgram(t *testing.T) {
 func TestVPSProgramWithOpenRouterKey(t *testing.T) {
 	t.Parallel()
 	created := `{"data":{"hash":"h1","name":"openclaw-vps1"},"key":"sk-or-v1-own"}`
-	m, err := pulumitest.Run(VPSProgramWith([]byte("#!/bin/bash\n")), pulumitest.WithStack("vps1"),
+	m, err := pulumitest.Run(VPSProgramWith(VPSHost{Script: []byte("#!/bin/bash\n")}), pulumitest.WithStack("vps1"),
 		pulumitest.WithConfig(map[string]string{KeyVPSHost: "203.0.113.10", KeyVPSHostKey: testHostKey}),
 		pulumitest.WithSecretConfig(map[string]string{KeyVPSSSHPrivateKey: testOperatorKey, KeyOpenRouterProvisioningKey: "prov-1"}),
 		pulumitest.WithOutputs("command:local:Command", func(string, resource.PropertyMap) resource.PropertyMap {
@@ -253,9 +289,8 @@ func TestVPSProgramWithOpenRouterKey(t *testing.T) {
 		t.Errorf("environment %v", key.Inputs["environment"])
 	}
 	launch, _ := m.One("command:remote:Command", NameVPSSetup+"-launch")
-	settings := VPSSettings(&VPSConfig{Stack: "vps1", OpenClawImage: DefaultOpenClawImage}, map[string]string{"OPENROUTER_API_KEY": "sk-or-v1-own"})
-	if !strings.Contains(launch.String("create"), base64.StdEncoding.EncodeToString(settings)) {
-		t.Errorf("the launch does not carry the settings with the deployment's key")
+	if got := launchedFile(t, launch.String("create"), "/etc/openclaw/secrets.env"); got != "OPENROUTER_API_KEY=sk-or-v1-own\n" {
+		t.Errorf("the launch does not carry the deployment's key: secrets file %q", got)
 	}
 	if !launch.Inputs["create"].IsSecret() {
 		t.Errorf("the launch command is not a secret")

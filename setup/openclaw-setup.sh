@@ -79,12 +79,28 @@ data=${OPENCLAW_DATA_DIR:-/opt/openclaw}
 libexec=${OPENCLAW_LIBEXEC:-/usr/local/libexec/openclaw}
 run_dir=${OPENCLAW_RUN_DIR:-/run/openclaw}
 port=${OPENCLAW_GATEWAY_PORT:-18789}
+target=${OPENCLAW_TARGET:-ec2-spot}
 
 compose() {
 	docker compose --project-name openclaw --env-file "$env_file" -f "$data/docker-compose.yaml" "$@"
 }
 
+# install_docker installs docker from the host's packages when it is missing: a bare vps.
+install_docker() {
+	command -v docker >/dev/null 2>&1 && return 0
+	log "installing docker"
+	if command -v apt-get >/dev/null 2>&1; then
+		DEBIAN_FRONTEND=noninteractive apt-get update -q
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io curl
+	elif command -v dnf >/dev/null 2>&1; then
+		dnf install -y -q docker curl
+	else
+		die "docker is not installed, and there is no apt-get or dnf here to install it: install Docker, then run up again"
+	fi
+}
+
 start_services() {
+	install_docker
 	log "starting docker"
 	systemctl daemon-reload
 	systemctl enable --now docker.service
@@ -95,6 +111,10 @@ start_services() {
 }
 
 mount_data() {
+	if [ "$target" = vps ]; then
+		log "vps: the data stays on this host's disk, in $data"
+		return 0
+	fi
 	log "mounting the data volume and restoring it when it is new"
 	systemctl start openclaw-volume.service
 	systemctl start openclaw-restore.service
@@ -121,6 +141,13 @@ onboard() {
 }
 
 start_gateway() {
+	if [ "$target" = vps ]; then
+		# A relaunch brings changed settings or a new image: restart, do not just ensure it runs.
+		log "starting the gateway"
+		systemctl enable openclaw.service
+		systemctl restart openclaw.service
+		return 0
+	fi
 	log "starting the gateway and its companions"
 	systemctl enable --now openclaw.service
 	systemctl enable --now openclaw-backup.timer openclaw-spot-watch.service openclaw-cloudwatch.service

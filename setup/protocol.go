@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"path"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -56,19 +58,36 @@ type Launch struct {
 	// atomically) in the same session, before it starts the script. It is part of the launch's
 	// identity, so changed settings relaunch the script.
 	Env []byte
+	// Files are written in the same session too, each atomically with its mode, before the script
+	// starts: what a bare host needs besides the script (a vps has no cloud-init to write them).
+	// They are part of the launch's identity.
+	Files []File
+}
+
+// File is one file put on a host: by cloud-init's write_files on ec2-spot, by the launch on a vps.
+type File struct {
+	// Path is absolute.
+	Path string
+	// Mode is octal, like "0644".
+	Mode    string
+	Content string
 }
 
 // ID returns the launch's identity, recorded in the started and complete markers: the script's
-// hash, or, when the launch carries settings, the hash of both.
+// hash, or, when the launch carries settings or files, the hash of all of them.
 func (l Launch) ID() string {
 	script := l.Script
 	if script == nil {
 		script = Script
 	}
-	if l.Env == nil {
+	if l.Env == nil && l.Files == nil {
 		return Hash(script)
 	}
-	return Hash(slices.Concat(script, []byte("\x00settings\x00"), l.Env))
+	whole := slices.Concat(script, []byte("\x00settings\x00"), l.Env)
+	for _, f := range l.Files {
+		whole = fmt.Appendf(whole, "\x00file\x00%s\x00%s\x00%s", f.Path, f.Mode, f.Content)
+	}
+	return Hash(whole)
 }
 
 // Command returns the shell command that launches the setup script: one session, under a second.
@@ -102,14 +121,18 @@ func (l Launch) Command() string {
 	// and the command is the same as it always was (an ec2-spot instance's user-data holds it:
 	// a change would replace the instance).
 	sum, verify := []string(nil), "$hash"
-	var writeEnv []string
-	if l.Env != nil {
+	var writeFiles []string
+	if l.Env != nil || l.Files != nil {
 		sum, verify = []string{"sum=" + Hash(script)}, "$sum"
+	}
+	if l.Env != nil {
 		if l.EnvFile == "" {
 			panic("setup: a Launch with Env needs an EnvFile")
 		}
-		writeEnv = append(writeEnv, fmt.Sprintf(`mkdir -p "$(dirname %[1]s)" && printf '%%s' '%[2]s' | base64 -d > %[1]s.tmp && mv -f %[1]s.tmp %[1]s`,
-			quote(l.EnvFile), base64.StdEncoding.EncodeToString(l.Env)))
+		writeFiles = append(writeFiles, writeFile(File{Path: l.EnvFile, Mode: "0600", Content: string(l.Env)}))
+	}
+	for _, f := range l.Files {
+		writeFiles = append(writeFiles, writeFile(f))
 	}
 	return strings.Join(slices.Concat([]string{
 		"set -eu",
@@ -132,13 +155,26 @@ func (l Launch) Command() string {
 		`chmod 700 "$tmp"`,
 		`mv -f "$tmp" "$root/` + ScriptFile + `"`,
 		`rm -f "$root/` + CompleteFile + `" "$root/` + ErrorFile + `" "$root/` + TokenFile + `"`,
-	}, writeEnv, []string{
+	}, writeFiles, []string{
 		`printf '%s\n' "$hash" > "$root/` + StartedFile + `"`,
 		`OPENCLAW_SETUP_ROOT="$root" OPENCLAW_SETUP_LOCKED=1` + env +
 			` setsid nohup bash "$root/` + ScriptFile + `" </dev/null >"$root/` + LogFile + `" 2>&1 8>&- &`,
 		`echo 'LAUNCH started'`,
 	}), "\n")
 }
+
+// writeFile returns the command line that writes f atomically: a temporary file next to it,
+// then a rename. Missing directories are made readable by all (umask 022), like a package would.
+func writeFile(f File) string {
+	if !path.IsAbs(f.Path) || !modePattern.MatchString(f.Mode) {
+		panic(fmt.Sprintf("setup: file %q with mode %q: want an absolute path and an octal mode", f.Path, f.Mode))
+	}
+	p := quote(f.Path)
+	return fmt.Sprintf(`(umask 022 && mkdir -p "$(dirname %[1]s)") && printf '%%s' '%[2]s' | base64 -d > %[1]s.tmp && chmod %[3]s %[1]s.tmp && mv -f %[1]s.tmp %[1]s`,
+		p, base64.StdEncoding.EncodeToString([]byte(f.Content)), f.Mode)
+}
+
+var modePattern = regexp.MustCompile(`^0[0-7]{3}$`)
 
 // PollCommand returns the shell command that reports the setup's state in one line:
 // "COMPLETE <token>", "FAILED <reason>", "RUNNING" or "NOT_STARTED". A script that started and
@@ -199,4 +235,14 @@ func ParseStatus(line string) (Status, error) {
 // quote returns s as one single-quoted shell word.
 func quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Under returns files with their paths moved under dir: a test's stand-in for a host's root.
+func Under(dir string, files []File) []File {
+	moved := make([]File, len(files))
+	for i, f := range files {
+		f.Path = path.Join(dir, f.Path)
+		moved[i] = f
+	}
+	return moved
 }

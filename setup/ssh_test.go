@@ -258,38 +258,60 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// TestLaunchWritesTheSettings: a launch carrying settings writes them (0600) before the script
-// starts, and changed settings relaunch a completed script.
-func TestLaunchWritesTheSettings(t *testing.T) {
+// TestLaunchWritesTheSettingsAndFiles: a launch carrying settings and files writes them, with
+// their modes (settings 0600), before the script starts; changed settings or a changed file
+// relaunch a completed script.
+func TestLaunchWritesTheSettingsAndFiles(t *testing.T) {
 	t.Parallel()
 	h := newSSHHost(t)
 	script := simprogram.SetupScript(0, false)
 	envFile := filepath.Join(h.root, "settings.env")
-	launch := func(env string) string {
+	unit := filepath.Join(h.root, "etc/systemd/system/openclaw.service")
+	helper := filepath.Join(h.root, "usr/local/libexec/openclaw/helper.sh")
+	launch := func(env, unitText string) string {
+		files := []setup.File{
+			{Path: unit, Mode: "0644", Content: unitText},
+			{Path: helper, Mode: "0755", Content: "#!/bin/sh\necho 'it''s here'\n"},
+		}
 		out, err := h.dialer.Run(context.Background(), h.server.Target(),
-			setup.Launch{Root: h.root, Script: script, EnvFile: envFile, Env: []byte(env)}.Command())
+			setup.Launch{Root: h.root, Script: script, EnvFile: envFile, Env: []byte(env), Files: files}.Command())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return strings.TrimSpace(out)
 	}
-	if out := launch("A='1'\n"); out != "LAUNCH started" {
+	fileIs := func(path, content string, mode os.FileMode) {
+		t.Helper()
+		data, err := os.ReadFile(path)
+		info, _ := os.Stat(path)
+		if err != nil || string(data) != content || info.Mode().Perm() != mode {
+			t.Errorf("%s: %q (%v), mode %v; want %q, mode %v", path, data, err, info.Mode().Perm(), content, mode)
+		}
+	}
+	if out := launch("A='1'\n", "[Unit]\n"); out != "LAUNCH started" {
 		t.Fatalf("launch: %q", out)
 	}
 	h.waitFinal()
-	data, err := os.ReadFile(envFile)
-	info, _ := os.Stat(envFile)
-	if err != nil || string(data) != "A='1'\n" || info.Mode().Perm() != 0o600 {
-		t.Errorf("settings %q (%v), mode %v", data, err, info.Mode().Perm())
+	fileIs(envFile, "A='1'\n", 0o600)
+	fileIs(unit, "[Unit]\n", 0o644)
+	fileIs(helper, "#!/bin/sh\necho 'it''s here'\n", 0o755)
+	if info, err := os.Stat(filepath.Dir(helper)); err != nil || info.Mode().Perm() != 0o755 {
+		t.Errorf("a directory the launch made: %v %v", info.Mode().Perm(), err)
 	}
-	if out := launch("A='1'\n"); out != "LAUNCH already-complete" {
-		t.Errorf("same settings: %q", out)
+	if out := launch("A='1'\n", "[Unit]\n"); out != "LAUNCH already-complete" {
+		t.Errorf("same settings and files: %q", out)
 	}
-	if out := launch("A='2'\n"); out != "LAUNCH started" {
+	if out := launch("A='2'\n", "[Unit]\n"); out != "LAUNCH started" {
 		t.Errorf("changed settings: %q", out)
 	}
 	h.waitFinal()
-	if data, _ := os.ReadFile(envFile); string(data) != "A='2'\n" || h.launches() != 2 {
-		t.Errorf("after the relaunch: settings %q, %d runs", data, h.launches())
+	fileIs(envFile, "A='2'\n", 0o600)
+	if out := launch("A='2'\n", "[Unit]\nDescription=x\n"); out != "LAUNCH started" {
+		t.Errorf("changed file: %q", out)
+	}
+	h.waitFinal()
+	fileIs(unit, "[Unit]\nDescription=x\n", 0o644)
+	if n := h.launches(); n != 3 {
+		t.Errorf("%d runs, want 3", n)
 	}
 }

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# openclaw-start.sh runs before every start of the gateway (ExecStartPre). It refuses to start
-# without the data volume mounted or with an unfinished restore, refreshes the secrets in tmpfs,
-# installs the compose file, logs in to ECR when the image lives there, and pulls the image.
+# openclaw-start.sh runs before every start of the gateway (ExecStartPre). On ec2-spot it refuses
+# to start without the data volume mounted or with an unfinished restore. Then it refreshes the
+# secrets in tmpfs, installs the compose file, logs in to ECR when the image lives there, and
+# pulls the image.
 set -Eeuo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 load_env
 
-require_data_mounted
-[ -f "$(restore_marker)" ] || die "the restore of $OPENCLAW_DATA_DIR has not completed: not starting the gateway"
+if [ "${OPENCLAW_TARGET:-}" = vps ]; then
+	# A vps keeps the data on its own disk: no volume to wait for, nothing restored.
+	mkdir -p "$OPENCLAW_DATA_DIR"
+else
+	require_data_mounted
+	[ -f "$(restore_marker)" ] || die "the restore of $OPENCLAW_DATA_DIR has not completed: not starting the gateway"
+fi
 
 "$(dirname "$0")/openclaw-secrets.sh"
 install -m 0600 "${OPENCLAW_COMPOSE_SOURCE:-/etc/openclaw/docker-compose.yaml}" "$OPENCLAW_DATA_DIR/docker-compose.yaml"

@@ -97,7 +97,8 @@ func FromEnv() (program pulumi.RunFunc, stages *automation.Stages, finder automa
 		return nil, nil, finder, InstanceWaiter(cloud)
 	case "vps":
 		// The vps program launching the script in SIMDRIVER_VPS_SCRIPT on the tests' sshd,
-		// polled every SIMDRIVER_VPS_POLL.
+		// polled every SIMDRIVER_VPS_POLL; the launch writes the host's files under
+		// SIMDRIVER_VPS_FILES (never the test machine's /etc).
 		script, err := os.ReadFile(os.Getenv("SIMDRIVER_VPS_SCRIPT"))
 		if err != nil {
 			panic(fmt.Sprintf("SIMDRIVER_VPS_SCRIPT: %v", err))
@@ -106,7 +107,11 @@ func FromEnv() (program pulumi.RunFunc, stages *automation.Stages, finder automa
 		if err != nil {
 			panic(fmt.Sprintf("SIMDRIVER_VPS_POLL: %v", err))
 		}
-		return infra.VPSProgramWith(script), &automation.VPSStages, automation.VPSFinder,
+		files := os.Getenv("SIMDRIVER_VPS_FILES")
+		if files == "" {
+			panic("SIMDRIVER_VPS_FILES is not set")
+		}
+		return infra.VPSProgramWith(infra.VPSHost{Script: script, Root: files}), &automation.VPSStages, automation.VPSFinder,
 			automation.SSHWaiter{Interval: poll, Budget: time.Minute}
 	}
 	return Six, &SixStages, finder, automation.NoWait
