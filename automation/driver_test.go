@@ -10,12 +10,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	. "github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
 	"github.com/clawdeploy/clawdeploy/internal/simprogram"
 	"github.com/clawdeploy/clawdeploy/journal"
+	"github.com/clawdeploy/clawdeploy/setup"
 )
 
 // bins are the simulated provider and driver, built once for every test here.
@@ -188,5 +190,46 @@ func TestNewRequiresAProject(t *testing.T) {
 	_, err := New(context.Background(), &Options{ProjectDir: t.TempDir(), StateDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "has no Pulumi.yaml") {
 		t.Fatalf("New in an empty directory: %v", err)
+	}
+}
+
+// TestReportedTokenMustBeTheOutput: a setup that completes with a token other than the
+// gatewayToken output (the token the stack keeps) ends READY with a warning naming the mismatch,
+// never the tokens; the same token gives no warning.
+func TestReportedTokenMustBeTheOutput(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		reported string
+		warned   bool
+	}{{"tok-other", true}, {"tok-kept", false}} {
+		sim := enginetest.NewSim(t, bins)
+		ev := &events{}
+		program := func(ctx *pulumi.Context) error {
+			ctx.Export("gatewayToken", pulumi.ToSecret(pulumi.String("tok-kept")))
+			return nil
+		}
+		d, err := New(t.Context(), &Options{
+			Program: program, StateDir: sim.StateDir, PulumiRoot: sim.PulumiRoot, Env: sim.Env, Events: ev,
+			Waiter: WaiterFunc(func(context.Context, string, auto.OutputMap, func(setup.Status)) (setup.Status, error) {
+				return setup.Status{State: setup.Complete, Token: tc.reported}, nil
+			}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := d.Up(t.Context(), "tok", nil)
+		_ = d.Close()
+		if err != nil || res.Record.Status != journal.Ready {
+			t.Fatalf("up: %+v %v", res.Record, err)
+		}
+		var warnings []string
+		for _, e := range ev.of(EventDiagnostic) {
+			if strings.Contains(e.Message, "gatewayToken output") {
+				warnings = append(warnings, e.Severity+": "+e.Message)
+			}
+		}
+		if (len(warnings) == 1) != tc.warned || slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, "tok-") }) {
+			t.Errorf("reported %s: warnings %q", tc.reported, warnings)
+		}
 	}
 }

@@ -1,11 +1,13 @@
 package automation_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +50,11 @@ func newVPSWorld(t *testing.T, script []byte) *vpsWorld {
 
 // upArgs are the arguments of an up of stack on the world's host, as a backend passes them.
 func (w *vpsWorld) upArgs(stack string) []string {
+	return append(w.hostArgs(stack), "--secret", "gateway_token=gw-vps-token")
+}
+
+// hostArgs are upArgs without a gateway token.
+func (w *vpsWorld) hostArgs(stack string) []string {
 	return []string{
 		"--target", "vps", "up", "--stack", stack,
 		"--config", "vps_host=127.0.0.1",
@@ -56,8 +63,23 @@ func (w *vpsWorld) upArgs(stack string) []string {
 		"--config", "vps_host_key=" + w.server.HostKey,
 		"--config", "vps_setup_root=" + w.root,
 		"--secret", "vps_ssh_private_key=" + string(w.server.ClientKey),
-		"--secret", "gateway_token=gw-vps-token",
 	}
+}
+
+// outputs returns the stack's outputs, secrets in clear.
+func (w *vpsWorld) outputs(t *testing.T, stack string) map[string]any {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(w.sim.Bins.Dir, "clawdeploy-sim"), "--json", "outputs", "--stack", stack, "--show-secrets")
+	cmd.Env = w.sim.Environ("SIMDRIVER_PROGRAM=vps")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("outputs: %v", err)
+	}
+	values := map[string]any{}
+	if err := json.Unmarshal(out, &values); err != nil {
+		t.Fatalf("outputs %s: %v", out, err)
+	}
+	return values
 }
 
 func (w *vpsWorld) launches() int {
@@ -263,5 +285,40 @@ func TestVPSOpenRouterKeyLifecycle(t *testing.T) {
 	}
 	if d := api.Deleted(); len(d) != 1 || d[0] != hash || len(api.Live()) != 0 {
 		t.Errorf("after destroy: deleted %v, live %v", d, api.Live())
+	}
+}
+
+// TestVPSMakesAGatewayToken: a stack given no gateway_token gets one made by the program; the
+// host's gateway uses it (its secrets file, the token the setup reports), the stack keeps it as a
+// secret output, and the next up keeps the same token without relaunching.
+func TestVPSMakesAGatewayToken(t *testing.T) {
+	t.Parallel()
+	w := newVPSWorld(t, simprogram.SetupScript(0, false))
+	args := w.hostArgs("vps4")
+	p, code := runSim(t, w.sim, "vps", args...)
+	if code != 0 {
+		t.Fatalf("up: exit %d\n%s", code, p.stderr.String())
+	}
+	token, _ := w.outputs(t, "vps4")["gatewayToken"].(string)
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(token) {
+		t.Fatalf("gatewayToken output %q, want 64 hex digits", token)
+	}
+	secrets, _ := os.ReadFile(filepath.Join(w.files, "etc/openclaw/secrets.env"))
+	if string(secrets) != "OPENCLAW_GATEWAY_TOKEN="+token+"\n" {
+		t.Errorf("secrets file on the host: %q", secrets)
+	}
+	if reported, _ := os.ReadFile(filepath.Join(w.root, setup.TokenFile)); strings.TrimSpace(string(reported)) != token {
+		t.Errorf("the setup reported %q", reported)
+	}
+	for _, e := range p.events {
+		if strings.Contains(e.Message, "other than the gatewayToken output") {
+			t.Errorf("%s: %s", e.Severity, e.Message)
+		}
+	}
+	if r, code := runSim(t, w.sim, "vps", args...); code != 0 {
+		t.Fatalf("second up: exit %d\n%s", code, r.stderr.String())
+	}
+	if again, _ := w.outputs(t, "vps4")["gatewayToken"].(string); again != token || w.launches() != 1 {
+		t.Errorf("second up: token %q (was %q), %d launches", again, token, w.launches())
 	}
 }

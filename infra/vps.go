@@ -61,6 +61,8 @@ const (
 	NameSSHAccess  = "ssh-access"
 	NameVPSSetup   = "setup"
 	NameOpenRouter = "openrouter"
+	// NameGatewayToken makes the gateway's token when none is configured.
+	NameGatewayToken = "gateway-token"
 )
 
 // VPSConfig is the validated configuration of one vps stack.
@@ -272,8 +274,8 @@ type VPSOutputs struct {
 	Launched pulumi.StringOutput
 	// GatewayTunnel is the SSH port forwarding command that reaches the gateway.
 	GatewayTunnel pulumi.StringOutput
-	// GatewayToken is the configured token, as a secret; absent when none is configured.
-	GatewayToken *pulumi.StringOutput
+	// GatewayToken is the gateway's token, configured or made, as a secret.
+	GatewayToken pulumi.StringOutput
 }
 
 // VPSProgram is the Pulumi program of an OpenClaw deployment on a VPS, with the setup script.
@@ -297,9 +299,7 @@ func VPSProgramWith(host VPSHost) pulumi.RunFunc {
 		ctx.Export("launched", out.Launched)
 		ctx.Export("gatewayTunnel", out.GatewayTunnel)
 		ctx.Export("gatewayUrl", pulumi.Sprintf("http://127.0.0.1:18789/"))
-		if out.GatewayToken != nil {
-			ctx.Export("gatewayToken", *out.GatewayToken)
-		}
+		ctx.Export("gatewayToken", out.GatewayToken)
 		return nil
 	}
 }
@@ -327,14 +327,18 @@ func DeployVPS(ctx *pulumi.Context, host VPSHost) (*VPSOutputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The launch carries the settings and the secrets; with an OpenRouter key of the deployment's
-	// own, they wait for it.
-	launch, err := vpsLaunch(cfg, host, nil)
-	if err != nil {
-		return nil, err
+	// The launch carries the settings and the secrets, made ones included: a gateway token when
+	// none is configured, the deployment's own OpenRouter key with a provisioning key.
+	made := pulumi.StringMap{}
+	token := cfg.Secrets[KeyGatewayToken].Output()
+	if _, ok := cfg.Secrets[KeyGatewayToken]; !ok {
+		gt, err := components.NewGatewayToken(ctx, NameGatewayToken)
+		if err != nil {
+			return nil, err
+		}
+		token = gt.Token
+		made[SecretKeys[KeyGatewayToken]] = gt.Token
 	}
-	launchCommand := pulumi.String(launch.Command()).ToStringOutput()
-	launchID := pulumi.String(launch.ID()).ToStringOutput()
 	if cfg.OpenRouterProvisioningKey != nil {
 		orKey, err := components.NewOpenRouterKey(ctx, NameOpenRouter, &components.OpenRouterKeyArgs{
 			APIBase: cfg.OpenRouterAPIBase, ProvisioningKey: cfg.OpenRouterProvisioningKey.Output(), Name: "openclaw-" + cfg.Stack,
@@ -342,26 +346,20 @@ func DeployVPS(ctx *pulumi.Context, host VPSHost) (*VPSOutputs, error) {
 		if err != nil {
 			return nil, err
 		}
-		withKey := orKey.Key.ApplyT(func(key string) (setup.Launch, error) {
-			return vpsLaunch(cfg, host, map[string]string{SecretKeys[KeyOpenRouterAPIKey]: key})
-		})
-		launchCommand = withKey.ApplyT(func(l any) string { return l.(setup.Launch).Command() }).(pulumi.StringOutput)
-		launchID = withKey.ApplyT(func(l any) string { return l.(setup.Launch).ID() }).(pulumi.StringOutput)
+		made[SecretKeys[KeyOpenRouterAPIKey]] = orKey.Key
 	}
+	launch := made.ToStringMapOutput().ApplyT(func(extra map[string]string) (setup.Launch, error) {
+		return vpsLaunch(cfg, host, extra)
+	})
 	vpsSetup, err := components.NewVPSSetup(ctx, NameVPSSetup, &components.VPSSetupArgs{
 		Host:          cfg.host(),
 		PrivateKey:    key.PrivateKey,
-		LaunchCommand: pulumi.ToSecret(launchCommand).(pulumi.StringOutput),
-		LaunchID:      launchID,
+		LaunchCommand: pulumi.ToSecret(launch.ApplyT(func(l any) string { return l.(setup.Launch).Command() })).(pulumi.StringOutput),
+		LaunchID:      launch.ApplyT(func(l any) string { return l.(setup.Launch).ID() }).(pulumi.StringOutput),
 		After:         []pulumi.Resource{access},
 	})
 	if err != nil {
 		return nil, err
-	}
-	var token *pulumi.StringOutput
-	if s, ok := cfg.Secrets[KeyGatewayToken]; ok {
-		o := s.Output()
-		token = &o
 	}
 	return &VPSOutputs{
 		GatewayToken: token,

@@ -1,7 +1,9 @@
 package infra
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -244,6 +246,10 @@ func TestVPSProgram(t *testing.T) {
 		t.Errorf("unit on the host:\n%s", unit)
 	}
 	launchedFile(t, create, "/usr/local/libexec/openclaw/openclaw-secrets.sh")
+	// The command is one argument of the host's `bash -c`: Linux takes at most 128 KiB there.
+	if len(create) > 64<<10 {
+		t.Errorf("the launch command is %d bytes; keep it well under 128 KiB", len(create))
+	}
 }
 
 // launchedFile returns the content the launch command writes to path.
@@ -289,10 +295,61 @@ func TestVPSProgramWithOpenRouterKey(t *testing.T) {
 		t.Errorf("environment %v", key.Inputs["environment"])
 	}
 	launch, _ := m.One("command:remote:Command", NameVPSSetup+"-launch")
-	if got := launchedFile(t, launch.String("create"), "/etc/openclaw/secrets.env"); got != "OPENROUTER_API_KEY=sk-or-v1-own\n" {
+	if got := launchedFile(t, launch.String("create"), "/etc/openclaw/secrets.env"); !strings.HasSuffix(got, "\nOPENROUTER_API_KEY=sk-or-v1-own\n") {
 		t.Errorf("the launch does not carry the deployment's key: secrets file %q", got)
 	}
 	if !launch.Inputs["create"].IsSecret() {
 		t.Errorf("the launch command is not a secret")
+	}
+}
+
+// TestVPSProgramMakesAGatewayToken: without gateway_token the program makes one (once, kept in
+// the state as a secret), puts it in the host's secrets file and exports it; with gateway_token
+// it makes none.
+func TestVPSProgramMakesAGatewayToken(t *testing.T) {
+	t.Parallel()
+	var exported string
+	program := func(ctx *pulumi.Context) error {
+		out, err := DeployVPS(ctx, VPSHost{Script: []byte("#!/bin/bash\n")})
+		if err != nil {
+			return err
+		}
+		ctx.Export("token", out.GatewayToken.ApplyT(func(v string) string { exported = v; return v }))
+		return nil
+	}
+	seed := "-----BEGIN OPENSSH PRIVATE KEY-----\nseed-1\n"
+	sum := sha256.Sum256([]byte(seed))
+	want := hex.EncodeToString(sum[:])
+	m, err := pulumitest.Run(program, pulumitest.WithStack("vps1"),
+		pulumitest.WithConfig(map[string]string{KeyVPSHost: "203.0.113.10", KeyVPSHostKey: testHostKey}),
+		pulumitest.WithSecretConfig(map[string]string{KeyVPSSSHPrivateKey: testOperatorKey}),
+		pulumitest.WithOutputs("tls:index/privateKey:PrivateKey", func(name string, _ resource.PropertyMap) resource.PropertyMap {
+			if name != NameGatewayToken+"-seed" {
+				return nil
+			}
+			return resource.PropertyMap{"privateKeyOpenssh": resource.NewProperty(seed)}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.One(components.TypeGatewayToken, NameGatewayToken); !ok {
+		t.Fatal("no gateway token component")
+	}
+	if exported != want {
+		t.Errorf("exported token %q, want %q", exported, want)
+	}
+	launch, _ := m.One("command:remote:Command", NameVPSSetup+"-launch")
+	if got := launchedFile(t, launch.String("create"), "/etc/openclaw/secrets.env"); got != "OPENCLAW_GATEWAY_TOKEN="+want+"\n" {
+		t.Errorf("secrets file %q", got)
+	}
+
+	m, err = pulumitest.Run(VPSProgramWith(VPSHost{}), pulumitest.WithStack("vps1"),
+		pulumitest.WithConfig(map[string]string{KeyVPSHost: "203.0.113.10", KeyVPSHostKey: testHostKey}),
+		pulumitest.WithSecretConfig(map[string]string{KeyVPSSSHPrivateKey: testOperatorKey, KeyGatewayToken: "gw-given"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.OfType(components.TypeGatewayToken)) != 0 {
+		t.Errorf("a token was made although gateway_token is configured")
 	}
 }

@@ -120,7 +120,9 @@ func FromEnv() (program pulumi.RunFunc, stages *automation.Stages, finder automa
 // SetupScript is a stand-in for openclaw-setup.sh that keeps the setup protocol (the markers,
 // the ERR trap writing "FAILED: line N: command") and appends a line to $root/launches at each
 // run, so the SSH path is tested without a host to set up. It runs for seconds; with fail, its
-// line 7 fails. The real script is tested under a fake root in package cloudinit.
+// line 7 fails. Its token is the one in the secrets file next to its settings, as the real
+// script's is, or token-<pid> without one. The real script is tested under a fake root in
+// package cloudinit.
 func SetupScript(seconds int, fail bool) []byte {
 	step := "true"
 	if fail {
@@ -133,7 +135,8 @@ trap 'printf "FAILED: line %%s: %%s\n" "$LINENO" "$BASH_COMMAND" > "$root/.openc
 echo run >> "$root/launches"
 sleep %d
 %s
-printf 'token-%%s\n' "$$" > "$root/.openclaw-setup-token"
+token=$(sed -n 's/^OPENCLAW_GATEWAY_TOKEN=//p' "$(dirname "${OPENCLAW_ENV_FILE:-/nonexistent/x}")/secrets.env" 2>/dev/null || true)
+printf '%%s\n' "${token:-token-$$}" > "$root/.openclaw-setup-token"
 cp "$root/.openclaw-setup-started" "$root/.openclaw-setup-complete"
 `, seconds, step)
 }
