@@ -258,7 +258,7 @@ func (d *Driver) resolvePending(ctx context.Context, h *hold, s auto.Stack, refr
 			d.note(h.stack, "pending create of %s found as %s: adding it to the state", pc.URN, id)
 			found[pc.URN] = id
 		} else {
-			d.note(h.stack, "pending create of %s never happened: dropping it", pc.URN)
+			d.note(h.stack, "pending create of %s: nothing to adopt, dropping it; up creates it again", pc.URN)
 		}
 	}
 	settlePending(&state, found)

@@ -76,17 +76,17 @@ func VPSLaunchURN(stack string) string {
 }
 
 // VPSFinder settles the vps program's interrupted creations. None of them leaves anything
-// behind that could be lost by creating it again: a key pair is computed in the engine, the key
-// authorization appends a line only when it is missing, and the launch does nothing on a host
-// where the same script is running or complete. So each is provably safe to clear, and the next
-// `up` creates it again.
+// behind that could be lost or doubled by creating it again: a key pair is computed in the
+// engine, the key authorization appends a line only when it is missing, the launch does nothing
+// on a host where the same script is running or complete, and the OpenRouter key's creation
+// first deletes any key with the deployment's name (which only an interrupted creation leaves,
+// its secret never received). So each is provably safe to clear, and the next `up` creates it
+// again.
 var VPSFinder = FinderFunc(func(_ context.Context, pc PendingCreate) (string, bool, error) {
 	switch pc.Type {
-	case "tls:index/privateKey:PrivateKey", "command:remote:Command":
+	case "tls:index/privateKey:PrivateKey", "command:remote:Command", "command:local:Command":
 		return "", false, nil
 	}
-	// An OpenRouter key whose creation was interrupted cannot be looked up by name with
-	// certainty (names are not unique there): say so rather than guess.
 	return "", false, fmt.Errorf("no way to look up a %s of the vps program", pc.Type)
 })
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,7 +251,7 @@ func TestVPSOpenRouterKeyLifecycle(t *testing.T) {
 	var hash string
 	for h, name := range live {
 		hash = h
-		if name != "openclaw-vps3" {
+		if !strings.HasPrefix(name, "openclaw-vps3-") {
 			t.Errorf("key named %q", name)
 		}
 	}
@@ -320,5 +321,52 @@ func TestVPSMakesAGatewayToken(t *testing.T) {
 	}
 	if again, _ := w.outputs(t, "vps4")["gatewayToken"].(string); again != token || w.launches() != 1 {
 		t.Errorf("second up: token %q (was %q), %d launches", again, token, w.launches())
+	}
+}
+
+// TestVPSOpenRouterKeyCreationInterrupted kills the driver while OpenRouter is creating the
+// deployment's key: the key exists there, but its answer (the secret) never reached the state.
+// Resume clears the pending creation and creates the key again, which deletes the orphan first:
+// the deployment ends READY with exactly one key.
+func TestVPSOpenRouterKeyCreationInterrupted(t *testing.T) {
+	t.Parallel()
+	w := newVPSWorld(t, simprogram.SetupScript(0, false))
+	api := openrouterfake.Start(t, "prov-key-1")
+	api.Hold()
+	args := append(w.upArgs("vps5"), "--secret", "openrouter_provisioning_key=prov-key-1", "--config", "openrouter_api_base="+api.URL)
+	p := startSim(t, w.sim, "vps", args...)
+	var orphan string
+	select {
+	case orphan = <-api.Holding:
+	case <-p.done:
+		t.Fatalf("up ended before the key's creation\n%s", p.stderr.String())
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the key's creation never started")
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	p.wait(time.Minute)
+	api.Release()
+
+	r, code := runSim(t, w.sim, "vps", "--target", "vps", "resume", "--stack", "vps5")
+	if code != 0 {
+		t.Fatalf("resume: exit %d\n%s", code, r.stderr.String())
+	}
+	if rec := status(t, w.sim, "vps", "vps5"); rec["status"] != "READY" || rec["stage"] != StageSetupComplete {
+		t.Errorf("after resume: %v", rec)
+	}
+	if !slices.ContainsFunc(r.events, func(e Event) bool {
+		return strings.Contains(e.Message, "pending create of") && strings.Contains(e.Message, "openrouter-key: nothing to adopt")
+	}) {
+		t.Errorf("the resume did not settle the key's pending creation")
+	}
+	live := api.Live()
+	if len(live) != 1 || slices.Contains(slices.Collect(maps.Keys(live)), orphan) || !slices.Contains(api.Deleted(), orphan) {
+		t.Errorf("live keys %v, deleted %v; the orphan was %s", live, api.Deleted(), orphan)
+	}
+	secrets, _ := os.ReadFile(filepath.Join(w.files, "etc/openclaw/secrets.env"))
+	for hash := range live {
+		if !strings.Contains(string(secrets), "OPENROUTER_API_KEY="+openrouterfake.Key(hash)+"\n") {
+			t.Errorf("the host does not have the live key %s: %q", hash, secrets)
+		}
 	}
 }

@@ -1,9 +1,12 @@
 package components
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/local"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -18,8 +21,17 @@ type OpenRouterKeyArgs struct {
 	APIBase string
 	// ProvisioningKey is the management key that creates and deletes API keys.
 	ProvisioningKey pulumi.StringInput
-	// Name is the key's name in OpenRouter's console.
-	Name string
+	// Name is the key's name in OpenRouter's console. It must be the deployment's alone (see
+	// OpenRouterKeyName): a creation deletes the keys that already have it.
+	Name pulumi.StringInput
+}
+
+// OpenRouterKeyName is the name of a deployment's OpenRouter key: the stack and the first 12 hex
+// digits of the SHA-256 of a public key of the deployment's own (its SSH key). Another deployment
+// with the same stack name, on another backend with the same provisioning key, has another.
+func OpenRouterKeyName(stack, publicKey string) string {
+	sum := sha256.Sum256([]byte(strings.TrimSpace(publicKey)))
+	return fmt.Sprintf("openclaw-%s-%s", stack, hex.EncodeToString(sum[:])[:12])
 }
 
 // OpenRouterKey is an OpenRouter API key of the deployment's own, created from a provisioning
@@ -34,13 +46,34 @@ type OpenRouterKey struct {
 	Hash pulumi.StringOutput `pulumi:"hash"`
 }
 
-// The commands run by local.Command, with the settings in their environment (never in their
-// text, which the state and the logs show). Delete reads the key's hash from what create
-// printed, PULUMI_COMMAND_STDOUT.
+// The commands run by local.Command (with /bin/sh, so POSIX sh), the settings in their
+// environment, never in their text (which the state and the logs show).
+//
+// Create first deletes the keys that already have the deployment's name: only a creation whose
+// answer was lost (the driver killed mid-request) leaves one, and nobody ever received its
+// secret. So running create again, which is what resuming an interrupted creation does, leaves
+// exactly one key. It reads every page of the key list (100 keys each) before deleting anything.
+//
+// Delete reads the key's hash from what create printed, PULUMI_COMMAND_STDOUT.
 const (
-	OpenRouterCreateKeyCommand = `curl -fsS --max-time 30 -X POST "$OPENROUTER_API_BASE/keys" ` +
-		`-H "Authorization: Bearer $OPENROUTER_PROVISIONING_KEY" -H 'Content-Type: application/json' ` +
-		`--data "{\"name\":\"$OPENROUTER_KEY_NAME\"}"`
+	OpenRouterCreateKeyCommand = `set -eu
+auth="Authorization: Bearer $OPENROUTER_PROVISIONING_KEY"
+stale=""
+offset=0
+while [ "$offset" -lt 10000 ]; do
+	page=$(curl -fsS --max-time 30 "$OPENROUTER_API_BASE/keys?offset=$offset" -H "$auth")
+	case $page in *'"hash"'*) ;; *) break ;; esac
+	# One flat key object per line; then the hashes of those named like this deployment's key.
+	stale="$stale $(printf '%s' "$page" | tr -d '\r\n' | tr '{' '\n' | sed 's/"[[:space:]]*:[[:space:]]*/":/g' |
+		grep -F "\"name\":\"$OPENROUTER_KEY_NAME\"" | grep -o '"hash":"[^"]*"' | cut -d '"' -f 4 || true)"
+	offset=$((offset + 100))
+done
+for hash in $stale; do
+	echo "deleting OpenRouter key $hash, left by an interrupted creation of $OPENROUTER_KEY_NAME" >&2
+	curl -fsS --max-time 30 -X DELETE "$OPENROUTER_API_BASE/keys/$hash" -H "$auth" >/dev/null
+done
+curl -fsS --max-time 30 -X POST "$OPENROUTER_API_BASE/keys" -H "$auth" -H 'Content-Type: application/json' \
+	--data "{\"name\":\"$OPENROUTER_KEY_NAME\"}"`
 	OpenRouterDeleteKeyCommand = `hash=$(printf '%s' "$PULUMI_COMMAND_STDOUT" | grep -o '"hash": *"[^"]*"' | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/')
 [ -n "$hash" ] || { echo "no key hash in what the key's creation printed" >&2; exit 1; }
 curl -fsS --max-time 30 -X DELETE "$OPENROUTER_API_BASE/keys/$hash" -H "Authorization: Bearer $OPENROUTER_PROVISIONING_KEY" >/dev/null`
@@ -68,7 +101,7 @@ func ParseCreatedKey(stdout string) (CreatedKey, error) {
 
 // NewOpenRouterKey creates the key.
 func NewOpenRouterKey(ctx *pulumi.Context, name string, args *OpenRouterKeyArgs, opts ...pulumi.ResourceOption) (*OpenRouterKey, error) {
-	if args == nil || args.APIBase == "" || args.ProvisioningKey == nil || args.Name == "" {
+	if args == nil || args.APIBase == "" || args.ProvisioningKey == nil || args.Name == nil {
 		return nil, fmt.Errorf("components: NewOpenRouterKey %s needs an API base, a provisioning key and a name", name)
 	}
 	c := &OpenRouterKey{}
@@ -81,9 +114,10 @@ func NewOpenRouterKey(ctx *pulumi.Context, name string, args *OpenRouterKeyArgs,
 		Environment: pulumi.StringMap{
 			"OPENROUTER_API_BASE":         pulumi.String(args.APIBase),
 			"OPENROUTER_PROVISIONING_KEY": pulumi.ToSecret(args.ProvisioningKey).(pulumi.StringOutput),
-			"OPENROUTER_KEY_NAME":         pulumi.String(args.Name),
+			"OPENROUTER_KEY_NAME":         args.Name,
 		},
-		Logging: local.LoggingNone,
+		Interpreter: pulumi.ToStringArray([]string{"/bin/sh", "-c"}),
+		Logging:     local.LoggingNone,
 	}, pulumi.Parent(c), pulumi.AdditionalSecretOutputs([]string{"stdout"}))
 	if err != nil {
 		return nil, err

@@ -341,7 +341,8 @@ func DeployVPS(ctx *pulumi.Context, host VPSHost) (*VPSOutputs, error) {
 	}
 	if cfg.OpenRouterProvisioningKey != nil {
 		orKey, err := components.NewOpenRouterKey(ctx, NameOpenRouter, &components.OpenRouterKeyArgs{
-			APIBase: cfg.OpenRouterAPIBase, ProvisioningKey: cfg.OpenRouterProvisioningKey.Output(), Name: "openclaw-" + cfg.Stack,
+			APIBase: cfg.OpenRouterAPIBase, ProvisioningKey: cfg.OpenRouterProvisioningKey.Output(),
+			Name: key.PublicKey.ApplyT(func(pub string) string { return components.OpenRouterKeyName(cfg.Stack, pub) }).(pulumi.StringOutput),
 		})
 		if err != nil {
 			return nil, err

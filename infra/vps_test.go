@@ -291,7 +291,8 @@ func TestVPSProgramWithOpenRouterKey(t *testing.T) {
 		strings.Contains(key.String("create"), "prov-1") {
 		t.Errorf("the provisioning key is not kept secret")
 	}
-	if key.String("environment.OPENROUTER_KEY_NAME") != "openclaw-vps1" || key.String("environment.OPENROUTER_API_BASE") != DefaultOpenRouterAPIBase {
+	if !regexp.MustCompile(`^openclaw-vps1-[0-9a-f]{12}$`).MatchString(key.String("environment.OPENROUTER_KEY_NAME")) ||
+		key.String("environment.OPENROUTER_API_BASE") != DefaultOpenRouterAPIBase {
 		t.Errorf("environment %v", key.Inputs["environment"])
 	}
 	launch, _ := m.One("command:remote:Command", NameVPSSetup+"-launch")

@@ -34,14 +34,22 @@ func (p *Provider) act(typ, op string, inputs, out resource.PropertyMap) error {
 	return nil
 }
 
-// runLocal runs the command's create (or, for update, create again) or delete with bash here,
-// with its environment, and the create's stdout as PULUMI_COMMAND_STDOUT, as pulumi-command does.
+// runLocal runs the command's create (or, for update, create again) or delete here, with its
+// interpreter (pulumi-command's default: /bin/sh -c), its environment, and the create's stdout as
+// PULUMI_COMMAND_STDOUT, as pulumi-command does.
 func runLocal(op string, inputs, out resource.PropertyMap) error {
 	command := commandFor(op, inputs)
 	if command == "" {
 		return nil
 	}
-	cmd := exec.Command("bash", "-c", command)
+	argv := []string{"/bin/sh", "-c"}
+	if interp := unwrap(inputs["interpreter"]); interp.IsArray() && len(interp.ArrayValue()) > 0 {
+		argv = argv[:0]
+		for _, a := range interp.ArrayValue() {
+			argv = append(argv, unwrap(a).StringValue())
+		}
+	}
+	cmd := exec.Command(argv[0], append(argv[1:], command)...)
 	cmd.Env = os.Environ()
 	if env := unwrap(inputs["environment"]); env.IsObject() {
 		for k, v := range env.ObjectValue() {
