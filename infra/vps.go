@@ -330,8 +330,10 @@ func DeployVPS(ctx *pulumi.Context, host VPSHost) (*VPSOutputs, error) {
 	// The launch carries the settings and the secrets, made ones included: a gateway token when
 	// none is configured, the deployment's own OpenRouter key with a provisioning key.
 	made := pulumi.StringMap{}
-	token := cfg.Secrets[KeyGatewayToken].Output()
-	if _, ok := cfg.Secrets[KeyGatewayToken]; !ok {
+	var token pulumi.StringOutput
+	if given, ok := cfg.Secrets[KeyGatewayToken]; ok {
+		token = given.Output()
+	} else {
 		gt, err := components.NewGatewayToken(ctx, NameGatewayToken)
 		if err != nil {
 			return nil, err
