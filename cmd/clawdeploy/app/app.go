@@ -2,10 +2,13 @@
 package app
 
 import (
+	"strings"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/cmd/clawdeploy/commands"
+	"github.com/clawdeploy/clawdeploy/infra"
 )
 
 // Version is set at build time with -ldflags "-X github.com/clawdeploy/clawdeploy/cmd/clawdeploy/app.Version=…".
@@ -32,14 +35,14 @@ func NewWith(c commands.Config) *cli.App {
 	}
 	return &cli.App{
 		Name:    "clawdeploy",
-		Usage:   "deploy OpenClaw on EC2 Spot with Pulumi, resume what was interrupted, and keep its data",
+		Usage:   "deploy OpenClaw on EC2 Spot or any SSH host with Pulumi, resume what was interrupted, and keep its data",
 		Version: Version,
-		Description: `clawdeploy runs the OpenClaw deployment program (the same one "pulumi up" runs)
-inline through the Pulumi Automation API, and keeps a journal of every deployment:
-its status, its last completed stage, and which process holds it. A deployment
-that a killed or interrupted process left half done is continued by "resume",
-which recovers the state first (dead locks, resources whose creation was cut
-short) instead of failing or creating anything twice.
+		Description: `clawdeploy runs the OpenClaw deployment program (for ec2-spot, the one
+"pulumi up" runs) inline through the Pulumi Automation API, and keeps a journal
+of every deployment: its status, its last completed stage, and which process
+holds it. A deployment that a killed or interrupted process left half done is
+continued by "resume", which recovers the state first (dead locks, resources
+whose creation was cut short) instead of failing or creating anything twice.
 
 It needs the Pulumi CLI ("make tools" builds the pinned version into ./bin) but no
 Pulumi language plugin.
@@ -50,6 +53,16 @@ Two ways to run it:
   backend   no Pulumi.yaml: each stack gets a work directory under --state-dir,
             configuration comes from --config/--secret/--config-file, and state
             goes to file://<state-dir>/state unless --backend says otherwise.
+
+Targets (--target; a deployment keeps the one it was created with):
+  ec2-spot  (default) an EC2 Spot instance with a persistent, snapshotted data
+            volume.
+            Keys: ` + keyList(append([]string{"aws:region"}, infra.Keys...)) + `.
+  vps       any host reachable over SSH as root: the setup script is launched
+            detached and polled; Docker is installed when missing. Backend mode
+            only.
+            Keys: ` + keyList(infra.VPSKeys) + `.
+Each key's meaning and default: Pulumi.yaml and vps/Pulumi.yaml, or the README.
 
 PULUMI_CONFIG_PASSPHRASE encrypts the stack's secrets on self-managed backends.
 
@@ -74,4 +87,27 @@ func ExitCode(err error) int {
 		return coder.ExitCode()
 	}
 	return automation.ExitCode(err)
+}
+
+// keyList joins config keys with commas, in lines that fit a terminal under the help's indent.
+func keyList(keys []string) string {
+	const indent, width = "            ", 76
+	var b strings.Builder
+	line := len(indent) + len("Keys: ")
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(",")
+			line++
+			if line+1+len(k)+1 > width {
+				b.WriteString("\n" + indent)
+				line = len(indent)
+			} else {
+				b.WriteString(" ")
+				line++
+			}
+		}
+		b.WriteString(k)
+		line += len(k)
+	}
+	return b.String()
 }

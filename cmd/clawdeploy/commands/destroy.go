@@ -9,7 +9,7 @@ import (
 // Destroy deletes a deployment's resources.
 var Destroy = &cli.Command{
 	Name:      "destroy",
-	Usage:     "delete every resource of the deployment (the data volume after a final snapshot)",
+	Usage:     "delete every resource of the deployment (ec2-spot: the data volume after a final snapshot; vps: its keys, not the host's data)",
 	ArgsUsage: " ",
 	Description: `Deletes every resource of the stack. The data volume is snapshotted first, and the
 snapshot carries its zone tag, so it can be restored; the backup bucket is retained.

@@ -16,7 +16,7 @@ takes the deployment's lease, runs the engine, and waits for the setup script to
 complete. The journal goes PENDING → PROVISIONING → INSTALLING → READY, or ERROR.
 
 --retry starts a deployment in ERROR over: its stage is reset and the setup runs
-again on a new instance.`,
+again (ec2-spot: on a new instance; vps: relaunched on the host).`,
 	Flags: []cli.Flag{stackFlag, configFlag, secretFlag, configFileFlag, replaceFlag, waitFlag,
 		&cli.BoolFlag{Name: "retry", Usage: "start over from a clean stage, relaunching the setup"},
 		setupTimeoutFlag, setupPollFlag},
