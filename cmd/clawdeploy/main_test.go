@@ -311,3 +311,37 @@ func loadCloud(t *testing.T, path string) *simprovider.Cloud {
 	}
 	return c
 }
+
+// TestHelpNamesBothTargetsAndEveryKey: --help lists each target's config keys, so an operator
+// can find them without the README, in lines a terminal shows whole.
+func TestHelpNamesBothTargetsAndEveryKey(t *testing.T) {
+	t.Parallel()
+	stdout, _, code := run(t, os.Environ(), "--help")
+	if code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	_, targets, ok := strings.Cut(stdout, "Targets (--target")
+	targets, _, _ = strings.Cut(targets, "PULUMI_CONFIG_PASSPHRASE")
+	if !ok {
+		t.Fatalf("no Targets section:\n%s", stdout)
+	}
+	ec2, vps, _ := strings.Cut(targets, "\n     vps ")
+	words := func(s string) []string {
+		return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '.' })
+	}
+	for _, k := range append([]string{"aws:region"}, infra.Keys...) {
+		if !slices.Contains(words(ec2), k) {
+			t.Errorf("ec2-spot key %s is not in --help", k)
+		}
+	}
+	for _, k := range infra.VPSKeys {
+		if !slices.Contains(words(vps), k) {
+			t.Errorf("vps key %s is not in --help", k)
+		}
+	}
+	for _, line := range strings.Split(targets, "\n") {
+		if len(line) > 82 {
+			t.Errorf("line of %d characters: %q", len(line), line)
+		}
+	}
+}
