@@ -92,36 +92,51 @@ var (
 
 // Validate checks every argument; Render calls it first.
 func (a Args) Validate() error {
-	var problems []string
-	check := func(ok bool, field, value, allowed string) {
-		if !ok {
-			problems = append(problems, fmt.Sprintf("%s must be %s, got %q", field, allowed, value))
-		}
-	}
-	check(stackPattern.MatchString(a.Stack), "Stack", a.Stack, "a stack name")
-	check(regionPattern.MatchString(a.Region), "Region", a.Region, "an AWS region")
-	check(volumePattern.MatchString(a.VolumeID), "VolumeID", a.VolumeID, "an EBS volume id")
-	check(bucketPattern.MatchString(a.BackupBucket), "BackupBucket", a.BackupBucket, "an S3 bucket name")
-	check(parameterPattern.MatchString(a.SecretsPath), "SecretsPath", a.SecretsPath, "an SSM path")
-	check(parameterPattern.MatchString(a.StatusParameter), "StatusParameter", a.StatusParameter, "an SSM parameter name")
-	check(parameterPattern.MatchString(a.CloudWatchConfigParameter), "CloudWatchConfigParameter",
+	var p problems
+	p.checkGateway(a.Stack, a.Image, a.OnboardAuthChoice)
+	p.check(regionPattern.MatchString(a.Region), "Region", a.Region, "an AWS region")
+	p.check(volumePattern.MatchString(a.VolumeID), "VolumeID", a.VolumeID, "an EBS volume id")
+	p.check(bucketPattern.MatchString(a.BackupBucket), "BackupBucket", a.BackupBucket, "an S3 bucket name")
+	p.check(parameterPattern.MatchString(a.SecretsPath), "SecretsPath", a.SecretsPath, "an SSM path")
+	p.check(parameterPattern.MatchString(a.StatusParameter), "StatusParameter", a.StatusParameter, "an SSM parameter name")
+	p.check(parameterPattern.MatchString(a.CloudWatchConfigParameter), "CloudWatchConfigParameter",
 		a.CloudWatchConfigParameter, "an SSM parameter name")
-	check(safePattern.MatchString(a.Image), "Image", a.Image, "an image reference without spaces, quotes or $")
-	check(a.BackupIntervalMinutes >= 5 && a.BackupIntervalMinutes <= 1440, "BackupIntervalMinutes",
+	p.check(a.BackupIntervalMinutes >= 5 && a.BackupIntervalMinutes <= 1440, "BackupIntervalMinutes",
 		fmt.Sprint(a.BackupIntervalMinutes), "between 5 and 1440")
-	check(wordPattern.MatchString(a.OnboardAuthChoice), "OnboardAuthChoice", a.OnboardAuthChoice,
-		"letters, digits and dashes")
-	if len(problems) > 0 {
-		return fmt.Errorf("cloudinit: invalid arguments: %s", strings.Join(problems, "; "))
+	return p.err()
+}
+
+// problems collects what is wrong with arguments, one message per field.
+type problems []string
+
+func (p *problems) check(ok bool, field, value, allowed string) {
+	if !ok {
+		*p = append(*p, fmt.Sprintf("%s must be %s, got %q", field, allowed, value))
 	}
-	return nil
+}
+
+// checkGateway checks the arguments both targets' settings carry.
+func (p *problems) checkGateway(stack, image, authChoice string) {
+	p.check(stackPattern.MatchString(stack), "Stack", stack, "a stack name")
+	p.check(safePattern.MatchString(image), "Image", image, "an image reference without spaces, quotes or $")
+	p.check(wordPattern.MatchString(authChoice), "OnboardAuthChoice", authChoice, "letters, digits and dashes")
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return fmt.Errorf("cloudinit: invalid arguments: %s", strings.Join(p, "; "))
 }
 
 // File is one file cloud-init writes (or, on a vps, the launch).
 type File = setup.File
 
-// staticFile is a file of files/ and where it goes.
-type staticFile struct{ src, dst, mode string }
+// staticFile is a file of files/ and where it goes; vps says a vps gets it too.
+type staticFile struct {
+	src, dst, mode string
+	vps            bool
+}
 
 // read returns the files of list with their content.
 func read(list []staticFile) ([]File, error) {
@@ -138,23 +153,23 @@ func read(list []staticFile) ([]File, error) {
 
 // staticFiles are the files of files/ and where they go; Files adds the rendered ones.
 var staticFiles = []staticFile{
-	{"files/lib.sh", LibexecDir + "/lib.sh", "0644"},
-	{"files/openclaw-volume.sh", LibexecDir + "/openclaw-volume.sh", "0755"},
-	{"files/openclaw-secrets.sh", LibexecDir + "/openclaw-secrets.sh", "0755"},
-	{"files/openclaw-restore.sh", LibexecDir + "/openclaw-restore.sh", "0755"},
-	{"files/openclaw-start.sh", LibexecDir + "/openclaw-start.sh", "0755"},
-	{"files/openclaw-backup.sh", LibexecDir + "/openclaw-backup.sh", "0755"},
-	{"files/openclaw-spot-watch.sh", LibexecDir + "/openclaw-spot-watch.sh", "0755"},
-	{"files/openclaw-install-compose.sh", LibexecDir + "/openclaw-install-compose.sh", "0755"},
-	{"files/auto-approve-devices.sh", LibexecDir + "/auto-approve-devices.sh", "0755"},
-	{"files/docker-compose.yaml", "/etc/openclaw/docker-compose.yaml", "0644"},
-	{"files/systemd/openclaw-volume.service", UnitDir + "/openclaw-volume.service", "0644"},
-	{"files/systemd/openclaw-restore.service", UnitDir + "/openclaw-restore.service", "0644"},
-	{"files/systemd/openclaw.service", UnitDir + "/openclaw.service", "0644"},
-	{"files/systemd/openclaw-backup.service", UnitDir + "/openclaw-backup.service", "0644"},
-	{"files/systemd/openclaw-backup.timer", UnitDir + "/openclaw-backup.timer", "0644"},
-	{"files/systemd/openclaw-spot-watch.service", UnitDir + "/openclaw-spot-watch.service", "0644"},
-	{"files/systemd/openclaw-cloudwatch.service", UnitDir + "/openclaw-cloudwatch.service", "0644"},
+	{"files/lib.sh", LibexecDir + "/lib.sh", "0644", true},
+	{"files/openclaw-volume.sh", LibexecDir + "/openclaw-volume.sh", "0755", false},
+	{"files/openclaw-secrets.sh", LibexecDir + "/openclaw-secrets.sh", "0755", true},
+	{"files/openclaw-restore.sh", LibexecDir + "/openclaw-restore.sh", "0755", false},
+	{"files/openclaw-start.sh", LibexecDir + "/openclaw-start.sh", "0755", true},
+	{"files/openclaw-backup.sh", LibexecDir + "/openclaw-backup.sh", "0755", false},
+	{"files/openclaw-spot-watch.sh", LibexecDir + "/openclaw-spot-watch.sh", "0755", false},
+	{"files/openclaw-install-compose.sh", LibexecDir + "/openclaw-install-compose.sh", "0755", true},
+	{"files/auto-approve-devices.sh", LibexecDir + "/auto-approve-devices.sh", "0755", true},
+	{"files/docker-compose.yaml", "/etc/openclaw/docker-compose.yaml", "0644", true},
+	{"files/systemd/openclaw-volume.service", UnitDir + "/openclaw-volume.service", "0644", false},
+	{"files/systemd/openclaw-restore.service", UnitDir + "/openclaw-restore.service", "0644", false},
+	{"files/systemd/openclaw.service", UnitDir + "/openclaw.service", "0644", false},
+	{"files/systemd/openclaw-backup.service", UnitDir + "/openclaw-backup.service", "0644", false},
+	{"files/systemd/openclaw-backup.timer", UnitDir + "/openclaw-backup.timer", "0644", false},
+	{"files/systemd/openclaw-spot-watch.service", UnitDir + "/openclaw-spot-watch.service", "0644", false},
+	{"files/systemd/openclaw-cloudwatch.service", UnitDir + "/openclaw-cloudwatch.service", "0644", false},
 }
 
 // SetupScriptPath is where cloud-init writes the setup script; the launch copies it from there.

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"github.com/clawdeploy/clawdeploy/internal/moto"
+	"github.com/clawdeploy/clawdeploy/setup"
 )
 
 // testArgs are the Args the tests render with.
@@ -42,21 +46,31 @@ type host struct {
 	libexec string
 	stubLog string
 	env     []string
+	// setupRoot is the setup protocol's directory.
+	setupRoot string
+}
+
+// newRoot returns a host with its folders named under a new temporary root, nothing written.
+func newRoot(t *testing.T) *host {
+	t.Helper()
+	root := t.TempDir()
+	return &host{
+		t:         t,
+		root:      root,
+		data:      filepath.Join(root, "opt/openclaw"),
+		run:       filepath.Join(root, "run/openclaw"),
+		libexec:   filepath.Join(root, strings.TrimPrefix(LibexecDir, "/")),
+		stubLog:   filepath.Join(root, "stub-calls.log"),
+		setupRoot: filepath.Join(root, "root"),
+	}
 }
 
 // newHost writes the rendered files for args under a new root. env is the environment the scripts
 // start from (the emulator's, say); nil means the test process's own.
 func newHost(t *testing.T, args Args, env []string) *host {
 	t.Helper()
-	root := t.TempDir()
-	h := &host{
-		t:       t,
-		root:    root,
-		data:    filepath.Join(root, "opt/openclaw"),
-		run:     filepath.Join(root, "run/openclaw"),
-		libexec: filepath.Join(root, strings.TrimPrefix(LibexecDir, "/")),
-		stubLog: filepath.Join(root, "stub-calls.log"),
-	}
+	h := newRoot(t)
+	root := h.root
 	files, err := Files(args)
 	if err != nil {
 		t.Fatalf("Files: %v", err)
@@ -242,4 +256,53 @@ func (h *host) mustRun(m mounts, script string, args ...string) result {
 		h.t.Fatalf("%s exited %d\nstdout:\n%s\nstderr:\n%s", script, r.code, r.stdout, r.stderr)
 	}
 	return r
+}
+
+// waitSetup polls with the protocol's poll command until the state is final.
+func (h *host) waitSetup() setup.Status {
+	h.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := exec.Command("bash", "-c", setup.PollCommand(h.setupRoot)).Output()
+		if err != nil {
+			h.t.Fatalf("poll: %v", err)
+		}
+		st, err := setup.ParseStatus(string(out))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if st.State == setup.Complete || st.State == setup.Failed {
+			return st
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(h.setupRoot, setup.LogFile))
+			h.t.Fatalf("setup still %s after 60s:\n%s", st.State, log)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// healthPort starts a server that answers the gateway's health check, for the test, and returns
+// its port.
+func healthPort(t *testing.T) string {
+	health := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(health.Close)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(health.URL, "http://"))
+	return port
+}
+
+// stopSetupScripts kills, when the test ends, the setup scripts still running from the host's
+// setup root (each in its own session).
+func (h *host) stopSetupScripts() {
+	h.t.Cleanup(func() {
+		if pid, err := exec.Command("pgrep", "-f", filepath.Join(h.setupRoot, setup.ScriptFile)).Output(); err == nil {
+			for _, p := range strings.Fields(string(pid)) {
+				_ = exec.Command("kill", "-KILL", "--", "-"+p).Run()
+			}
+		}
+	})
 }

@@ -2,11 +2,7 @@ package cloudinit
 
 import (
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,8 +19,7 @@ import (
 // gateway's health check.
 type ec2Host struct {
 	*host
-	moto      *moto.Server
-	setupRoot string
+	moto *moto.Server
 }
 
 func newEC2Host(t *testing.T) *ec2Host {
@@ -33,30 +28,15 @@ func newEC2Host(t *testing.T) *ec2Host {
 	putSecret(t, m, "/openclaw/dev/env/OPENCLAW_GATEWAY_TOKEN", "gw-setup-token")
 	m.AWS(t, "ssm", "put-parameter", "--name", "/openclaw/dev/setup-status", "--type", "SecureString", "--value", "NOT_STARTED")
 	imds := imdsfake.Start(t)
-	health := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" {
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(health.Close)
-	_, port, _ := net.SplitHostPort(strings.TrimPrefix(health.URL, "http://"))
-
 	h := &ec2Host{host: newHost(t, testArgs("openclaw-dev-setup"), m.Env()), moto: m}
-	h.setupRoot = filepath.Join(h.root, "root")
 	h.appendSettings(map[string]string{
 		"OPENCLAW_IMDS_ENDPOINT":          imds.URL,
-		"OPENCLAW_GATEWAY_PORT":           port,
+		"OPENCLAW_GATEWAY_PORT":           healthPort(t),
 		"OPENCLAW_UID":                    fmt.Sprint(os.Getuid()),
 		"OPENCLAW_GID":                    fmt.Sprint(os.Getgid()),
 		"OPENCLAW_HEALTH_TIMEOUT_SECONDS": "20",
 	})
-	t.Cleanup(func() {
-		if pid, err := exec.Command("pgrep", "-f", filepath.Join(h.setupRoot, setup.ScriptFile)).Output(); err == nil {
-			for _, p := range strings.Fields(string(pid)) {
-				_ = exec.Command("kill", "-KILL", "--", "-"+p).Run()
-			}
-		}
-	})
+	h.stopSetupScripts()
 	return h
 }
 
@@ -76,30 +56,6 @@ func (h *ec2Host) launch(env ...string) string {
 		h.t.Fatalf("launch: %v %s", err, out)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-// waitSetup polls with the protocol's poll command until the state is final.
-func (h *ec2Host) waitSetup() setup.Status {
-	h.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		out, err := exec.Command("bash", "-c", setup.PollCommand(h.setupRoot)).Output()
-		if err != nil {
-			h.t.Fatalf("poll: %v", err)
-		}
-		st, err := setup.ParseStatus(string(out))
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		if st.State == setup.Complete || st.State == setup.Failed {
-			return st
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(h.setupRoot, setup.LogFile))
-			h.t.Fatalf("setup still %s after 60s:\n%s", st.State, log)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // published returns the final status the script wrote to SSM. The script publishes after it

@@ -29,20 +29,9 @@ type VPSArgs struct {
 
 // Validate checks every argument; VPSSettings calls it first.
 func (a VPSArgs) Validate() error {
-	var problems []string
-	check := func(ok bool, field, value, allowed string) {
-		if !ok {
-			problems = append(problems, fmt.Sprintf("%s must be %s, got %q", field, allowed, value))
-		}
-	}
-	check(stackPattern.MatchString(a.Stack), "Stack", a.Stack, "a stack name")
-	check(safePattern.MatchString(a.Image), "Image", a.Image, "an image reference without spaces, quotes or $")
-	check(wordPattern.MatchString(a.OnboardAuthChoice), "OnboardAuthChoice", a.OnboardAuthChoice,
-		"letters, digits and dashes")
-	if len(problems) > 0 {
-		return fmt.Errorf("cloudinit: invalid vps arguments: %s", strings.Join(problems, "; "))
-	}
-	return nil
+	var p problems
+	p.checkGateway(a.Stack, a.Image, a.OnboardAuthChoice)
+	return p.err()
 }
 
 // VPSSettings returns the settings file of a vps (EnvFile there), after validating a.
@@ -57,22 +46,20 @@ func VPSSettings(a VPSArgs) (string, error) {
 	}{a, DataDir, SecretsFile, GatewayPort})
 }
 
-// vpsFiles are the files of files/ a vps needs, and where they go.
-var vpsFiles = []staticFile{
-	{"files/lib.sh", LibexecDir + "/lib.sh", "0644"},
-	{"files/openclaw-secrets.sh", LibexecDir + "/openclaw-secrets.sh", "0755"},
-	{"files/openclaw-start.sh", LibexecDir + "/openclaw-start.sh", "0755"},
-	{"files/openclaw-install-compose.sh", LibexecDir + "/openclaw-install-compose.sh", "0755"},
-	{"files/auto-approve-devices.sh", LibexecDir + "/auto-approve-devices.sh", "0755"},
-	{"files/docker-compose.yaml", "/etc/openclaw/docker-compose.yaml", "0644"},
-	{"files/systemd/vps/openclaw.service", UnitDir + "/openclaw.service", "0644"},
-}
+// vpsUnit is the gateway's unit on a vps: it needs docker only, no volume.
+var vpsUnit = staticFile{"files/systemd/vps/openclaw.service", UnitDir + "/openclaw.service", "0644", true}
 
 // VPSFiles returns the files a vps needs besides the setup script and its settings: the scripts,
 // the compose file, the gateway's unit, and the secrets file holding secrets (variable name →
 // value), mode 0600.
 func VPSFiles(secrets map[string]string) ([]File, error) {
-	files, err := read(vpsFiles)
+	list := []staticFile{}
+	for _, f := range staticFiles {
+		if f.vps {
+			list = append(list, f)
+		}
+	}
+	files, err := read(append(list, vpsUnit))
 	if err != nil {
 		return nil, err
 	}

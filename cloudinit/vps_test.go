@@ -3,11 +3,7 @@ package cloudinit
 import (
 	"bytes"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -25,33 +21,18 @@ var vpsSecrets = map[string]string{"OPENCLAW_GATEWAY_TOKEN": "gw-vps-7c1e", "ANT
 // answers the gateway's health check.
 type vpsHost struct {
 	*host
-	setupRoot string
-	port      string // of the health check
+	port string // of the health check
 	// settings are the launch's settings: the rendered ones, with the paths moved into the root.
 	settings string
 }
 
 func newVPSHost(t *testing.T) *vpsHost {
 	t.Helper()
-	root := t.TempDir()
-	h := &vpsHost{host: &host{
-		t:       t,
-		root:    root,
-		data:    filepath.Join(root, "opt/openclaw"),
-		run:     filepath.Join(root, "run/openclaw"),
-		libexec: filepath.Join(root, strings.TrimPrefix(LibexecDir, "/")),
-		stubLog: filepath.Join(root, "stub-calls.log"),
-	}, setupRoot: filepath.Join(root, "root")}
+	h := &vpsHost{host: newRoot(t), port: healthPort(t)}
+	root := h.root
 	if err := os.MkdirAll(h.run, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	health := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" {
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(health.Close)
-	_, h.port, _ = net.SplitHostPort(strings.TrimPrefix(health.URL, "http://"))
 	h.setImage("ghcr.io/openclaw/openclaw:2026.2.26")
 
 	h.writeStubs()
@@ -69,13 +50,7 @@ case "$*" in *"install "*docker.io*) cp "$(dirname "$0")/../docker.stub" "$(dirn
 	// Only the system's directories: no docker of the test machine may be found.
 	h.env = append(os.Environ(), "PATH="+stubs+":/usr/sbin:/usr/bin:/sbin:/bin", "STUB_LOG="+h.stubLog,
 		"OPENCLAW_ENV_FILE="+h.envFile())
-	t.Cleanup(func() {
-		if pid, err := exec.Command("pgrep", "-f", filepath.Join(h.setupRoot, setup.ScriptFile)).Output(); err == nil {
-			for _, p := range strings.Fields(string(pid)) {
-				_ = exec.Command("kill", "-KILL", "--", "-"+p).Run()
-			}
-		}
-	})
+	h.stopSetupScripts()
 	return h
 }
 
@@ -114,10 +89,6 @@ func (h *vpsHost) launch() string {
 		h.t.Fatalf("launch: %v %s", err, out)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-func (h *vpsHost) waitSetup() setup.Status {
-	return (&ec2Host{host: h.host, setupRoot: h.setupRoot}).waitSetup()
 }
 
 // TestSetupScriptBringsUpABareVPS launches the real setup script the way a vps gets it: the launch
