@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,10 +66,10 @@ func (w *vpsWorld) hostArgs(stack string) []string {
 	}
 }
 
-// outputs returns the stack's outputs, secrets in clear.
-func (w *vpsWorld) outputs(t *testing.T, stack string) map[string]any {
+// outputs returns the stack's outputs as `clawdeploy outputs` prints them with flags.
+func (w *vpsWorld) outputs(t *testing.T, stack string, flags ...string) map[string]any {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(w.sim.Bins.Dir, "clawdeploy-sim"), "--json", "outputs", "--stack", stack, "--show-secrets")
+	cmd := exec.Command(filepath.Join(w.sim.Bins.Dir, "clawdeploy-sim"), append([]string{"--json", "outputs", "--stack", stack}, flags...)...)
 	cmd.Env = w.sim.Environ("SIMDRIVER_PROGRAM=vps")
 	out, err := cmd.Output()
 	if err != nil {
@@ -268,14 +267,8 @@ func TestVPSOpenRouterKeyLifecycle(t *testing.T) {
 	if err != nil || !strings.Contains(string(secrets), "\nOPENROUTER_API_KEY="+openrouterfake.Key(hash)+"\n") {
 		t.Errorf("secrets on the host: %q %v", secrets, err)
 	}
-	outputs := exec.Command(filepath.Join(w.sim.Bins.Dir, "clawdeploy-sim"), "--json", "outputs", "--stack", "vps3")
-	outputs.Env = w.sim.Environ("SIMDRIVER_PROGRAM=vps")
-	out, err := outputs.Output()
-	if err != nil {
-		t.Fatalf("outputs: %v", err)
-	}
-	if !strings.Contains(string(out), `"gatewayToken"`) || strings.Contains(string(out), "gw-vps-token") {
-		t.Errorf("outputs: the gateway token is missing or shown: %s", out)
+	if token := w.outputs(t, "vps3")["gatewayToken"]; token != "[secret]" {
+		t.Errorf("outputs: the gateway token is %v, want it hidden", token)
 	}
 	if rec := status(t, w.sim, "vps", "vps3"); rec["status"] != "READY" || rec["stage"] != StageSetupComplete {
 		t.Errorf("journal: %v", rec)
@@ -300,7 +293,7 @@ func TestVPSMakesAGatewayToken(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("up: exit %d\n%s", code, p.stderr.String())
 	}
-	token, _ := w.outputs(t, "vps4")["gatewayToken"].(string)
+	token, _ := w.outputs(t, "vps4", "--show-secrets")["gatewayToken"].(string)
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(token) {
 		t.Fatalf("gatewayToken output %q, want 64 hex digits", token)
 	}
@@ -319,7 +312,7 @@ func TestVPSMakesAGatewayToken(t *testing.T) {
 	if r, code := runSim(t, w.sim, "vps", args...); code != 0 {
 		t.Fatalf("second up: exit %d\n%s", code, r.stderr.String())
 	}
-	if again, _ := w.outputs(t, "vps4")["gatewayToken"].(string); again != token || w.launches() != 1 {
+	if again, _ := w.outputs(t, "vps4", "--show-secrets")["gatewayToken"].(string); again != token || w.launches() != 1 {
 		t.Errorf("second up: token %q (was %q), %d launches", again, token, w.launches())
 	}
 }
@@ -360,7 +353,7 @@ func TestVPSOpenRouterKeyCreationInterrupted(t *testing.T) {
 		t.Errorf("the resume did not settle the key's pending creation")
 	}
 	live := api.Live()
-	if len(live) != 1 || slices.Contains(slices.Collect(maps.Keys(live)), orphan) || !slices.Contains(api.Deleted(), orphan) {
+	if _, kept := live[orphan]; len(live) != 1 || kept || !slices.Contains(api.Deleted(), orphan) {
 		t.Errorf("live keys %v, deleted %v; the orphan was %s", live, api.Deleted(), orphan)
 	}
 	secrets, _ := os.ReadFile(filepath.Join(w.files, "etc/openclaw/secrets.env"))
