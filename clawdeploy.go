@@ -4,12 +4,11 @@ package clawdeploy
 
 import _ "embed" // Pulumi.yaml
 
+// Project is the Pulumi project's name, the one Pulumi.yaml declares: it namespaces the config
+// keys (openclaw:availability_zone) and is part of every URN and of the backend's paths.
+const Project = "openclaw"
+
 // ProjectYAML is Pulumi.yaml: the project's name, runtime and typed config block.
 //
 //go:embed Pulumi.yaml
 var ProjectYAML []byte
-
-// VPSProjectYAML is vps/Pulumi.yaml: the vps target's project definition and typed config block.
-//
-//go:embed vps/Pulumi.yaml
-var VPSProjectYAML []byte

@@ -125,7 +125,7 @@ func (p *proc) killAt(k int, everything bool) bool {
 	}
 	pids := []int{p.cmd.Process.Pid}
 	if everything {
-		pids = append(pids, processesWithMarker(EnvOwner+"=", p.cmd.Process.Pid)...)
+		pids = append(pids, workingFor(p.cmd.Process.Pid)...)
 	}
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -134,18 +134,14 @@ func (p *proc) killAt(k int, everything bool) bool {
 	return true
 }
 
-// processesWithMarker returns the processes whose environment holds marker and that descend from
-// pid (its CLI, the CLI's plugins).
-func processesWithMarker(marker string, pid int) []int {
+// workingFor returns the processes that descend from pid and work for a driver (its CLI, the
+// CLI's plugins).
+func workingFor(pid int) []int {
 	var out []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		p, err := strconv.Atoi(e.Name())
-		if err != nil || !descends(p, pid) {
-			continue
-		}
-		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if bytes.Contains(env, []byte(marker)) {
+		if err == nil && descends(p, pid) && ProcessOwner(p) != "" {
 			out = append(out, p)
 		}
 	}

@@ -84,13 +84,9 @@ func (d *Driver) fileBackendDir() string {
 	if err != nil || u.Scheme != "file" {
 		return ""
 	}
-	dir := u.Host + u.Path
-	if strings.HasPrefix(dir, "~") {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return ""
-		}
-		dir = filepath.Join(home, strings.TrimPrefix(dir, "~"))
+	dir, err := expandHome(u.Host + u.Path)
+	if err != nil {
+		return ""
 	}
 	return dir
 }
@@ -168,13 +164,9 @@ func (d *Driver) readLocks(ctx context.Context, stack string) (locks []Lock, sup
 	prefix := lockPrefix(d.projectName, stack)
 	switch u.Scheme {
 	case "file":
-		dir := u.Host + u.Path
-		if strings.HasPrefix(dir, "~") {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return nil, true, err
-			}
-			dir = filepath.Join(home, strings.TrimPrefix(dir, "~"))
+		dir := d.fileBackendDir()
+		if dir == "" {
+			return nil, true, fmt.Errorf("finding the directory of backend %s", d.effectiveBackend)
 		}
 		entries, err := os.ReadDir(filepath.Join(dir, prefix))
 		if errors.Is(err, os.ErrNotExist) {

@@ -101,7 +101,7 @@ func startMarked(t *testing.T, owner string) *exec.Cmd {
 	// later: until then /proc/<pid>/environ reads empty, and the process is (rightly) not
 	// provably anyone's. Wait for it, as a real orphan has long had it.
 	deadline := time.Now().Add(5 * time.Second)
-	for processOwner(cmd.Process.Pid) != owner {
+	for ProcessOwner(cmd.Process.Pid) != owner {
 		if time.Now().After(deadline) {
 			t.Fatalf("pid %d never showed its environment", cmd.Process.Pid)
 		}

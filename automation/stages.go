@@ -3,8 +3,6 @@ package automation
 import (
 	"slices"
 	"sync"
-
-	"github.com/clawdeploy/clawdeploy/components"
 )
 
 // Stages are one target's stages in order, and the resource types whose completion marks each
@@ -23,24 +21,6 @@ const (
 	StageSetupLaunched = "setup_script_launched"
 	StageSetupComplete = "setup_complete"
 )
-
-// EC2SpotStages are the ec2-spot stages of DESIGN.md.
-var EC2SpotStages = Stages{
-	Order: []string{
-		"secrets_stored", "network_ready", "iam_ready", "backup_bucket_ready", "data_volume_ready",
-		"instance_launched", "volume_attached", "snapshot_policy_ready", StageSetupLaunched, StageSetupComplete,
-	},
-	ByType: map[string]string{
-		components.TypeSecrets:                      "secrets_stored",
-		components.TypeNetwork:                      "network_ready",
-		components.TypeInstanceRole:                 "iam_ready",
-		components.TypeBackupBucket:                 "backup_bucket_ready",
-		components.TypeDataVolume:                   "data_volume_ready",
-		components.TypeSpotInstance:                 "instance_launched",
-		"aws:ec2/volumeAttachment:VolumeAttachment": "volume_attached",
-		components.TypeSnapshotPolicy:               "snapshot_policy_ready",
-	},
-}
 
 // stageTracker follows the stages an operation completes. Resources finish in parallel, so
 // stages complete in any order: each completion is reported as it happens, and the deployment's

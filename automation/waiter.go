@@ -1,15 +1,12 @@
 package automation
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
 	"github.com/clawdeploy/clawdeploy/setup"
@@ -60,45 +57,6 @@ func (e *SetupError) Error() string {
 	return "the setup failed: " + e.Status.Reason
 }
 
-// SSMWaiter polls the SSM parameter an ec2-spot instance publishes its setup status to. The value
-// is "<instance-id> <status line>": a line from another instance (a replaced one) counts as
-// NOT_STARTED.
-type SSMWaiter struct {
-	// Interval between polls; 0 means 30 s.
-	Interval time.Duration
-	// Budget for the whole wait; 0 means 20 min.
-	Budget time.Duration
-	// Client reads the parameter; nil means one from the default AWS configuration (environment,
-	// shared config, instance role), with the stack's region.
-	Client interface {
-		GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
-	}
-}
-
-// Wait polls until COMPLETE, FAILED or the budget runs out.
-func (w SSMWaiter) Wait(ctx context.Context, stack string, outputs auto.OutputMap, report func(setup.Status)) (setup.Status, error) {
-	param, _ := outputs["setupStatusParameter"].Value.(string)
-	instance, _ := outputs["instanceId"].Value.(string)
-	region, _ := outputs["region"].Value.(string)
-	if param == "" || instance == "" {
-		return setup.Status{}, fmt.Errorf("stack %s has no setupStatusParameter or instanceId output to wait on", stack)
-	}
-	client := w.Client
-	if client == nil {
-		cfg, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
-			return setup.Status{}, fmt.Errorf("loading the AWS configuration: %w", err)
-		}
-		if region != "" {
-			cfg.Region = region
-		}
-		client = ssm.NewFromConfig(cfg)
-	}
-	return poll(ctx, w.Interval, w.Budget, report, func(ctx context.Context) (setup.Status, error) {
-		return w.read(ctx, client, param, instance)
-	})
-}
-
 // errStopPolling wraps a read error that no later poll can fix: poll returns it at once.
 type errStopPolling struct{ error }
 
@@ -107,15 +65,11 @@ func (e errStopPolling) Unwrap() error { return e.error }
 // poll reads the setup's status every interval until it is final or the budget runs out. A read
 // that fails is tried again at the next interval (the host may be restarting), unless it says
 // to stop; the timeout names the last status read and why the last read failed, if it did.
-// An interval of 0 means 30 s, a budget of 0 means 20 min.
+// An interval or a budget of 0 means the default (DefaultSetupPoll, DefaultSetupTimeout).
 func poll(ctx context.Context, interval, budget time.Duration, report func(setup.Status),
 	read func(context.Context) (setup.Status, error)) (setup.Status, error) {
-	if interval == 0 {
-		interval = 30 * time.Second
-	}
-	if budget == 0 {
-		budget = 20 * time.Minute
-	}
+	interval = cmp.Or(interval, DefaultSetupPoll)
+	budget = cmp.Or(budget, DefaultSetupTimeout)
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	var last setup.Status
@@ -147,19 +101,4 @@ func poll(ctx context.Context, interval, budget time.Duration, report func(setup
 		case <-time.After(interval):
 		}
 	}
-}
-
-func (w SSMWaiter) read(ctx context.Context, client interface {
-	GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
-}, param, instance string) (setup.Status, error) {
-	out, err := client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(param), WithDecryption: aws.Bool(true)})
-	if err != nil {
-		return setup.Status{}, err
-	}
-	value := aws.ToString(out.Parameter.Value)
-	id, line, ok := strings.Cut(value, " ")
-	if !ok || id != instance {
-		return setup.Status{State: setup.NotStarted}, nil
-	}
-	return setup.ParseStatus(line)
 }

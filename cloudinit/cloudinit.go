@@ -32,6 +32,9 @@ const (
 	BackupObject = "backups/latest.tar.gz"
 	// GatewayPort is the gateway's port, on the instance's loopback.
 	GatewayPort = 18789
+	// MinBackupIntervalMinutes and MaxBackupIntervalMinutes bound the backup timer's interval.
+	MinBackupIntervalMinutes = 5
+	MaxBackupIntervalMinutes = 1440
 )
 
 // Log is one log the CloudWatch agent ships: its name (the log group is /openclaw/<stack>/<name>)
@@ -101,8 +104,9 @@ func (a Args) Validate() error {
 	p.check(parameterPattern.MatchString(a.StatusParameter), "StatusParameter", a.StatusParameter, "an SSM parameter name")
 	p.check(parameterPattern.MatchString(a.CloudWatchConfigParameter), "CloudWatchConfigParameter",
 		a.CloudWatchConfigParameter, "an SSM parameter name")
-	p.check(a.BackupIntervalMinutes >= 5 && a.BackupIntervalMinutes <= 1440, "BackupIntervalMinutes",
-		fmt.Sprint(a.BackupIntervalMinutes), "between 5 and 1440")
+	p.check(a.BackupIntervalMinutes >= MinBackupIntervalMinutes && a.BackupIntervalMinutes <= MaxBackupIntervalMinutes,
+		"BackupIntervalMinutes", fmt.Sprint(a.BackupIntervalMinutes),
+		fmt.Sprintf("between %d and %d", MinBackupIntervalMinutes, MaxBackupIntervalMinutes))
 	return p.err()
 }
 

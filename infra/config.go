@@ -11,8 +11,8 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 
+	"github.com/clawdeploy/clawdeploy/cloudinit"
 	"github.com/clawdeploy/clawdeploy/components"
 )
 
@@ -66,8 +66,8 @@ const (
 	MaxDataVolumeSizeGB       = 16384 // gp3 maximum
 	MinSnapshotRetentionCount = 1
 	MaxSnapshotRetentionCount = 1000 // DLM count-based retention maximum
-	MinBackupIntervalMinutes  = 5
-	MaxBackupIntervalMinutes  = 1440
+	MinBackupIntervalMinutes  = cloudinit.MinBackupIntervalMinutes
+	MaxBackupIntervalMinutes  = cloudinit.MaxBackupIntervalMinutes
 )
 
 // SnapshotIntervals are the intervals, in hours, that a DLM create rule accepts.
@@ -188,7 +188,7 @@ func (e *ValidationError) Keys() []string {
 // Load reads the stack's configuration once, with defaults applied, and validates it. Every
 // problem is reported at once, in a *ValidationError, before the program registers anything.
 func Load(ctx *pulumi.Context) (*Config, error) {
-	r := reader{conf: config.New(ctx, ""), ctx: ctx}
+	r := reader{ctx: ctx}
 	c := &Config{
 		Stack:                  ctx.Stack(),
 		Region:                 r.str(KeyRegion, ""),
@@ -254,7 +254,6 @@ func plainSecrets(stack string, secrets map[string]Secret) []*FieldError {
 // reader reads config values, keeping type errors as FieldErrors so that Load reports them with
 // the rest.
 type reader struct {
-	conf *config.Config
 	ctx  *pulumi.Context
 	errs []*FieldError
 }

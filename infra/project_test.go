@@ -8,6 +8,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 
+	"github.com/clawdeploy/clawdeploy"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
 )
 
@@ -19,7 +20,7 @@ func TestPulumiYAMLDeclaresEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("loading Pulumi.yaml: %v", err)
 	}
-	if proj.Name != "openclaw" || proj.Main != "./cmd/infra" || proj.Runtime.Name() != "go" {
+	if proj.Name != clawdeploy.Project || proj.Main != "./cmd/infra" || proj.Runtime.Name() != "go" {
 		t.Errorf("project name/main/runtime = %s/%s/%s", proj.Name, proj.Main, proj.Runtime.Name())
 	}
 	if proj.Backend == nil || proj.Backend.URL != "file://~/.pulumi" {

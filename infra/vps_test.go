@@ -142,7 +142,7 @@ func TestVPSHostKeyMayBeUnpinnedOnlyExplicitly(t *testing.T) {
 
 func TestVPSProjectYAMLDeclaresEveryKey(t *testing.T) {
 	t.Parallel()
-	proj, err := workspace.LoadProject(filepath.Join(enginetest.RepoRoot(t), "vps", "Pulumi.yaml"))
+	proj, err := workspace.LoadProject(filepath.Join(enginetest.RepoRoot(t), "infra", "vps-project.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,11 +154,11 @@ func TestVPSProjectYAMLDeclaresEveryKey(t *testing.T) {
 		}
 	}
 	if want := slices.Sorted(slices.Values(VPSKeys)); !slices.Equal(slices.Sorted(slices.Values(declared)), want) {
-		t.Errorf("vps/Pulumi.yaml declares %v\nthe program reads %v", slices.Sorted(slices.Values(declared)), want)
+		t.Errorf("vps-project.yaml declares %v\nthe program reads %v", slices.Sorted(slices.Values(declared)), want)
 	}
 	for key, want := range map[string]string{KeyVPSPort: "22", KeyVPSUser: DefaultVPSUser, KeyVPSSetupRoot: setup.DefaultRoot, KeyOpenClawImage: DefaultOpenClawImage, KeyOpenRouterAPIBase: DefaultOpenRouterAPIBase} {
 		if got := fmt.Sprint(proj.Config[key].Default); got != want {
-			t.Errorf("%s defaults to %s in vps/Pulumi.yaml, %s in Go", key, got, want)
+			t.Errorf("%s defaults to %s in vps-project.yaml, %s in Go", key, got, want)
 		}
 	}
 	if proj.Config[KeyVPSHost].Default != nil {

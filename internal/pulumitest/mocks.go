@@ -11,10 +11,12 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+
+	"github.com/clawdeploy/clawdeploy"
 )
 
 // Project is the project name programs run under, as in Pulumi.yaml.
-const Project = "openclaw"
+const Project = clawdeploy.Project
 
 // DefaultStack is the stack name programs run under unless WithStack says otherwise.
 const DefaultStack = "test"

@@ -2,13 +2,13 @@
 package app
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/cmd/clawdeploy/commands"
-	"github.com/clawdeploy/clawdeploy/infra"
 )
 
 // Version is set at build time with -ldflags "-X github.com/clawdeploy/clawdeploy/cmd/clawdeploy/app.Version=…".
@@ -28,10 +28,7 @@ func NewWith(c commands.Config) *cli.App {
 		commands.Status, commands.Outputs, commands.Cancel, commands.Render,
 	}
 	for _, cmd := range cmds {
-		cmd.OnUsageError = commands.OnUsageError
-		for _, sub := range cmd.Subcommands {
-			sub.OnUsageError = commands.OnUsageError
-		}
+		commands.Prepare(cmd)
 	}
 	return &cli.App{
 		Name:    "clawdeploy",
@@ -55,14 +52,9 @@ Two ways to run it:
             goes to file://<state-dir>/state unless --backend says otherwise.
 
 Targets (--target; a deployment keeps the one it was created with):
-  ec2-spot  (default) an EC2 Spot instance with a persistent, snapshotted data
-            volume.
-            Keys: ` + keyList(append([]string{"aws:region"}, infra.Keys...)) + `.
-  vps       any host reachable over SSH as root: the setup script is launched
-            detached and polled; Docker is installed when missing. Backend mode
-            only.
-            Keys: ` + keyList(infra.VPSKeys) + `.
-Each key's meaning and default: Pulumi.yaml and vps/Pulumi.yaml, or the README.
+` + targetList() + `
+Each key's meaning and default: Pulumi.yaml and infra/vps-project.yaml, or
+the README.
 
 PULUMI_CONFIG_PASSPHRASE encrypts the stack's secrets on self-managed backends.
 
@@ -87,6 +79,17 @@ func ExitCode(err error) int {
 		return coder.ExitCode()
 	}
 	return automation.ExitCode(err)
+}
+
+// targetList describes each target and its keys, as the help's Targets section.
+func targetList() string {
+	const indent = "            "
+	var b strings.Builder
+	for _, t := range automation.Targets() {
+		fmt.Fprintf(&b, "  %-10s%s\n", t.Name, strings.ReplaceAll(t.Summary, "\n", "\n"+indent))
+		fmt.Fprintf(&b, "%sKeys: %s.\n", indent, keyList(t.Keys))
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // keyList joins config keys with commas, in lines that fit a terminal under the help's indent.

@@ -64,7 +64,7 @@ var GlobalFlags = []cli.Flag{
 	&cli.DurationFlag{
 		Name:    "drain",
 		Usage:   "on SIGTERM or SIGINT, how long the engine gets to checkpoint before the process exits (code 4)",
-		Value:   25 * time.Second,
+		Value:   automation.DefaultDrain,
 		EnvVars: []string{"CLAWDEPLOY_DRAIN"},
 	},
 }
@@ -99,14 +99,23 @@ var (
 	setupTimeoutFlag = &cli.DurationFlag{
 		Name:  "setup-timeout",
 		Usage: "how long to wait for the setup to complete after the engine",
-		Value: 20 * time.Minute,
+		Value: automation.DefaultSetupTimeout,
 	}
 	setupPollFlag = &cli.DurationFlag{
 		Name:  "setup-poll",
 		Usage: "how often to poll the setup's status",
-		Value: 30 * time.Second,
+		Value: automation.DefaultSetupPoll,
 	}
 )
+
+// Prepare readies a command and its subcommands for the application: flag errors are usage
+// errors (exit 2).
+func Prepare(cmd *cli.Command) {
+	cmd.OnUsageError = OnUsageError
+	for _, sub := range cmd.Subcommands {
+		Prepare(sub)
+	}
+}
 
 // OnUsageError turns flag parsing errors into usage errors (exit 2).
 func OnUsageError(_ *cli.Context, err error, _ bool) error {
@@ -185,29 +194,19 @@ func redact(flag, kv string) string {
 // newDriver builds the driver from the global flags, with events as --json says.
 func newDriver(cliContext *cli.Context) (*automation.Driver, error) {
 	c, _ := cliContext.App.Metadata[ConfigKey].(Config)
+	target := cliContext.String("target")
 	dir := cliContext.String("dir")
-	// The Pulumi.yaml of a checkout is the ec2-spot project; the vps target brings its own.
-	if dir == "" && cliContext.String("target") != automation.TargetVPS {
-		if _, err := os.Stat("Pulumi.yaml"); err == nil {
-			dir = "."
-		}
-	}
-	stateDir := cliContext.String("state-dir")
-	if rest, ok := strings.CutPrefix(stateDir, "~/"); ok {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return nil, err
-		}
-		stateDir = home + "/" + rest
+	if dir == "" {
+		dir = automation.DefaultProjectDir(target)
 	}
 	opts := &automation.Options{
 		Program:    c.Program,
 		Stages:     c.Stages,
 		Finder:     c.Finder,
 		Waiter:     c.Waiter,
-		Target:     cliContext.String("target"),
+		Target:     target,
 		ProjectDir: dir,
-		StateDir:   stateDir,
+		StateDir:   cliContext.String("state-dir"),
 		BackendURL: cliContext.String("backend"),
 		PulumiRoot: cliContext.String("pulumi-root"),
 		Drain:      cliContext.Duration("drain"),
@@ -218,13 +217,11 @@ func newDriver(cliContext *cli.Context) (*automation.Driver, error) {
 		opts.Events = automation.Human(os.Stderr)
 		opts.Progress = os.Stdout
 	}
-	if opts.Waiter == nil && c.Program == nil && (cliContext.IsSet(setupPollFlag.Name) || cliContext.IsSet(setupTimeoutFlag.Name)) {
-		interval, budget := cliContext.Duration(setupPollFlag.Name), cliContext.Duration(setupTimeoutFlag.Name)
-		if opts.Target == automation.TargetVPS {
-			opts.Waiter = automation.SSHWaiter{Interval: interval, Budget: budget}
-		} else {
-			opts.Waiter = automation.SSMWaiter{Interval: interval, Budget: budget}
-		}
+	if cliContext.IsSet(setupPollFlag.Name) {
+		opts.SetupPoll = cliContext.Duration(setupPollFlag.Name)
+	}
+	if cliContext.IsSet(setupTimeoutFlag.Name) {
+		opts.SetupTimeout = cliContext.Duration(setupTimeoutFlag.Name)
 	}
 	if cliContext.IsSet(waitFlag.Name) {
 		opts.WaitForLease = cliContext.Duration(waitFlag.Name)

@@ -1,6 +1,7 @@
 package infra
 
 import (
+	_ "embed" // vps-project.yaml
 	"maps"
 	"net"
 	"net/url"
@@ -11,13 +12,16 @@ import (
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 
-	"github.com/clawdeploy/clawdeploy/cloudinit"
-	"github.com/clawdeploy/clawdeploy/components"
 	"github.com/clawdeploy/clawdeploy/setup"
 	"github.com/clawdeploy/clawdeploy/sshexec"
 )
+
+// VPSProjectYAML is the vps target's project definition: its name, runtime and typed config
+// block. The driver builds it in; it has no main of its own, since the program runs inline.
+//
+//go:embed vps-project.yaml
+var VPSProjectYAML []byte
 
 // Config keys of the vps target.
 const (
@@ -39,7 +43,7 @@ const (
 // DefaultOpenRouterAPIBase is OpenRouter's API.
 const DefaultOpenRouterAPIBase = "https://openrouter.ai/api/v1"
 
-// VPSKeys lists every config key of the vps target, in the order vps/Pulumi.yaml declares them.
+// VPSKeys lists every config key of the vps target, in the order vps-project.yaml declares them.
 var VPSKeys = []string{
 	KeyVPSHost, KeyVPSPort, KeyVPSUser, KeyVPSHostKey, KeyVPSAllowUnknownHostKey, KeyVPSSetupRoot,
 	KeyVPSSSHPrivateKey, KeyVPSPassword, KeyOpenClawImage, KeyOpenRouterProvisioningKey, KeyOpenRouterAPIBase,
@@ -54,16 +58,6 @@ const (
 
 // VPSCredentialKeys are the secret keys that log in to the host: one of them is required.
 var VPSCredentialKeys = []string{KeyVPSSSHPrivateKey, KeyVPSPassword}
-
-// Names of the vps components.
-const (
-	NameSSHKey     = "ssh-key"
-	NameSSHAccess  = "ssh-access"
-	NameVPSSetup   = "setup"
-	NameOpenRouter = "openrouter"
-	// NameGatewayToken makes the gateway's token when none is configured.
-	NameGatewayToken = "gateway-token"
-)
 
 // VPSConfig is the validated configuration of one vps stack.
 type VPSConfig struct {
@@ -95,7 +89,7 @@ var (
 // LoadVPS reads and validates a vps stack's configuration, every problem at once, before any
 // resource is registered.
 func LoadVPS(ctx *pulumi.Context) (*VPSConfig, error) {
-	r := reader{conf: config.New(ctx, ""), ctx: ctx}
+	r := reader{ctx: ctx}
 	c := &VPSConfig{
 		Stack:               ctx.Stack(),
 		Host:                r.str(KeyVPSHost, ""),
@@ -218,166 +212,6 @@ func allowedAPIScheme(u *url.URL) bool {
 func isLoopback(host string) bool {
 	ip := net.ParseIP(host)
 	return host == "localhost" || ip != nil && ip.IsLoopback()
-}
-
-// host returns the component view of the host.
-func (c *VPSConfig) host() components.Host {
-	return components.Host{Address: c.Host, Port: c.Port, User: c.User, HostKey: c.HostKey, AllowUnknownHostKey: c.AllowUnknownHostKey}
-}
-
-// VPSHost is what the vps program puts on the host besides the settings: the setup script, and
-// where the files the launch writes go.
-type VPSHost struct {
-	// Script is the setup script; nil means setup.Script.
-	Script []byte
-	// Root is put before the path of every file the launch writes outside the setup root (the
-	// settings, the scripts, the unit, the secrets): empty on a real host; a test's temporary
-	// directory, so that a test host's /etc is never written.
-	Root string
-}
-
-// vpsLaunch is the launch of the setup script on the host: the settings, and the files a bare
-// host needs, the gateway's secrets among them. extra are secrets made during the run (the
-// deployment's OpenRouter key), by variable name. The launch holds secrets: it travels as one.
-func vpsLaunch(c *VPSConfig, host VPSHost, extra map[string]string) (setup.Launch, error) {
-	settings, err := cloudinit.VPSSettings(cloudinit.VPSArgs{
-		Stack: c.Stack, Image: c.OpenClawImage, OnboardAuthChoice: onboardAuthChoice(c.Secrets),
-	})
-	if err != nil {
-		return setup.Launch{}, err
-	}
-	secrets := map[string]string{}
-	for key, s := range c.Secrets {
-		secrets[SecretKeys[key]] = s.Reveal()
-	}
-	maps.Copy(secrets, extra)
-	files, err := cloudinit.VPSFiles(secrets)
-	if err != nil {
-		return setup.Launch{}, err
-	}
-	return setup.Launch{
-		Root:    c.SetupRoot,
-		Script:  host.Script,
-		EnvFile: path.Join("/", host.Root, cloudinit.EnvFile),
-		Env:     []byte(settings),
-		Files:   setup.Under(host.Root, files),
-	}, nil
-}
-
-// VPSOutputs are what the vps program exports.
-type VPSOutputs struct {
-	Host, User, HostKey, SetupRoot, LaunchID pulumi.StringOutput
-	Port                                     pulumi.IntOutput
-	// PrivateKey is the deployment's own SSH key (a secret); PublicKey is authorized on the host.
-	PrivateKey, PublicKey pulumi.StringOutput
-	// Launched is what the launch printed.
-	Launched pulumi.StringOutput
-	// GatewayTunnel is the SSH port forwarding command that reaches the gateway.
-	GatewayTunnel pulumi.StringOutput
-	// GatewayToken is the gateway's token, configured or made, as a secret.
-	GatewayToken pulumi.StringOutput
-}
-
-// VPSProgram is the Pulumi program of an OpenClaw deployment on a VPS, with the setup script.
-func VPSProgram(ctx *pulumi.Context) error { return VPSProgramWith(VPSHost{})(ctx) }
-
-// VPSProgramWith is VPSProgram with another script or file root: the tests' stand-ins.
-func VPSProgramWith(host VPSHost) pulumi.RunFunc {
-	return func(ctx *pulumi.Context) error {
-		out, err := DeployVPS(ctx, host)
-		if err != nil {
-			return err
-		}
-		ctx.Export("sshHost", out.Host)
-		ctx.Export("sshPort", out.Port)
-		ctx.Export("sshUser", out.User)
-		ctx.Export("sshHostKey", out.HostKey)
-		ctx.Export("sshPrivateKey", out.PrivateKey)
-		ctx.Export("sshPublicKey", out.PublicKey)
-		ctx.Export("setupRoot", out.SetupRoot)
-		ctx.Export("launchId", out.LaunchID)
-		ctx.Export("launched", out.Launched)
-		ctx.Export("gatewayTunnel", out.GatewayTunnel)
-		ctx.Export("gatewayUrl", pulumi.Sprintf("http://127.0.0.1:18789/"))
-		ctx.Export("gatewayToken", out.GatewayToken)
-		return nil
-	}
-}
-
-// DeployVPS registers the vps deployment: the deployment's key, its authorization on the host,
-// and the detached launch of the setup script with the stack's settings and files.
-func DeployVPS(ctx *pulumi.Context, host VPSHost) (*VPSOutputs, error) {
-	cfg, err := LoadVPS(ctx)
-	if err != nil {
-		return nil, err
-	}
-	key, err := components.NewSSHKey(ctx, NameSSHKey)
-	if err != nil {
-		return nil, err
-	}
-	var operatorKey, password pulumi.StringPtrInput
-	if cfg.PrivateKey != nil {
-		operatorKey = cfg.PrivateKey.Output().ToStringPtrOutput()
-	} else {
-		password = cfg.Password.Output().ToStringPtrOutput()
-	}
-	access, err := components.NewSSHAccess(ctx, NameSSHAccess, &components.SSHAccessArgs{
-		Host: cfg.host(), PrivateKey: operatorKey, Password: password, AuthorizedKey: key.PublicKey,
-	})
-	if err != nil {
-		return nil, err
-	}
-	// The launch carries the settings and the secrets, made ones included: a gateway token when
-	// none is configured, the deployment's own OpenRouter key with a provisioning key.
-	made := pulumi.StringMap{}
-	var token pulumi.StringOutput
-	if given, ok := cfg.Secrets[KeyGatewayToken]; ok {
-		token = given.Output()
-	} else {
-		gt, err := components.NewGatewayToken(ctx, NameGatewayToken)
-		if err != nil {
-			return nil, err
-		}
-		token = gt.Token
-		made[SecretKeys[KeyGatewayToken]] = gt.Token
-	}
-	if cfg.OpenRouterProvisioningKey != nil {
-		orKey, err := components.NewOpenRouterKey(ctx, NameOpenRouter, &components.OpenRouterKeyArgs{
-			APIBase: cfg.OpenRouterAPIBase, ProvisioningKey: cfg.OpenRouterProvisioningKey.Output(),
-			Name: key.PublicKey.ApplyT(func(pub string) string { return components.OpenRouterKeyName(cfg.Stack, pub) }).(pulumi.StringOutput),
-		})
-		if err != nil {
-			return nil, err
-		}
-		made[SecretKeys[KeyOpenRouterAPIKey]] = orKey.Key
-	}
-	launch := made.ToStringMapOutput().ApplyT(func(extra map[string]string) (setup.Launch, error) {
-		return vpsLaunch(cfg, host, extra)
-	})
-	vpsSetup, err := components.NewVPSSetup(ctx, NameVPSSetup, &components.VPSSetupArgs{
-		Host:          cfg.host(),
-		PrivateKey:    key.PrivateKey,
-		LaunchCommand: pulumi.ToSecret(launch.ApplyT(func(l any) string { return l.(setup.Launch).Command() })).(pulumi.StringOutput),
-		LaunchID:      launch.ApplyT(func(l any) string { return l.(setup.Launch).ID() }).(pulumi.StringOutput),
-		After:         []pulumi.Resource{access},
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &VPSOutputs{
-		GatewayToken: token,
-		Host:         pulumi.String(cfg.Host).ToStringOutput(),
-		Port:         pulumi.Int(cfg.Port).ToIntOutput(),
-		User:         pulumi.String(cfg.User).ToStringOutput(),
-		HostKey:      pulumi.String(cfg.HostKey).ToStringOutput(),
-		SetupRoot:    pulumi.String(cfg.SetupRoot).ToStringOutput(),
-		LaunchID:     vpsSetup.LaunchID,
-		PrivateKey:   key.PrivateKey,
-		PublicKey:    key.PublicKey,
-		Launched:     vpsSetup.Launched,
-		GatewayTunnel: pulumi.Sprintf("ssh -N -L 18789:127.0.0.1:18789 -p %d %s@%s",
-			cfg.Port, cfg.User, cfg.Host),
-	}, nil
 }
 
 // CheckVPSConfig validates a vps stack's configuration without an engine.

@@ -15,6 +15,9 @@ import (
 	"time"
 )
 
+// A driver's identity (Owner) and the processes that work for it: how a later process tells a
+// dead driver's orphans from anything else, and ends them.
+
 // EnvOwner is set in the environment of every Pulumi CLI the driver starts, and so of the CLI's
 // provider plugins: it says which driver process they work for, so that a later process can
 // tell orphans of a dead driver from anything else.
@@ -117,6 +120,21 @@ func processAlive(pid int) bool {
 	return ok
 }
 
+// ProcessOwner returns the driver a process works for (the owner string of its EnvOwner), from
+// its environment; empty when it works for none, or is gone.
+func ProcessOwner(pid int) string {
+	env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
+	if err != nil {
+		return ""
+	}
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, EnvOwner+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 // processesOf returns the processes whose environment says they work for owner: the Pulumi CLIs
 // it started and their provider plugins.
 func processesOf(owner string) []int {
@@ -124,18 +142,10 @@ func processesOf(owner string) []int {
 	if err != nil {
 		return nil
 	}
-	marker := []byte(EnvOwner + "=" + owner + "\x00")
 	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil {
-			continue
-		}
-		if strings.Contains(string(env)+"\x00", string(marker)) {
+		if err == nil && pid != os.Getpid() && ProcessOwner(pid) == owner {
 			pids = append(pids, pid)
 		}
 	}
@@ -156,8 +166,8 @@ func stopOrphans(owner string, grace time.Duration) int {
 			clis = append(clis, pid)
 		}
 	}
-	stopAll(clis, grace)
-	stopAll(processesOf(owner), 5*time.Second)
+	stop(clis, grace)
+	stop(processesOf(owner), 5*time.Second)
 	return len(pids)
 }
 
@@ -182,8 +192,8 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// stopAll sends SIGINT to pids, waits up to grace for them to end, and kills what remains.
-func stopAll(pids []int, grace time.Duration) {
+// stop sends SIGINT to pids, waits up to grace for them to end, and kills what remains.
+func stop(pids []int, grace time.Duration) {
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGINT)
 	}

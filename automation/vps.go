@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/clawdeploy/clawdeploy"
 	"github.com/clawdeploy/clawdeploy/components"
@@ -16,42 +15,8 @@ import (
 	"github.com/clawdeploy/clawdeploy/sshexec"
 )
 
-// profile is what the default program of a target brings: the program, its stages, its config
-// keys and validation, its project definition, how setup completion is awaited, what a retry
-// replaces and how interrupted creations are looked up.
-type profile struct {
-	program     pulumi.RunFunc
-	stages      Stages
-	keys        []string
-	check       func(project, stack string, values map[string]string, secretKeys []string) error
-	projectYAML []byte
-	waiter      func() Waiter
-	relaunch    func(stack string) []string
-	finder      func() Finder
-}
-
-var profiles = map[string]profile{
-	TargetEC2Spot: {
-		program:     infra.Program,
-		stages:      EC2SpotStages,
-		keys:        infra.Keys,
-		check:       infra.CheckConfig,
-		projectYAML: clawdeploy.ProjectYAML,
-		waiter:      func() Waiter { return SSMWaiter{} },
-		relaunch:    func(stack string) []string { return []string{SpotInstanceURN(stack)} },
-		finder:      func() Finder { return &AWSFinder{} },
-	},
-	TargetVPS: {
-		program:     infra.VPSProgram,
-		stages:      VPSStages,
-		keys:        infra.VPSKeys,
-		check:       infra.CheckVPSConfig,
-		projectYAML: clawdeploy.VPSProjectYAML,
-		waiter:      func() Waiter { return SSHWaiter{} },
-		relaunch:    func(stack string) []string { return []string{VPSLaunchURN(stack)} },
-		finder:      func() Finder { return VPSFinder },
-	},
-}
+// The vps target: its stages, the launch `up --retry` replaces, the finder of its interrupted
+// creations, and the setup wait over SSH.
 
 // VPSStages are the vps stages of DESIGN.md; openrouter_key_created only with a provisioning key.
 var VPSStages = Stages{
@@ -71,7 +36,7 @@ const StageOpenRouterKeyCreated = "openrouter_key_created"
 // VPSLaunchURN is the URN of a vps stack's launch command: `up --retry` replaces it, which
 // launches the setup script again.
 func VPSLaunchURN(stack string) string {
-	return "urn:pulumi:" + stack + "::openclaw::" + components.TypeVPSSetup + "$command:remote:Command::" +
+	return "urn:pulumi:" + stack + "::" + clawdeploy.Project + "::" + components.TypeVPSSetup + "$command:remote:Command::" +
 		infra.NameVPSSetup + "-launch"
 }
 
@@ -95,9 +60,9 @@ var VPSFinder = FinderFunc(func(_ context.Context, pc PendingCreate) (string, bo
 // and checking the pinned host key. A host that cannot be reached is polled again at the next
 // interval; the budget bounds the whole wait.
 type SSHWaiter struct {
-	// Interval between polls; 0 means 30 s.
+	// Interval between polls; 0 means DefaultSetupPoll.
 	Interval time.Duration
-	// Budget for the whole wait; 0 means 20 min.
+	// Budget for the whole wait; 0 means DefaultSetupTimeout.
 	Budget time.Duration
 	// Dialer dials each poll; its zero value retries a few times with backoff inside the budget.
 	Dialer sshexec.Dialer

@@ -2,23 +2,16 @@ package automation
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
-	"sync"
-	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
-	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
-	"gopkg.in/yaml.v3"
 
 	"github.com/clawdeploy/clawdeploy/journal"
 	"github.com/clawdeploy/clawdeploy/setup"
@@ -46,182 +39,6 @@ type UpOptions struct {
 type Result struct {
 	Record  journal.Record
 	Outputs auto.OutputMap
-}
-
-// hold is a deployment this process holds: the lease, its heartbeat, and the journal writes.
-type hold struct {
-	d      *Driver
-	stack  string
-	prev   journal.Record // the record before we took it: who held it, what it was doing
-	record journal.Record
-	stop   chan struct{}
-	done   sync.WaitGroup
-	mu     sync.Mutex
-}
-
-// take acquires a deployment for this process, waiting up to WaitForLease for a live owner.
-func (d *Driver) take(ctx context.Context, stack string) (*hold, error) {
-	prev, err := d.journal.Ensure(ctx, stack, d.target, d.now())
-	if err != nil {
-		return nil, err
-	}
-	if prev.Target != d.target {
-		// Running another target's program on a stack would delete everything it has.
-		return nil, &UsageError{Err: fmt.Errorf("deployment %s is a %s deployment; run it with --target %s", stack, prev.Target, prev.Target)}
-	}
-	deadline := d.now().Add(d.waitLease)
-	for {
-		now := d.now()
-		rec, err := d.journal.Acquire(ctx, stack, d.owner, now, now.Add(d.leaseTTL), ownerDeadHere())
-		if err == nil {
-			// The deployment is as the lease gave it to us (a holder we waited for may have
-			// finished it since prev was read); prev keeps only who held it before.
-			prev.Status, prev.Stage, prev.Interrupted, prev.Operation = rec.Status, rec.Stage, rec.Interrupted, rec.Operation
-			prev.Attempts, prev.LastError = rec.Attempts, rec.LastError
-			h := &hold{d: d, stack: stack, prev: prev, record: rec, stop: make(chan struct{})}
-			if prev.LeaseOwner != "" && prev.LeaseOwner != d.owner {
-				d.note(stack, "took over the deployment from %s, whose lease had expired or whose process is gone", prev.LeaseOwner)
-			}
-			h.done.Add(1)
-			go h.heartbeat()
-			return h, nil
-		}
-		var held *journal.LeaseHeldError
-		if !errors.As(err, &held) || !d.now().Before(deadline) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(250 * time.Millisecond):
-		}
-		if prev, err = d.journal.Get(ctx, stack); err != nil {
-			return nil, err
-		}
-	}
-}
-
-// heartbeat renews the lease every third of its TTL until the hold ends.
-func (h *hold) heartbeat() {
-	defer h.done.Done()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-time.After(h.d.leaseTTL / 3):
-			now := h.d.now()
-			_ = h.d.journal.Renew(context.Background(), h.stack, h.d.owner, now, now.Add(h.d.leaseTTL))
-		}
-	}
-}
-
-// release stops the heartbeat and gives the lease up.
-func (h *hold) release() {
-	close(h.stop)
-	h.done.Wait()
-	_ = h.d.journal.Release(context.Background(), h.stack, h.d.owner, h.d.now())
-}
-
-// update writes a change to the journal and announces new statuses and stages. It writes even
-// when the operation's context is cancelled: an interruption is recorded too.
-func (h *hold) update(change journal.Change) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	rec, err := h.d.journal.Update(context.Background(), h.stack, h.d.owner, h.d.now(), change)
-	if err != nil {
-		return err
-	}
-	if rec.Status != h.record.Status || rec.Interrupted != h.record.Interrupted {
-		h.d.emit(h.stack, Event{Type: EventStatus, Status: string(rec.Status), Interrupted: rec.Interrupted})
-	}
-	h.record = rec
-	return nil
-}
-
-func ptr[T any](v T) *T { return &v }
-
-// run holds a deployment for one operation. body runs under the lease; when ctx is cancelled (a
-// signal) it gets the drain window to checkpoint, after which the deployment is marked
-// interrupted and run returns an *InterruptedError, whether or not body has returned.
-func (d *Driver) run(ctx context.Context, stack, operation string, body func(ctx context.Context, h *hold) error) (journal.Record, error) {
-	h, err := d.take(ctx, stack)
-	if err != nil {
-		return journal.Record{}, err
-	}
-	finished := make(chan error, 1)
-	go func() { finished <- body(ctx, h) }()
-
-	select {
-	case err = <-finished:
-	case <-ctx.Done():
-		select {
-		case err = <-finished:
-		case <-time.After(d.drain):
-			err = ctx.Err()
-			if n := killProcessesOf(d.owner); n > 0 {
-				d.note(stack, "the engine did not checkpoint within the %s drain window: killed its %d processes", d.drain, n)
-			}
-		}
-	}
-	if ctx.Err() != nil {
-		_ = h.update(journal.Change{Interrupted: ptr(true), Operation: ptr(operation)})
-		d.note(stack, "%s interrupted: the next `clawdeploy resume --stack %s` continues it", operation, stack)
-		err = &InterruptedError{Stack: stack, Operation: operation}
-	}
-	h.release()
-	if rec, gerr := d.journal.Get(context.Background(), stack); gerr == nil {
-		return rec, err
-	}
-	return h.record, err
-}
-
-// engineEvents consumes the engine's events for one operation: it forwards them as the
-// driver's and advances the stage. Close the returned channel's consumer by closing ch.
-func (d *Driver) engineEvents(h *hold) (chan events.EngineEvent, *sync.WaitGroup) {
-	ch := make(chan events.EngineEvent)
-	var wg sync.WaitGroup
-	tracker := newStageTracker(d.stages, h.record.Stage)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for e := range ch {
-			if ev, ok := engineEvent(e); ok {
-				d.emit(h.stack, ev)
-			}
-			if s, ok := tracker.stageOf(e); ok {
-				h.completed(tracker, s)
-			}
-		}
-	}()
-	return ch, &wg
-}
-
-// completed reports a stage's completion as an event, and records the deployment's stage when it
-// moves.
-func (h *hold) completed(t *stageTracker, stage string) {
-	news, recorded, moved := t.complete(stage)
-	if news {
-		h.d.emit(h.stack, Event{Type: EventStage, Stage: stage})
-	}
-	if moved {
-		_ = h.update(journal.Change{Stage: ptr(recorded)})
-	}
-}
-
-// fail records an operation's failure, unless it was an interruption (run records those) or a
-// refusal that says nothing about the deployment: a live lock, an unknown stack.
-func (h *hold) fail(ctx context.Context, err error) error {
-	var (
-		lock     *LockHeldError
-		notFound *NotFoundError
-	)
-	if errors.As(err, &lock) || errors.As(err, &notFound) {
-		return err
-	}
-	if ctx.Err() == nil {
-		_ = h.update(journal.Change{Status: ptr(journal.Error), LastError: ptr(err.Error())})
-	}
-	return err
 }
 
 // Up creates or updates the deployment, then waits for its setup to complete. The journal goes
@@ -254,7 +71,7 @@ func (d *Driver) Up(ctx context.Context, stack string, opts *UpOptions) (*Result
 			LastError: ptr(""), AddAttempt: true}
 		if opts.Retry {
 			change.Stage = ptr("")
-			replace = append(slices.Clone(replace), d.relaunch(stack)...)
+			replace = append(slices.Clone(replace), d.profile.relaunch(stack)...)
 			d.note(stack, "retrying from a clean start: stage reset, setup relaunched")
 		}
 		if err := h.update(change); err != nil {
@@ -266,84 +83,6 @@ func (d *Driver) Up(ctx context.Context, stack string, opts *UpOptions) (*Result
 		return err
 	})
 	return &Result{Record: rec, Outputs: out}, err
-}
-
-// checkNewStack validates the configuration of a stack that does not exist yet, before anything
-// (the stack included) is created: exit 2 means nothing was touched. In operator mode the
-// configuration is the stack file, Pulumi.<stack>.yaml, with in over it. An existing stack's
-// configuration is validated once it is open, before any change.
-func (d *Driver) checkNewStack(ctx context.Context, stack string, in ConfigInput) error {
-	if !d.defaults {
-		return nil
-	}
-	_, err := d.stack(ctx, stack, false)
-	var notFound *NotFoundError
-	if !errors.As(err, &notFound) {
-		return nil
-	}
-	values := map[string]string{}
-	secret := map[string]bool{}
-	if d.projectDir != "" {
-		if err := readStackFile(filepath.Join(d.projectDir, "Pulumi."+stack+".yaml"), values, secret); err != nil {
-			return &ConfigError{Err: err}
-		}
-	}
-	for k, v := range in.Values {
-		values[fullKey(k)] = v
-		secret[fullKey(k)] = false
-	}
-	for k, v := range in.Secrets {
-		values[fullKey(k)] = v
-		secret[fullKey(k)] = true
-	}
-	var secrets []string
-	for k, isSecret := range secret {
-		if isSecret {
-			secrets = append(secrets, k)
-		}
-	}
-	slices.Sort(secrets)
-	if err := d.check("openclaw", stack, values, secrets); err != nil {
-		return &ConfigError{Err: err}
-	}
-	return nil
-}
-
-// readStackFile reads a stack file's config into values, for validation: a secure (encrypted)
-// value is marked secret and stands in as a placeholder, since only its presence is checked. A
-// missing file adds nothing.
-func readStackFile(path string, values map[string]string, secret map[string]bool) error {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
-	}
-	var file struct {
-		Config map[string]any `yaml:"config"`
-	}
-	if err := yaml.Unmarshal(b, &file); err != nil {
-		return fmt.Errorf("%s is not a stack file: %w", path, err)
-	}
-	for k, v := range file.Config {
-		k = fullKey(k)
-		switch v := v.(type) {
-		case map[string]any:
-			if _, ok := v["secure"]; ok {
-				values[k], secret[k] = "[encrypted]", true
-				continue
-			}
-			j, _ := json.Marshal(v)
-			values[k] = string(j)
-		case []any:
-			j, _ := json.Marshal(v)
-			values[k] = string(j)
-		default:
-			values[k] = fmt.Sprint(v)
-		}
-	}
-	return nil
 }
 
 // upAndWait runs the engine's up, then the setup wait.
@@ -376,7 +115,7 @@ func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace [
 
 // waitSetup waits for the setup to complete and records its stages.
 func (d *Driver) waitSetup(ctx context.Context, h *hold, outputs auto.OutputMap) error {
-	tracker := newStageTracker(d.stages, h.record.Stage)
+	tracker := newStageTracker(d.profile.stages, h.record.Stage)
 	report := func(st setup.Status) {
 		if st.State == setup.Running || st.State == setup.Complete {
 			h.completed(tracker, StageSetupLaunched)
@@ -518,6 +257,25 @@ func (d *Driver) List(ctx context.Context) ([]journal.Record, error) {
 	return d.journal.List(ctx)
 }
 
+// UserData renders what the target's instance would be given at boot for the stack's
+// configuration with in applied, secrets named, never shown. Targets whose hosts get no
+// user-data refuse it.
+func (d *Driver) UserData(ctx context.Context, stack string, in ConfigInput) ([]byte, error) {
+	if err := HasUserData(d.profile.name); err != nil {
+		return nil, err
+	}
+	return d.profile.userData(ctx, d, stack, in)
+}
+
+// HasUserData returns a *UsageError when the target's hosts get no user-data.
+func HasUserData(target string) error {
+	if p, ok := profiles[target]; !ok || p.userData == nil {
+		return &UsageError{Err: fmt.Errorf("render user-data is for the %s target: a %s host gets no user-data, its setup script is launched over SSH",
+			TargetEC2Spot, target)}
+	}
+	return nil
+}
+
 // Cancel frees a deployment whose owner died: it stops the processes that owner left, removes the
 // stack's backend lock and marks the deployment interrupted, for resume. A live owner is never
 // displaced unless force is set.
@@ -538,11 +296,7 @@ func (d *Driver) Cancel(ctx context.Context, stack string, force bool) (journal.
 		return prev, err
 	}
 	defer func() { _ = d.journal.Release(context.Background(), stack, d.owner, d.now()) }()
-	if prev.LeaseOwner != "" && prev.LeaseOwner != d.owner {
-		if n := stopOrphans(prev.LeaseOwner, d.drain); n > 0 {
-			d.note(stack, "stopped %d processes left by %s", n, prev.LeaseOwner)
-		}
-	}
+	d.stopLeftovers(stack, prev.LeaseOwner)
 	s, err := d.stack(ctx, stack, false)
 	if err != nil {
 		return prev, err

@@ -1,0 +1,207 @@
+package automation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"gopkg.in/yaml.v3"
+
+	"github.com/clawdeploy/clawdeploy"
+)
+
+// ConfigInput is configuration to set on a stack before an operation. Keys without a namespace are
+// the project's (availability_zone means openclaw:availability_zone).
+type ConfigInput struct {
+	Values  map[string]string
+	Secrets map[string]string
+}
+
+func (c ConfigInput) empty() bool { return len(c.Values) == 0 && len(c.Secrets) == 0 }
+
+// over returns base with the input's values and secrets set over it, by namespaced key.
+func (c ConfigInput) over(base auto.ConfigMap) auto.ConfigMap {
+	merged := maps.Clone(base)
+	if merged == nil {
+		merged = auto.ConfigMap{}
+	}
+	for k, v := range c.Values {
+		merged[fullKey(k)] = auto.ConfigValue{Value: v}
+	}
+	for k, v := range c.Secrets {
+		merged[fullKey(k)] = auto.ConfigValue{Value: v, Secret: true}
+	}
+	return merged
+}
+
+// flatten splits a configuration into its values and the sorted keys that are secret: the form
+// a target's check takes.
+func flatten(config auto.ConfigMap) (map[string]string, []string) {
+	values := make(map[string]string, len(config))
+	var secrets []string
+	for k, v := range config {
+		values[k] = v.Value
+		if v.Secret {
+			secrets = append(secrets, k)
+		}
+	}
+	slices.Sort(secrets)
+	return values, secrets
+}
+
+// fullKey puts a bare key in the project's namespace.
+func fullKey(k string) string {
+	if strings.Contains(k, ":") {
+		return k
+	}
+	return clawdeploy.Project + ":" + k
+}
+
+// checkKeys refuses keys the program does not read, before anything is touched: a typo would
+// otherwise be ignored. A program of the caller's takes any key.
+func (d *Driver) checkKeys(in ConfigInput) error {
+	if d.profile.keys == nil {
+		return nil
+	}
+	known := map[string]bool{}
+	for _, k := range d.profile.keys {
+		known[fullKey(k)] = true
+	}
+	for k := range maps.Keys(in.Values) {
+		if !known[fullKey(k)] && !strings.HasPrefix(k, "aws:") {
+			return &ConfigError{Err: fmt.Errorf("unknown config key %s for target %s; known keys: %s, and aws:region",
+				k, d.profile.name, strings.Join(d.profile.keys, ", "))}
+		}
+	}
+	for k := range maps.Keys(in.Secrets) {
+		if !known[fullKey(k)] {
+			return &ConfigError{Err: fmt.Errorf("unknown config key %s for target %s; known keys: %s",
+				k, d.profile.name, strings.Join(d.profile.keys, ", "))}
+		}
+	}
+	return nil
+}
+
+// check validates a whole configuration with the target's check, when it has one.
+func (d *Driver) check(stack string, config auto.ConfigMap) error {
+	if d.profile.check == nil {
+		return nil
+	}
+	values, secrets := flatten(config)
+	if err := d.profile.check(d.projectName, stack, values, secrets); err != nil {
+		return &ConfigError{Err: err}
+	}
+	return nil
+}
+
+// applyConfig validates the stack's configuration with in applied, and writes in only when the
+// whole is valid. For a target's own program every operation goes through it, so invalid
+// configuration fails before the engine starts.
+func (d *Driver) applyConfig(ctx context.Context, s auto.Stack, in ConfigInput) error {
+	if d.profile.check == nil && in.empty() {
+		return nil
+	}
+	current, err := s.GetAllConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the configuration of stack %s: %w", s.Name(), err)
+	}
+	if err := d.check(s.Name(), in.over(current)); err != nil {
+		return err
+	}
+	if in.empty() {
+		return nil
+	}
+	if err := s.SetAllConfig(ctx, in.over(nil)); err != nil {
+		return fmt.Errorf("setting the configuration of stack %s: %w", s.Name(), err)
+	}
+	return nil
+}
+
+// Config returns a stack's configuration with in applied, without writing anything: namespaced
+// values and the keys that are secret. A stack that does not exist yet has only in.
+func (d *Driver) Config(ctx context.Context, stack string, in ConfigInput) (map[string]string, []string, error) {
+	if err := d.checkKeys(in); err != nil {
+		return nil, nil, err
+	}
+	var current auto.ConfigMap
+	s, err := d.stack(ctx, stack, false)
+	var notFound *NotFoundError
+	switch {
+	case errors.As(err, &notFound):
+	case err != nil:
+		return nil, nil, err
+	default:
+		if current, err = s.GetAllConfig(ctx); err != nil {
+			return nil, nil, fmt.Errorf("reading the configuration of stack %s: %w", stack, err)
+		}
+	}
+	values, secrets := flatten(in.over(current))
+	return values, secrets, nil
+}
+
+// checkNewStack validates the configuration of a stack that does not exist yet, before anything
+// (the stack included) is created: exit 2 means nothing was touched. In operator mode the
+// configuration is the stack file, Pulumi.<stack>.yaml, with in over it. An existing stack's
+// configuration is validated once it is open, before any change.
+func (d *Driver) checkNewStack(ctx context.Context, stack string, in ConfigInput) error {
+	if d.profile.check == nil {
+		return nil
+	}
+	_, err := d.stack(ctx, stack, false)
+	var notFound *NotFoundError
+	if !errors.As(err, &notFound) {
+		return nil
+	}
+	file := auto.ConfigMap{}
+	if d.projectDir != "" {
+		if file, err = readStackFile(filepath.Join(d.projectDir, "Pulumi."+stack+".yaml")); err != nil {
+			return &ConfigError{Err: err}
+		}
+	}
+	return d.check(stack, in.over(file))
+}
+
+// readStackFile reads a stack file's config, for validation: a secure (encrypted) value is
+// marked secret and stands in as a placeholder, since only its presence is checked. A missing
+// file has none.
+func readStackFile(path string) (auto.ConfigMap, error) {
+	config := auto.ConfigMap{}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return config, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	var file struct {
+		Config map[string]any `yaml:"config"`
+	}
+	if err := yaml.Unmarshal(b, &file); err != nil {
+		return nil, fmt.Errorf("%s is not a stack file: %w", path, err)
+	}
+	for k, v := range file.Config {
+		k = fullKey(k)
+		switch v := v.(type) {
+		case map[string]any:
+			if _, ok := v["secure"]; ok {
+				config[k] = auto.ConfigValue{Value: "[encrypted]", Secret: true}
+				continue
+			}
+			j, _ := json.Marshal(v)
+			config[k] = auto.ConfigValue{Value: string(j)}
+		case []any:
+			j, _ := json.Marshal(v)
+			config[k] = auto.ConfigValue{Value: string(j)}
+		default:
+			config[k] = auto.ConfigValue{Value: fmt.Sprint(v)}
+		}
+	}
+	return config, nil
+}

@@ -1,0 +1,189 @@
+package automation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
+
+	"github.com/clawdeploy/clawdeploy/journal"
+)
+
+// hold is a deployment this process holds: the lease, its heartbeat, and the journal writes.
+type hold struct {
+	d      *Driver
+	stack  string
+	prev   journal.Record // the record before we took it: who held it, what it was doing
+	record journal.Record
+	stop   chan struct{}
+	done   sync.WaitGroup
+	mu     sync.Mutex
+}
+
+// take acquires a deployment for this process, waiting up to WaitForLease for a live owner.
+func (d *Driver) take(ctx context.Context, stack string) (*hold, error) {
+	prev, err := d.journal.Ensure(ctx, stack, d.profile.name, d.now())
+	if err != nil {
+		return nil, err
+	}
+	if prev.Target != d.profile.name {
+		// Running another target's program on a stack would delete everything it has.
+		return nil, &UsageError{Err: fmt.Errorf("deployment %s is a %s deployment; run it with --target %s", stack, prev.Target, prev.Target)}
+	}
+	deadline := d.now().Add(d.waitLease)
+	for {
+		now := d.now()
+		rec, err := d.journal.Acquire(ctx, stack, d.owner, now, now.Add(d.leaseTTL), ownerDeadHere())
+		if err == nil {
+			// The deployment is as the lease gave it to us (a holder we waited for may have
+			// finished it since prev was read); prev keeps only who held it before.
+			prev.Status, prev.Stage, prev.Interrupted, prev.Operation = rec.Status, rec.Stage, rec.Interrupted, rec.Operation
+			prev.Attempts, prev.LastError = rec.Attempts, rec.LastError
+			h := &hold{d: d, stack: stack, prev: prev, record: rec, stop: make(chan struct{})}
+			if prev.LeaseOwner != "" && prev.LeaseOwner != d.owner {
+				d.note(stack, "took over the deployment from %s, whose lease had expired or whose process is gone", prev.LeaseOwner)
+			}
+			h.done.Add(1)
+			go h.heartbeat()
+			return h, nil
+		}
+		var held *journal.LeaseHeldError
+		if !errors.As(err, &held) || !d.now().Before(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(250 * time.Millisecond):
+		}
+		if prev, err = d.journal.Get(ctx, stack); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// heartbeat renews the lease every third of its TTL until the hold ends.
+func (h *hold) heartbeat() {
+	defer h.done.Done()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-time.After(h.d.leaseTTL / 3):
+			now := h.d.now()
+			_ = h.d.journal.Renew(context.Background(), h.stack, h.d.owner, now, now.Add(h.d.leaseTTL))
+		}
+	}
+}
+
+// release stops the heartbeat and gives the lease up.
+func (h *hold) release() {
+	close(h.stop)
+	h.done.Wait()
+	_ = h.d.journal.Release(context.Background(), h.stack, h.d.owner, h.d.now())
+}
+
+// update writes a change to the journal and announces new statuses and stages. It writes even
+// when the operation's context is cancelled: an interruption is recorded too.
+func (h *hold) update(change journal.Change) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	rec, err := h.d.journal.Update(context.Background(), h.stack, h.d.owner, h.d.now(), change)
+	if err != nil {
+		return err
+	}
+	if rec.Status != h.record.Status || rec.Interrupted != h.record.Interrupted {
+		h.d.emit(h.stack, Event{Type: EventStatus, Status: string(rec.Status), Interrupted: rec.Interrupted})
+	}
+	h.record = rec
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// run holds a deployment for one operation. body runs under the lease; when ctx is cancelled (a
+// signal) it gets the drain window to checkpoint, after which the deployment is marked
+// interrupted and run returns an *InterruptedError, whether or not body has returned.
+func (d *Driver) run(ctx context.Context, stack, operation string, body func(ctx context.Context, h *hold) error) (journal.Record, error) {
+	h, err := d.take(ctx, stack)
+	if err != nil {
+		return journal.Record{}, err
+	}
+	finished := make(chan error, 1)
+	go func() { finished <- body(ctx, h) }()
+
+	select {
+	case err = <-finished:
+	case <-ctx.Done():
+		select {
+		case err = <-finished:
+		case <-time.After(d.drain):
+			err = ctx.Err()
+			if n := killProcessesOf(d.owner); n > 0 {
+				d.note(stack, "the engine did not checkpoint within the %s drain window: killed its %d processes", d.drain, n)
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		_ = h.update(journal.Change{Interrupted: ptr(true), Operation: ptr(operation)})
+		d.note(stack, "%s interrupted: the next `clawdeploy resume --stack %s` continues it", operation, stack)
+		err = &InterruptedError{Stack: stack, Operation: operation}
+	}
+	h.release()
+	if rec, gerr := d.journal.Get(context.Background(), stack); gerr == nil {
+		return rec, err
+	}
+	return h.record, err
+}
+
+// engineEvents consumes the engine's events for one operation: it forwards them as the
+// driver's and advances the stage. Close the returned channel's consumer by closing ch.
+func (d *Driver) engineEvents(h *hold) (chan events.EngineEvent, *sync.WaitGroup) {
+	ch := make(chan events.EngineEvent)
+	var wg sync.WaitGroup
+	tracker := newStageTracker(d.profile.stages, h.record.Stage)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for e := range ch {
+			if ev, ok := engineEvent(e); ok {
+				d.emit(h.stack, ev)
+			}
+			if s, ok := tracker.stageOf(e); ok {
+				h.completed(tracker, s)
+			}
+		}
+	}()
+	return ch, &wg
+}
+
+// completed reports a stage's completion as an event, and records the deployment's stage when it
+// moves.
+func (h *hold) completed(t *stageTracker, stage string) {
+	news, recorded, moved := t.complete(stage)
+	if news {
+		h.d.emit(h.stack, Event{Type: EventStage, Stage: stage})
+	}
+	if moved {
+		_ = h.update(journal.Change{Stage: ptr(recorded)})
+	}
+}
+
+// fail records an operation's failure, unless it was an interruption (run records those) or a
+// refusal that says nothing about the deployment: a live lock, an unknown stack.
+func (h *hold) fail(ctx context.Context, err error) error {
+	var (
+		lock     *LockHeldError
+		notFound *NotFoundError
+	)
+	if errors.As(err, &lock) || errors.As(err, &notFound) {
+		return err
+	}
+	if ctx.Err() == nil {
+		_ = h.update(journal.Change{Status: ptr(journal.Error), LastError: ptr(err.Error())})
+	}
+	return err
+}

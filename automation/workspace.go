@@ -1,0 +1,175 @@
+package automation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+
+	"github.com/clawdeploy/clawdeploy"
+)
+
+// openWorkspace resolves where the stacks live: the state directory, the project (the
+// operator's checkout, or the target's built-in definition in backend mode) and the state
+// backend, which it creates when it is the default one under the state directory.
+func (d *Driver) openWorkspace(opts *Options) error {
+	stateDir := opts.StateDir
+	if stateDir == "" {
+		stateDir = "~/.clawdeploy"
+	}
+	stateDir, err := expandHome(stateDir)
+	if err != nil {
+		return fmt.Errorf("finding the home directory for the state directory: %w", err)
+	}
+	if d.stateDir, err = filepath.Abs(stateDir); err != nil {
+		return fmt.Errorf("resolving the state directory: %w", err)
+	}
+	if err := os.MkdirAll(d.stateDir, 0o700); err != nil {
+		return fmt.Errorf("creating the state directory %s: %w", d.stateDir, err)
+	}
+
+	backend := opts.BackendURL
+	if backend == "" {
+		backend = os.Getenv("PULUMI_BACKEND_URL")
+	}
+	if opts.ProjectDir != "" {
+		if d.projectDir, err = filepath.Abs(opts.ProjectDir); err != nil {
+			return fmt.Errorf("resolving project directory %s: %w", opts.ProjectDir, err)
+		}
+		file := filepath.Join(d.projectDir, "Pulumi.yaml")
+		if _, err := os.Stat(file); err != nil {
+			return fmt.Errorf("project directory %s has no Pulumi.yaml: %w", d.projectDir, err)
+		}
+		proj, err := workspace.LoadProject(file)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", file, err)
+		}
+		d.projectName = proj.Name.String()
+		if backend == "" && proj.Backend != nil {
+			d.effectiveBackend = proj.Backend.URL
+		}
+	} else {
+		if d.project, err = d.builtInProject(); err != nil {
+			return err
+		}
+		d.projectName = d.project.Name.String()
+		if backend == "" {
+			backend = "file://" + filepath.Join(d.stateDir, "state")
+			if err := os.MkdirAll(filepath.Join(d.stateDir, "state"), 0o700); err != nil {
+				return fmt.Errorf("creating the state backend: %w", err)
+			}
+		}
+	}
+	if backend != "" {
+		d.env["PULUMI_BACKEND_URL"] = backend
+		d.effectiveBackend = backend
+	}
+	d.pulumiRoot = opts.PulumiRoot
+	return nil
+}
+
+// expandHome replaces a leading ~ (alone or before a /) with the home directory.
+func expandHome(path string) (string, error) {
+	rest, ok := strings.CutPrefix(path, "~")
+	if !ok || rest != "" && !strings.HasPrefix(rest, "/") {
+		return path, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, rest), nil
+}
+
+// builtInProject is the project definition of backend mode: the target's embedded project
+// definition, without its main (the program runs inline) and its backend (the driver's
+// decides); a bare project for a program of the caller's.
+func (d *Driver) builtInProject() (*workspace.Project, error) {
+	if d.profile.projectYAML == nil {
+		return &workspace.Project{Name: clawdeploy.Project, Runtime: workspace.NewProjectRuntimeInfo("go", nil)}, nil
+	}
+	dir, err := os.MkdirTemp("", "clawdeploy-project-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	path := filepath.Join(dir, "Pulumi.yaml")
+	if err := os.WriteFile(path, d.profile.projectYAML, 0o600); err != nil {
+		return nil, err
+	}
+	proj, err := workspace.LoadProject(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the built-in project definition: %w", err)
+	}
+	proj.Main = ""
+	proj.Backend = nil
+	return proj, nil
+}
+
+// checkPassphrase fails early, with the fix, when a self-managed backend would need a passphrase
+// that nobody set: the CLI would otherwise stop half-way through stack creation.
+func (d *Driver) checkPassphrase() error {
+	for _, k := range []string{"PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"} {
+		if _, ok := d.env[k]; ok {
+			return nil
+		}
+		if _, ok := os.LookupEnv(k); ok {
+			return nil
+		}
+	}
+	backend := d.env["PULUMI_BACKEND_URL"]
+	if backend != "" && !strings.HasPrefix(backend, "file://") && !strings.HasPrefix(backend, "s3://") &&
+		!strings.HasPrefix(backend, "gs://") && !strings.HasPrefix(backend, "azblob://") {
+		return nil // Pulumi Cloud manages secrets itself
+	}
+	return &UsageError{Err: errors.New("PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) is not set: " +
+		"the self-managed state backend encrypts stack secrets with it; set it before running")}
+}
+
+// workDir is where a stack's workspace lives.
+func (d *Driver) workDir(stack string) string {
+	if d.projectDir != "" {
+		return d.projectDir
+	}
+	return filepath.Join(d.stateDir, "work", stack)
+}
+
+// stack selects the named stack, creating it when create is true.
+func (d *Driver) stack(ctx context.Context, name string, create bool) (auto.Stack, error) {
+	dir := d.workDir(name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return auto.Stack{}, fmt.Errorf("creating the work directory of %s: %w", name, err)
+	}
+	d.cliOne.Do(func() {
+		d.cli, d.cliErr = auto.NewPulumiCommand(&auto.PulumiCommandOptions{Root: d.pulumiRoot, Version: CLIVersion})
+	})
+	if d.cliErr != nil {
+		return auto.Stack{}, fmt.Errorf("checking the Pulumi CLI (need v%s or later; `make tools` builds it into ./bin): %w",
+			CLIVersion, d.cliErr)
+	}
+	opts := []auto.LocalWorkspaceOption{auto.WorkDir(dir), auto.Pulumi(d.cli), auto.EnvVars(d.env)}
+	if d.project != nil {
+		opts = append(opts, auto.Project(*d.project))
+	}
+	var (
+		s   auto.Stack
+		err error
+	)
+	if create {
+		s, err = auto.UpsertStackInlineSource(ctx, name, "", d.profile.program, opts...)
+	} else {
+		s, err = auto.SelectStackInlineSource(ctx, name, "", d.profile.program, opts...)
+	}
+	if err != nil {
+		if !create && strings.Contains(err.Error(), "no stack named") {
+			return auto.Stack{}, &NotFoundError{Stack: name}
+		}
+		return auto.Stack{}, fmt.Errorf("opening stack %s: %w", name, err)
+	}
+	return s, nil
+}
