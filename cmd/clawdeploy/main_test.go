@@ -345,3 +345,49 @@ func TestHelpNamesBothTargetsAndEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// TestGlobalFlagsAfterTheCommand gives the global flags after the command, before it, and in
+// both places (the one nearest the command wins), and checks each reached the driver: the
+// journal is where --state-dir says, the output is what --json says.
+func TestGlobalFlagsAfterTheCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := append(os.Environ(), "HOME="+dir, "PULUMI_CONFIG_PASSPHRASE="+enginetest.PassphraseForTests)
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		stateDir string
+		json     bool
+	}{
+		{"after", []string{"status", "--state-dir", filepath.Join(dir, "a"), "--json"}, "a", true},
+		{"before", []string{"--state-dir", filepath.Join(dir, "b"), "status"}, "b", false},
+		{"both, the command's wins", []string{"--json", "--state-dir", filepath.Join(dir, "x"), "status",
+			"--state-dir", filepath.Join(dir, "c"), "--json=false"}, "c", false},
+		{"after a subcommand", []string{"--target", "ec2-spot", "render", "user-data", "--target", "vps", "--stack", "s"}, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, code := run(t, env, tc.args...)
+			if tc.stateDir == "" { // --target vps after the subcommand: refused for its target
+				if code != 2 || !strings.Contains(stderr, "a vps host gets no user-data") {
+					t.Errorf("exit %d, stderr %q; want 2, refused for the vps target", code, stderr)
+				}
+				return
+			}
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if _, err := os.Stat(filepath.Join(dir, tc.stateDir, "journal.db")); err != nil {
+				t.Errorf("the journal is not in --state-dir: %v", err)
+			}
+			if table := strings.HasPrefix(stdout, "STACK"); table == tc.json {
+				t.Errorf("--json=%v, but the output is %q", tc.json, stdout)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x")); err == nil {
+		t.Error("the state directory given before the command was used although the command gave another")
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".clawdeploy")); err == nil {
+		t.Error("the default state directory was used")
+	}
+}

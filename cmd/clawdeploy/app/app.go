@@ -56,6 +56,9 @@ Targets (--target; a deployment keeps the one it was created with):
 Each key's meaning and default: Pulumi.yaml and infra/vps-project.yaml, or
 the README.
 
+Global options go before or after the command: "clawdeploy --json up --stack s"
+and "clawdeploy up --stack s --json" are the same.
+
 PULUMI_CONFIG_PASSPHRASE encrypts the stack's secrets on self-managed backends.
 
 Exit codes:

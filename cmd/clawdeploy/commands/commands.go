@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,12 +110,74 @@ var (
 )
 
 // Prepare readies a command and its subcommands for the application: flag errors are usage
-// errors (exit 2).
+// errors (exit 2), and the global flags are accepted after the command as well as before it.
 func Prepare(cmd *cli.Command) {
+	if cmd.OnUsageError != nil {
+		return // prepared already: the commands are shared by every application built
+	}
 	cmd.OnUsageError = OnUsageError
+	for _, f := range GlobalFlags {
+		cmd.Flags = append(cmd.Flags, localCopy(f))
+	}
+	before := cmd.Before
+	cmd.Before = func(cliContext *cli.Context) error {
+		if err := inheritGlobals(cliContext); err != nil {
+			return err
+		}
+		if before != nil {
+			return before(cliContext)
+		}
+		return nil
+	}
 	for _, sub := range cmd.Subcommands {
 		Prepare(sub)
 	}
+}
+
+// localCopy is a global flag as a command accepts it: the same name, hidden from the command's
+// help, without a default or an environment variable of its own (the global one has them).
+func localCopy(f cli.Flag) cli.Flag {
+	switch f := f.(type) {
+	case *cli.StringFlag:
+		return &cli.StringFlag{Name: f.Name, Usage: f.Usage, Hidden: true}
+	case *cli.BoolFlag:
+		return &cli.BoolFlag{Name: f.Name, Usage: f.Usage, Hidden: true}
+	case *cli.DurationFlag:
+		return &cli.DurationFlag{Name: f.Name, Usage: f.Usage, Hidden: true}
+	}
+	panic(fmt.Sprintf("global flag %s of type %T has no local copy", f.Names()[0], f))
+}
+
+// inheritGlobals gives the command's context the value of each global flag: the one given on
+// the command line nearest the command (after it, else after a parent command, else before
+// every command), or else the application's default or environment variable.
+func inheritGlobals(cliContext *cli.Context) error {
+	// The lineage runs from the command out to the application's context, whose flag set holds
+	// the global flags, and ends in a bare context without an application.
+	var lineage []*cli.Context
+	for _, c := range cliContext.Lineage() {
+		if c.App != nil {
+			lineage = append(lineage, c)
+		}
+	}
+	app := lineage[len(lineage)-1]
+	for _, f := range GlobalFlags {
+		name := f.Names()[0]
+		from := app
+		for _, c := range lineage[:len(lineage)-1] {
+			if slices.Contains(c.LocalFlagNames(), name) {
+				from = c
+				break
+			}
+		}
+		if from == cliContext {
+			continue
+		}
+		if err := cliContext.Set(name, fmt.Sprint(from.Value(name))); err != nil {
+			return cli.Exit(fmt.Sprintf("--%s: %v", name, err), automation.ExitUsage)
+		}
+	}
+	return nil
 }
 
 // OnUsageError turns flag parsing errors into usage errors (exit 2).
