@@ -2,6 +2,8 @@ package automation_test
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -202,6 +204,7 @@ func TestLiveLockIsNeverCancelled(t *testing.T) {
 	for _, args := range [][]string{
 		append(slices.Clone(foreign), "up", "--stack", "dev"),
 		append(slices.Clone(foreign), "destroy", "--stack", "dev", "--yes"),
+		append(slices.Clone(foreign), "cancel", "--stack", "dev"),
 		{"resume", "--stack", "dev"},
 		{"up", "--stack", "dev"},
 		{"cancel", "--stack", "dev"},
@@ -227,6 +230,45 @@ func TestLiveLockIsNeverCancelled(t *testing.T) {
 	}
 	for _, pr := range checkRecovered(t, sim, "six", "dev", 6) {
 		t.Error(pr)
+	}
+
+	// The refused operations started nothing in the other journal: its resume --all has
+	// nothing to continue.
+	if p, code := runSim(t, sim, "six", append(slices.Clone(foreign), "resume", "--all")...); code != 0 || p.ranEngine() {
+		t.Errorf("resume --all of the other journal: exit %d, ran the engine: %v\n%s", code, p.ranEngine(), p.stderr.String())
+	}
+
+	// A state lock of a live process that works for no driver (an operator's pulumi): cancel
+	// refuses it, cancel --force removes it and says whose it was.
+	operator := exec.Command("sleep", "120")
+	if err := operator.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = operator.Process.Kill(); _ = operator.Wait() }()
+	host, _ := os.Hostname()
+	lockDir := filepath.Join(sim.StateDir, "state", ".pulumi", "locks", "organization", "openclaw", "dev")
+	lock := fmt.Sprintf(`{"pid":%d,"username":"operator","hostname":%q,"timestamp":"2026-11-30T10:00:00Z"}`, operator.Process.Pid, host)
+	if err := os.MkdirAll(lockDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lockDir, "0b1e8d3a.json"), []byte(lock), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"cancel", "--stack", "dev"}, append(slices.Clone(foreign), "cancel", "--stack", "dev")} {
+		if p, code := runSim(t, sim, "six", args...); code != ExitHeld || len(locks(sim)) != 1 {
+			t.Errorf("%v: exit %d, locks %v; want %d and the lock kept\n%s", args, code, locks(sim), ExitHeld, p.stderr.String())
+		}
+	}
+	p, code := runSim(t, sim, "six", "cancel", "--stack", "dev", "--force")
+	if code != 0 || len(locks(sim)) != 0 {
+		t.Errorf("cancel --force: exit %d, locks %v; want 0 and no lock\n%s", code, locks(sim), p.stderr.String())
+	}
+	said := false
+	for _, e := range p.events {
+		said = said || e.Severity == "warning" && strings.Contains(e.Message, fmt.Sprintf("pid %d on %s", operator.Process.Pid, host))
+	}
+	if !said {
+		t.Errorf("cancel --force did not say whose lock it removed: %+v", p.events)
 	}
 }
 
@@ -325,5 +367,55 @@ func TestResumeAllTen(t *testing.T) {
 	}
 	if l := locks(sim); len(l) > 0 {
 		t.Errorf("lock files left: %v", l)
+	}
+}
+
+// TestInterruptedRefreshResumesAsARefresh interrupts the refresh of a READY deployment with
+// SIGTERM: the journal keeps that a refresh was interrupted, and resume continues the refresh,
+// not an up (no status moves, nothing is created or updated).
+func TestInterruptedRefreshResumesAsARefresh(t *testing.T) {
+	t.Parallel()
+	sim := enginetest.NewSim(t, bins)
+	if p, code := runSim(t, sim, "six", "up", "--stack", "dev"); code != 0 {
+		t.Fatalf("up exited %d\n%s", code, p.stderr.String())
+	}
+	control(t, sim, simprovider.Control{Block: []string{"read urn:pulumi:dev::openclaw::sim:index:Thing::top"}})
+	p := startSim(t, sim, "six", "--drain", "3s", "refresh", "--stack", "dev")
+	p.waitFor("the refresh of top", func(e Event) bool {
+		return e.Type == EventResource && e.Phase == "start" && e.Op == "refresh" && strings.HasSuffix(e.URN, "::top")
+	})
+	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(time.Minute); code != ExitInterrupted {
+		t.Fatalf("refresh exited %d, want %d\n%s", code, ExitInterrupted, p.stderr.String())
+	}
+	if rec := status(t, sim, "six", "dev"); rec["interrupted"] != true || rec["operation"] != "refresh" || rec["status"] != "READY" {
+		t.Fatalf("journal after the interrupted refresh: %v", rec)
+	}
+	control(t, sim, simprovider.Control{})
+	r, code := runSim(t, sim, "six", "resume", "--stack", "dev")
+	if code != 0 {
+		t.Fatalf("resume exited %d\n%s", code, r.stderr.String())
+	}
+	refreshed := 0
+	for _, e := range r.events {
+		switch {
+		case e.Type == EventStatus && (e.Status != "READY" || e.Interrupted):
+			t.Errorf("the resume moved the status: %+v", e)
+		case e.Type == EventResource && e.Op == "refresh":
+			refreshed++
+		case e.Type == EventResource:
+			t.Errorf("the resume did more than a refresh: %+v", e)
+		}
+	}
+	if refreshed == 0 {
+		t.Error("the resume refreshed nothing")
+	}
+	if rec := status(t, sim, "six", "dev"); rec["interrupted"] == true || rec["status"] != "READY" {
+		t.Errorf("journal after the resume: %v", rec)
+	}
+	for _, pr := range checkRecovered(t, sim, "six", "dev", 6) {
+		t.Error(pr)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -115,11 +114,32 @@ func (d *Driver) applyConfig(ctx context.Context, s auto.Stack, in ConfigInput) 
 	if err := d.check(s.Name(), in.over(current)); err != nil {
 		return err
 	}
-	if in.empty() {
-		return nil
+	return d.setConfig(ctx, s.Name(), "", in)
+}
+
+// setConfig writes in into the stack's configuration, or into file when it is not empty (a copy
+// of the stack file that a preview reads). Plain values go on the command line; each secret
+// goes to its own CLI through standard input, never in a process's arguments (and so of any
+// length).
+func (d *Driver) setConfig(ctx context.Context, stack, file string, in ConfigInput) error {
+	common := []string{"--stack", stack}
+	if file != "" {
+		common = append(common, "--config-file", file)
 	}
-	if err := s.SetAllConfig(ctx, in.over(nil)); err != nil {
-		return fmt.Errorf("setting the configuration of stack %s: %w", s.Name(), err)
+	if len(in.Values) > 0 {
+		args := append([]string{"config", "set-all"}, common...)
+		for _, k := range slices.Sorted(maps.Keys(in.Values)) {
+			args = append(args, "--plaintext", fullKey(k)+"="+in.Values[k])
+		}
+		if err := d.pulumi(ctx, stack, nil, args...); err != nil {
+			return fmt.Errorf("setting the configuration of stack %s: %w", stack, err)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(in.Secrets)) {
+		args := append([]string{"config", "set", "--secret", "--raw"}, common...)
+		if err := d.pulumi(ctx, stack, strings.NewReader(in.Secrets[k]), append(args, fullKey(k))...); err != nil {
+			return fmt.Errorf("setting the secret %s of stack %s: %w", k, stack, err)
+		}
 	}
 	return nil
 }
@@ -127,6 +147,9 @@ func (d *Driver) applyConfig(ctx context.Context, s auto.Stack, in ConfigInput) 
 // Config returns a stack's configuration with in applied, without writing anything: namespaced
 // values and the keys that are secret. A stack that does not exist yet has only in.
 func (d *Driver) Config(ctx context.Context, stack string, in ConfigInput) (map[string]string, []string, error) {
+	if err := CheckStackName(stack); err != nil {
+		return nil, nil, err
+	}
 	if err := d.checkKeys(in); err != nil {
 		return nil, nil, err
 	}
@@ -146,26 +169,37 @@ func (d *Driver) Config(ctx context.Context, stack string, in ConfigInput) (map[
 	return values, secrets, nil
 }
 
-// checkNewStack validates the configuration of a stack that does not exist yet, before anything
-// (the stack included) is created: exit 2 means nothing was touched. In operator mode the
-// configuration is the stack file, Pulumi.<stack>.yaml, with in over it. An existing stack's
-// configuration is validated once it is open, before any change.
-func (d *Driver) checkNewStack(ctx context.Context, stack string, in ConfigInput) error {
+// checkConfig validates the configuration an operation would run with, before anything is
+// touched (exit 2 means nothing was): a new stack's is its stack file (operator mode,
+// Pulumi.<stack>.yaml) with in over it; an existing stack's is its own with in over it. A stack
+// that cannot be opened yet (recovery repairs what a killed process left) is validated once it
+// is open, before any change.
+func (d *Driver) checkConfig(ctx context.Context, stack string, in ConfigInput) error {
+	if err := d.checkKeys(in); err != nil {
+		return err
+	}
 	if d.profile.check == nil {
 		return nil
 	}
-	_, err := d.stack(ctx, stack, false)
+	s, err := d.stack(ctx, stack, false)
 	var notFound *NotFoundError
-	if !errors.As(err, &notFound) {
+	switch {
+	case errors.As(err, &notFound):
+		file := auto.ConfigMap{}
+		if d.projectDir != "" {
+			if file, err = readStackFile(d.stackFile(stack)); err != nil {
+				return &ConfigError{Err: err}
+			}
+		}
+		return d.check(stack, in.over(file))
+	case err != nil:
 		return nil
 	}
-	file := auto.ConfigMap{}
-	if d.projectDir != "" {
-		if file, err = readStackFile(filepath.Join(d.projectDir, "Pulumi."+stack+".yaml")); err != nil {
-			return &ConfigError{Err: err}
-		}
+	current, err := s.GetAllConfig(ctx)
+	if err != nil {
+		return nil
 	}
-	return d.check(stack, in.over(file))
+	return d.check(stack, in.over(current))
 }
 
 // readStackFile reads a stack file's config, for validation: a secure (encrypted) value is

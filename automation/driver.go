@@ -60,7 +60,8 @@ type Options struct {
 	PulumiRoot string
 	// Env is added to the environment of every CLI run.
 	Env map[string]string
-	// Journal records the deployments. Nil means the SQLite journal StateDir/journal.db.
+	// Journal records the deployments. Nil means the SQLite journal StateDir/journal.db, created
+	// by the first operation that writes to it.
 	Journal journal.Journal
 	// Clock tells the time; nil means time.Now.
 	Clock func() time.Time
@@ -101,6 +102,9 @@ type Driver struct {
 	stateDir   string
 	// project is the built-in project definition of backend mode; nil in operator mode.
 	project *workspace.Project
+	// ownBackend is the default state backend's directory under the state directory, made on
+	// first use; empty for a backend given.
+	ownBackend string
 	// projectName and effectiveBackend locate the stacks' locks.
 	projectName      string
 	effectiveBackend string
@@ -175,11 +179,7 @@ func New(ctx context.Context, opts *Options) (*Driver, error) {
 	d.owner = owner.String()
 	d.env[EnvOwner] = d.owner
 	if d.journal == nil {
-		j, err := journal.OpenSQLite(ctx, filepath.Join(d.stateDir, "journal.db"))
-		if err != nil {
-			return nil, err
-		}
-		d.journal, d.ownJournal = j, true
+		d.journal, d.ownJournal = journal.NewFile(filepath.Join(d.stateDir, "journal.db")), true
 	}
 	return d, nil
 }

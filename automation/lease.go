@@ -128,6 +128,10 @@ func (d *Driver) run(ctx context.Context, stack, operation string, body func(ctx
 		}
 	}
 	if ctx.Err() != nil {
+		// A refresh that interrupts an unfinished up or destroy leaves that one to resume.
+		if op := resumable(h.prev); operation == OpRefresh && op != "" {
+			operation = op
+		}
 		_ = h.update(journal.Change{Interrupted: ptr(true), Operation: ptr(operation)})
 		d.note(stack, "%s interrupted: the next `clawdeploy resume --stack %s` continues it", operation, stack)
 		err = &InterruptedError{Stack: stack, Operation: operation}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -44,13 +45,13 @@ type Result struct {
 // Up creates or updates the deployment, then waits for its setup to complete. The journal goes
 // PROVISIONING, INSTALLING, READY (or ERROR).
 func (d *Driver) Up(ctx context.Context, stack string, opts *UpOptions) (*Result, error) {
+	if err := CheckStackName(stack); err != nil {
+		return nil, err
+	}
 	if opts == nil {
 		opts = &UpOptions{}
 	}
-	if err := d.checkKeys(opts.Config); err != nil {
-		return nil, err
-	}
-	if err := d.checkNewStack(ctx, stack, opts.Config); err != nil {
+	if err := d.checkConfig(ctx, stack, opts.Config); err != nil {
 		return nil, err
 	}
 	var out auto.OutputMap
@@ -146,26 +147,46 @@ func (d *Driver) engineError(op, stack string, err error) error {
 	return &EngineError{Op: op, Stack: stack, Err: err, Streamed: d.progress != io.Discard}
 }
 
-// Preview shows what Up would change, creating the stack when it does not exist yet. It takes no
-// lease and changes nothing but the stack's configuration.
+// Preview shows what Up would change. It takes no lease and changes nothing: the configuration
+// given is previewed from a copy of the stack file, and a stack that did not exist is removed
+// again afterwards.
 func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (auto.PreviewResult, error) {
+	if err := CheckStackName(stack); err != nil {
+		return auto.PreviewResult{}, err
+	}
 	if opts == nil {
 		opts = &UpOptions{}
 	}
-	if err := d.checkKeys(opts.Config); err != nil {
+	if err := d.checkConfig(ctx, stack, opts.Config); err != nil {
 		return auto.PreviewResult{}, err
 	}
-	if err := d.checkNewStack(ctx, stack, opts.Config); err != nil {
-		return auto.PreviewResult{}, err
+	s, err := d.stack(ctx, stack, false)
+	var notFound *NotFoundError
+	if errors.As(err, &notFound) {
+		// The engine previews a stack: make one for the preview and remove it after, with the
+		// operator's stack file as it was (stack init adds its encryption salt to it).
+		before, _ := os.ReadFile(d.stackFile(stack))
+		if s, err = d.stack(ctx, stack, true); err == nil {
+			defer func() {
+				if rerr := d.removeStack(context.WithoutCancel(ctx), stack, before); rerr != nil {
+					d.emit(stack, Event{Type: EventDiagnostic, Severity: "warning",
+						Message: "removing the stack made for the preview: " + rerr.Error()})
+				}
+			}()
+		}
 	}
-	s, err := d.stack(ctx, stack, true)
 	if err != nil {
 		return auto.PreviewResult{}, err
 	}
-	if err := d.applyConfig(ctx, s, opts.Config); err != nil {
-		return auto.PreviewResult{}, err
-	}
 	popts := []optpreview.Option{optpreview.ProgressStreams(d.progress), optpreview.ErrorProgressStreams(d.progress)}
+	if !opts.Config.empty() {
+		file, err := d.previewConfig(ctx, stack, opts.Config)
+		if err != nil {
+			return auto.PreviewResult{}, err
+		}
+		defer func() { _ = os.Remove(file) }()
+		popts = append(popts, optpreview.ConfigFile(file))
+	}
 	if len(opts.Replace) > 0 {
 		popts = append(popts, optpreview.Replace(opts.Replace))
 	}
@@ -176,8 +197,39 @@ func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (au
 	return res, nil
 }
 
+// previewConfig writes the stack's configuration with in over it to a copy of the stack file,
+// for a preview: the stack's own configuration stays as it is.
+func (d *Driver) previewConfig(ctx context.Context, stack string, in ConfigInput) (string, error) {
+	b, err := os.ReadFile(d.stackFile(stack))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("reading the configuration of stack %s: %w", stack, err)
+	}
+	f, err := os.CreateTemp(d.workDir(stack), ".preview-*.yaml")
+	if err != nil {
+		return "", fmt.Errorf("writing the preview's configuration of stack %s: %w", stack, err)
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = d.setConfig(ctx, stack, f.Name(), in)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
 // Destroy deletes every resource of the deployment: DESTROYING, then DESTROYED.
 func (d *Driver) Destroy(ctx context.Context, stack string) (*Result, error) {
+	if err := CheckStackName(stack); err != nil {
+		return nil, err
+	}
+	if err := d.existing(ctx, stack); err != nil {
+		return nil, err
+	}
 	rec, err := d.run(ctx, stack, OpDestroy, func(ctx context.Context, h *hold) error {
 		s, err := d.recover(ctx, h, false)
 		if err != nil {
@@ -195,6 +247,17 @@ func (d *Driver) Destroy(ctx context.Context, stack string) (*Result, error) {
 	return &Result{Record: rec}, err
 }
 
+// existing refuses, with a *NotFoundError, a stack the backend provably does not hold, before
+// anything is touched. A stack that cannot be opened for another reason is for recovery.
+func (d *Driver) existing(ctx context.Context, stack string) error {
+	_, err := d.stack(ctx, stack, false)
+	var notFound *NotFoundError
+	if errors.As(err, &notFound) {
+		return err
+	}
+	return nil
+}
+
 func (d *Driver) destroy(ctx context.Context, h *hold, s auto.Stack) error {
 	ch, wg := d.engineEvents(h)
 	err := d.withLockRecovery(ctx, h, s, func() error {
@@ -209,33 +272,53 @@ func (d *Driver) destroy(ctx context.Context, h *hold, s auto.Stack) error {
 	return h.update(journal.Change{Status: ptr(journal.Destroyed), Stage: ptr("")})
 }
 
-// Refresh reads every resource back from the cloud into the state.
+// Refresh reads every resource back from the cloud into the state. An interrupted refresh is
+// continued by resume as a refresh; one that interrupts an unfinished up or destroy leaves that
+// operation to resume.
 func (d *Driver) Refresh(ctx context.Context, stack string) (*Result, error) {
+	if err := CheckStackName(stack); err != nil {
+		return nil, err
+	}
+	if err := d.existing(ctx, stack); err != nil {
+		return nil, err
+	}
 	rec, err := d.run(ctx, stack, OpRefresh, func(ctx context.Context, h *hold) error {
 		s, err := d.recover(ctx, h, false)
 		if err != nil {
 			return err
 		}
-		if _, err := d.resolvePending(ctx, h, s, false); err != nil { // the refresh follows
-			return err
-		}
-		ch, wg := d.engineEvents(h)
-		err = d.withLockRecovery(ctx, h, s, func() error {
-			_, err := s.Refresh(ctx, optrefresh.ProgressStreams(d.progress), optrefresh.ErrorProgressStreams(d.progress),
-				optrefresh.EventStreams(ch))
-			return err
-		})
-		wg.Wait()
-		if err != nil {
-			return d.engineError("refreshing", stack, err)
-		}
-		return nil
+		return d.refresh(ctx, h, s)
 	})
 	return &Result{Record: rec}, err
 }
 
+// refresh resolves pending operations, then reads every resource back; it ends an interrupted
+// refresh.
+func (d *Driver) refresh(ctx context.Context, h *hold, s auto.Stack) error {
+	if _, err := d.resolvePending(ctx, h, s, false); err != nil { // the refresh follows
+		return err
+	}
+	ch, wg := d.engineEvents(h)
+	err := d.withLockRecovery(ctx, h, s, func() error {
+		_, err := s.Refresh(ctx, optrefresh.ProgressStreams(d.progress), optrefresh.ErrorProgressStreams(d.progress),
+			optrefresh.EventStreams(ch))
+		return err
+	})
+	wg.Wait()
+	if err != nil {
+		return d.engineError("refreshing", h.stack, err)
+	}
+	if h.prev.Operation == OpRefresh && h.prev.Interrupted {
+		return h.update(journal.Change{Interrupted: ptr(false)})
+	}
+	return nil
+}
+
 // Outputs returns the stack's outputs.
 func (d *Driver) Outputs(ctx context.Context, stack string) (auto.OutputMap, error) {
+	if err := CheckStackName(stack); err != nil {
+		return nil, err
+	}
 	s, err := d.stack(ctx, stack, false)
 	if err != nil {
 		return nil, err
@@ -245,6 +328,9 @@ func (d *Driver) Outputs(ctx context.Context, stack string) (auto.OutputMap, err
 
 // Status returns the journal's record of a deployment.
 func (d *Driver) Status(ctx context.Context, stack string) (journal.Record, error) {
+	if err := CheckStackName(stack); err != nil {
+		return journal.Record{}, err
+	}
 	rec, err := d.journal.Get(ctx, stack)
 	if errors.Is(err, journal.ErrNotFound) {
 		return rec, &NotFoundError{Stack: stack}
@@ -261,6 +347,9 @@ func (d *Driver) List(ctx context.Context) ([]journal.Record, error) {
 // configuration with in applied, secrets named, never shown. Targets whose hosts get no
 // user-data refuse it.
 func (d *Driver) UserData(ctx context.Context, stack string, in ConfigInput) ([]byte, error) {
+	if err := CheckStackName(stack); err != nil {
+		return nil, err
+	}
 	if err := HasUserData(d.profile.name); err != nil {
 		return nil, err
 	}
@@ -277,15 +366,23 @@ func HasUserData(target string) error {
 }
 
 // Cancel frees a deployment whose owner died: it stops the processes that owner left, removes the
-// stack's backend lock and marks the deployment interrupted, for resume. A live owner is never
-// displaced unless force is set.
+// stack's backend locks and marks the deployment interrupted, for resume. Locks are judged as
+// recovery judges them: a live owner's lease or lock is never displaced unless force is set, and
+// then a warning says what was overridden.
 func (d *Driver) Cancel(ctx context.Context, stack string, force bool) (journal.Record, error) {
+	if err := CheckStackName(stack); err != nil {
+		return journal.Record{}, err
+	}
 	prev, err := d.Status(ctx, stack)
 	if err != nil {
 		return prev, err
 	}
+	if err := d.existing(ctx, stack); err != nil {
+		return prev, err
+	}
 	if force && prev.Leased(d.now()) && prev.LeaseOwner != d.owner {
-		d.note(stack, "forcing the lease of %s away", prev.LeaseOwner)
+		d.emit(stack, Event{Type: EventDiagnostic, Severity: "warning",
+			Message: fmt.Sprintf("--force: taking the lease of %s, which may be alive", prev.LeaseOwner)})
 	}
 	dead := ownerDeadHere()
 	if force {
@@ -297,13 +394,28 @@ func (d *Driver) Cancel(ctx context.Context, stack string, force bool) (journal.
 	}
 	defer func() { _ = d.journal.Release(context.Background(), stack, d.owner, d.now()) }()
 	d.stopLeftovers(stack, prev.LeaseOwner)
-	s, err := d.stack(ctx, stack, false)
+	h := &hold{d: d, stack: stack, prev: prev}
+	locks, readable, err := d.judgedLocks(ctx, h, force)
 	if err != nil {
 		return prev, err
 	}
-	if err := s.Cancel(ctx); err != nil {
-		return prev, fmt.Errorf("removing the backend lock of %s: %w", stack, err)
+	if !readable && !force {
+		return prev, &UsageError{Err: fmt.Errorf("the locks of backend %s cannot be read to be judged: "+
+			"`clawdeploy cancel --force` removes them unjudged", d.effectiveBackend)}
 	}
-	rec, err := d.journal.Update(ctx, stack, d.owner, d.now(), journal.Change{Interrupted: ptr(!prev.Status.Terminal())})
-	return rec, err
+	if len(locks) > 0 || !readable {
+		if d.fileBackendDir() != "" {
+			err = d.removeLockFiles(stack)
+		} else {
+			var s auto.Stack
+			if s, err = d.stack(ctx, stack, false); err == nil {
+				err = s.Cancel(ctx)
+			}
+		}
+		if err != nil {
+			return prev, fmt.Errorf("removing the backend lock of %s: %w", stack, err)
+		}
+		d.note(stack, "removed %d backend lock(s)", len(locks))
+	}
+	return d.journal.Update(ctx, stack, d.owner, d.now(), journal.Change{Interrupted: ptr(!prev.Status.Terminal())})
 }

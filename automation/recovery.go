@@ -3,11 +3,13 @@ package automation
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
@@ -31,20 +33,16 @@ import (
 // (pending creates) is resolvePending, which callers run once the configuration is checked.
 func (d *Driver) recover(ctx context.Context, h *hold, create bool) (auto.Stack, error) {
 	d.stopLeftovers(h.stack, h.prev.LeaseOwner)
-	locks, supported, err := d.readLocks(ctx, h.stack)
+	dead, _, err := d.judgedLocks(ctx, h, false)
 	if err != nil {
-		return auto.Stack{}, fmt.Errorf("reading the backend locks of %s: %w", h.stack, err)
+		return auto.Stack{}, err
 	}
-	if len(locks) > 0 {
-		if err := d.judgeLocks(h, locks); err != nil {
-			return auto.Stack{}, err
-		}
-	}
-	if remaining, _, _ := d.readLocks(ctx, h.stack); len(remaining) > 0 && d.fileBackendDir() != "" {
+	fileBackend := d.fileBackendDir() != ""
+	if len(dead) > 0 && fileBackend {
 		if err := d.removeLockFiles(h.stack); err != nil {
 			return auto.Stack{}, fmt.Errorf("removing the stale backend lock of %s: %w", h.stack, err)
 		}
-		d.note(h.stack, "cancelled %d backend lock(s) of dead processes", len(remaining))
+		d.note(h.stack, "cancelled %d backend lock(s) of dead processes", len(dead))
 	}
 	if repaired, err := d.repairFileState(h.stack); err != nil {
 		return auto.Stack{}, fmt.Errorf("repairing the state files of %s: %w", h.stack, err)
@@ -55,16 +53,45 @@ func (d *Driver) recover(ctx context.Context, h *hold, create bool) (auto.Stack,
 	if err != nil {
 		return auto.Stack{}, err
 	}
-	if supported && d.fileBackendDir() == "" {
+	if len(dead) > 0 && !fileBackend {
 		// An s3:// backend: the locks judged dead go through the CLI.
-		if remaining, _, _ := d.readLocks(ctx, h.stack); len(remaining) > 0 {
-			if err := s.Cancel(ctx); err != nil {
-				return auto.Stack{}, fmt.Errorf("cancelling the stale backend lock of %s: %w", h.stack, err)
-			}
-			d.note(h.stack, "cancelled %d backend lock(s) of dead processes", len(remaining))
+		if err := s.Cancel(ctx); err != nil {
+			return auto.Stack{}, fmt.Errorf("cancelling the stale backend lock of %s: %w", h.stack, err)
 		}
+		d.note(h.stack, "cancelled %d backend lock(s) of dead processes", len(dead))
 	}
 	return s, nil
+}
+
+// judgedLocks reads the stack's backend locks and judges them (judgeLocks): it returns those
+// that remain once orphans were stopped, every one provably dead, or the *LockHeldError of a
+// live one. With force a live lock is returned too, and a note says whose it is. readable is
+// false for a backend whose locks cannot be read beforehand (the engine's refusal names them:
+// withLockRecovery).
+func (d *Driver) judgedLocks(ctx context.Context, h *hold, force bool) (locks []Lock, readable bool, err error) {
+	locks, readable, err = d.readLocks(ctx, h.stack)
+	if err != nil {
+		return nil, readable, fmt.Errorf("reading the backend locks of %s: %w", h.stack, err)
+	}
+	if len(locks) == 0 {
+		return nil, readable, nil
+	}
+	if err := d.judgeLocks(h, locks); err != nil {
+		var held *LockHeldError
+		if !force || !errors.As(err, &held) {
+			return nil, readable, err
+		}
+		for _, l := range held.Locks {
+			d.emit(h.stack, Event{Type: EventDiagnostic, Severity: "warning", Message: fmt.Sprintf(
+				"--force: removing the state lock of pid %d on %s (user %s, taken %s), which may be a live process",
+				l.PID, l.Host, l.User, l.At.UTC().Format(time.RFC3339))})
+		}
+	}
+	locks, _, err = d.readLocks(ctx, h.stack) // orphans stopped may have released theirs
+	if err != nil {
+		return nil, readable, fmt.Errorf("reading the backend locks of %s: %w", h.stack, err)
+	}
+	return locks, readable, nil
 }
 
 // judgeLocks decides whether a stack's locks may be broken: it returns a *LockHeldError for a

@@ -23,25 +23,35 @@ const StuckInstalling = 45 * time.Minute
 //     dead (a live one is never touched);
 //  3. resolve pending creates through the finder (found: import; provably absent: clear) and
 //     refresh away other pending operations;
-//  4. carry on with the interrupted operation: up with refresh, then the setup wait; or destroy.
+//  4. carry on with the interrupted operation: up with refresh, then the setup wait; destroy; or
+//     refresh.
 //
-// A deployment that is READY and was not interrupted costs no engine run at all.
+// Only an operation that started is continued: a deployment whose up was refused before it
+// began has nothing to resume. A deployment that is READY and was not interrupted costs no
+// engine run at all.
 func (d *Driver) Resume(ctx context.Context, stack string) (*Result, error) {
+	if err := CheckStackName(stack); err != nil {
+		return nil, err
+	}
 	rec, err := d.Status(ctx, stack)
 	if err != nil {
 		return nil, err
 	}
-	if rec.Status.Terminal() && !rec.Interrupted {
-		if rec.Status == journal.Error {
+	op := resumable(rec)
+	if op == "" {
+		if rec.Status == journal.Error && !rec.Interrupted {
 			// Nothing was interrupted: the deployment failed, and resuming would fail the same way.
 			return &Result{Record: rec}, fmt.Errorf("deployment %s is in ERROR (%s): `clawdeploy up --retry --stack %s` starts it over",
 				stack, rec.LastError, stack)
 		}
+		if !rec.Status.Terminal() {
+			d.note(stack, "no operation of deployment %s started: nothing to resume; `clawdeploy up --stack %s` starts one", stack, stack)
+		}
 		return &Result{Record: rec}, nil
 	}
 	var out auto.OutputMap
-	rec, err = d.run(ctx, stack, rec.Operation, func(ctx context.Context, h *hold) error {
-		if h.record.Status.Terminal() && !h.record.Interrupted {
+	rec, err = d.run(ctx, stack, op, func(ctx context.Context, h *hold) error {
+		if resumable(h.record) == "" {
 			// Another process finished it while we waited for the lease.
 			d.note(stack, "the deployment is %s already: nothing to resume", h.record.Status)
 			return nil
@@ -50,20 +60,24 @@ func (d *Driver) Resume(ctx context.Context, stack string) (*Result, error) {
 		if err != nil {
 			return h.fail(ctx, err)
 		}
-		if h.prev.Operation != OpDestroy {
-			if err := d.applyConfig(ctx, s, ConfigInput{}); err != nil {
-				return err
+		switch op {
+		case OpDestroy:
+			// The destroy reads every resource back through this refresh.
+			if _, err := d.resolvePending(ctx, h, s, true); err != nil {
+				return h.fail(ctx, err)
 			}
-		}
-		// Both continuations read every resource back: destroy through this refresh, up with its own.
-		if _, err := d.resolvePending(ctx, h, s, h.prev.Operation == OpDestroy); err != nil {
-			return h.fail(ctx, err)
-		}
-		if h.prev.Operation == OpDestroy {
 			if err := h.update(journal.Change{Status: ptr(journal.Destroying), Interrupted: ptr(false)}); err != nil {
 				return err
 			}
 			return d.destroy(ctx, h, s)
+		case OpRefresh:
+			return d.refresh(ctx, h, s)
+		}
+		if err := d.applyConfig(ctx, s, ConfigInput{}); err != nil {
+			return err
+		}
+		if _, err := d.resolvePending(ctx, h, s, false); err != nil { // the up refreshes
+			return h.fail(ctx, err)
 		}
 		if err := h.update(journal.Change{Status: ptr(journal.Provisioning), Operation: ptr(OpUp),
 			Interrupted: ptr(false), AddAttempt: true}); err != nil {
@@ -75,6 +89,18 @@ func (d *Driver) Resume(ctx context.Context, stack string) (*Result, error) {
 	return &Result{Record: rec, Outputs: out}, err
 }
 
+// resumable is the operation a resume of r continues: the up, destroy or refresh that started
+// and did not finish; empty when there is none.
+func resumable(r journal.Record) string {
+	switch {
+	case r.Operation != OpUp && r.Operation != OpDestroy && r.Operation != OpRefresh:
+		return "" // nothing started: a refusal, or a deployment never operated on
+	case r.Status.Terminal() && !r.Interrupted:
+		return ""
+	}
+	return r.Operation
+}
+
 // ResumeResult is one deployment's outcome in ResumeAll.
 type ResumeResult struct {
 	Stack  string
@@ -82,23 +108,29 @@ type ResumeResult struct {
 	Err    error
 }
 
+// DefaultConcurrency is how many deployments ResumeAll resumes at once unless told.
+const DefaultConcurrency = 4
+
 // ResumeAll resumes every deployment that is not finished and that nobody live holds, at most
-// concurrency at a time, and marks ERROR those stuck in INSTALLING for StuckInstalling without
+// concurrency at a time (0: DefaultConcurrency), and marks ERROR those stuck in INSTALLING for StuckInstalling without
 // news. It starts at once: a dead owner on this host is recognised without waiting for its lease.
 // each, when not nil, is called with every outcome as it comes, one call at a time.
 func (d *Driver) ResumeAll(ctx context.Context, concurrency int, each func(ResumeResult)) ([]ResumeResult, error) {
-	if concurrency < 1 {
-		concurrency = 4
+	switch {
+	case concurrency < 0:
+		return nil, &UsageError{Err: fmt.Errorf("--concurrency must be 1 or more, got %d", concurrency)}
+	case concurrency == 0:
+		concurrency = DefaultConcurrency
 	}
 	records, err := d.journal.List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	dead := ownerDeadHere()
-	var resumable []journal.Record
+	var todo []journal.Record
 	var results []ResumeResult
 	for _, r := range records {
-		if r.Status.Terminal() && !r.Interrupted {
+		if resumable(r) == "" {
 			continue
 		}
 		if r.Leased(d.now()) && r.LeaseOwner != d.owner && !dead(r.LeaseOwner) {
@@ -112,14 +144,14 @@ func (d *Driver) ResumeAll(ctx context.Context, concurrency int, each func(Resum
 			}
 			continue
 		}
-		resumable = append(resumable, r)
+		todo = append(todo, r)
 	}
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, concurrency)
 	)
-	for _, r := range resumable {
+	for _, r := range todo {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -44,9 +44,10 @@ func TestResumeAllMarksStuckInstalling(t *testing.T) {
 		if _, err := j.Acquire(ctx, stack, owner, news, leaseUntil, nil); err != nil {
 			t.Fatal(err)
 		}
+		up := OpUp // what an up records as it starts
 		for _, s := range []journal.Status{journal.Provisioning, journal.Installing} {
 			st := s
-			if _, err := j.Update(ctx, stack, owner, news, journal.Change{Status: &st}); err != nil {
+			if _, err := j.Update(ctx, stack, owner, news, journal.Change{Status: &st, Operation: &up}); err != nil {
 				t.Fatal(err)
 			}
 		}

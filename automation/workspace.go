@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,8 @@ import (
 
 // openWorkspace resolves where the stacks live: the state directory, the project (the
 // operator's checkout, or the target's built-in definition in backend mode) and the state
-// backend, which it creates when it is the default one under the state directory.
+// backend. It creates nothing: directories are made when a stack is first opened, so a command
+// refused before that leaves nothing behind.
 func (d *Driver) openWorkspace(opts *Options) error {
 	stateDir := opts.StateDir
 	if stateDir == "" {
@@ -28,9 +30,6 @@ func (d *Driver) openWorkspace(opts *Options) error {
 	}
 	if d.stateDir, err = filepath.Abs(stateDir); err != nil {
 		return fmt.Errorf("resolving the state directory: %w", err)
-	}
-	if err := os.MkdirAll(d.stateDir, 0o700); err != nil {
-		return fmt.Errorf("creating the state directory %s: %w", d.stateDir, err)
 	}
 
 	backend := opts.BackendURL
@@ -59,10 +58,8 @@ func (d *Driver) openWorkspace(opts *Options) error {
 		}
 		d.projectName = d.project.Name.String()
 		if backend == "" {
-			backend = "file://" + filepath.Join(d.stateDir, "state")
-			if err := os.MkdirAll(filepath.Join(d.stateDir, "state"), 0o700); err != nil {
-				return fmt.Errorf("creating the state backend: %w", err)
-			}
+			d.ownBackend = filepath.Join(d.stateDir, "state")
+			backend = "file://" + d.ownBackend
 		}
 	}
 	if backend != "" {
@@ -139,18 +136,25 @@ func (d *Driver) workDir(stack string) string {
 	return filepath.Join(d.stateDir, "work", stack)
 }
 
-// stack selects the named stack, creating it when create is true.
+// stack selects the named stack, creating it when create is true. A stack that does not exist
+// is a *NotFoundError, found without touching anything when the backend is a directory.
 func (d *Driver) stack(ctx context.Context, name string, create bool) (auto.Stack, error) {
+	if !create {
+		if exists, known := d.stackOnDisk(name); known && !exists {
+			return auto.Stack{}, &NotFoundError{Stack: name}
+		}
+	}
 	dir := d.workDir(name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return auto.Stack{}, fmt.Errorf("creating the work directory of %s: %w", name, err)
 	}
-	d.cliOne.Do(func() {
-		d.cli, d.cliErr = auto.NewPulumiCommand(&auto.PulumiCommandOptions{Root: d.pulumiRoot, Version: CLIVersion})
-	})
-	if d.cliErr != nil {
-		return auto.Stack{}, fmt.Errorf("checking the Pulumi CLI (need v%s or later; `make tools` builds it into ./bin): %w",
-			CLIVersion, d.cliErr)
+	if d.ownBackend != "" {
+		if err := os.MkdirAll(d.ownBackend, 0o700); err != nil {
+			return auto.Stack{}, fmt.Errorf("creating the state backend %s: %w", d.ownBackend, err)
+		}
+	}
+	if err := d.checkCLI(); err != nil {
+		return auto.Stack{}, err
 	}
 	opts := []auto.LocalWorkspaceOption{auto.WorkDir(dir), auto.Pulumi(d.cli), auto.EnvVars(d.env)}
 	if d.project != nil {
@@ -172,4 +176,77 @@ func (d *Driver) stack(ctx context.Context, name string, create bool) (auto.Stac
 		return auto.Stack{}, fmt.Errorf("opening stack %s: %w", name, err)
 	}
 	return s, nil
+}
+
+// checkCLI checks the Pulumi CLI once, on first use.
+func (d *Driver) checkCLI() error {
+	d.cliOne.Do(func() {
+		d.cli, d.cliErr = auto.NewPulumiCommand(&auto.PulumiCommandOptions{Root: d.pulumiRoot, Version: CLIVersion})
+	})
+	if d.cliErr != nil {
+		return fmt.Errorf("checking the Pulumi CLI (need v%s or later; `make tools` builds it into ./bin): %w",
+			CLIVersion, d.cliErr)
+	}
+	return nil
+}
+
+// stackOnDisk reports whether a file:// backend holds the stack, from its files; known is false
+// for other backends, which only the CLI can ask.
+func (d *Driver) stackOnDisk(name string) (exists, known bool) {
+	dir := d.fileBackendDir()
+	if dir == "" {
+		return false, false
+	}
+	stacks := filepath.Join(dir, ".pulumi", "stacks")
+	// The project-scoped layout, then the legacy one; plain or gzipped checkpoints.
+	for _, base := range []string{filepath.Join(stacks, d.projectName, name), filepath.Join(stacks, name)} {
+		for _, ext := range []string{".json", ".json.gz"} {
+			if _, err := os.Stat(base + ext); err == nil {
+				return true, true
+			}
+		}
+	}
+	return false, true
+}
+
+// pulumi runs the CLI on a stack's workspace, with stdin as its standard input: the way to give
+// it a secret without putting it in a process's arguments.
+func (d *Driver) pulumi(ctx context.Context, stack string, stdin io.Reader, args ...string) error {
+	if err := d.checkCLI(); err != nil {
+		return err
+	}
+	env := make([]string, 0, len(d.env))
+	for k, v := range d.env {
+		env = append(env, k+"="+v)
+	}
+	stdout, stderr, code, err := d.cli.Run(ctx, d.workDir(stack), stdin, nil, nil, env, args...)
+	if err != nil {
+		return fmt.Errorf("pulumi %s: exit %d: %w\n%s%s", args[0], code, err, stdout, stderr)
+	}
+	return nil
+}
+
+// removeStack removes a stack from the backend with its history and backups, and its
+// configuration: in backend mode the whole work directory; in operator mode the stack file is
+// the operator's and stays, as keep gives it (nil: as it is).
+func (d *Driver) removeStack(ctx context.Context, stack string, keep []byte) error {
+	args := []string{"stack", "rm", "--yes", "--remove-backups", "--stack", stack}
+	if d.projectDir != "" {
+		args = append(args, "--preserve-config")
+	}
+	if err := d.pulumi(ctx, stack, nil, args...); err != nil {
+		return err
+	}
+	if d.projectDir == "" {
+		return os.RemoveAll(d.workDir(stack))
+	}
+	if keep != nil {
+		return os.WriteFile(d.stackFile(stack), keep, 0o600)
+	}
+	return nil
+}
+
+// stackFile is a stack's settings file, Pulumi.<stack>.yaml, where its configuration lives.
+func (d *Driver) stackFile(stack string) string {
+	return filepath.Join(d.workDir(stack), "Pulumi."+stack+".yaml")
 }

@@ -2,11 +2,13 @@ package journal
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -316,5 +318,57 @@ func TestTransitions(t *testing.T) {
 		if CanMove(p[0], p[1]) {
 			t.Errorf("%s → %s allowed", p[0], p[1])
 		}
+	}
+}
+
+// TestSQLiteOpensByPath opens journals in directories whose names read as URL syntax (a ?, a #,
+// a %): each journal is the file at its path, never another, and every connection of the pool
+// runs in WAL mode with full synchronous writes.
+func TestSQLiteOpensByPath(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"plain", "state?mode=memory", "a#b", "100%25", "spa ce"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), name)
+			path := filepath.Join(dir, "journal.db")
+			j := open(t, path)
+			if _, err := j.Ensure(t.Context(), "dev", "ec2-spot", t0); err != nil {
+				t.Fatal(err)
+			}
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			if !slices.Contains(names, "journal.db") || !slices.Contains(names, "journal.db-wal") {
+				t.Errorf("the directory holds %v, want journal.db and its WAL", names)
+			}
+			// Several connections at once, so that each one's settings are seen.
+			conns := make([]*sql.Conn, 3)
+			for i := range conns {
+				c, err := j.db.Conn(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer func() { _ = c.Close() }()
+				conns[i] = c
+			}
+			for i, c := range conns {
+				var mode string
+				var sync int
+				if err := c.QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&mode); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&sync); err != nil {
+					t.Fatal(err)
+				}
+				if mode != "wal" || sync != 2 {
+					t.Errorf("connection %d: journal_mode %s, synchronous %d; want wal and 2 (FULL)", i, mode, sync)
+				}
+			}
+		})
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
+	"github.com/clawdeploy/clawdeploy/journal"
 )
 
 // builtPath is the clawdeploy binary TestMain builds for the tests to run; sim holds the
@@ -252,6 +253,11 @@ func TestOperatorPath(t *testing.T) {
 		}
 	}()
 
+	stackFile := filepath.Join(envValue(env, "CLAWDEPLOY_PROJECT_DIR"), "Pulumi.dev.yaml")
+	before, err := os.ReadFile(stackFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	stdout, stderr, code := run(t, env, "preview", "--stack", "dev", "--secret", "gateway_token=gw-operator")
 	if code != 0 || !strings.Contains(stdout, "+ 40 to create") {
 		t.Fatalf("preview: exit %d\n%s\n%s", code, stdout, stderr)
@@ -259,7 +265,15 @@ func TestOperatorPath(t *testing.T) {
 	if n := len(loadCloud(t, cloud).Resources); n != 0 {
 		t.Fatalf("preview created %d resources", n)
 	}
-	stdout, stderr, code = run(t, env, "up", "--stack", "dev", "--setup-poll", "300ms")
+	// The preview changed nothing: no stack in the backend, the stack file as it was (the
+	// configuration it was given is not kept for a later up).
+	if after, _ := os.ReadFile(stackFile); !bytes.Equal(after, before) {
+		t.Errorf("the preview changed Pulumi.dev.yaml:\n%s", after)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(strings.TrimPrefix(envValue(env, "PULUMI_BACKEND_URL"), "file://"), ".pulumi", "stacks", "openclaw")); len(entries) > 0 {
+		t.Errorf("the preview left a stack in the backend: %v", entries)
+	}
+	stdout, stderr, code = run(t, env, "up", "--stack", "dev", "--setup-poll", "300ms", "--secret", "gateway_token=gw-operator")
 	if code != 0 {
 		t.Fatalf("up: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -348,11 +362,21 @@ func TestHelpNamesBothTargetsAndEveryKey(t *testing.T) {
 
 // TestGlobalFlagsAfterTheCommand gives the global flags after the command, before it, and in
 // both places (the one nearest the command wins), and checks each reached the driver: the
-// journal is where --state-dir says, the output is what --json says.
+// journal read is the one in --state-dir, the output is what --json says.
 func TestGlobalFlagsAfterTheCommand(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	env := append(os.Environ(), "HOME="+dir, "PULUMI_CONFIG_PASSPHRASE="+enginetest.PassphraseForTests)
+	for _, name := range []string{"a", "b", "c"} { // a journal in each, knowing a deployment of its name
+		j, err := journal.OpenSQLite(t.Context(), filepath.Join(dir, name, "journal.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := j.Ensure(t.Context(), "stack-"+name, "ec2-spot", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		_ = j.Close()
+	}
 	for _, tc := range []struct {
 		name     string
 		args     []string
@@ -376,18 +400,181 @@ func TestGlobalFlagsAfterTheCommand(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
-			if _, err := os.Stat(filepath.Join(dir, tc.stateDir, "journal.db")); err != nil {
-				t.Errorf("the journal is not in --state-dir: %v", err)
+			if !strings.Contains(stdout, "stack-"+tc.stateDir) {
+				t.Errorf("the journal read is not the one in --state-dir %s: %q", tc.stateDir, stdout)
 			}
 			if table := strings.HasPrefix(stdout, "STACK"); table == tc.json {
 				t.Errorf("--json=%v, but the output is %q", tc.json, stdout)
 			}
 		})
 	}
-	if _, err := os.Stat(filepath.Join(dir, "x")); err == nil {
-		t.Error("the state directory given before the command was used although the command gave another")
+	for _, unused := range []string{"x", ".clawdeploy"} {
+		if _, err := os.Stat(filepath.Join(dir, unused)); err == nil {
+			t.Errorf("%s was made, though the command said another state directory", unused)
+		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, ".clawdeploy")); err == nil {
-		t.Error("the default state directory was used")
+}
+
+// TestStackNamesAreChecked gives every command stack names that are not Pulumi's (a path, a
+// qualified name, dot names, a space): each is refused with exit 2 naming the value, before
+// anything exists: no state directory, no journal, no file outside it.
+func TestStackNamesAreChecked(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	stateDir := filepath.Join(root, "a", "b", "state")
+	env := append(os.Environ(), "HOME="+root, "PULUMI_CONFIG_PASSPHRASE="+enginetest.PassphraseForTests,
+		"CLAWDEPLOY_STATE_DIR="+stateDir, "PATH="+filepath.Join(enginetest.PulumiRoot(t), "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
+	for _, name := range []string{"../../x", "organization/openclaw/x", "..", ".", "a b", "x/y", strings.Repeat("s", 101), ""} {
+		for _, args := range [][]string{
+			{"up", "--config", "aws:region=me-central-1", "--config", "availability_zone=me-central-1a"},
+			{"preview"}, {"outputs"}, {"render", "user-data"}, {"status"}, {"destroy", "--yes"}, {"refresh"},
+			{"resume"}, {"cancel"},
+		} {
+			args = append(args, "--stack="+name)
+			_, stderr, code := run(t, env, args...)
+			want := "stack name"
+			if name == "" {
+				switch args[0] {
+				case "status":
+					continue // status without a stack lists every deployment
+				case "resume":
+					want = "give either --stack or --all"
+				default:
+					want = "--stack is required"
+				}
+			}
+			if code != 2 || !strings.Contains(stderr, want) {
+				t.Errorf("%v: exit %d, stderr %q; want 2 and %q", args, code, stderr, want)
+			}
+		}
+	}
+	entries, _ := os.ReadDir(root)
+	var made []string
+	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && p != root {
+			made = append(made, strings.TrimPrefix(p, root))
+		}
+		return nil
+	})
+	if len(made) > 0 {
+		t.Errorf("refused commands made %v (%d entries at the top)", made, len(entries))
+	}
+}
+
+// backendEnv is the environment of backend mode with the state directory stateDir.
+func backendEnv(t *testing.T, stateDir string) []string {
+	t.Helper()
+	return append(os.Environ(), "HOME="+t.TempDir(), "PULUMI_CONFIG_PASSPHRASE="+enginetest.PassphraseForTests,
+		"CLAWDEPLOY_STATE_DIR="+stateDir, "PATH="+filepath.Join(enginetest.PulumiRoot(t), "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// TestRefusalsTouchNothing runs commands that must be refused with exit 2, first on a machine
+// that never ran clawdeploy (no state directory may appear), then beside a journal that knows
+// another deployment (no record, work directory or state may appear).
+func TestRefusalsTouchNothing(t *testing.T) {
+	t.Parallel()
+	stateDir := filepath.Join(t.TempDir(), "state")
+	env := backendEnv(t, stateDir)
+	refusals := [][]string{
+		{"up", "--stack", "dev", "--config", "aws:region=me-central-1", "--config", "availability_zone=us-east-1a"},
+		{"up", "--stack", "dev", "--config", "instance_typ=t4g.small"},
+		{"up", "--stack", "dev", "--config", "aws:region=me-central-1", "--config", "availability_zone=me-central-1a", "--setup-timeout", "-1s"},
+		{"preview", "--stack", "dev", "--config", "aws:region=me-central-1", "--config", "availability_zone=us-east-1a"},
+		{"destroy", "--stack", "dev", "--yes"},
+		{"refresh", "--stack", "dev"},
+		{"resume", "--stack", "dev"},
+		{"resume", "--all", "--concurrency", "-5"},
+		{"cancel", "--stack", "dev"},
+		{"status", "--stack", "dev"},
+		{"outputs", "--stack", "dev"},
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, args := range refusals {
+			if _, stderr, code := run(t, env, args...); code != 2 {
+				t.Errorf("%s: %v: exit %d, want 2\n%s", when, args, code, stderr)
+			}
+		}
+	}
+	check("no state directory")
+	if _, err := os.Stat(stateDir); err == nil {
+		t.Fatalf("refused commands made the state directory %s", stateDir)
+	}
+
+	j, err := journal.OpenSQLite(t.Context(), filepath.Join(stateDir, "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = j.Close() }()
+	if _, err := j.Ensure(t.Context(), "other", "ec2-spot", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	check("beside another deployment")
+	records, err := j.List(t.Context())
+	if err != nil || len(records) != 1 || records[0].Stack != "other" {
+		t.Errorf("the journal holds %+v (%v), want only other", records, err)
+	}
+	entries, _ := os.ReadDir(stateDir)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "journal.db") {
+			t.Errorf("refused commands made %s in the state directory", e.Name())
+		}
+	}
+}
+
+// TestJournalTroubleIsAnOperationalFailure: a damaged journal, and one that cannot be written,
+// fail with exit 1 (not 2: the usage was fine) and a message naming the file and what to do.
+func TestJournalTroubleIsAnOperationalFailure(t *testing.T) {
+	t.Parallel()
+	up := []string{"up", "--stack", "dev", "--config", "aws:region=me-central-1", "--config", "availability_zone=me-central-1a"}
+
+	damaged := filepath.Join(t.TempDir(), "state")
+	if err := os.MkdirAll(damaged, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(damaged, "journal.db")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("not a database "), 300), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"status"}, up} {
+		_, stderr, code := run(t, backendEnv(t, damaged), args...)
+		if code != 1 || !strings.Contains(stderr, path) || !strings.Contains(stderr, "move it aside") {
+			t.Errorf("damaged journal, %v: exit %d, stderr %q; want 1 naming %s and what to do", args, code, stderr, path)
+		}
+	}
+
+	readOnly := filepath.Join(t.TempDir(), "state")
+	j, err := journal.OpenSQLite(t.Context(), filepath.Join(readOnly, "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Ensure(t.Context(), "other", "ec2-spot", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	_ = j.Close()
+	env := backendEnv(t, readOnly)
+	var args []string
+	if os.Geteuid() == 0 {
+		// root writes through file modes: a read-only bind mount in a mount namespace of its own.
+		args = append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c",
+			`mount --bind -o ro "$0" "$0" && exec "$@"`, readOnly, builtPath}, up...)
+	} else {
+		for _, p := range []string{filepath.Join(readOnly, "journal.db"), readOnly} {
+			if err := os.Chmod(p, 0o500); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Cleanup(func() { _ = os.Chmod(readOnly, 0o700) })
+		args = append([]string{builtPath}, up...)
+	}
+	cmd := exec.CommandContext(t.Context(), args[0], args[1:]...)
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), readOnly) ||
+		!strings.Contains(stderr.String(), "writable") {
+		t.Errorf("read-only journal: %v, stderr %q; want exit 1 naming the file and what to do", err, stderr.String())
 	}
 }

@@ -298,6 +298,9 @@ func (p *Provider) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pul
 
 // Read returns what the cloud holds: a resource that is gone reads back with an empty id.
 func (p *Provider) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
+	if err := obey("read", req.GetUrn()); err != nil {
+		return nil, err
+	}
 	c, err := Load(p.cloud)
 	if err != nil {
 		return nil, err

@@ -196,7 +196,7 @@ func stackName(cliContext *cli.Context) (string, error) {
 	if name == "" {
 		return "", usageError("--stack is required (or set CLAWDEPLOY_STACK)")
 	}
-	return name, nil
+	return name, automation.CheckStackName(name)
 }
 
 // configInput gathers --config-file, --config and --secret, in that order of precedence.
@@ -280,16 +280,29 @@ func newDriver(cliContext *cli.Context) (*automation.Driver, error) {
 		opts.Events = automation.Human(os.Stderr)
 		opts.Progress = os.Stdout
 	}
-	if cliContext.IsSet(setupPollFlag.Name) {
-		opts.SetupPoll = cliContext.Duration(setupPollFlag.Name)
-	}
-	if cliContext.IsSet(setupTimeoutFlag.Name) {
-		opts.SetupTimeout = cliContext.Duration(setupTimeoutFlag.Name)
-	}
-	if cliContext.IsSet(waitFlag.Name) {
-		opts.WaitForLease = cliContext.Duration(waitFlag.Name)
+	for flag, into := range map[string]*time.Duration{
+		setupPollFlag.Name: &opts.SetupPoll, setupTimeoutFlag.Name: &opts.SetupTimeout, waitFlag.Name: &opts.WaitForLease,
+	} {
+		if cliContext.IsSet(flag) {
+			*into = cliContext.Duration(flag)
+		}
 	}
 	return automation.New(cliContext.Context, opts)
+}
+
+// checkDurations refuses durations that cannot be meant: a negative one, or a zero drain,
+// setup timeout or setup poll.
+func checkDurations(cliContext *cli.Context) error {
+	for _, flag := range []string{"drain", setupPollFlag.Name, setupTimeoutFlag.Name, waitFlag.Name} {
+		if !cliContext.IsSet(flag) {
+			continue
+		}
+		v := cliContext.Duration(flag)
+		if v < 0 || v == 0 && flag != waitFlag.Name {
+			return usageError("--%s must be a positive duration like 30s or 20m, got %s", flag, v)
+		}
+	}
+	return nil
 }
 
 // finish ends a command: with --json, a result event carrying the outcome and the non-secret
@@ -329,6 +342,9 @@ func outputsOf(r *automation.Result) auto.OutputMap {
 
 // withDriver runs f with a driver and closes it.
 func withDriver(cliContext *cli.Context, f func(*automation.Driver) error) error {
+	if err := checkDurations(cliContext); err != nil {
+		return err
+	}
 	d, err := newDriver(cliContext)
 	if err != nil {
 		var usage *automation.UsageError

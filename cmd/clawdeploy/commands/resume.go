@@ -26,13 +26,21 @@ time, at once: a dead owner on this host is recognised without waiting for its
 lease to expire. Deployments stuck in INSTALLING for 45 minutes become ERROR.`,
 	Flags: []cli.Flag{stackFlag, waitFlag,
 		&cli.BoolFlag{Name: "all", Usage: "resume every unfinished deployment"},
-		&cli.IntFlag{Name: "concurrency", Usage: "with --all, how many at a time", Value: 4},
+		&cli.IntFlag{Name: "concurrency", Usage: "with --all, how many at a time", Value: automation.DefaultConcurrency},
 		setupTimeoutFlag, setupPollFlag},
 	Action: func(cliContext *cli.Context) error {
 		all := cliContext.Bool("all")
 		stack := cliContext.String(stackFlag.Name)
 		if all == (stack != "") {
 			return usageError("give either --stack or --all")
+		}
+		if !all {
+			if err := automation.CheckStackName(stack); err != nil {
+				return err
+			}
+		}
+		if n := cliContext.Int("concurrency"); n < 1 {
+			return usageError("--concurrency must be 1 or more, got %d", n)
 		}
 		return withDriver(cliContext, func(d *automation.Driver) error {
 			if !all {

@@ -22,9 +22,16 @@ var Status = &cli.Command{
 deployment and until when. Reads the journal only: no engine, no cloud.`,
 	Flags: []cli.Flag{stackFlag},
 	Action: func(cliContext *cli.Context) error {
+		var stack string
+		if cliContext.IsSet(stackFlag.Name) {
+			var err error
+			if stack, err = stackName(cliContext); err != nil {
+				return err
+			}
+		}
 		return withDriver(cliContext, func(d *automation.Driver) error {
 			var records []journal.Record
-			if stack := cliContext.String(stackFlag.Name); stack != "" {
+			if stack != "" {
 				r, err := d.Status(cliContext.Context, stack)
 				if err != nil {
 					return err
