@@ -64,25 +64,22 @@ func fullKey(k string) string {
 }
 
 // checkKeys refuses keys the program does not read, before anything is touched: a typo would
-// otherwise be ignored. A program of the caller's takes any key.
+// otherwise be ignored, and a provider key (aws:secretKey, say) would be stored unchecked, in
+// plain text. A program of the caller's takes any key.
 func (d *Driver) checkKeys(in ConfigInput) error {
 	if d.profile.keys == nil {
 		return nil
 	}
 	known := map[string]bool{}
-	for _, k := range d.profile.keys {
+	for _, k := range d.profile.helpKeys {
 		known[fullKey(k)] = true
 	}
-	for k := range maps.Keys(in.Values) {
-		if !known[fullKey(k)] && !strings.HasPrefix(k, "aws:") {
-			return &ConfigError{Err: fmt.Errorf("unknown config key %s for target %s; known keys: %s, and aws:region",
-				k, d.profile.name, strings.Join(d.profile.keys, ", "))}
-		}
-	}
-	for k := range maps.Keys(in.Secrets) {
-		if !known[fullKey(k)] {
-			return &ConfigError{Err: fmt.Errorf("unknown config key %s for target %s; known keys: %s",
-				k, d.profile.name, strings.Join(d.profile.keys, ", "))}
+	for _, set := range []map[string]string{in.Values, in.Secrets} {
+		for _, k := range slices.Sorted(maps.Keys(set)) {
+			if !known[fullKey(k)] {
+				return &ConfigError{Err: fmt.Errorf("unknown config key %s for target %s; known keys: %s",
+					k, d.profile.name, strings.Join(d.profile.helpKeys, ", "))}
+			}
 		}
 	}
 	return nil

@@ -174,16 +174,24 @@ func TestEnginePipeline(t *testing.T) {
 	}
 }
 
+// TestSixOnTheSimulatedProvider runs up and destroy of six in process. The up sets a secret
+// larger than a process argument may be (128 KiB on Linux): the configuration reaches the CLI on
+// its standard input, so it is stored whole.
 func TestSixOnTheSimulatedProvider(t *testing.T) {
 	t.Parallel()
 	sim := enginetest.NewSim(t, bins)
 	d, _, progress := newSimDriver(t, sim, simprogram.Six, &simprogram.SixStages)
-	if _, err := d.Up(t.Context(), "six", nil); err != nil {
+	blob := strings.Repeat("0123456789abcdef", 300<<10/16) // 300 KiB, one line
+	if _, err := d.Up(t.Context(), "six", &UpOptions{Config: ConfigInput{Secrets: map[string]string{"blob": blob}}}); err != nil {
 		t.Fatalf("Up: %v\n%s", err, progress)
 	}
 	c := sim.Load(t)
 	if n := len(c.OfType(simprogram.ThingType)); n != 6 {
 		t.Errorf("%d things in the cloud, want 6", n)
+	}
+	values, secrets, err := d.Config(t.Context(), "six", ConfigInput{})
+	if err != nil || values["openclaw:blob"] != blob || !slices.Contains(secrets, "openclaw:blob") {
+		t.Errorf("the 300 KiB secret was not stored whole as a secret: %d bytes, secrets %v, %v", len(values["openclaw:blob"]), secrets, err)
 	}
 	if _, err := d.Destroy(t.Context(), "six"); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +38,14 @@ type proc struct {
 // startSim runs clawdeploy-sim --json with args in sim's world; program is "six" or "real".
 func startSim(t testing.TB, sim *enginetest.Sim, program string, args ...string) *proc {
 	t.Helper()
+	return startSimWithInput(t, sim, program, nil, args...)
+}
+
+// startSimWithInput is startSim with stdin as the process's standard input.
+func startSimWithInput(t testing.TB, sim *enginetest.Sim, program string, stdin io.Reader, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(sim.Bins.Dir, "clawdeploy-sim"), append([]string{"--json"}, args...)...)
+	cmd.Stdin = stdin
 	cmd.Env = sim.Environ("SIMDRIVER_PROGRAM=" + program)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &proc{t: t, cmd: cmd, seen: make(chan Event, 1000), done: make(chan struct{})}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -361,5 +362,141 @@ func TestVPSOpenRouterKeyCreationInterrupted(t *testing.T) {
 		if !strings.Contains(string(secrets), "OPENROUTER_API_KEY="+openrouterfake.Key(hash)+"\n") {
 			t.Errorf("the host does not have the live key %s: %q", hash, secrets)
 		}
+	}
+}
+
+// argvWatch records the command line of a process and of every process descending from it, as
+// /proc shows them to any user of the machine, until it is stopped.
+type argvWatch struct {
+	root int
+	mu   sync.Mutex
+	seen map[int]string
+	stop chan struct{}
+	done chan struct{}
+}
+
+func watchArgv(root int) *argvWatch {
+	w := &argvWatch{root: root, seen: map[int]string{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			entries, _ := os.ReadDir("/proc")
+			for _, e := range entries {
+				pid, err := strconv.Atoi(e.Name())
+				if err != nil || pid != root && !descends(pid, root) {
+					continue
+				}
+				b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+				if err != nil || len(b) == 0 {
+					continue
+				}
+				w.mu.Lock()
+				w.seen[pid] = strings.ReplaceAll(string(b), "\x00", " ")
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+// end stops the watch and returns every command line seen.
+func (w *argvWatch) end() []string {
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for _, c := range w.seen {
+		out = append(out, c)
+	}
+	return out
+}
+
+// TestNoSecretInAnyProcessArguments runs a vps up and destroy with every kind of secret (the
+// operator's SSH key, a gateway token, a provider key, an OpenRouter provisioning key), given
+// through --secret-file and standard input, and reads the command line of the driver and of
+// every process it starts (the Pulumi CLIs that set the configuration, the plugins, curl) as
+// they run: none holds a secret. The watch must have seen the CLI and curl, or it proves
+// nothing.
+func TestNoSecretInAnyProcessArguments(t *testing.T) {
+	t.Parallel()
+	w := newVPSWorld(t, simprogram.SetupScript(0, false))
+	secrets := map[string]string{
+		"gateway_token":               "gw-argv-5e1f0c",
+		"openrouter_provisioning_key": "prov-argv-77d2a9",
+		"anthropic_api_key":           "sk-ant-argv-c4b8e1",
+	}
+	api := openrouterfake.Start(t, secrets["openrouter_provisioning_key"])
+	dir := t.TempDir()
+	args := []string{
+		"--target", "vps", "up", "--stack", "argv",
+		"--config", "vps_host=127.0.0.1", "--config", "vps_port=" + strconv.Itoa(w.server.Port),
+		"--config", "vps_user=" + w.server.User, "--config", "vps_host_key=" + w.server.HostKey,
+		"--config", "vps_setup_root=" + w.root, "--config", "openrouter_api_base=" + api.URL,
+		"--secret", "anthropic_api_key=-",
+	}
+	files := map[string]string{"vps_ssh_private_key": string(w.server.ClientKey)}
+	for k, v := range secrets {
+		if k != "anthropic_api_key" {
+			files[k] = v
+		}
+	}
+	for k, v := range files {
+		path := filepath.Join(dir, k)
+		if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--secret-file", k+"="+path)
+	}
+	keyLine := strings.Split(strings.TrimSpace(string(w.server.ClientKey)), "\n")[1] // a line of the key's body
+	leaks := func(what string, lines []string) {
+		t.Helper()
+		clis, curls := 0, 0
+		for _, l := range lines {
+			if strings.Contains(l, " config set") {
+				clis++
+			}
+			if strings.HasPrefix(l, "curl ") {
+				curls++
+			}
+			for k, v := range secrets {
+				if strings.Contains(l, v) {
+					t.Errorf("%s: the secret %s is in the arguments of %q", what, k, l)
+				}
+			}
+			if strings.Contains(l, keyLine) {
+				t.Errorf("%s: the SSH private key is in the arguments of %.120q", what, l)
+			}
+		}
+		t.Logf("%s: %d command lines seen, %d of them setting the configuration, %d of curl", what, len(lines), clis, curls)
+		if curls == 0 || what == "up" && clis == 0 {
+			t.Errorf("%s: the watch saw %d configuration CLIs and %d curls: it would not have seen a leak", what, clis, curls)
+		}
+	}
+
+	p := startSimWithInput(t, w.sim, "vps", strings.NewReader(secrets["anthropic_api_key"]+"\n"), args...)
+	watch := watchArgv(p.cmd.Process.Pid)
+	code := p.wait(5 * time.Minute)
+	leaks("up", watch.end())
+	if code != 0 {
+		t.Fatalf("up: exit %d\n%s", code, p.stderr.String())
+	}
+	host, err := os.ReadFile(filepath.Join(w.files, "etc/openclaw/secrets.env"))
+	if err != nil || !strings.Contains("\n"+string(host), "\nANTHROPIC_API_KEY="+secrets["anthropic_api_key"]+"\n") ||
+		!strings.Contains("\n"+string(host), "\nOPENCLAW_GATEWAY_TOKEN="+secrets["gateway_token"]+"\n") {
+		t.Errorf("the secrets did not reach the host whole: %q %v", host, err)
+	}
+
+	d := startSim(t, w.sim, "vps", "--target", "vps", "destroy", "--stack", "argv", "--yes")
+	watch = watchArgv(d.cmd.Process.Pid)
+	code = d.wait(5 * time.Minute)
+	leaks("destroy", watch.end())
+	if code != 0 || len(api.Live()) != 0 {
+		t.Errorf("destroy: exit %d, OpenRouter keys left %v\n%s", code, api.Live(), d.stderr.String())
 	}
 }

@@ -47,7 +47,9 @@ type OpenRouterKey struct {
 }
 
 // The commands run by local.Command (with /bin/sh, so POSIX sh), the settings in their
-// environment, never in their text (which the state and the logs show).
+// environment, never in their text (which the state and the logs show). The provisioning key
+// reaches curl on its standard input (-H @-, written by the shell's own printf), never in its
+// arguments, which every user of the machine can read in the process list.
 //
 // Create first deletes the keys that already have the deployment's name: only a creation whose
 // answer was lost (the driver killed mid-request) leaves one, and nobody ever received its
@@ -56,12 +58,15 @@ type OpenRouterKey struct {
 //
 // Delete reads the key's hash from what create printed, PULUMI_COMMAND_STDOUT.
 const (
+	openRouterAPI = `api() {
+	printf 'Authorization: Bearer %s\n' "$OPENROUTER_PROVISIONING_KEY" | curl -fsS --max-time 30 -H @- "$@"
+}
+`
 	OpenRouterCreateKeyCommand = `set -eu
-auth="Authorization: Bearer $OPENROUTER_PROVISIONING_KEY"
-stale=""
+` + openRouterAPI + `stale=""
 offset=0
 while [ "$offset" -lt 10000 ]; do
-	page=$(curl -fsS --max-time 30 "$OPENROUTER_API_BASE/keys?offset=$offset" -H "$auth")
+	page=$(api "$OPENROUTER_API_BASE/keys?offset=$offset")
 	case $page in *'"hash"'*) ;; *) break ;; esac
 	# One flat key object per line; then the hashes of those named like this deployment's key.
 	stale="$stale $(printf '%s' "$page" | tr -d '\r\n' | tr '{' '\n' | sed 's/"[[:space:]]*:[[:space:]]*/":/g' |
@@ -70,13 +75,13 @@ while [ "$offset" -lt 10000 ]; do
 done
 for hash in $stale; do
 	echo "deleting OpenRouter key $hash, left by an interrupted creation of $OPENROUTER_KEY_NAME" >&2
-	curl -fsS --max-time 30 -X DELETE "$OPENROUTER_API_BASE/keys/$hash" -H "$auth" >/dev/null
+	api -X DELETE "$OPENROUTER_API_BASE/keys/$hash" >/dev/null
 done
-curl -fsS --max-time 30 -X POST "$OPENROUTER_API_BASE/keys" -H "$auth" -H 'Content-Type: application/json' \
-	--data "{\"name\":\"$OPENROUTER_KEY_NAME\"}"`
-	OpenRouterDeleteKeyCommand = `hash=$(printf '%s' "$PULUMI_COMMAND_STDOUT" | grep -o '"hash": *"[^"]*"' | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/')
+api -X POST "$OPENROUTER_API_BASE/keys" -H 'Content-Type: application/json' --data "{\"name\":\"$OPENROUTER_KEY_NAME\"}"`
+	OpenRouterDeleteKeyCommand = `set -eu
+` + openRouterAPI + `hash=$(printf '%s' "$PULUMI_COMMAND_STDOUT" | grep -o '"hash": *"[^"]*"' | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/')
 [ -n "$hash" ] || { echo "no key hash in what the key's creation printed" >&2; exit 1; }
-curl -fsS --max-time 30 -X DELETE "$OPENROUTER_API_BASE/keys/$hash" -H "Authorization: Bearer $OPENROUTER_PROVISIONING_KEY" >/dev/null`
+api -X DELETE "$OPENROUTER_API_BASE/keys/$hash" >/dev/null`
 )
 
 // CreatedKey is what OpenRouter answers to a key's creation: the key once, and its hash.

@@ -229,10 +229,32 @@ func (r *reader) validated(stack string, err error) error {
 	if errors.As(err, &verr) {
 		fields = append(fields, verr.Fields...)
 	}
+	for _, f := range fields {
+		// A value is shown as it was given (0123 stays 0123), and a value set as a secret is
+		// never shown, whatever key it was given for.
+		if given, ok := r.raw(f.Key); ok {
+			f.Value = given
+		}
+		f.Redacted = f.Redacted || r.ctx.IsConfigSecret(r.fullKey(f.Key))
+	}
 	if len(fields) > 0 {
 		return &ValidationError{Stack: stack, Fields: fields}
 	}
 	return nil
+}
+
+// multiLineSecrets refuses each of the gateway's secrets that is not one line: the host keeps them
+// as KEY=value lines of an environment file (both targets), where a line break would end the
+// value and start another variable.
+func multiLineSecrets(secrets map[string]Secret) []*FieldError {
+	var fields []*FieldError
+	for _, key := range slices.Sorted(maps.Keys(secrets)) {
+		if strings.ContainsAny(secrets[key].Reveal(), "\n\r\x00") {
+			fields = append(fields, &FieldError{Key: key, Redacted: true,
+				Allowed: "one line: the host keeps each secret as a KEY=value line"})
+		}
+	}
+	return fields
 }
 
 // plainSecrets refuses each secret in secrets that was not set with --secret.
@@ -401,6 +423,7 @@ func (c *Config) Validate() error {
 			"a retention CloudWatch accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653 (days)")
 	}
 
+	fields = append(fields, multiLineSecrets(c.Secrets)...)
 	fields = append(fields, plainSecrets(c.Stack, c.Secrets)...)
 
 	if len(fields) > 0 {

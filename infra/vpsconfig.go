@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"path"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -181,12 +180,7 @@ func (c *VPSConfig) Validate() error {
 		fields = append(fields, &FieldError{Key: KeyOpenRouterProvisioningKey, Redacted: true,
 			Allowed: "unset when openrouter_api_key is set: the deployment either gets a key of its own or uses the one given"})
 	}
-	for _, key := range slices.Sorted(maps.Keys(c.Secrets)) {
-		if strings.ContainsAny(c.Secrets[key].Reveal(), "\n\r\x00") {
-			fields = append(fields, &FieldError{Key: key, Redacted: true,
-				Allowed: "one line: the host keeps each secret as a KEY=value line"})
-		}
-	}
+	fields = append(fields, multiLineSecrets(c.Secrets)...)
 	secrets := maps.Clone(c.Secrets)
 	if c.OpenRouterProvisioningKey != nil {
 		secrets[KeyOpenRouterProvisioningKey] = *c.OpenRouterProvisioningKey

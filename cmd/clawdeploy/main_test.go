@@ -578,3 +578,58 @@ func TestJournalTroubleIsAnOperationalFailure(t *testing.T) {
 		t.Errorf("read-only journal: %v, stderr %q; want exit 1 naming the file and what to do", err, stderr.String())
 	}
 }
+
+// TestValuesAreCheckedAsGiven: --config-file values are read as the text written, null is
+// refused; a secret is one line on both targets; only the keys a target reads are taken (no
+// provider keys such as aws:secretKey); a secret given for a plain key is refused without being
+// shown. Each exits 2 before anything is made.
+func TestValuesAreCheckedAsGiven(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	env := backendEnv(t, stateDir)
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	zone := []string{"--config", "aws:region=me-central-1", "--config", "availability_zone=me-central-1a"}
+	up := func(args ...string) []string {
+		return append(append([]string{"up", "--stack", "dev"}, zone...), args...)
+	}
+	for _, tc := range []struct {
+		args    []string
+		want    string
+		secrets []string // values that must not appear
+	}{
+		{up("--config-file", file("mode.yaml", "instance_type: 0755\n")),
+			`config instance_type must be an EC2 instance type like t4g.small or m7i.large, got "0755"`, nil},
+		{up("--config-file", file("big.yaml", "snapshot_retention_count: 0123456789\n")),
+			`config snapshot_retention_count must be between 1 and 1000, got "0123456789"`, nil},
+		{up("--config-file", file("null.yaml", "secrets:\n  gateway_token: null\n")),
+			`gateway_token has no value ("null" reads as null)`, nil},
+		{up("--config-file", file("list.yaml", "instance_type: [t4g.small]\n")),
+			"instance_type must be one value", nil},
+		{up("--secret-file", "anthropic_api_key="+file("two-lines", "sk-ant-first\nsk-ant-second\n")),
+			"config anthropic_api_key must be one line", []string{"sk-ant-first", "sk-ant-second"}},
+		{up("--secret", "aws:secretKey=AKIAsecretvalue"), "unknown config key aws:secretKey for target ec2-spot", []string{"AKIAsecretvalue"}},
+		{up("--config", "aws:profile=prod"), "unknown config key aws:profile", nil},
+		{up("--secret", "instance_type=hunter2-value"), "config instance_type must be", []string{"hunter2-value"}},
+		{[]string{"--target", "vps", "up", "--stack", "dev", "--config", "aws:region=me-central-1"}, "unknown config key aws:region for target vps", nil},
+	} {
+		_, stderr, code := run(t, env, tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args[3:], code, stderr, tc.want)
+		}
+		for _, s := range tc.secrets {
+			if strings.Contains(stderr, s) {
+				t.Errorf("%v: the error shows the secret %q: %s", tc.args[3:], s, stderr)
+			}
+		}
+	}
+	if _, err := os.Stat(stateDir); err == nil {
+		t.Errorf("refused commands made the state directory")
+	}
+}

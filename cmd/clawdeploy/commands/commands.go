@@ -4,6 +4,7 @@ package commands
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -82,8 +83,13 @@ var (
 		Usage: "set a config value, key=value (repeatable); keys without a namespace are the project's",
 	}
 	secretFlag = &cli.StringSliceFlag{
-		Name:  "secret",
-		Usage: "set a secret config value, key=value (repeatable); stored encrypted, never printed",
+		Name: "secret",
+		Usage: "set a secret config value, key=value (repeatable); stored encrypted, never printed; " +
+			"key=- reads the value from standard input, which keeps it out of the process list",
+	}
+	secretFileFlag = &cli.StringSliceFlag{
+		Name:  "secret-file",
+		Usage: "set a secret config value from a file, key=path (repeatable); one final newline is dropped",
 	}
 	configFileFlag = &cli.StringFlag{
 		Name:  "config-file",
@@ -213,26 +219,8 @@ func stackAndConfig(cliContext *cli.Context) (string, automation.ConfigInput, er
 func configInput(cliContext *cli.Context) (automation.ConfigInput, error) {
 	in := automation.ConfigInput{Values: map[string]string{}, Secrets: map[string]string{}}
 	if path := cliContext.String(configFileFlag.Name); path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return in, usageError("reading --config-file: %v", err)
-		}
-		var file map[string]any
-		if err := yaml.Unmarshal(b, &file); err != nil {
-			return in, usageError("--config-file %s is not a YAML or JSON mapping: %v", path, err)
-		}
-		for k, v := range file {
-			if k == "secrets" {
-				secrets, ok := v.(map[string]any)
-				if !ok {
-					return in, usageError("--config-file %s: secrets must be a mapping", path)
-				}
-				for sk, sv := range secrets {
-					in.Secrets[sk] = fmt.Sprint(sv)
-				}
-				continue
-			}
-			in.Values[k] = fmt.Sprint(v)
+		if err := readConfigFile(path, in); err != nil {
+			return in, err
 		}
 	}
 	for flag, into := range map[string]map[string]string{configFlag.Name: in.Values, secretFlag.Name: in.Secrets} {
@@ -244,7 +232,99 @@ func configInput(cliContext *cli.Context) (automation.ConfigInput, error) {
 			into[k] = v
 		}
 	}
+	stdinKey := ""
+	for k, v := range in.Secrets {
+		if v != "-" {
+			continue
+		}
+		if stdinKey != "" {
+			return in, usageError("--secret %s=- and --secret %s=- both read standard input: give one of them with --secret-file", stdinKey, k)
+		}
+		stdinKey = k
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			return in, usageError("--secret %s=-: reading standard input: %v", k, err)
+		}
+		in.Secrets[k] = withoutFinalNewline(b)
+	}
+	for _, kp := range cliContext.StringSlice(secretFileFlag.Name) {
+		k, path, ok := strings.Cut(kp, "=")
+		if !ok || k == "" || path == "" {
+			return in, usageError("--secret-file %q is not key=path", kp)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return in, usageError("--secret-file %s: %v", k, err)
+		}
+		in.Secrets[k] = withoutFinalNewline(b)
+	}
 	return in, nil
+}
+
+// readConfigFile reads --config-file into in: a YAML (or JSON) mapping of keys to values, with a
+// secrets: mapping of the secret ones. Each value is the text as written (0755 stays 0755, not
+// 493); a value that is not one piece of text (null, a list, a mapping) is refused, naming its key.
+func readConfigFile(path string, in automation.ConfigInput) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return usageError("reading --config-file: %v", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return usageError("--config-file %s is not a YAML or JSON mapping: %v", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return usageError("--config-file %s is not a YAML or JSON mapping of keys to values", path)
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		key, value := root.Content[i].Value, root.Content[i+1]
+		if key != "secrets" {
+			v, err := scalarText(path, key, value)
+			if err != nil {
+				return err
+			}
+			in.Values[key] = v
+			continue
+		}
+		if value.Kind != yaml.MappingNode {
+			return usageError("--config-file %s: secrets must be a mapping of keys to values", path)
+		}
+		for j := 0; j+1 < len(value.Content); j += 2 {
+			sk := value.Content[j].Value
+			v, err := scalarText(path, sk, value.Content[j+1])
+			if err != nil {
+				return err
+			}
+			in.Secrets[sk] = v
+		}
+	}
+	return nil
+}
+
+// scalarText is a config file's value as the text written.
+func scalarText(path, key string, n *yaml.Node) (string, error) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch {
+	case n.Kind != yaml.ScalarNode:
+		return "", usageError("--config-file %s: %s must be one value (text, a number, true or false), not a list or a mapping", path, key)
+	case n.Tag == "!!null": // null, ~ or nothing: no secret shows in that
+		return "", usageError("--config-file %s: %s has no value (%q reads as null): quote it, give it a value or remove the key",
+			path, key, n.Value)
+	}
+	return n.Value, nil
+}
+
+// withoutFinalNewline drops one final newline (\n or \r\n), which files and pipes usually end
+// with and values do not.
+func withoutFinalNewline(b []byte) string {
+	s := strings.TrimSuffix(string(b), "\n")
+	return strings.TrimSuffix(s, "\r")
 }
 
 func redact(flag, kv string) string {

@@ -14,7 +14,7 @@ var Preview = &cli.Command{
 	Description: `Validates the configuration and runs the program in preview mode: every change is
 listed (the AZ guard and the other checks run), but no cloud resource is touched and
 no lease is taken. The stack is created in the backend if it does not exist yet.`,
-	Flags: []cli.Flag{stackFlag, configFlag, secretFlag, configFileFlag, replaceFlag},
+	Flags: []cli.Flag{stackFlag, configFlag, secretFlag, secretFileFlag, configFileFlag, replaceFlag},
 	Action: func(cliContext *cli.Context) error {
 		stack, in, err := stackAndConfig(cliContext)
 		if err != nil {

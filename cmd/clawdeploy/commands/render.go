@@ -21,7 +21,7 @@ the stack's configuration with --config/--secret/--config-file applied. The user
 never holds a secret: the header lists each one by the SSM parameter the instance
 reads it from. A deployed stack's real volume and bucket are used; otherwise
 placeholders stand in.`,
-		Flags: []cli.Flag{stackFlag, configFlag, secretFlag, configFileFlag},
+		Flags: []cli.Flag{stackFlag, configFlag, secretFlag, secretFileFlag, configFileFlag},
 		Action: func(cliContext *cli.Context) error {
 			if err := automation.HasUserData(cliContext.String("target")); err != nil {
 				return err

@@ -17,7 +17,7 @@ complete. The journal goes PENDING → PROVISIONING → INSTALLING → READY, or
 
 --retry starts a deployment in ERROR over: its stage is reset and the setup runs
 again (ec2-spot: on a new instance; vps: relaunched on the host).`,
-	Flags: []cli.Flag{stackFlag, configFlag, secretFlag, configFileFlag, replaceFlag, waitFlag,
+	Flags: []cli.Flag{stackFlag, configFlag, secretFlag, secretFileFlag, configFileFlag, replaceFlag, waitFlag,
 		&cli.BoolFlag{Name: "retry", Usage: "start over from a clean stage, relaunching the setup"},
 		setupTimeoutFlag, setupPollFlag},
 	Action: func(cliContext *cli.Context) error {
