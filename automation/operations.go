@@ -88,6 +88,11 @@ func (d *Driver) Up(ctx context.Context, stack string, opts *UpOptions) (*Result
 
 // upAndWait runs the engine's up, then the setup wait.
 func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace []string, refresh bool) (auto.OutputMap, error) {
+	if d.profile.beforeEngine != nil {
+		if err := d.profile.beforeEngine(ctx, d, h.stack, s); err != nil {
+			return nil, h.fail(ctx, err)
+		}
+	}
 	ch, wg := d.engineEvents(h)
 	uopts := []optup.Option{optup.ProgressStreams(d.progress), optup.ErrorProgressStreams(d.progress), optup.EventStreams(ch)}
 	if len(replace) > 0 {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/clawdeploy/clawdeploy"
@@ -51,6 +52,9 @@ type profile struct {
 	relaunch func(stack string) []string
 	// newFinder returns the finder of resources whose creation was interrupted.
 	newFinder func() Finder
+	// beforeEngine runs before the engine of every up (and resumed up), once the configuration
+	// is set; nil does nothing. The vps target pins there a host key trusted on first contact.
+	beforeEngine func(ctx context.Context, d *Driver, stack string, s auto.Stack) error
 	// userData renders the user-data an instance of the stack would get; nil when the target's
 	// hosts get none.
 	userData func(ctx context.Context, d *Driver, stack string, in ConfigInput) ([]byte, error)
@@ -90,14 +94,16 @@ only.`,
 		newWaiter: func(poll, timeout time.Duration) Waiter {
 			return SSHWaiter{Interval: poll, Budget: timeout}
 		},
-		relaunch:  func(stack string) []string { return []string{VPSLaunchURN(stack)} },
-		newFinder: func() Finder { return VPSFinder },
+		relaunch:     func(stack string) []string { return []string{VPSLaunchURN(stack)} },
+		newFinder:    func() Finder { return VPSFinder },
+		beforeEngine: vpsPinHostKey,
 	},
 }
 
 // running returns the profile for a program the caller brings instead of the target's own:
-// the target's name and finder, and nothing of the target's program (keys, validation,
-// project definition, stages, setup wait, relaunch).
+// the target's name, finder and step before the engine (which acts only on the target's own
+// keys), and nothing of the target's program (keys, validation, project definition, stages,
+// setup wait, relaunch).
 func (p profile) running(program pulumi.RunFunc) profile {
 	return profile{
 		name:         p.name,
@@ -107,6 +113,7 @@ func (p profile) running(program pulumi.RunFunc) profile {
 		newWaiter:    func(time.Duration, time.Duration) Waiter { return NoWait },
 		relaunch:     func(string) []string { return nil },
 		newFinder:    p.newFinder,
+		beforeEngine: p.beforeEngine,
 	}
 }
 

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/clawdeploy/clawdeploy"
 	"github.com/clawdeploy/clawdeploy/components"
@@ -64,9 +68,16 @@ type SSHWaiter struct {
 	Interval time.Duration
 	// Budget for the whole wait; 0 means DefaultSetupTimeout.
 	Budget time.Duration
-	// Dialer dials each poll; its zero value retries a few times with backoff inside the budget.
+	// PollTimeout bounds each poll, dials and command together; 0 means DefaultPollTimeout. A
+	// host that accepts and then never answers costs one poll, not the whole budget.
+	PollTimeout time.Duration
+	// Dialer dials each poll; its zero value retries a few times with backoff inside the poll's
+	// bound, and cuts off a command that prints more than sshexec.DefaultMaxOutput.
 	Dialer sshexec.Dialer
 }
+
+// DefaultPollTimeout bounds one poll of a vps host.
+const DefaultPollTimeout = 30 * time.Second
 
 // TargetFromOutputs returns how to reach a vps stack's host, from its outputs.
 func TargetFromOutputs(outputs auto.OutputMap) (sshexec.Target, string, error) {
@@ -92,15 +103,67 @@ func (w SSHWaiter) Wait(ctx context.Context, stack string, outputs auto.OutputMa
 	if err != nil {
 		return setup.Status{}, fmt.Errorf("stack %s: %w", stack, err)
 	}
+	bound := w.PollTimeout
+	if bound == 0 {
+		bound = DefaultPollTimeout
+	}
 	return poll(ctx, w.Interval, w.Budget, report, func(ctx context.Context) (setup.Status, error) {
-		out, err := w.Dialer.Run(ctx, target, setup.PollCommand(root))
-		var hostKey *sshexec.HostKeyError
-		if errors.As(err, &hostKey) {
-			return setup.Status{}, errStopPolling{err} // not the host we set up: waiting will not change that
+		pollCtx, cancel := context.WithTimeout(ctx, bound)
+		defer cancel()
+		out, err := w.Dialer.Run(pollCtx, target, setup.PollCommand(root))
+		if err != nil && ctx.Err() == nil && pollCtx.Err() != nil {
+			err = fmt.Errorf("the poll did not answer within %s: %w", bound, err)
+		}
+		var (
+			hostKey *sshexec.HostKeyError
+			tooMuch *sshexec.OutputLimitError
+		)
+		if errors.As(err, &hostKey) || errors.As(err, &tooMuch) {
+			// Not the host we set up, or not answering as the protocol does: waiting will not
+			// change that.
+			return setup.Status{}, errStopPolling{err}
 		}
 		if err != nil {
 			return setup.Status{}, err
 		}
 		return setup.ParseStatus(out)
 	})
+}
+
+// vpsPinHostKey trusts a host's key on first contact, and only then: when the stack allows
+// unknown host keys (vps_allow_unknown_host_key) and none is pinned yet, it reads the key the
+// host presents (without logging in) and sets it as vps_host_key. Every later connection, the
+// engine's and the driver's polls, checks that key and refuses another.
+func vpsPinHostKey(ctx context.Context, d *Driver, stack string, s auto.Stack) error {
+	config, err := s.GetAllConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the configuration of stack %s: %w", stack, err)
+	}
+	value := func(key string) string { return strings.TrimSpace(config[fullKey(key)].Value) }
+	allow, _ := strconv.ParseBool(value(infra.KeyVPSAllowUnknownHostKey))
+	if !allow || value(infra.KeyVPSHostKey) != "" {
+		return nil
+	}
+	port := value(infra.KeyVPSPort)
+	if port == "" {
+		port = strconv.Itoa(infra.DefaultVPSPort)
+	}
+	address := net.JoinHostPort(value(infra.KeyVPSHost), port)
+	key, err := sshexec.ScanHostKey(ctx, address, 15*time.Second)
+	if err != nil {
+		return err
+	}
+	d.emit(stack, Event{Type: EventDiagnostic, Severity: "warning", Message: fmt.Sprintf(
+		"trusting the host key %s of %s on first contact (vps_allow_unknown_host_key) and pinning it as vps_host_key: "+
+			"a host presenting another key is refused from now on", fingerprint(key), address)})
+	return d.setConfig(ctx, stack, "", ConfigInput{Values: map[string]string{infra.KeyVPSHostKey: key}})
+}
+
+// fingerprint is a public key's SHA256 fingerprint, as ssh-keygen -l prints it.
+func fingerprint(authorizedKey string) string {
+	k, err := sshexec.ParseHostKey(authorizedKey)
+	if err != nil {
+		return authorizedKey
+	}
+	return ssh.FingerprintSHA256(k)
 }

@@ -1,6 +1,7 @@
 package automation_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"golang.org/x/crypto/ssh"
 
 	. "github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
@@ -195,9 +197,51 @@ func vpsOutputs(s *sshd.Server, root string) auto.OutputMap {
 }
 
 // TestSSHWaiterBounds: a wrong host key stops the wait at the first poll; a host that stops
-// answering fails within the budget, naming the last status read and the last dial error.
+// answering fails within the budget, naming the last status read and the last dial error; a poll
+// that never answers costs its own bound, not the whole budget; a host that prints without end
+// is cut off.
 func TestSSHWaiterBounds(t *testing.T) {
 	t.Parallel()
+	t.Run("a poll that never answers", func(t *testing.T) {
+		t.Parallel()
+		server := sshd.Start(t)
+		root := t.TempDir()
+		// The setup is complete, but its token file is a FIFO nobody writes: the poll's cat blocks.
+		if err := os.WriteFile(filepath.Join(root, setup.CompleteFile), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(filepath.Join(root, setup.TokenFile), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w := SSHWaiter{Interval: 100 * time.Millisecond, Budget: 4 * time.Second, PollTimeout: time.Second}
+		_, err := w.Wait(t.Context(), "vps", vpsOutputs(server, root), func(setup.Status) {})
+		var se *SetupError
+		if !errors.As(err, &se) || !se.TimedOut || se.LastErr == nil || !strings.Contains(se.LastErr.Error(), "did not answer within 1s") {
+			t.Errorf("hanging poll: %v", err)
+		}
+		if n := server.Stats().Execs; n < 3 {
+			t.Errorf("%d polls in a 4 s budget with a 1 s bound each: a hanging poll took the budget", n)
+		}
+	})
+	t.Run("a poll that prints without end", func(t *testing.T) {
+		t.Parallel()
+		server := sshd.Start(t)
+		root := t.TempDir()
+		if err := os.WriteFile(filepath.Join(root, setup.CompleteFile), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, setup.TokenFile), bytes.Repeat([]byte("x"), 3<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w := SSHWaiter{Interval: 100 * time.Millisecond, Budget: time.Minute}
+		start := time.Now()
+		st, err := w.Wait(t.Context(), "vps", vpsOutputs(server, root), func(setup.Status) {})
+		var limit *sshexec.OutputLimitError
+		if !errors.As(err, &limit) || limit.Limit != sshexec.DefaultMaxOutput || time.Since(start) > 10*time.Second {
+			t.Errorf("3 MiB answer: %v after %s (status %s with a %d-byte token)", err, time.Since(start), st.State, len(st.Token))
+		}
+	})
+
 	server := sshd.Start(t)
 	root := t.TempDir()
 	w := SSHWaiter{Interval: 100 * time.Millisecond, Budget: 3 * time.Second}
@@ -498,5 +542,47 @@ func TestNoSecretInAnyProcessArguments(t *testing.T) {
 	leaks("destroy", watch.end())
 	if code != 0 || len(api.Live()) != 0 {
 		t.Errorf("destroy: exit %d, OpenRouter keys left %v\n%s", code, api.Live(), d.stderr.String())
+	}
+}
+
+// TestVPSTrustsTheFirstHostKeyOnly: with vps_allow_unknown_host_key and no key pinned, the first
+// up trusts the key the host presents and pins it (the sshHostKey output, vps_host_key); a later
+// up reaching a host with another key, which would let the operator's credential log in, is
+// refused before anything runs there.
+func TestVPSTrustsTheFirstHostKeyOnly(t *testing.T) {
+	t.Parallel()
+	w := newVPSWorld(t, simprogram.SetupScript(0, false))
+	args := func(port int) []string {
+		return []string{
+			"--target", "vps", "up", "--stack", "tofu",
+			"--config", "vps_host=127.0.0.1", "--config", "vps_port=" + strconv.Itoa(port),
+			"--config", "vps_user=" + w.server.User, "--config", "vps_allow_unknown_host_key=true",
+			"--config", "vps_setup_root=" + w.root,
+			"--secret", "vps_ssh_private_key=" + string(w.server.ClientKey), "--secret", "gateway_token=gw-tofu",
+		}
+	}
+	p, code := runSim(t, w.sim, "vps", args(w.server.Port)...)
+	if code != 0 {
+		t.Fatalf("first up: exit %d\n%s", code, p.stderr.String())
+	}
+	if got := w.outputs(t, "tofu")["sshHostKey"]; got != w.server.HostKey {
+		t.Fatalf("the host key pinned is %v, want the host's %s", got, w.server.HostKey)
+	}
+
+	// Another host, with a key of its own, that would take the operator's key.
+	other := sshd.Start(t)
+	signer, err := ssh.ParsePrivateKey(w.server.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other.Home, ".ssh", "authorized_keys"), ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, code = runSim(t, w.sim, "vps", args(other.Port)...)
+	if code != ExitFailed || !strings.Contains(p.stderr.String(), "is pinned") {
+		t.Errorf("up against a host with another key: exit %d, want %d refusing its key\n%s", code, ExitFailed, p.stderr.String())
+	}
+	if n := other.Stats().Connections; n != 0 {
+		t.Errorf("the other host was logged in to %d times", n)
 	}
 }

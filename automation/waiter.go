@@ -80,8 +80,10 @@ func poll(ctx context.Context, interval, budget time.Duration, report func(setup
 		switch {
 		case errors.As(err, &stop):
 			return last, stop.error
-		case err != nil:
+		case err != nil && (ctx.Err() == nil || lastErr == nil):
+			// A read cut short by the end of the budget says less than the one before it.
 			lastErr = err
+		case err != nil:
 		default:
 			last, lastErr = st, nil
 			report(st)

@@ -13,6 +13,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -52,6 +53,24 @@ type Dialer struct {
 	Attempts int
 	// Backoff is the wait after the first failed dial, doubled after each; 0 means 1 s.
 	Backoff time.Duration
+	// MaxOutput bounds what a command may print, stdout and stderr together; 0 means
+	// DefaultMaxOutput. A command that prints more is cut off: an *OutputLimitError.
+	MaxOutput int
+}
+
+// DefaultMaxOutput is what a command may print unless the Dialer says otherwise: far more than
+// any command of the protocol prints, far less than would hurt the driver.
+const DefaultMaxOutput = 1 << 20
+
+// OutputLimitError is a command that printed more than the Dialer allows: the connection was
+// closed there, and the command's result is unknown.
+type OutputLimitError struct {
+	Address string
+	Limit   int
+}
+
+func (e *OutputLimitError) Error() string {
+	return fmt.Sprintf("the command on %s printed more than %d bytes: cut off", e.Address, e.Limit)
 }
 
 // HostKeyError is a host that presented a key other than the pinned one. It is never retried.
@@ -226,17 +245,61 @@ func (d Dialer) Run(ctx context.Context, t Target, command string) (string, erro
 	defer func() { _ = client.Close() }()
 	stop := context.AfterFunc(ctx, func() { _ = client.Close() })
 	defer stop()
-	return run(client, command)
+	limit := d.MaxOutput
+	if limit == 0 {
+		limit = DefaultMaxOutput
+	}
+	b := &budget{limit: limit, exceeded: func() { _ = client.Close() }}
+	out, err := run(client, command, b)
+	if b.wasExceeded() {
+		return "", &OutputLimitError{Address: t.Address(), Limit: limit}
+	}
+	return out, err
 }
 
-func run(client *ssh.Client, command string) (string, error) {
+// budget is what a command may print, shared by its two outputs; exceeded runs once, when it
+// prints more (it closes the connection, so the command cannot block on a full channel).
+type budget struct {
+	mu          sync.Mutex
+	limit, used int
+	over        bool
+	exceeded    func()
+}
+
+func (b *budget) wasExceeded() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.over
+}
+
+// limited is an output written into buf within b.
+type limited struct {
+	buf *bytes.Buffer
+	b   *budget
+}
+
+func (w limited) Write(p []byte) (int, error) {
+	w.b.mu.Lock()
+	defer w.b.mu.Unlock()
+	if w.b.used+len(p) > w.b.limit {
+		if !w.b.over {
+			w.b.over = true
+			w.b.exceeded()
+		}
+		return 0, errors.New("output limit")
+	}
+	w.b.used += len(p)
+	return w.buf.Write(p)
+}
+
+func run(client *ssh.Client, command string, b *budget) (string, error) {
 	session, err := client.NewSession()
 	if err != nil {
 		return "", fmt.Errorf("ssh session: %w", err)
 	}
 	defer func() { _ = session.Close() }()
 	var stdout, stderr bytes.Buffer
-	session.Stdout, session.Stderr = &stdout, &stderr
+	session.Stdout, session.Stderr = limited{&stdout, b}, limited{&stderr, b}
 	err = session.Run(command)
 	var exit *ssh.ExitError
 	if errors.As(err, &exit) {
@@ -246,4 +309,29 @@ func run(client *ssh.Client, command string) (string, error) {
 		return stdout.String(), fmt.Errorf("ssh exec: %w", err)
 	}
 	return stdout.String(), nil
+}
+
+// errScanned stops a handshake once the host key is read.
+var errScanned = errors.New("host key read")
+
+// ScanHostKey reads the key a host presents, in authorized_keys form, without logging in: the
+// trust-on-first-contact read of a host whose key nobody pinned. It is bounded by timeout.
+func ScanHostKey(ctx context.Context, address string, timeout time.Duration) (string, error) {
+	var key ssh.PublicKey
+	cfg := &ssh.ClientConfig{
+		User:    "root",
+		Timeout: timeout,
+		HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error {
+			key = k
+			return errScanned
+		},
+	}
+	c, err := dialOnce(ctx, address, cfg, timeout)
+	if err == nil {
+		_ = c.Close()
+	}
+	if key == nil {
+		return "", fmt.Errorf("reading the host key of %s: %w", address, err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), nil
 }
