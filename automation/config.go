@@ -168,19 +168,19 @@ func (d *Driver) Config(ctx context.Context, stack string, in ConfigInput) (map[
 
 // checkConfig validates the configuration an operation would run with, before anything is
 // touched (exit 2 means nothing was): a new stack's is its stack file (operator mode,
-// Pulumi.<stack>.yaml) with in over it; an existing stack's is its own with in over it. A stack
+// Pulumi.<stack>.yaml) with in over it; an existing stack's is its own with in over it, and it
+// must be this target's (checkTarget). A stack
 // that cannot be opened yet (recovery repairs what a killed process left) is validated once it
 // is open, before any change.
 func (d *Driver) checkConfig(ctx context.Context, stack string, in ConfigInput) error {
 	if err := d.checkKeys(in); err != nil {
 		return err
 	}
-	if d.profile.check == nil {
-		return nil
-	}
 	s, err := d.stack(ctx, stack, false)
 	var notFound *NotFoundError
 	switch {
+	case errors.As(err, &notFound) && d.profile.check == nil:
+		return nil
 	case errors.As(err, &notFound):
 		file := auto.ConfigMap{}
 		if d.projectDir != "" {
@@ -191,6 +191,9 @@ func (d *Driver) checkConfig(ctx context.Context, stack string, in ConfigInput) 
 		return d.check(stack, in.over(file))
 	case err != nil:
 		return nil
+	}
+	if _, err := d.checkTarget(ctx, s); err != nil || d.profile.check == nil {
+		return err
 	}
 	current, err := s.GetAllConfig(ctx)
 	if err != nil {

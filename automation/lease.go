@@ -177,13 +177,15 @@ func (h *hold) completed(t *stageTracker, stage string) {
 }
 
 // fail records an operation's failure, unless it was an interruption (run records those) or a
-// refusal that says nothing about the deployment: a live lock, an unknown stack.
+// refusal that says nothing about the deployment: a live lock, an unknown stack, another
+// target's stack.
 func (h *hold) fail(ctx context.Context, err error) error {
 	var (
 		lock     *LockHeldError
 		notFound *NotFoundError
+		usage    *UsageError
 	)
-	if errors.As(err, &lock) || errors.As(err, &notFound) {
+	if errors.As(err, &lock) || errors.As(err, &notFound) || errors.As(err, &usage) {
 		return err
 	}
 	if ctx.Err() == nil {

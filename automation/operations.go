@@ -252,15 +252,20 @@ func (d *Driver) Destroy(ctx context.Context, stack string) (*Result, error) {
 	return &Result{Record: rec}, err
 }
 
-// existing refuses, with a *NotFoundError, a stack the backend provably does not hold, before
-// anything is touched. A stack that cannot be opened for another reason is for recovery.
+// existing refuses, before anything is touched, a stack the backend provably does not hold (a
+// *NotFoundError) and a stack of another target (a *UsageError). A stack that cannot be opened
+// for another reason is for recovery.
 func (d *Driver) existing(ctx context.Context, stack string) error {
-	_, err := d.stack(ctx, stack, false)
+	s, err := d.stack(ctx, stack, false)
 	var notFound *NotFoundError
-	if errors.As(err, &notFound) {
+	switch {
+	case errors.As(err, &notFound):
 		return err
+	case err != nil:
+		return nil
 	}
-	return nil
+	_, err = d.checkTarget(ctx, s)
+	return err
 }
 
 func (d *Driver) destroy(ctx context.Context, h *hold, s auto.Stack) error {
@@ -274,6 +279,14 @@ func (d *Driver) destroy(ctx context.Context, h *hold, s auto.Stack) error {
 	if err != nil {
 		return h.fail(ctx, d.engineError("destroying", h.stack, err))
 	}
+	// What the state held (a vps deployment's root SSH key, the secrets in its configuration)
+	// must not outlive the deployment in the backend's history and backups: the stack goes,
+	// the journal keeps the record.
+	if err := d.removeStack(ctx, h.stack, nil); err != nil {
+		return h.fail(ctx, fmt.Errorf("the resources of %s are deleted, but removing the stack with its history failed "+
+			"(run destroy again): %w", h.stack, err))
+	}
+	d.note(h.stack, "removed the stack from the backend with its history and backups")
 	return h.update(journal.Change{Status: ptr(journal.Destroyed), Stage: ptr("")})
 }
 

@@ -53,6 +53,9 @@ func (d *Driver) recover(ctx context.Context, h *hold, create bool) (auto.Stack,
 	if err != nil {
 		return auto.Stack{}, err
 	}
+	if err := d.claimTarget(ctx, s); err != nil {
+		return auto.Stack{}, err
+	}
 	if len(dead) > 0 && !fileBackend {
 		// An s3:// backend: the locks judged dead go through the CLI.
 		if err := s.Cancel(ctx); err != nil {

@@ -325,6 +325,20 @@ func TestVPSOpenRouterKeyLifecycle(t *testing.T) {
 	if d := api.Deleted(); len(d) != 1 || d[0] != hash || len(api.Live()) != 0 {
 		t.Errorf("after destroy: deleted %v, live %v", d, api.Live())
 	}
+	// The deployment's root SSH key was in the state: no checkpoint, history entry or backup of
+	// the stack may remain in the backend, nor its configuration in the work directory.
+	_ = filepath.WalkDir(filepath.Join(w.sim.StateDir, "state"), func(p string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() && strings.Contains(p, "vps3") {
+			t.Errorf("%s remains after destroy", p)
+		}
+		return nil
+	})
+	if _, err := os.Stat(filepath.Join(w.sim.StateDir, "work", "vps3")); err == nil {
+		t.Error("the work directory remains after destroy")
+	}
+	if rec := status(t, w.sim, "vps", "vps3"); rec["status"] != "DESTROYED" {
+		t.Errorf("journal after destroy: %v", rec)
+	}
 }
 
 // TestVPSMakesAGatewayToken: a stack given no gateway_token gets one made by the program; the
@@ -584,5 +598,40 @@ func TestVPSTrustsTheFirstHostKeyOnly(t *testing.T) {
 	}
 	if n := other.Stats().Connections; n != 0 {
 		t.Errorf("the other host was logged in to %d times", n)
+	}
+}
+
+// TestTargetIsKeptByTheStack: a vps stack carries its target in the backend (a stack tag), so a
+// driver with another journal, another state directory and the ec2-spot target refuses to run
+// its program on it (exit 2), and nothing of the stack changes.
+func TestTargetIsKeptByTheStack(t *testing.T) {
+	t.Parallel()
+	w := newVPSWorld(t, simprogram.SetupScript(0, false))
+	if p, code := runSim(t, w.sim, "vps", w.upArgs("kept")...); code != 0 {
+		t.Fatalf("vps up: exit %d\n%s", code, p.stderr.String())
+	}
+	before := w.sim.Load(t)
+	foreignDir := t.TempDir()
+	foreign := []string{"--state-dir", foreignDir, "--backend", "file://" + filepath.Join(w.sim.StateDir, "state")}
+	for _, args := range [][]string{
+		{"up", "--stack", "kept", "--config", "aws:region=me-central-1", "--config", "availability_zone=me-central-1a"},
+		{"preview", "--stack", "kept", "--config", "aws:region=me-central-1", "--config", "availability_zone=me-central-1a"},
+		{"destroy", "--stack", "kept", "--yes"},
+	} {
+		p, code := runSim(t, w.sim, "real", append(slices.Clone(foreign), args...)...)
+		if code != ExitUsage || !strings.Contains(p.stderr.String(), "stack kept is a vps deployment") || p.ranEngine() {
+			t.Errorf("ec2-spot %s of a vps stack: exit %d, ran the engine %v; want %d naming the target\n%s",
+				args[0], code, p.ranEngine(), ExitUsage, p.stderr.String())
+		}
+	}
+	if after := w.sim.Load(t); len(after.Resources) != len(before.Resources) || len(after.Ops) != len(before.Ops) {
+		t.Errorf("the vps stack's resources changed: %d then %d, %d operations then %d",
+			len(before.Resources), len(after.Resources), len(before.Ops), len(after.Ops))
+	}
+	if rec := status(t, w.sim, "vps", "kept"); rec["status"] != "READY" {
+		t.Errorf("journal: %v", rec)
+	}
+	if _, err := os.Stat(filepath.Join(foreignDir, "journal.db")); err == nil {
+		t.Error("the refusals made a journal in the other state directory")
 	}
 }

@@ -250,3 +250,36 @@ func (d *Driver) removeStack(ctx context.Context, stack string, keep []byte) err
 func (d *Driver) stackFile(stack string) string {
 	return filepath.Join(d.workDir(stack), "Pulumi."+stack+".yaml")
 }
+
+// TagTarget is the stack tag that records a deployment's target in the backend, beside its
+// state, where every journal and every state directory sees it.
+const TagTarget = "clawdeploy:target"
+
+// checkTarget refuses, with a *UsageError, a stack that another target made: running one
+// target's program on another's stack would delete everything the first one made. It returns
+// whether the stack carries the tag at all.
+func (d *Driver) checkTarget(ctx context.Context, s auto.Stack) (tagged bool, err error) {
+	tags, err := s.Workspace().ListTags(ctx, s.Name())
+	if err != nil {
+		return false, fmt.Errorf("reading the tags of stack %s: %w", s.Name(), err)
+	}
+	target, ok := tags[TagTarget]
+	if ok && target != d.profile.name {
+		return true, &UsageError{Err: fmt.Errorf("stack %s is a %s deployment; run it with --target %s (its stack tag %s says so; this is %s)",
+			s.Name(), target, target, TagTarget, d.profile.name)}
+	}
+	return ok, nil
+}
+
+// claimTarget checks the stack's target (checkTarget) and tags a stack that has none with this
+// driver's.
+func (d *Driver) claimTarget(ctx context.Context, s auto.Stack) error {
+	tagged, err := d.checkTarget(ctx, s)
+	if err != nil || tagged {
+		return err
+	}
+	if err := s.Workspace().SetTag(ctx, s.Name(), TagTarget, d.profile.name); err != nil {
+		return fmt.Errorf("tagging stack %s with its target: %w", s.Name(), err)
+	}
+	return nil
+}
