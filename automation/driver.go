@@ -115,6 +115,9 @@ type Driver struct {
 	cli    auto.PulumiCommand
 	cliErr error
 	cliOne sync.Once
+	// stacks are the stacks opened so far, by name.
+	stacks   map[string]auto.Stack
+	stacksMu sync.Mutex
 
 	journal    journal.Journal
 	ownJournal bool
@@ -142,6 +145,7 @@ func New(ctx context.Context, opts *Options) (*Driver, error) {
 		finder:    opts.Finder,
 		waiter:    opts.Waiter,
 		env:       map[string]string{"PULUMI_SKIP_UPDATE_CHECK": "true"},
+		stacks:    map[string]auto.Stack{},
 		journal:   opts.Journal,
 		now:       opts.Clock,
 		events:    opts.Events,

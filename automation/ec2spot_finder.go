@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -162,7 +163,9 @@ func (f *AWSFinder) byTag(ctx context.Context, pc PendingCreate) (string, bool, 
 	}
 	var ids []string
 	for _, t := range out.Tags {
-		ids = append(ids, aws.ToString(t.ResourceId))
+		if id := aws.ToString(t.ResourceId); !slices.Contains(pc.Known, id) {
+			ids = append(ids, id) // not the original a replacement replaces
+		}
 	}
 	if pc.Type == "aws:ec2/instance:Instance" && len(ids) > 0 {
 		// A terminated instance keeps its tags for a while: only a live one counts.

@@ -19,6 +19,7 @@ import (
 
 	. "github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
+	"github.com/clawdeploy/clawdeploy/internal/simprogram"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 )
 
@@ -278,26 +279,45 @@ func status(t *testing.T, sim *enginetest.Sim, program, stack string) map[string
 // process.
 func checkRecovered(t *testing.T, sim *enginetest.Sim, program, stack string, want int) []string {
 	t.Helper()
+	return checkSettled(t, sim, program, stack, "READY", want)
+}
+
+// checkSettled asserts what a recovery to wantStatus leaves. READY: each of want resources once in
+// the cloud and in the state, nothing in the cloud the state does not know. DESTROYED: nothing
+// in the cloud, the stack gone from the backend. Both: the journal at status and not
+// interrupted, no lock, no stray process.
+func checkSettled(t *testing.T, sim *enginetest.Sim, program, stack, wantStatus string, want int) []string {
+	t.Helper()
 	var problems []string
-	if rec := status(t, sim, program, stack); rec["status"] != "READY" || rec["interrupted"] == true {
-		problems = append(problems, fmt.Sprintf("journal %v interrupted=%v", rec["status"], rec["interrupted"]))
+	if rec := status(t, sim, program, stack); rec["status"] != wantStatus || rec["interrupted"] == true {
+		problems = append(problems, fmt.Sprintf("journal %v interrupted=%v, want %s", rec["status"], rec["interrupted"], wantStatus))
 	}
 	c := sim.Load(t)
-	state := stateResources(t, sim, stack)
-	counts := map[string]int{}
-	for _, r := range c.Resources {
-		counts[r.URN]++
-		if state[r.URN] != r.ID {
-			problems = append(problems, fmt.Sprintf("orphan %s (%s) is not in the state", r.URN, r.ID))
+	if wantStatus == "DESTROYED" {
+		for _, r := range c.Resources {
+			problems = append(problems, fmt.Sprintf("%s (%s) remains after the destroy", r.URN, r.ID))
 		}
-	}
-	for urn, n := range counts {
-		if n != 1 {
-			problems = append(problems, fmt.Sprintf("%s exists %d times", urn, n))
+		checkpoint := filepath.Join(sim.StateDir, "state", ".pulumi", "stacks", "openclaw", stack+".json")
+		if _, err := os.Stat(checkpoint); err == nil {
+			problems = append(problems, "the destroyed stack is still in the backend")
 		}
-	}
-	if len(c.Resources) != want || len(state) != want {
-		problems = append(problems, fmt.Sprintf("%d resources in the cloud and %d in the state, want %d", len(c.Resources), len(state), want))
+	} else {
+		state := stateResources(t, sim, stack)
+		counts := map[string]int{}
+		for _, r := range c.Resources {
+			counts[r.URN]++
+			if state[r.URN] != r.ID {
+				problems = append(problems, fmt.Sprintf("orphan %s (%s) is not in the state", r.URN, r.ID))
+			}
+		}
+		for urn, n := range counts {
+			if n != 1 {
+				problems = append(problems, fmt.Sprintf("%s exists %d times", urn, n))
+			}
+		}
+		if len(c.Resources) != want || len(state) != want {
+			problems = append(problems, fmt.Sprintf("%d resources in the cloud and %d in the state, want %d", len(c.Resources), len(state), want))
+		}
 	}
 	if l := locks(sim); len(l) > 0 {
 		problems = append(problems, fmt.Sprintf("lock files left: %v", l))
@@ -313,21 +333,48 @@ func checkRecovered(t *testing.T, sim *enginetest.Sim, program, stack string, wa
 	return problems
 }
 
-// countEvents runs the program once to the end and returns how many resource events it prints.
-func countEvents(t *testing.T, program string, args ...string) int {
-	t.Helper()
-	sim := enginetest.NewSim(t, bins)
-	p, code := runSim(t, sim, program, append([]string{"up", "--stack", "probe"}, args...)...)
-	if code != 0 {
-		t.Fatalf("reference run exited %d\n%s", code, p.stderr.String())
-	}
-	return p.resourceEvents()
+// killCase is an operation killed at each of its resource events, then resumed by a new process.
+type killCase struct {
+	program string // "six" or "real"
+	// before brings a world to where the operation starts; nil starts from nothing. It runs
+	// once, and each kill starts from a clone of its world.
+	before func(t *testing.T, sim *enginetest.Sim)
+	// op is the operation killed, as clawdeploy-sim's arguments.
+	op []string
+	// status and want are what the resume must leave: READY with want resources, or DESTROYED.
+	status string
+	want   int
+	// alternate kills the driver alone at odd events and everything at even ones, instead of
+	// both at each event, to bound the run time.
+	alternate bool
 }
 
-// killEverywhere kills an up at every resource event k = 1..N and resumes it in a new process.
-func killEverywhere(t *testing.T, program string, want int, upArgs []string) {
-	n := countEvents(t, program, upArgs...)
-	t.Logf("%s: N = %d resource events", program, n)
+// upSix brings a world to a READY six.
+func upSix(t *testing.T, sim *enginetest.Sim) {
+	t.Helper()
+	if p, code := runSim(t, sim, "six", "up", "--stack", "dev"); code != 0 {
+		t.Fatalf("up: exit %d\n%s", code, p.stderr.String())
+	}
+}
+
+// killEverywhere runs kc's operation once to count its resource events N, then for k = 1..N kills
+// it at event k and resumes it in a new process. A run in which the operation ended before its
+// event k fails: it would prove nothing.
+func killEverywhere(t *testing.T, kc killCase) {
+	template := enginetest.NewSim(t, bins)
+	if kc.before != nil {
+		kc.before(t, template)
+	}
+	reference := template.Clone(t)
+	p, code := runSim(t, reference, kc.program, kc.op...)
+	if code != 0 {
+		t.Fatalf("reference run of %v exited %d\n%s", kc.op, code, p.stderr.String())
+	}
+	n := p.resourceEvents()
+	if n == 0 {
+		t.Fatalf("%v prints no resource event: nothing to kill it at", kc.op)
+	}
+	t.Logf("%v: N = %d resource events", kc.op, n)
 	var (
 		mu     sync.Mutex
 		passed int
@@ -335,22 +382,20 @@ func killEverywhere(t *testing.T, program string, want int, upArgs []string) {
 	)
 	for k := 1; k <= n; k++ {
 		for _, everything := range []bool{false, true} {
-			if program == "real" && everything != (k%2 == 0) {
-				continue // the real program alternates the two kinds of kill, to bound the run time
+			if kc.alternate && everything != (k%2 == 0) {
+				continue
 			}
 			name := fmt.Sprintf("k=%d/%s", k, map[bool]string{false: "driver", true: "everything"}[everything])
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				sim := enginetest.NewSim(t, bins)
-				if err := simprovider.WriteControl(sim.Control, simprovider.Control{DefaultDelay: "40ms"}); err != nil {
-					t.Fatal(err)
-				}
-				p := startSim(t, sim, program, append([]string{"up", "--stack", "dev"}, upArgs...)...)
+				sim := template.Clone(t)
+				control(t, sim, simprovider.Control{DefaultDelay: "40ms"})
+				p := startSim(t, sim, kc.program, kc.op...)
 				if !p.killAt(k, everything) {
-					t.Logf("the up finished before event %d", k)
+					t.Fatalf("%v ended before its resource event %d: the kill did not happen\n%s", kc.op, k, p.stderr.String())
 				}
-				r, code := runSim(t, sim, program, "resume", "--stack", "dev")
-				problems := checkRecovered(t, sim, program, "dev", want)
+				r, code := runSim(t, sim, kc.program, "resume", "--stack", "dev")
+				problems := checkSettled(t, sim, kc.program, "dev", kc.status, kc.want)
 				if code != 0 {
 					problems = append(problems, fmt.Sprintf("resume exited %d: %s\nstate files:\n%s", code, r.stderr.String(), listState(sim)))
 				}
@@ -366,16 +411,48 @@ func killEverywhere(t *testing.T, program string, want int, upArgs []string) {
 			})
 		}
 	}
-	t.Cleanup(func() { t.Logf("%s: %d of %d kill-and-resume runs recovered", program, passed, ran) })
+	t.Cleanup(func() { t.Logf("%v: %d of %d kill-and-resume runs recovered", kc.op, passed, ran) })
 }
 
 func TestKillAtEveryEventSix(t *testing.T) {
 	t.Parallel()
-	killEverywhere(t, "six", 6, nil)
+	killEverywhere(t, killCase{program: "six", op: []string{"up", "--stack", "dev"}, status: "READY", want: 6})
 }
 
 func TestKillAtEveryEventRealProgram(t *testing.T) {
 	t.Parallel()
-	killEverywhere(t, "real", 31, []string{"--config", "aws:region=me-central-1", "--config", "availability_zone=me-central-1a",
-		"--secret", "gateway_token=gw-sim"})
+	killEverywhere(t, killCase{program: "real", status: "READY", want: 31, alternate: true,
+		op: []string{"up", "--stack", "dev", "--config", "aws:region=me-central-1", "--config", "availability_zone=me-central-1a",
+			"--secret", "gateway_token=gw-sim"}})
+}
+
+// TestKillAtEveryEventOfEachOperation kills, at each of their resource events, the operations
+// after the first up: a create-before-delete replacement (up --replace, the restore path), a
+// delete-before-replace one (up --retry, as of the instance), destroy, refresh, and a resume
+// itself. Each is resumed by a new process to where the operation would have left it.
+func TestKillAtEveryEventOfEachOperation(t *testing.T) {
+	t.Parallel()
+	left := "urn:pulumi:dev::openclaw::" + simprogram.ThingType + "::left"
+	for name, kc := range map[string]killCase{
+		"replace": {op: []string{"up", "--stack", "dev", "--replace", left}, before: upSix, status: "READY", want: 6},
+		"retry":   {op: []string{"up", "--stack", "dev", "--retry"}, before: upSix, status: "READY", want: 6},
+		"destroy": {op: []string{"destroy", "--stack", "dev", "--yes"}, before: upSix, status: "DESTROYED", alternate: true},
+		"refresh": {op: []string{"refresh", "--stack", "dev"}, before: upSix, status: "READY", want: 6, alternate: true},
+		"resume": {op: []string{"resume", "--stack", "dev"}, status: "READY", want: 6, alternate: true,
+			before: func(t *testing.T, sim *enginetest.Sim) {
+				// Everything killed (an even event), so that no orphan of the template's runs on
+				// while it is cloned.
+				control(t, sim, simprovider.Control{DefaultDelay: "40ms"})
+				interrupted(t, sim, "dev", 6)
+				for deadline := time.Now().Add(10 * time.Second); len(strays(sim)) > 0 && time.Now().Before(deadline); {
+					time.Sleep(50 * time.Millisecond)
+				}
+			}},
+	} {
+		kc.program = "six"
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			killEverywhere(t, kc)
+		})
+	}
 }

@@ -129,7 +129,7 @@ func (d *Driver) run(ctx context.Context, stack, operation string, body func(ctx
 	}
 	if ctx.Err() != nil {
 		// A refresh that interrupts an unfinished up or destroy leaves that one to resume.
-		if op := resumable(h.prev); operation == OpRefresh && op != "" {
+		if op := d.resumable(h.prev); operation == OpRefresh && op != "" && op != OpRefresh {
 			operation = op
 		}
 		_ = h.update(journal.Change{Interrupted: ptr(true), Operation: ptr(operation)})

@@ -305,6 +305,13 @@ func (d *Driver) Refresh(ctx context.Context, stack string) (*Result, error) {
 		if err != nil {
 			return err
 		}
+		// The refresh is the deployment's operation, so that a resume continues it if it is cut
+		// short; an unfinished up or destroy stays the one to continue.
+		if op := d.resumable(h.prev); op == "" || op == OpRefresh {
+			if err := h.update(journal.Change{Operation: ptr(OpRefresh)}); err != nil {
+				return err
+			}
+		}
 		return d.refresh(ctx, h, s)
 	})
 	return &Result{Record: rec}, err
@@ -326,7 +333,7 @@ func (d *Driver) refresh(ctx context.Context, h *hold, s auto.Stack) error {
 	if err != nil {
 		return d.engineError("refreshing", h.stack, err)
 	}
-	if h.prev.Operation == OpRefresh && h.prev.Interrupted {
+	if h.record.Interrupted && h.record.Operation == OpRefresh {
 		return h.update(journal.Change{Interrupted: ptr(false)})
 	}
 	return nil

@@ -185,21 +185,34 @@ func (d *Driver) resolvePending(ctx context.Context, h *hold, s auto.Stack, refr
 	if len(state.PendingOperations) == 0 {
 		return false, nil
 	}
+	// A replacement's new resource carries the identity of the one it replaces, which the state
+	// holds under the same URN: those ids are never the one being created.
+	known := map[string][]string{}
+	for _, r := range state.Resources {
+		if r.ID != "" {
+			known[string(r.URN)] = append(known[string(r.URN)], string(r.ID))
+		}
+	}
 	found := map[string]string{}
 	for _, op := range state.PendingOperations {
 		if op.Type != apitype.OperationTypeCreating {
 			d.note(h.stack, "pending %s of %s: the refresh reads it back", op.Type, op.Resource.URN)
 			continue
 		}
-		pc := PendingCreate{URN: string(op.Resource.URN), Type: string(op.Resource.Type), Inputs: op.Resource.Inputs}
+		pc := PendingCreate{URN: string(op.Resource.URN), Type: string(op.Resource.Type), Inputs: op.Resource.Inputs,
+			Known: known[string(op.Resource.URN)]}
 		id, ok, err := d.finder.Find(ctx, pc)
 		if err != nil {
 			return false, fmt.Errorf("looking up %s, whose creation was interrupted: %w", pc.URN, err)
 		}
-		if ok {
+		switch {
+		case ok && !slices.Contains(pc.Known, id):
 			d.note(h.stack, "pending create of %s found as %s: adding it to the state", pc.URN, id)
 			found[pc.URN] = id
-		} else {
+		case len(pc.Known) > 0:
+			d.note(h.stack, "pending replacement of %s: nothing created yet, dropping it; the resource it was to replace "+
+				"stays (run the up with --replace %s again to replace it)", pc.URN, pc.URN)
+		default:
 			d.note(h.stack, "pending create of %s: nothing to adopt, dropping it; up creates it again", pc.URN)
 		}
 	}
@@ -225,12 +238,22 @@ func (d *Driver) resolvePending(ctx context.Context, h *hold, s auto.Stack, refr
 // settlePending rewrites a state's pending operations: each pending create in found becomes a
 // resource with its id (its outputs are its inputs until the refresh reads the real ones),
 // placed after its parent, its provider and its dependencies so the state stays valid; every
-// pending operation is then dropped.
+// pending operation is then dropped. A found create that replaces a resource completes the
+// replacement as the engine would have: the original is marked for deletion (the next up
+// deletes it), or, already deleted (delete-before-replace), leaves the state.
 func settlePending(state *apitype.DeploymentV3, found map[string]string) {
 	for _, op := range state.PendingOperations {
 		id, ok := found[string(op.Resource.URN)]
 		if op.Type != apitype.OperationTypeCreating || !ok {
 			continue
+		}
+		state.Resources = slices.DeleteFunc(state.Resources, func(old apitype.ResourceV3) bool {
+			return old.URN == op.Resource.URN && old.PendingReplacement
+		})
+		for i := range state.Resources {
+			if state.Resources[i].URN == op.Resource.URN {
+				state.Resources[i].Delete = true
+			}
 		}
 		r := op.Resource
 		r.ID = resource.ID(id)

@@ -37,7 +37,7 @@ func (d *Driver) Resume(ctx context.Context, stack string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	op := resumable(rec)
+	op := d.resumable(rec)
 	if op == "" {
 		if rec.Status == journal.Error && !rec.Interrupted {
 			// Nothing was interrupted: the deployment failed, and resuming would fail the same way.
@@ -51,7 +51,7 @@ func (d *Driver) Resume(ctx context.Context, stack string) (*Result, error) {
 	}
 	var out auto.OutputMap
 	rec, err = d.run(ctx, stack, op, func(ctx context.Context, h *hold) error {
-		if resumable(h.record) == "" {
+		if d.resumable(h.prev) == "" {
 			// Another process finished it while we waited for the lease.
 			d.note(stack, "the deployment is %s already: nothing to resume", h.record.Status)
 			return nil
@@ -90,15 +90,29 @@ func (d *Driver) Resume(ctx context.Context, stack string) (*Result, error) {
 }
 
 // resumable is the operation a resume of r continues: the up, destroy or refresh that started
-// and did not finish; empty when there is none.
-func resumable(r journal.Record) string {
+// and did not finish; empty when there is none. An operation did not finish when its deployment
+// is not in a final status, or when it was cut short (cutShort).
+func (d *Driver) resumable(r journal.Record) string {
 	switch {
 	case r.Operation != OpUp && r.Operation != OpDestroy && r.Operation != OpRefresh:
 		return "" // nothing started: a refusal, or a deployment never operated on
-	case r.Status.Terminal() && !r.Interrupted:
+	case r.Status.Terminal() && !d.cutShort(r):
 		return ""
 	}
 	return r.Operation
+}
+
+// cutShort reports whether r's last operation ended without its process finishing it: marked
+// interrupted (a signal), or its lease left by a process that died (gone from this host, or its
+// lease expired). A process that finishes releases its lease.
+func (d *Driver) cutShort(r journal.Record) bool {
+	if r.Interrupted {
+		return true
+	}
+	if r.LeaseOwner == "" || r.LeaseOwner == d.owner {
+		return false
+	}
+	return !r.Leased(d.now()) || ownerDeadHere()(r.LeaseOwner)
 }
 
 // ResumeResult is one deployment's outcome in ResumeAll.
@@ -130,7 +144,7 @@ func (d *Driver) ResumeAll(ctx context.Context, concurrency int, each func(Resum
 	var todo []journal.Record
 	var results []ResumeResult
 	for _, r := range records {
-		if resumable(r) == "" {
+		if d.resumable(r) == "" {
 			continue
 		}
 		if r.Leased(d.now()) && r.LeaseOwner != d.owner && !dead(r.LeaseOwner) {

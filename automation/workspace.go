@@ -2,6 +2,7 @@ package automation
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -139,6 +140,12 @@ func (d *Driver) workDir(stack string) string {
 // stack selects the named stack, creating it when create is true. A stack that does not exist
 // is a *NotFoundError, found without touching anything when the backend is a directory.
 func (d *Driver) stack(ctx context.Context, name string, create bool) (auto.Stack, error) {
+	d.stacksMu.Lock()
+	s, opened := d.stacks[name]
+	d.stacksMu.Unlock()
+	if opened {
+		return s, nil // its workspace names it in every command: selecting it again costs a CLI run
+	}
 	if !create {
 		if exists, known := d.stackOnDisk(name); known && !exists {
 			return auto.Stack{}, &NotFoundError{Stack: name}
@@ -160,10 +167,7 @@ func (d *Driver) stack(ctx context.Context, name string, create bool) (auto.Stac
 	if d.project != nil {
 		opts = append(opts, auto.Project(*d.project))
 	}
-	var (
-		s   auto.Stack
-		err error
-	)
+	var err error
 	if create {
 		s, err = auto.UpsertStackInlineSource(ctx, name, "", d.profile.program, opts...)
 	} else {
@@ -175,6 +179,9 @@ func (d *Driver) stack(ctx context.Context, name string, create bool) (auto.Stac
 		}
 		return auto.Stack{}, fmt.Errorf("opening stack %s: %w", name, err)
 	}
+	d.stacksMu.Lock()
+	d.stacks[name] = s
+	d.stacksMu.Unlock()
 	return s, nil
 }
 
@@ -193,20 +200,28 @@ func (d *Driver) checkCLI() error {
 // stackOnDisk reports whether a file:// backend holds the stack, from its files; known is false
 // for other backends, which only the CLI can ask.
 func (d *Driver) stackOnDisk(name string) (exists, known bool) {
+	base, known := d.stackBase(name)
+	return base != "", known
+}
+
+// stackBase is where a file:// backend keeps the stack: its checkpoint is base.json (or
+// .json.gz), its tags base.pulumi-tags. Empty when the stack is not there; known is false for
+// other backends.
+func (d *Driver) stackBase(name string) (base string, known bool) {
 	dir := d.fileBackendDir()
 	if dir == "" {
-		return false, false
+		return "", false
 	}
 	stacks := filepath.Join(dir, ".pulumi", "stacks")
 	// The project-scoped layout, then the legacy one; plain or gzipped checkpoints.
 	for _, base := range []string{filepath.Join(stacks, d.projectName, name), filepath.Join(stacks, name)} {
 		for _, ext := range []string{".json", ".json.gz"} {
 			if _, err := os.Stat(base + ext); err == nil {
-				return true, true
+				return base, true
 			}
 		}
 	}
-	return false, true
+	return "", true
 }
 
 // pulumi runs the CLI on a stack's workspace, with stdin as its standard input: the way to give
@@ -237,6 +252,9 @@ func (d *Driver) removeStack(ctx context.Context, stack string, keep []byte) err
 	if err := d.pulumi(ctx, stack, nil, args...); err != nil {
 		return err
 	}
+	d.stacksMu.Lock()
+	delete(d.stacks, stack)
+	d.stacksMu.Unlock()
 	if d.projectDir == "" {
 		return os.RemoveAll(d.workDir(stack))
 	}
@@ -259,7 +277,7 @@ const TagTarget = "clawdeploy:target"
 // target's program on another's stack would delete everything the first one made. It returns
 // whether the stack carries the tag at all.
 func (d *Driver) checkTarget(ctx context.Context, s auto.Stack) (tagged bool, err error) {
-	tags, err := s.Workspace().ListTags(ctx, s.Name())
+	tags, err := d.stackTags(ctx, s)
 	if err != nil {
 		return false, fmt.Errorf("reading the tags of stack %s: %w", s.Name(), err)
 	}
@@ -282,4 +300,28 @@ func (d *Driver) claimTarget(ctx context.Context, s auto.Stack) error {
 		return fmt.Errorf("tagging stack %s with its target: %w", s.Name(), err)
 	}
 	return nil
+}
+
+// stackTags reads a stack's tags: from its tags file in a file:// backend (the diy backend's
+// format, version 1), without a CLI run; through the CLI for other backends.
+func (d *Driver) stackTags(ctx context.Context, s auto.Stack) (map[string]string, error) {
+	base, known := d.stackBase(s.Name())
+	if !known || base == "" {
+		return s.Workspace().ListTags(ctx, s.Name())
+	}
+	b, err := os.ReadFile(base + ".pulumi-tags")
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var file struct {
+		Version int               `json:"version"`
+		Tags    map[string]string `json:"tags"`
+	}
+	if err := json.Unmarshal(b, &file); err != nil || file.Version != 1 {
+		return s.Workspace().ListTags(ctx, s.Name()) // a format this driver does not know: ask the CLI
+	}
+	return file.Tags, nil
 }

@@ -3,6 +3,7 @@ package simprogram
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/clawdeploy/clawdeploy/automation"
@@ -45,7 +46,7 @@ func (f Finder) Find(_ context.Context, pc automation.PendingCreate) (string, bo
 		if r.Type != pc.Type {
 			continue
 		}
-		if f.same(r, pc) {
+		if f.same(r, pc) && !slices.Contains(pc.Known, r.ID) {
 			hits = append(hits, r.ID)
 		}
 	}

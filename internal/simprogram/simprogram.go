@@ -31,7 +31,8 @@ const ThingType = "sim:index:Thing"
 var ThingNames = []string{"base", "left", "right", "left-2", "right-2", "top"}
 
 // Six registers six Things, each tagged with its URN (its identity for the finder): base, then
-// left and right on it, left-2 and right-2 on those, top on both.
+// left and right on it, left-2 and right-2 on those, top on both. top is replaced
+// delete-before-replace, as the ec2-spot instance is; the others create the replacement first.
 func Six(ctx *pulumi.Context) error {
 	deps := map[string][]string{
 		"left": {"base"}, "right": {"base"}, "left-2": {"left"}, "right-2": {"right"}, "top": {"left-2", "right-2"},
@@ -46,6 +47,9 @@ func Six(ctx *pulumi.Context) error {
 		if len(on) > 0 {
 			opts = append(opts, pulumi.DependsOn(on))
 		}
+		if name == "top" {
+			opts = append(opts, pulumi.DeleteBeforeReplace(true))
+		}
 		urn := fmt.Sprintf("urn:pulumi:%s::%s::%s::%s", ctx.Stack(), ctx.Project(), ThingType, name)
 		t := &Thing{}
 		if err := ctx.RegisterResource(ThingType, name, pulumi.Map{
@@ -58,6 +62,11 @@ func Six(ctx *pulumi.Context) error {
 	}
 	ctx.Export("top", made["top"].ID())
 	return nil
+}
+
+// SixRelaunch is what `up --retry` replaces in Six, as it replaces the ec2-spot instance: top.
+func SixRelaunch(stack string) []string {
+	return []string{fmt.Sprintf("urn:pulumi:%s::openclaw::%s::top", stack, ThingType)}
 }
 
 // SixStages are Six's stages: a Thing created, then the setup stages every target ends with
@@ -89,12 +98,13 @@ func InstanceWaiter(cloud string) automation.Waiter {
 
 // FromEnv returns the driver configuration the simulated driver runs with: SIMDRIVER_PROGRAM
 // picks the program ("six", or "real" for infra.Program), CLAWDEPLOY_SIM_CLOUD the cloud.
-func FromEnv() (program pulumi.RunFunc, stages *automation.Stages, finder automation.Finder, waiter automation.Waiter) {
+func FromEnv() (program pulumi.RunFunc, stages *automation.Stages, finder automation.Finder, waiter automation.Waiter,
+	relaunch func(string) []string) {
 	cloud := os.Getenv(simprovider.EnvCloud)
 	finder = Finder{Cloud: cloud}
 	switch os.Getenv("SIMDRIVER_PROGRAM") {
 	case "real":
-		return nil, nil, finder, InstanceWaiter(cloud)
+		return nil, nil, finder, InstanceWaiter(cloud), nil
 	case "vps":
 		// The vps program launching the script in SIMDRIVER_VPS_SCRIPT on the tests' sshd,
 		// polled every SIMDRIVER_VPS_POLL; the launch writes the host's files under
@@ -112,9 +122,9 @@ func FromEnv() (program pulumi.RunFunc, stages *automation.Stages, finder automa
 			panic("SIMDRIVER_VPS_FILES is not set")
 		}
 		return infra.VPSProgramWith(infra.VPSHost{Script: script, Root: files}), &automation.VPSStages, automation.VPSFinder,
-			automation.SSHWaiter{Interval: poll, Budget: time.Minute}
+			automation.SSHWaiter{Interval: poll, Budget: time.Minute}, nil
 	}
-	return Six, &SixStages, finder, automation.NoWait
+	return Six, &SixStages, finder, automation.NoWait, SixRelaunch
 }
 
 // SetupScript is a stand-in for openclaw-setup.sh that keeps the setup protocol (the markers,

@@ -24,6 +24,8 @@ type Config struct {
 	Stages  *automation.Stages
 	Finder  automation.Finder
 	Waiter  automation.Waiter
+	// RelaunchURNs are what `up --retry` replaces; nil means the target's.
+	RelaunchURNs func(stack string) []string
 }
 
 // ConfigKey is where the application keeps its Config.
@@ -343,16 +345,17 @@ func newDriver(cliContext *cli.Context) (*automation.Driver, error) {
 		dir = automation.DefaultProjectDir(target)
 	}
 	opts := &automation.Options{
-		Program:    c.Program,
-		Stages:     c.Stages,
-		Finder:     c.Finder,
-		Waiter:     c.Waiter,
-		Target:     target,
-		ProjectDir: dir,
-		StateDir:   cliContext.String("state-dir"),
-		BackendURL: cliContext.String("backend"),
-		PulumiRoot: cliContext.String("pulumi-root"),
-		Drain:      cliContext.Duration("drain"),
+		Program:      c.Program,
+		Stages:       c.Stages,
+		Finder:       c.Finder,
+		Waiter:       c.Waiter,
+		RelaunchURNs: c.RelaunchURNs,
+		Target:       target,
+		ProjectDir:   dir,
+		StateDir:     cliContext.String("state-dir"),
+		BackendURL:   cliContext.String("backend"),
+		PulumiRoot:   cliContext.String("pulumi-root"),
+		Drain:        cliContext.Duration("drain"),
 	}
 	if cliContext.Bool("json") {
 		opts.Events = automation.NDJSON(os.Stdout)

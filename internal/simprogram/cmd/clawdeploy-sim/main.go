@@ -15,9 +15,9 @@ import (
 )
 
 func main() {
-	program, stages, finder, waiter := simprogram.FromEnv()
+	program, stages, finder, waiter, relaunch := simprogram.FromEnv()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	err := app.NewWith(commands.Config{Program: program, Stages: stages, Finder: finder, Waiter: waiter}).RunContext(ctx, os.Args)
+	err := app.NewWith(commands.Config{Program: program, Stages: stages, Finder: finder, Waiter: waiter, RelaunchURNs: relaunch}).RunContext(ctx, os.Args)
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "clawdeploy: %v\n", err)
