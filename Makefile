@@ -48,9 +48,10 @@ test: tools ## run every test: unit, mocks and engine-level (needs the CLI; buil
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: tools ## benchmarks: resume to first engine event (dead owner), resume of a READY deployment, the program
+bench: tools ## benchmarks: resume to first engine event (dead owner), resume of a READY deployment, heal to READY, the program
 	go test -run '^$$' -bench 'BenchmarkResumeDeadOwner' -benchtime 5x ./automation
 	go test -run '^$$' -bench 'BenchmarkResumeReady' ./automation
+	go test -run '^$$' -bench 'BenchmarkHeal' -benchtime 5x ./automation
 	go test -run '^$$' -bench . ./infra
 
 $(BIN)/golangci-lint:

@@ -2,6 +2,7 @@ package automation_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,4 +120,75 @@ func BenchmarkResumeReadyProcess(b *testing.B) {
 			b.Fatalf("resume exited %d after %d resource events\n%s", code, p.resourceEvents(), p.stderr.String())
 		}
 	}
+}
+
+// statusTimes is a Sink that notes when each status was announced.
+type statusTimes struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (s *statusTimes) Emit(e Event) {
+	if e.Type != EventStatus {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.at[e.Status] = time.Now()
+}
+
+// BenchmarkHeal measures a heal of the real program on the simulated provider, from Heal's start
+// to READY, after the instance was terminated (untimed), and splits it: the engine's run (from
+// PROVISIONING to INSTALLING: refresh, a new instance, its attachment), the setup wait (the
+// simulated instance's, immediate), and the driver's own share, the rest (the host check, the
+// lease, the recovery steps, the journal). Run with -benchtime Nx.
+func BenchmarkHeal(b *testing.B) {
+	sim := enginetest.NewSim(b, bins)
+	times := &statusTimes{at: map[string]time.Time{}}
+	d, err := New(context.Background(), &Options{
+		StateDir: sim.StateDir, PulumiRoot: sim.PulumiRoot, Env: sim.Env, Finder: simprogram.Finder{Cloud: sim.Cloud},
+		Waiter: simprogram.InstanceWaiter(sim.Cloud), HostChecker: simprogram.HostChecker{Cloud: sim.Cloud, Output: "instanceId"},
+		Events: times,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = d.Close() }()
+	if _, err := d.Up(context.Background(), "dev", &UpOptions{Config: ConfigInput{Values: map[string]string{
+		"aws:region": "me-central-1", "availability_zone": "me-central-1a"}}}); err != nil {
+		b.Fatalf("Up: %v", err)
+	}
+	var total, engine, setup time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		c, err := simprovider.Load(sim.Cloud)
+		if err != nil {
+			b.Fatal(err)
+		}
+		instances := c.OfType(simprovider.InstanceType)
+		if len(instances) != 1 {
+			b.Fatalf("%d instances", len(instances))
+		}
+		if _, err := simprovider.Terminate(sim.Cloud, instances[0].ID); err != nil {
+			b.Fatal(err)
+		}
+		times.at = map[string]time.Time{}
+		b.StartTimer()
+		start := time.Now()
+		res, err := d.Heal(context.Background(), "dev")
+		end := time.Now()
+		b.StopTimer()
+		if err != nil || !res.Healed || res.Record.Status != journal.Ready {
+			b.Fatalf("Heal: %+v, %v", res, err)
+		}
+		total += end.Sub(start)
+		engine += times.at["INSTALLING"].Sub(times.at["PROVISIONING"])
+		setup += times.at["READY"].Sub(times.at["INSTALLING"])
+	}
+	n := time.Duration(b.N)
+	own := (total - engine - setup) / n
+	b.ReportMetric(float64((total / n).Milliseconds()), "ms-heal-to-READY")
+	b.ReportMetric(float64((engine / n).Milliseconds()), "ms-engine")
+	b.ReportMetric(float64(own.Milliseconds()), "ms-driver-own")
+	b.ReportMetric(own.Seconds()/(total/n).Seconds(), "driver-share")
 }

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/clawdeploy/clawdeploy"
+	"github.com/clawdeploy/clawdeploy/infra"
 )
 
 // ConfigInput is configuration to set on a stack before an operation. Keys without a namespace are
@@ -123,12 +124,30 @@ func (d *Driver) setConfig(ctx context.Context, stack, file string, in ConfigInp
 	if file != "" {
 		common = append(common, "--config-file", file)
 	}
-	if len(in.Values) > 0 {
-		args := append([]string{"config", "set-all"}, common...)
-		for _, k := range slices.Sorted(maps.Keys(in.Values)) {
-			args = append(args, "--plaintext", fullKey(k)+"="+in.Values[k])
+	var plain []string
+	lists := map[string]any{}
+	for _, k := range slices.Sorted(maps.Keys(in.Values)) {
+		if !slices.Contains(d.profile.listKeys, strings.TrimPrefix(fullKey(k), clawdeploy.Project+":")) {
+			plain = append(plain, "--plaintext", fullKey(k)+"="+in.Values[k])
+			continue
 		}
-		if err := d.pulumi(ctx, stack, nil, args...); err != nil {
+		// A list is stored as a list (a YAML list in the stack file), the type Pulumi.yaml
+		// declares for it.
+		entries, err := infra.ParseList(in.Values[k])
+		if err != nil {
+			return &ConfigError{Err: fmt.Errorf("config %s must be a list, like a,b or [\"a\",\"b\"], got %q", k, in.Values[k])}
+		}
+		text, _ := json.Marshal(entries)
+		lists[fullKey(k)] = map[string]any{"value": string(text), "objectValue": entries, "secret": false}
+	}
+	if len(plain) > 0 {
+		if err := d.pulumi(ctx, stack, nil, append(append([]string{"config", "set-all"}, common...), plain...)...); err != nil {
+			return fmt.Errorf("setting the configuration of stack %s: %w", stack, err)
+		}
+	}
+	if len(lists) > 0 {
+		text, _ := json.Marshal(lists)
+		if err := d.pulumi(ctx, stack, nil, append(append([]string{"config", "set-all"}, common...), "--json", string(text))...); err != nil {
 			return fmt.Errorf("setting the configuration of stack %s: %w", stack, err)
 		}
 	}

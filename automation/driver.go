@@ -73,6 +73,9 @@ type Options struct {
 	// SetupPoll and SetupTimeout configure the target's waiter; 0 means DefaultSetupPoll and
 	// DefaultSetupTimeout.
 	SetupPoll, SetupTimeout time.Duration
+	// HostChecker tells Heal whether a deployment's host is gone. Nil means the target's (for
+	// ec2-spot, SpotHostChecker); none for a target whose hosts are not taken away.
+	HostChecker HostChecker
 	// RelaunchURNs are replaced by `up --retry` to run the setup again; nil means the target's.
 	RelaunchURNs func(stack string) []string
 	// Events receives the driver's events; nil discards them.
@@ -93,9 +96,10 @@ type Options struct {
 // the journal of every deployment it touches.
 type Driver struct {
 	// profile is the target: its program, stages, keys, validation and project definition.
-	profile profile
-	finder  Finder
-	waiter  Waiter
+	profile     profile
+	finder      Finder
+	waiter      Waiter
+	hostChecker HostChecker
 
 	// The workspace: where stacks live and which CLI runs them (workspace.go).
 	projectDir string
@@ -159,6 +163,9 @@ func New(ctx context.Context, opts *Options) (*Driver, error) {
 	}
 	if d.waiter == nil {
 		d.waiter = p.newWaiter(opts.SetupPoll, opts.SetupTimeout)
+	}
+	if d.hostChecker = opts.HostChecker; d.hostChecker == nil && p.newHostChecker != nil {
+		d.hostChecker = p.newHostChecker()
 	}
 	if d.now == nil {
 		d.now = time.Now

@@ -3,12 +3,16 @@ package automation_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -247,5 +251,40 @@ func TestReportedTokenMustBeTheOutput(t *testing.T) {
 		if (len(warnings) == 1) != tc.warned || slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, "tok-") }) {
 			t.Errorf("reported %s: warnings %q", tc.reported, warnings)
 		}
+	}
+}
+
+// TestEngineRefusalBeforeItsEventsIsReported: a CLI that fails before it streams a single event
+// (here it refuses the stack's configuration: an integer key holding text) must fail the up at
+// once, not leave the driver waiting for events that never come.
+func TestEngineRefusalBeforeItsEventsIsReported(t *testing.T) {
+	t.Parallel()
+	sim := enginetest.NewSim(t, bins)
+	dir, env := enginetest.Project(t, "openclaw")
+	f, err := os.OpenFile(filepath.Join(dir, "Pulumi.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("config:\n  count:\n    type: integer\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	maps.Copy(env, sim.Env)
+	d, err := New(t.Context(), &Options{Program: simprogram.Six, ProjectDir: dir, StateDir: t.TempDir(),
+		PulumiRoot: sim.PulumiRoot, Env: env, Finder: simprogram.Finder{Cloud: sim.Cloud}, Drain: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = d.Up(ctx, "dev", &UpOptions{Config: ConfigInput{Values: map[string]string{"count": "many"}}})
+	var engine *EngineError
+	if !errors.As(err, &engine) || !strings.Contains(err.Error(), "must be of type 'integer'") {
+		t.Errorf("up of a configuration the engine refuses: %v", err)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("the refusal took %s to come back", took)
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
@@ -140,3 +143,127 @@ func ec2SpotUserData(ctx context.Context, d *Driver, stack string, in ConfigInpu
 	out.WriteString(rest + "\n")
 	return []byte(out.String()), nil
 }
+
+// capacityCodes are EC2's answers to a Spot launch that no capacity can serve.
+var capacityCodes = regexp.MustCompile(`\b(InsufficientInstanceCapacity|MaxSpotInstanceCountExceeded|SpotMaxPriceTooLow)\b`)
+
+// CapacityError is an up that found no Spot capacity in the pinned zone for any of the instance
+// types it may use.
+type CapacityError struct {
+	Zone  string
+	Types []string
+	Code  string
+	Err   error
+}
+
+func (e *CapacityError) Error() string {
+	return fmt.Sprintf("no Spot capacity in %s for %s (%s): a later heal tries again (`clawdeploy heal`), "+
+		"or add instance types to instance_types", e.Zone, strings.Join(e.Types, ", "), e.Code)
+}
+
+// Unwrap returns the engine's error.
+func (e *CapacityError) Unwrap() error { return e.Err }
+
+// ec2SpotCapacity falls back to the next of instance_types when a launch failed for capacity:
+// it records the type to use (clawdeploy:instanceType, which the program uses while it is
+// listed) and asks for the engine again. When no type is left, it goes back to the first for the
+// next try and reports a *CapacityError.
+func ec2SpotCapacity(ctx context.Context, d *Driver, stack string, s auto.Stack, err error) (bool, error) {
+	code := capacityCodes.FindString(err.Error())
+	if code == "" {
+		return false, nil
+	}
+	config, cerr := s.GetAllConfig(ctx)
+	if cerr != nil {
+		return false, fmt.Errorf("reading the configuration of stack %s: %w", stack, cerr)
+	}
+	values, secrets := flatten(config)
+	cfg, cerr := infra.LoadConfig(d.projectName, stack, values, secrets)
+	if cerr != nil {
+		return false, &ConfigError{Err: cerr}
+	}
+	i := slices.Index(cfg.InstanceTypes, cfg.InstanceType)
+	next := cfg.InstanceTypes[0] // none left: the next try starts from the first again
+	if i+1 < len(cfg.InstanceTypes) {
+		next = cfg.InstanceTypes[i+1]
+	}
+	if serr := d.setConfig(ctx, stack, "", ConfigInput{Values: map[string]string{infra.KeyInstanceTypeChosen: next}}); serr != nil {
+		return false, serr
+	}
+	if i+1 >= len(cfg.InstanceTypes) {
+		return false, &CapacityError{Zone: cfg.AvailabilityZone, Types: cfg.InstanceTypes, Code: code, Err: err}
+	}
+	d.emit(stack, Event{Type: EventDiagnostic, Severity: "warning", Message: fmt.Sprintf(
+		"no Spot capacity for %s in %s (%s): trying %s", cfg.InstanceType, cfg.AvailabilityZone, code, next)})
+	return true, nil
+}
+
+// SpotHostChecker tells whether an ec2-spot deployment's instance is gone: the status parameter
+// carries the watcher's INTERRUPTED line for it, or EC2 describes it as shutting down, stopping,
+// stopped or terminated, or no longer knows it.
+type SpotHostChecker struct {
+	// Config is the AWS configuration; nil loads the default one, with the stack's region.
+	Config *aws.Config
+}
+
+// Check reads the status parameter and the instance.
+func (c *SpotHostChecker) Check(ctx context.Context, stack string, outputs auto.OutputMap) (HostState, error) {
+	instance, _ := outputs["instanceId"].Value.(string)
+	param, _ := outputs["setupStatusParameter"].Value.(string)
+	region, _ := outputs["region"].Value.(string)
+	if instance == "" {
+		return HostState{Down: true, Why: "the stack has no instance"}, nil
+	}
+	cfg := c.Config
+	if cfg == nil {
+		loaded, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return HostState{}, fmt.Errorf("loading the AWS configuration: %w", err)
+		}
+		if region != "" {
+			loaded.Region = region
+		}
+		cfg = &loaded
+	}
+	st := HostState{Host: instance}
+	if param != "" {
+		out, err := ssm.NewFromConfig(*cfg).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(param), WithDecryption: aws.Bool(true)})
+		if err != nil && !notFound(err, "ParameterNotFound") {
+			return st, fmt.Errorf("reading %s: %w", param, err)
+		}
+		if err == nil {
+			if f := strings.Fields(aws.ToString(out.Parameter.Value)); len(f) >= 2 && f[0] == instance && f[1] == StatusInterrupted {
+				st.Down, st.Why = true, fmt.Sprintf("instance %s announced a Spot interruption", instance)
+				return st, nil
+			}
+		}
+	}
+	out, err := ec2.NewFromConfig(*cfg).DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instance}})
+	if notFound(err, "InvalidInstanceID.NotFound") {
+		st.Down, st.Why = true, fmt.Sprintf("instance %s no longer exists", instance)
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("describing instance %s: %w", instance, err)
+	}
+	var described []ec2types.Instance
+	for _, r := range out.Reservations {
+		described = append(described, r.Instances...)
+	}
+	if len(described) == 0 || described[0].State == nil {
+		st.Down, st.Why = true, fmt.Sprintf("instance %s no longer exists", instance)
+		return st, nil
+	}
+	switch state := described[0].State.Name; state {
+	case ec2types.InstanceStateNameShuttingDown, ec2types.InstanceStateNameTerminated,
+		ec2types.InstanceStateNameStopping, ec2types.InstanceStateNameStopped:
+		st.Down, st.Why = true, fmt.Sprintf("instance %s is %s", instance, state)
+	default:
+		st.Why = fmt.Sprintf("instance %s is %s", instance, state)
+	}
+	return st, nil
+}
+
+// StatusInterrupted is the status line the instance's watcher publishes, after its instance id,
+// when a Spot interruption notice arrives: "<instance id> INTERRUPTED <instance id>".
+const StatusInterrupted = "INTERRUPTED"

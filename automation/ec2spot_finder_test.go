@@ -57,9 +57,10 @@ func TestAWSFinder(t *testing.T) {
 		"--tag-specifications", tagSpec("instance", deadURN), "--query", "Instances[0].InstanceId")
 	text(t, m, "ec2", "terminate-instances", "--instance-ids", dead)
 	twinURN := urnPrefix + "aws:ec2/securityGroup:SecurityGroup::twin"
+	var twins []string
 	for _, name := range []string{"twin-a", "twin-b"} {
-		text(t, m, "ec2", "create-security-group", "--group-name", name, "--description", "x", "--vpc-id", vpc,
-			"--tag-specifications", tagSpec("security-group", twinURN))
+		twins = append(twins, text(t, m, "ec2", "create-security-group", "--group-name", name, "--description", "x", "--vpc-id", vpc,
+			"--tag-specifications", tagSpec("security-group", twinURN), "--query", "GroupId"))
 	}
 
 	m.CreateBucket(t, "openclaw-backups")
@@ -113,6 +114,9 @@ func TestAWSFinder(t *testing.T) {
 		{"missing instance profile", pc(urnPrefix+"ip", "aws:iam/instanceProfile:InstanceProfile", map[string]any{"name": "nope"}), "", false},
 		{"parameter", pc(urnPrefix+"sp", "aws:ssm/parameter:Parameter", map[string]any{"name": "/openclaw/dev/gateway_token"}), "/openclaw/dev/gateway_token", true},
 		{"missing parameter", pc(urnPrefix+"sp", "aws:ssm/parameter:Parameter", map[string]any{"name": "/openclaw/dev/nope"}), "", false},
+		{"a replacement, not the original it replaces", PendingCreate{URN: twinURN, Type: "aws:ec2/securityGroup:SecurityGroup",
+			Known: twins[:1]}, twins[1], true},
+		{"a replacement not created yet", PendingCreate{URN: instURN, Type: "aws:ec2/instance:Instance", Known: []string{instance}}, "", false},
 		{"log group, not its prefix twin", pc(urnPrefix+"lg", "aws:cloudwatch/logGroup:LogGroup", map[string]any{"name": "/openclaw/dev/setup"}), "/openclaw/dev/setup", true},
 		{"missing log group", pc(urnPrefix+"lg", "aws:cloudwatch/logGroup:LogGroup", map[string]any{"name": "/openclaw/dev/set"}), "", false},
 	} {
@@ -209,4 +213,38 @@ func TestSSMWaiter(t *testing.T) {
 	if _, err := w.Wait(t.Context(), "dev", auto.OutputMap{}, func(setup.Status) {}); err == nil {
 		t.Error("a stack without the status outputs did not fail")
 	}
+}
+
+// TestSpotHostChecker reads, from moto, what heal reads: a running instance is left alone; the
+// watcher's INTERRUPTED line for it, its termination, or its absence makes it down; an
+// interruption announced by another (an earlier) instance does not.
+func TestSpotHostChecker(t *testing.T) {
+	t.Parallel()
+	m := moto.Start(t)
+	cfg := m.Config()
+	c := &SpotHostChecker{Config: &cfg}
+	image := text(t, m, "ec2", "describe-images", "--owners", "amazon", "--query", "Images[0].ImageId")
+	run := func() string {
+		return text(t, m, "ec2", "run-instances", "--image-id", image, "--instance-type", "t4g.small", "--query", "Instances[0].InstanceId")
+	}
+	live, interrupted, terminated := run(), run(), run()
+	text(t, m, "ec2", "terminate-instances", "--instance-ids", terminated)
+	param := "/openclaw/dev/setup-status"
+	outputs := func(instance string) auto.OutputMap {
+		return auto.OutputMap{"instanceId": {Value: instance}, "setupStatusParameter": {Value: param}, "region": {Value: moto.Region}}
+	}
+	check := func(instance string, down bool, why string) {
+		t.Helper()
+		st, err := c.Check(t.Context(), "dev", outputs(instance))
+		if err != nil || st.Down != down || !strings.Contains(st.Why, why) || st.Host != instance {
+			t.Errorf("%s: %+v, %v; want down=%v (%s)", instance, st, err, down, why)
+		}
+	}
+	check(live, false, "is running") // no status parameter yet
+	text(t, m, "ssm", "put-parameter", "--name", param, "--type", "SecureString", "--overwrite",
+		"--value", interrupted+" INTERRUPTED "+interrupted)
+	check(interrupted, true, "announced a Spot interruption")
+	check(live, false, "is running") // the interruption was another instance's
+	check(terminated, true, "is terminated")
+	check("i-0123456789abcdef0", true, "no longer exists")
 }

@@ -339,14 +339,27 @@ type killCase struct {
 	// before brings a world to where the operation starts; nil starts from nothing. It runs
 	// once, and each kill starts from a clone of its world.
 	before func(t *testing.T, sim *enginetest.Sim)
-	// op is the operation killed, as clawdeploy-sim's arguments.
-	op []string
+	// op is the operation killed, as clawdeploy-sim's arguments; then is what finishes it after
+	// the kill (nil: resume --stack dev).
+	op, then []string
 	// status and want are what the resume must leave: READY with want resources, or DESTROYED.
 	status string
 	want   int
 	// alternate kills the driver alone at odd events and everything at even ones, instead of
 	// both at each event, to bound the run time.
 	alternate bool
+}
+
+// terminateTop takes six's top away, as a Spot interruption takes an instance.
+func terminateTop(t *testing.T, sim *enginetest.Sim) {
+	t.Helper()
+	tops := sim.Load(t).ByURN("urn:pulumi:dev::openclaw::" + simprogram.ThingType + "::top")
+	if len(tops) != 1 {
+		t.Fatalf("%d tops in the simulated cloud", len(tops))
+	}
+	if _, err := simprovider.Terminate(sim.Cloud, tops[0].ID); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // upSix brings a world to a READY six.
@@ -394,10 +407,14 @@ func killEverywhere(t *testing.T, kc killCase) {
 				if !p.killAt(k, everything) {
 					t.Fatalf("%v ended before its resource event %d: the kill did not happen\n%s", kc.op, k, p.stderr.String())
 				}
-				r, code := runSim(t, sim, kc.program, "resume", "--stack", "dev")
+				then := kc.then
+				if then == nil {
+					then = []string{"resume", "--stack", "dev"}
+				}
+				r, code := runSim(t, sim, kc.program, then...)
 				problems := checkSettled(t, sim, kc.program, "dev", kc.status, kc.want)
 				if code != 0 {
-					problems = append(problems, fmt.Sprintf("resume exited %d: %s\nstate files:\n%s", code, r.stderr.String(), listState(sim)))
+					problems = append(problems, fmt.Sprintf("%v exited %d: %s\nstate files:\n%s", then, code, r.stderr.String(), listState(sim)))
 				}
 				mu.Lock()
 				ran++
@@ -428,8 +445,9 @@ func TestKillAtEveryEventRealProgram(t *testing.T) {
 
 // TestKillAtEveryEventOfEachOperation kills, at each of their resource events, the operations
 // after the first up: a create-before-delete replacement (up --replace, the restore path), a
-// delete-before-replace one (up --retry, as of the instance), destroy, refresh, and a resume
-// itself. Each is resumed by a new process to where the operation would have left it.
+// delete-before-replace one (up --retry, as of the instance), destroy, refresh, a resume itself,
+// and the heal of a host taken away (finished by a new heal, not a resume). Each is finished by a
+// new process to where the operation would have left it.
 func TestKillAtEveryEventOfEachOperation(t *testing.T) {
 	t.Parallel()
 	left := "urn:pulumi:dev::openclaw::" + simprogram.ThingType + "::left"
@@ -438,6 +456,11 @@ func TestKillAtEveryEventOfEachOperation(t *testing.T) {
 		"retry":   {op: []string{"up", "--stack", "dev", "--retry"}, before: upSix, status: "READY", want: 6},
 		"destroy": {op: []string{"destroy", "--stack", "dev", "--yes"}, before: upSix, status: "DESTROYED", alternate: true},
 		"refresh": {op: []string{"refresh", "--stack", "dev"}, before: upSix, status: "READY", want: 6, alternate: true},
+		"heal": {op: []string{"heal", "--stack", "dev"}, then: []string{"heal", "--stack", "dev"}, status: "READY", want: 6, alternate: true,
+			before: func(t *testing.T, sim *enginetest.Sim) {
+				upSix(t, sim)
+				terminateTop(t, sim)
+			}},
 		"resume": {op: []string{"resume", "--stack", "dev"}, status: "READY", want: 6, alternate: true,
 			before: func(t *testing.T, sim *enginetest.Sim) {
 				// Everything killed (an even event), so that no orphan of the template's runs on

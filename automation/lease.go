@@ -144,15 +144,27 @@ func (d *Driver) run(ctx context.Context, stack, operation string, body func(ctx
 }
 
 // engineEvents consumes the engine's events for one operation: it forwards them as the
-// driver's and advances the stage. Close the returned channel's consumer by closing ch.
-func (d *Driver) engineEvents(h *hold) (chan events.EngineEvent, *sync.WaitGroup) {
-	ch := make(chan events.EngineEvent)
-	var wg sync.WaitGroup
+// driver's and advances the stage. It returns the channel to give the engine, and wait, to call
+// once the engine returned: it waits for the last events. The Automation API closes the channel
+// only when the CLI streamed to it; a CLI that failed before it began (a configuration the
+// engine refuses) never does, so wait stops after eventsGrace.
+func (d *Driver) engineEvents(h *hold) (ch chan events.EngineEvent, wait func()) {
+	ch = make(chan events.EngineEvent)
+	done, stop := make(chan struct{}), make(chan struct{})
 	tracker := newStageTracker(d.profile.stages, h.record.Stage)
-	wg.Add(1)
 	go func() {
-		defer wg.Done()
-		for e := range ch {
+		defer close(done)
+		for {
+			var e events.EngineEvent
+			var open bool
+			select {
+			case e, open = <-ch:
+			case <-stop:
+				return
+			}
+			if !open {
+				return
+			}
 			if ev, ok := engineEvent(e); ok {
 				d.emit(h.stack, ev)
 			}
@@ -161,8 +173,19 @@ func (d *Driver) engineEvents(h *hold) (chan events.EngineEvent, *sync.WaitGroup
 			}
 		}
 	}()
-	return ch, &wg
+	return ch, func() {
+		select {
+		case <-done:
+		case <-time.After(eventsGrace):
+			close(stop)
+			<-done
+		}
+	}
 }
+
+// eventsGrace is how long the last events may take once the engine returned: its CLI has
+// exited, so its stream ends at once when there was one.
+const eventsGrace = 5 * time.Second
 
 // completed reports a stage's completion as an event, and records the deployment's stage when it
 // moves.

@@ -93,21 +93,22 @@ func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace [
 			return nil, h.fail(ctx, err)
 		}
 	}
-	ch, wg := d.engineEvents(h)
-	uopts := []optup.Option{optup.ProgressStreams(d.progress), optup.ErrorProgressStreams(d.progress), optup.EventStreams(ch)}
-	if len(replace) > 0 {
-		uopts = append(uopts, optup.Replace(replace))
-	}
-	if refresh {
-		uopts = append(uopts, optup.Refresh())
-	}
-	err := d.withLockRecovery(ctx, h, s, func() error {
-		_, err := s.Up(ctx, uopts...)
-		return err
-	})
-	wg.Wait()
-	if err != nil {
-		return nil, h.fail(ctx, d.engineError("updating", h.stack, err))
+	for {
+		err := d.engineUp(ctx, h, s, replace, refresh)
+		if err == nil {
+			break
+		}
+		if d.profile.afterEngineFailure == nil || ctx.Err() != nil {
+			return nil, h.fail(ctx, d.engineError("updating", h.stack, err))
+		}
+		again, reported := d.profile.afterEngineFailure(ctx, d, h.stack, s, err)
+		if !again {
+			if reported == nil {
+				reported = d.engineError("updating", h.stack, err)
+			}
+			return nil, h.fail(ctx, reported)
+		}
+		refresh = true
 	}
 	outputs, err := s.Outputs(ctx)
 	if err != nil {
@@ -150,6 +151,24 @@ func (d *Driver) engineError(op, stack string, err error) error {
 		return err
 	}
 	return &EngineError{Op: op, Stack: stack, Err: err, Streamed: d.progress != io.Discard}
+}
+
+// engineUp runs the engine's up once, its events forwarded and its stages recorded.
+func (d *Driver) engineUp(ctx context.Context, h *hold, s auto.Stack, replace []string, refresh bool) error {
+	ch, wait := d.engineEvents(h)
+	uopts := []optup.Option{optup.ProgressStreams(d.progress), optup.ErrorProgressStreams(d.progress), optup.EventStreams(ch)}
+	if len(replace) > 0 {
+		uopts = append(uopts, optup.Replace(replace))
+	}
+	if refresh {
+		uopts = append(uopts, optup.Refresh())
+	}
+	err := d.withLockRecovery(ctx, h, s, func() error {
+		_, err := s.Up(ctx, uopts...)
+		return err
+	})
+	wait()
+	return err
 }
 
 // Preview shows what Up would change. It takes no lease and changes nothing: the configuration
@@ -269,13 +288,13 @@ func (d *Driver) existing(ctx context.Context, stack string) error {
 }
 
 func (d *Driver) destroy(ctx context.Context, h *hold, s auto.Stack) error {
-	ch, wg := d.engineEvents(h)
+	ch, wait := d.engineEvents(h)
 	err := d.withLockRecovery(ctx, h, s, func() error {
 		_, err := s.Destroy(ctx, optdestroy.ProgressStreams(d.progress), optdestroy.ErrorProgressStreams(d.progress),
 			optdestroy.EventStreams(ch))
 		return err
 	})
-	wg.Wait()
+	wait()
 	if err != nil {
 		return h.fail(ctx, d.engineError("destroying", h.stack, err))
 	}
@@ -323,13 +342,13 @@ func (d *Driver) refresh(ctx context.Context, h *hold, s auto.Stack) error {
 	if _, err := d.resolvePending(ctx, h, s, false); err != nil { // the refresh follows
 		return err
 	}
-	ch, wg := d.engineEvents(h)
+	ch, wait := d.engineEvents(h)
 	err := d.withLockRecovery(ctx, h, s, func() error {
 		_, err := s.Refresh(ctx, optrefresh.ProgressStreams(d.progress), optrefresh.ErrorProgressStreams(d.progress),
 			optrefresh.EventStreams(ch))
 		return err
 	})
-	wg.Wait()
+	wait()
 	if err != nil {
 		return d.engineError("refreshing", h.stack, err)
 	}

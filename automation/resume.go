@@ -3,7 +3,6 @@ package automation
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -130,19 +129,16 @@ const DefaultConcurrency = 4
 // news. It starts at once: a dead owner on this host is recognised without waiting for its lease.
 // each, when not nil, is called with every outcome as it comes, one call at a time.
 func (d *Driver) ResumeAll(ctx context.Context, concurrency int, each func(ResumeResult)) ([]ResumeResult, error) {
-	switch {
-	case concurrency < 0:
+	if concurrency < 0 {
 		return nil, &UsageError{Err: fmt.Errorf("--concurrency must be 1 or more, got %d", concurrency)}
-	case concurrency == 0:
-		concurrency = DefaultConcurrency
 	}
 	records, err := d.journal.List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	dead := ownerDeadHere()
-	var todo []journal.Record
-	var results []ResumeResult
+	var todo []string
+	var stuck []ResumeResult
 	for _, r := range records {
 		if d.resumable(r) == "" {
 			continue
@@ -152,40 +148,19 @@ func (d *Driver) ResumeAll(ctx context.Context, concurrency int, each func(Resum
 		}
 		if r.Status == journal.Installing && d.now().Sub(r.Updated) > StuckInstalling {
 			res := ResumeResult{Stack: r.Stack, Err: d.markStuck(ctx, r)}
-			results = append(results, res)
+			stuck = append(stuck, res)
 			if each != nil {
 				each(res)
 			}
 			continue
 		}
-		todo = append(todo, r)
+		todo = append(todo, r.Stack)
 	}
-	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, concurrency)
-	)
-	for _, r := range todo {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
-			res, err := d.Resume(ctx, r.Stack)
-			mu.Lock()
-			defer mu.Unlock()
-			results = append(results, ResumeResult{Stack: r.Stack, Result: res, Err: err})
-			if each != nil {
-				each(results[len(results)-1])
-			}
-		}()
-	}
-	wg.Wait()
-	return results, nil
+	resumed, err := forEach(ctx, todo, concurrency, func(ctx context.Context, stack string) ResumeResult {
+		res, err := d.Resume(ctx, stack)
+		return ResumeResult{Stack: stack, Result: res, Err: err}
+	}, each)
+	return append(stuck, resumed...), err
 }
 
 // markStuck moves a deployment stuck in INSTALLING to ERROR, under its lease.

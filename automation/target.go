@@ -35,8 +35,8 @@ type profile struct {
 	stages Stages
 	// keys are the project config keys the program reads, bare (availability_zone); helpKeys
 	// are what --help lists, namespaced ones (aws:region) included. Nil keys accept any key: a
-	// program the caller brings.
-	keys, helpKeys []string
+	// program the caller brings. listKeys are the keys that hold a list.
+	keys, helpKeys, listKeys []string
 	// check validates a stack's whole configuration without an engine; nil checks nothing.
 	check func(project, stack string, values map[string]string, secretKeys []string) error
 	// projectYAML is the built-in project definition of backend mode; nil is a bare project.
@@ -55,6 +55,13 @@ type profile struct {
 	// beforeEngine runs before the engine of every up (and resumed up), once the configuration
 	// is set; nil does nothing. The vps target pins there a host key trusted on first contact.
 	beforeEngine func(ctx context.Context, d *Driver, stack string, s auto.Stack) error
+	// afterEngineFailure decides, when the engine of an up failed with err, whether to run it
+	// again (having changed what made it fail), or returns the error to report; nil never runs
+	// it again. ec2-spot falls back there to the next instance type without Spot capacity.
+	afterEngineFailure func(ctx context.Context, d *Driver, stack string, s auto.Stack, err error) (again bool, reported error)
+	// newHostChecker returns what tells Heal that a host is gone; nil for a target whose hosts
+	// are not taken away.
+	newHostChecker func() HostChecker
 	// userData renders the user-data an instance of the stack would get; nil when the target's
 	// hosts get none.
 	userData func(ctx context.Context, d *Driver, stack string, in ConfigInput) ([]byte, error)
@@ -70,15 +77,18 @@ volume.`,
 		stages:       EC2SpotStages,
 		keys:         infra.Keys,
 		helpKeys:     append([]string{infra.KeyRegion}, infra.Keys...),
+		listKeys:     []string{infra.KeyInstanceTypes},
 		check:        infra.CheckConfig,
 		projectYAML:  clawdeploy.ProjectYAML,
 		fromCheckout: true,
 		newWaiter: func(poll, timeout time.Duration) Waiter {
 			return SSMWaiter{Interval: poll, Budget: timeout}
 		},
-		relaunch:  func(stack string) []string { return []string{SpotInstanceURN(stack)} },
-		newFinder: func() Finder { return &AWSFinder{} },
-		userData:  ec2SpotUserData,
+		relaunch:           func(stack string) []string { return []string{SpotInstanceURN(stack)} },
+		newFinder:          func() Finder { return &AWSFinder{} },
+		userData:           ec2SpotUserData,
+		afterEngineFailure: ec2SpotCapacity,
+		newHostChecker:     func() HostChecker { return &SpotHostChecker{} },
 	},
 	TargetVPS: {
 		name: TargetVPS,

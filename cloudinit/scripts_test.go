@@ -288,5 +288,15 @@ func TestSpotNoticeStopsTheGatewayAndBacksUp(t *testing.T) {
 	if _, unauth := imds.Reads(); unauth != 0 {
 		t.Errorf("%d metadata reads came without an IMDSv2 token", unauth)
 	}
+	// The interruption is published for heal, once the final backup has started.
+	status := m.AWS(t, "ssm", "get-parameter", "--name", "/openclaw/dev/setup-status", "--with-decryption",
+		"--query", "Parameter.Value", "--output", "text")
+	if got := strings.TrimSpace(status); got != imdsfake.InstanceID+" INTERRUPTED "+imdsfake.InstanceID {
+		t.Errorf("status parameter %q, want the interruption of %s", got, imdsfake.InstanceID)
+	}
+	started, published := strings.Index(log.String(), "running the final backup"), strings.Index(log.String(), "published INTERRUPTED")
+	if started < 0 || published < started {
+		t.Errorf("the interruption was not published after the final backup started:\n%s", log.String())
+	}
 	t.Logf("spot notice to final backup uploaded: %.1fs, polling every 5s as on instances", took.Seconds())
 }

@@ -1,6 +1,7 @@
 package infra
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -21,6 +22,7 @@ import (
 const (
 	KeyAvailabilityZone       = "availability_zone"
 	KeyInstanceType           = "instance_type"
+	KeyInstanceTypes          = "instance_types"
 	KeyDataVolumeSizeGB       = "data_volume_size_gb"
 	KeyDataVolumeSnapshotID   = "data_volume_snapshot_id"
 	KeySnapshotRetentionCount = "snapshot_retention_count"
@@ -39,11 +41,16 @@ const (
 
 	// KeyRegion is the AWS provider's region, in the aws namespace.
 	KeyRegion = "aws:region"
+
+	// KeyInstanceTypeChosen is the type of instance_types the driver falls back to when the ones
+	// before it had no Spot capacity, in the clawdeploy namespace: the driver sets it, never the
+	// operator. A type no longer listed is ignored.
+	KeyInstanceTypeChosen = "clawdeploy:instanceType"
 )
 
 // Keys lists every project config key, in the order Pulumi.yaml declares them.
 var Keys = []string{
-	KeyAvailabilityZone, KeyInstanceType, KeyDataVolumeSizeGB, KeyDataVolumeSnapshotID,
+	KeyAvailabilityZone, KeyInstanceType, KeyInstanceTypes, KeyDataVolumeSizeGB, KeyDataVolumeSnapshotID,
 	KeySnapshotRetentionCount, KeySnapshotIntervalHours, KeyBackupIntervalMinutes, KeyAMIID,
 	KeyOpenClawImage, KeySubnetID, KeyLogRetentionDays, KeyGatewayToken, KeyAnthropicAPIKey, KeyOpenAIAPIKey, KeyOpenRouterAPIKey,
 	KeyGeminiAPIKey,
@@ -92,8 +99,12 @@ type Config struct {
 	Region string
 	// AvailabilityZone pins the instance and the data volume; it is never guessed.
 	AvailabilityZone string
-	// InstanceType is the EC2 instance type requested on the Spot market.
+	// InstanceType is the EC2 instance type requested on the Spot market: the one of
+	// InstanceTypes in use.
 	InstanceType string
+	// InstanceTypes are the types to try in order when one has no Spot capacity in the zone:
+	// instance_types, or the one instance_type.
+	InstanceTypes []string
 	// DataVolumeSizeGB is the size of the persistent gp3 data volume.
 	DataVolumeSizeGB int
 	// DataVolumeSnapshotID, when set, is the snapshot the data volume is restored from.
@@ -205,11 +216,37 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 		LogRetentionDays:       r.integer(KeyLogRetentionDays, DefaultLogRetentionDays),
 		Secrets:                map[string]Secret{},
 	}
+	c.InstanceTypes = r.list(KeyInstanceTypes, []string{c.InstanceType})
+	c.InstanceType = c.InstanceTypes[0]
+	if chosen, ok := r.raw(KeyInstanceTypeChosen); ok && slices.Contains(c.InstanceTypes, chosen) {
+		c.InstanceType = chosen
+	}
 	r.gatewaySecrets(c.Secrets)
 	if err := r.validated(c.Stack, c.Validate()); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// ParseList reads a list value as configuration holds it: a JSON array (a YAML list in the stack
+// file), or text with the entries between commas (--config instance_types=a,b). Entries are
+// trimmed; empty ones are dropped.
+func ParseList(v string) ([]string, error) {
+	var entries []string
+	if strings.HasPrefix(strings.TrimSpace(v), "[") {
+		if err := json.Unmarshal([]byte(v), &entries); err != nil {
+			return nil, err
+		}
+	} else {
+		entries = strings.Split(v, ",")
+	}
+	var out []string
+	for _, e := range entries {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // gatewaySecrets reads the gateway's secret keys that are set into secrets.
@@ -314,6 +351,23 @@ func (r *reader) integer(key string, def int) int {
 	return n
 }
 
+// list reads a list key (ParseList); def when it is not set or lists nothing.
+func (r *reader) list(key string, def []string) []string {
+	v, ok := r.raw(key)
+	if !ok {
+		return def
+	}
+	l, err := ParseList(v)
+	if err != nil {
+		r.errs = append(r.errs, &FieldError{Key: key, Value: v, Allowed: "a list of EC2 instance types, like t4g.small,t4g.medium"})
+		return def
+	}
+	if len(l) == 0 {
+		return def
+	}
+	return l
+}
+
 func (r *reader) secret(key string) (Secret, bool) {
 	v, ok := r.raw(key)
 	if !ok {
@@ -376,8 +430,24 @@ func (c *Config) Validate() error {
 		bad(KeyAvailabilityZone, c.AvailabilityZone, "an availability zone name like me-central-1a")
 	}
 
-	if !instanceTypePattern.MatchString(c.InstanceType) {
-		bad(KeyInstanceType, c.InstanceType, "an EC2 instance type like t4g.small or m7i.large")
+	if len(c.InstanceTypes) == 1 && c.InstanceTypes[0] == c.InstanceType {
+		if !instanceTypePattern.MatchString(c.InstanceType) {
+			bad(KeyInstanceType, c.InstanceType, "an EC2 instance type like t4g.small or m7i.large")
+		}
+	} else {
+		list := strings.Join(c.InstanceTypes, ",")
+		for _, typ := range c.InstanceTypes {
+			if !instanceTypePattern.MatchString(typ) {
+				bad(KeyInstanceTypes, list, fmt.Sprintf("a list of EC2 instance types like t4g.small,t4g.medium, and %q is not one", typ))
+			}
+		}
+		for _, typ := range c.InstanceTypes {
+			if arch := architectureOf(typ); arch != architectureOf(c.InstanceTypes[0]) {
+				bad(KeyInstanceTypes, list, fmt.Sprintf("of one CPU architecture, since the AMI is resolved once: %s is %s, %s is %s",
+					c.InstanceTypes[0], architectureOf(c.InstanceTypes[0]), typ, arch))
+				break
+			}
+		}
 	}
 
 	if c.DataVolumeSizeGB < MinDataVolumeSizeGB || c.DataVolumeSizeGB > MaxDataVolumeSizeGB {
@@ -442,8 +512,11 @@ func isZoneOf(zone, region string) bool {
 // Architecture returns the CPU architecture of the instance type, as AMIs name it: "arm64" for
 // Graviton families (a "g" after the generation digit, as in t4g, c7gn, x2gd; and a1), else
 // "x86_64".
-func (c *Config) Architecture() string {
-	family, _, _ := strings.Cut(c.InstanceType, ".")
+func (c *Config) Architecture() string { return architectureOf(c.InstanceType) }
+
+// architectureOf is an instance type's CPU architecture, as AMIs name it.
+func architectureOf(instanceType string) string {
+	family, _, _ := strings.Cut(instanceType, ".")
 	if family == "a1" {
 		return "arm64"
 	}

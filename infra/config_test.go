@@ -65,6 +65,7 @@ func TestLoadAppliesDefaults(t *testing.T) {
 		Region:                 "me-central-1",
 		AvailabilityZone:       "me-central-1b",
 		InstanceType:           DefaultInstanceType,
+		InstanceTypes:          []string{DefaultInstanceType},
 		DataVolumeSizeGB:       DefaultDataVolumeSizeGB,
 		SnapshotRetentionCount: DefaultSnapshotRetentionCount,
 		SnapshotIntervalHours:  DefaultSnapshotIntervalHours,
@@ -104,6 +105,8 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{name: "instance type unknown size", set: map[string]string{KeyInstanceType: "t4g.huge"}, key: KeyInstanceType, value: "t4g.huge"},
 		{name: "instance type without generation", set: map[string]string{KeyInstanceType: "t.small"}, key: KeyInstanceType, value: "t.small"},
 		{name: "instance type upper case", set: map[string]string{KeyInstanceType: "T4G.SMALL"}, key: KeyInstanceType, value: "T4G.SMALL"},
+		{name: "instance types with a bad entry", set: map[string]string{KeyInstanceTypes: "t4g.small,t4g.huge"}, key: KeyInstanceTypes, value: "t4g.small,t4g.huge"},
+		{name: "instance types of two architectures", set: map[string]string{KeyInstanceTypes: `["t4g.small","t3.small"]`}, key: KeyInstanceTypes, value: `["t4g.small","t3.small"]`},
 		{name: "volume size zero", set: map[string]string{KeyDataVolumeSizeGB: "0"}, key: KeyDataVolumeSizeGB, value: "0"},
 		{name: "volume size too big", set: map[string]string{KeyDataVolumeSizeGB: "16385"}, key: KeyDataVolumeSizeGB, value: "16385"},
 		{name: "volume size negative", set: map[string]string{KeyDataVolumeSizeGB: "-5"}, key: KeyDataVolumeSizeGB, value: "-5"},
@@ -291,5 +294,43 @@ func TestCheckConfig(t *testing.T) {
 	}
 	if err := CheckConfig("openclaw", "dev", bad, []string{"openclaw:gateway_token"}); err != nil {
 		t.Errorf("secret set as secret: %v", err)
+	}
+}
+
+// TestInstanceTypesAndTheChosenOne: instance_types lists the types to try, as a JSON list (a
+// YAML list in the stack file) or between commas; the driver's fallback (clawdeploy:instanceType)
+// is used while it is listed, the first type otherwise; instance_type alone is a list of one.
+func TestInstanceTypesAndTheChosenOne(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"aws:region": "me-central-1", KeyAvailabilityZone: "me-central-1a"}
+	with := func(kv ...string) map[string]string {
+		m := maps.Clone(base)
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name   string
+		values map[string]string
+		types  []string
+		chosen string
+	}{
+		{"instance_type alone", with(KeyInstanceType, "c7g.large"), []string{"c7g.large"}, "c7g.large"},
+		{"a list between commas", with(KeyInstanceTypes, "t4g.small, t4g.medium"), []string{"t4g.small", "t4g.medium"}, "t4g.small"},
+		{"a YAML list", with(KeyInstanceTypes, `["t4g.medium","t4g.large"]`), []string{"t4g.medium", "t4g.large"}, "t4g.medium"},
+		{"the driver's fallback", with(KeyInstanceTypes, "t4g.small,t4g.medium", KeyInstanceTypeChosen, "t4g.medium"),
+			[]string{"t4g.small", "t4g.medium"}, "t4g.medium"},
+		{"a fallback no longer listed", with(KeyInstanceTypes, "t4g.small,t4g.large", KeyInstanceTypeChosen, "t4g.medium"),
+			[]string{"t4g.small", "t4g.large"}, "t4g.small"},
+	} {
+		cfg, err := loadConfig(t, tc.values, nil)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if !slices.Equal(cfg.InstanceTypes, tc.types) || cfg.InstanceType != tc.chosen {
+			t.Errorf("%s: types %v, in use %s; want %v and %s", tc.name, cfg.InstanceTypes, cfg.InstanceType, tc.types, tc.chosen)
+		}
 	}
 }

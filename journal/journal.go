@@ -11,7 +11,7 @@ import (
 type Status string
 
 // The statuses of DESIGN.md: PENDING → PROVISIONING → INSTALLING → READY, or ERROR;
-// DESTROYING → DESTROYED.
+// READY → INTERRUPTED → PROVISIONING → … after a Spot interruption; DESTROYING → DESTROYED.
 const (
 	Pending      Status = "PENDING"
 	Provisioning Status = "PROVISIONING"
@@ -20,6 +20,10 @@ const (
 	Error        Status = "ERROR"
 	Destroying   Status = "DESTROYING"
 	Destroyed    Status = "DESTROYED"
+	// HostLost is INTERRUPTED: the deployment's host was taken away (a Spot interruption) and a
+	// heal brings it back. Not to be confused with Record.Interrupted, an operation that a
+	// signal or a crash cut short.
+	HostLost Status = "INTERRUPTED"
 )
 
 // Terminal reports whether nothing is left to resume: READY, ERROR (until a retry) and DESTROYED.
@@ -33,8 +37,9 @@ var transitions = map[Status][]Status{
 	Pending:      {Provisioning, Destroying, Error},
 	Provisioning: {Installing, Ready, Error, Destroying},
 	Installing:   {Ready, Error, Provisioning, Destroying},
-	Ready:        {Provisioning, Destroying},
-	Error:        {Provisioning, Destroying},
+	Ready:        {Provisioning, Destroying, HostLost},
+	Error:        {Provisioning, Destroying, HostLost},
+	HostLost:     {Provisioning, Error, Destroying},
 	Destroying:   {Destroyed, Error},
 	Destroyed:    {Provisioning},
 }
@@ -70,6 +75,30 @@ type Record struct {
 	// LeaseOwner holds the deployment until LeaseExpires; empty when nobody does.
 	LeaseOwner   string
 	LeaseExpires time.Time
+	// Interruptions counts the times the deployment's host was taken away (Spot interruptions);
+	// InterruptedAt and InterruptedHost are the last one: when it was seen, which instance.
+	Interruptions   int
+	InterruptedAt   time.Time
+	InterruptedHost string
+	// RecoveredAt is when the deployment was READY again after its last interruption; zero
+	// until then.
+	RecoveredAt time.Time
+	// HealFailures counts the heals that failed in a row; HealAfter is when the next may try
+	// (backoff). Both are cleared when the deployment is READY.
+	HealFailures int
+	HealAfter    time.Time
+}
+
+// Downtime is how long the last interruption kept the deployment from READY: until it was READY
+// again, or until now while it is not.
+func (r Record) Downtime(now time.Time) time.Duration {
+	switch {
+	case r.InterruptedAt.IsZero():
+		return 0
+	case r.RecoveredAt.Before(r.InterruptedAt):
+		return now.Sub(r.InterruptedAt)
+	}
+	return r.RecoveredAt.Sub(r.InterruptedAt)
 }
 
 // Leased reports whether someone holds the lease at now.
@@ -86,6 +115,16 @@ type Change struct {
 	LastError   *string
 	// AddAttempt counts one more attempt.
 	AddAttempt bool
+	// Interruption records that the host was taken away: counted, with its time and instance.
+	Interruption *Interruption
+	// HealFailed records a failed heal and when the next may try.
+	HealFailed *time.Time
+}
+
+// Interruption is a host taken away.
+type Interruption struct {
+	At   time.Time
+	Host string
 }
 
 // ErrNotFound is returned for a stack the journal does not know.
@@ -129,7 +168,9 @@ type Journal interface {
 	Renew(ctx context.Context, stack, owner string, now, expires time.Time) error
 	// Release gives up owner's lease; a no-op when owner does not hold it.
 	Release(ctx context.Context, stack, owner string, now time.Time) error
-	// Update applies change to a deployment owner holds, checking the status transition.
+	// Update applies change to a deployment owner holds, checking the status transition. A
+	// deployment that becomes READY after an interruption is recovered (RecoveredAt), and its
+	// heal failures are cleared.
 	Update(ctx context.Context, stack, owner string, now time.Time, change Change) (Record, error)
 	// Close releases the journal's resources.
 	Close() error

@@ -372,3 +372,96 @@ func TestSQLiteOpensByPath(t *testing.T) {
 		})
 	}
 }
+
+// TestMigratesAnOlderJournal opens a journal made before the schema had versions (only the
+// first table), from several processes' worth of connections at once: the record it held
+// survives, the new fields read as none, and the schema is at the current version once.
+func TestMigratesAnOlderJournal(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "journal.db")
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(migrations[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(`INSERT INTO deployments (stack, target, status, created_ms, updated_ms) VALUES ('dev', 'ec2-spot', 'READY', 1, 2)`); err != nil {
+		t.Fatal(err)
+	}
+	_ = old.Close()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j, err := OpenSQLite(t.Context(), path)
+			if err == nil {
+				_ = j.Close()
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("opening while others migrate: %v", err)
+		}
+	}
+	j := open(t, path)
+	r, err := j.Get(t.Context(), "dev")
+	if err != nil || r.Status != Ready || r.Interruptions != 0 || !r.InterruptedAt.IsZero() || !r.HealAfter.IsZero() {
+		t.Errorf("the older record reads %+v, %v", r, err)
+	}
+	var version, rows int
+	if err := j.db.QueryRow(`SELECT version, (SELECT COUNT(*) FROM schema_version) FROM schema_version`).Scan(&version, &rows); err != nil ||
+		version != len(migrations) || rows != 1 {
+		t.Errorf("schema version %d in %d rows (%v), want %d in 1", version, rows, err, len(migrations))
+	}
+}
+
+// TestInterruptionAndRecovery records a host taken away, a failed heal, and the READY that ends
+// it: the count, the time, the instance, the backoff, and the downtime.
+func TestInterruptionAndRecovery(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	j := open(t, filepath.Join(t.TempDir(), "journal.db"))
+	if _, err := j.Ensure(ctx, "dev", "ec2-spot", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Acquire(ctx, "dev", "me", t0, t0.Add(time.Hour), nil); err != nil {
+		t.Fatal(err)
+	}
+	step := func(at time.Time, c Change) Record {
+		t.Helper()
+		r, err := j.Update(ctx, "dev", "me", at, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	step(t0, Change{Status: status(Provisioning)})
+	step(t0, Change{Status: status(Ready)})
+	lost := t0.Add(time.Hour)
+	r := step(lost, Change{Status: status(HostLost), Interruption: &Interruption{At: lost, Host: "i-0abc"}})
+	if r.Interruptions != 1 || !r.InterruptedAt.Equal(lost) || r.InterruptedHost != "i-0abc" || !r.RecoveredAt.IsZero() {
+		t.Errorf("after the interruption: %+v", r)
+	}
+	retry := lost.Add(2 * time.Minute)
+	r = step(lost.Add(time.Minute), Change{Status: status(Error), LastError: str("no capacity"), HealFailed: &retry})
+	if r.HealFailures != 1 || !r.HealAfter.Equal(retry) || r.Downtime(lost.Add(time.Minute)) != time.Minute {
+		t.Errorf("after a failed heal: %+v, downtime %s", r, r.Downtime(lost.Add(time.Minute)))
+	}
+	step(retry, Change{Status: status(Provisioning)})
+	back := lost.Add(7 * time.Minute)
+	r = step(back, Change{Status: status(Ready)})
+	if !r.RecoveredAt.Equal(back) || r.Downtime(back.Add(time.Hour)) != 7*time.Minute || r.HealFailures != 0 || !r.HealAfter.IsZero() {
+		t.Errorf("after the recovery: %+v, downtime %s", r, r.Downtime(back.Add(time.Hour)))
+	}
+	if got, _ := j.Get(ctx, "dev"); got.Interruptions != 1 || !got.RecoveredAt.Equal(back) || got.InterruptedHost != "i-0abc" {
+		t.Errorf("read back: %+v", got)
+	}
+}

@@ -20,13 +20,15 @@ type Dialect struct {
 	// Placeholder returns the i-th (1-based) parameter placeholder: "?" for SQLite, "$1" for
 	// PostgreSQL.
 	Placeholder func(i int) string
+	// RowLocks reports SELECT … FOR UPDATE; SQLite locks the whole database instead.
+	RowLocks bool
 }
 
 // SQLite is the dialect of the embedded default.
 var SQLite = Dialect{Placeholder: func(int) string { return "?" }}
 
 // Postgres is the dialect of a PostgreSQL journal.
-var Postgres = Dialect{Placeholder: func(i int) string { return fmt.Sprintf("$%d", i) }}
+var Postgres = Dialect{Placeholder: func(i int) string { return fmt.Sprintf("$%d", i) }, RowLocks: true}
 
 // SQL is a Journal in a SQL database. Every change is one statement or one transaction, and
 // lease changes are compare-and-swap updates on the owner and expiry observed, so concurrent
@@ -36,7 +38,11 @@ type SQL struct {
 	dialect Dialect
 }
 
-const schema = `CREATE TABLE IF NOT EXISTS deployments (
+// migrations are the journal's schema, one version each, applied in order and recorded in
+// schema_version. Never edit one that has shipped: add the next.
+var migrations = []string{
+	// 1: the deployments and who holds them.
+	`CREATE TABLE IF NOT EXISTS deployments (
 	stack TEXT PRIMARY KEY,
 	target TEXT NOT NULL,
 	status TEXT NOT NULL,
@@ -49,7 +55,15 @@ const schema = `CREATE TABLE IF NOT EXISTS deployments (
 	updated_ms BIGINT NOT NULL,
 	lease_owner TEXT NOT NULL DEFAULT '',
 	lease_expires_ms BIGINT NOT NULL DEFAULT 0
-)`
+)`,
+	// 2: interruptions of the host, and the heals' backoff.
+	`ALTER TABLE deployments ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0`,
+	`ALTER TABLE deployments ADD COLUMN interrupted_ms BIGINT NOT NULL DEFAULT 0`,
+	`ALTER TABLE deployments ADD COLUMN interrupted_host TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE deployments ADD COLUMN recovered_ms BIGINT NOT NULL DEFAULT 0`,
+	`ALTER TABLE deployments ADD COLUMN heal_failures INTEGER NOT NULL DEFAULT 0`,
+	`ALTER TABLE deployments ADD COLUMN heal_after_ms BIGINT NOT NULL DEFAULT 0`,
+}
 
 // OpenSQLite opens (creating it if need be) the embedded journal at path: SQLite in WAL mode with
 // full synchronous writes, so a crash at any point leaves the file readable and each record whole,
@@ -79,12 +93,53 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 	return j, nil
 }
 
-// NewSQL makes a Journal of an open database, creating its table when missing.
+// NewSQL makes a Journal of an open database, bringing its schema to the current version.
 func NewSQL(ctx context.Context, db *sql.DB, dialect Dialect) (*SQL, error) {
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		return nil, fmt.Errorf("creating the deployments table: %w", err)
+	j := &SQL{db: db, dialect: dialect}
+	if err := j.migrate(ctx); err != nil {
+		return nil, err
 	}
-	return &SQL{db: db, dialect: dialect}, nil
+	return j, nil
+}
+
+// migrate applies the migrations the database has not seen, in one transaction, so that
+// processes starting at once apply each exactly once (the first to write waits out the others;
+// SQLite's immediate transactions and PostgreSQL's row lock on schema_version serialize them).
+func (j *SQL) migrate(ctx context.Context) error {
+	if _, err := j.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("creating the schema version table: %w", err)
+	}
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrating the journal: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM schema_version)`); err != nil {
+		return fmt.Errorf("migrating the journal: %w", err)
+	}
+	var version int
+	lock := ""
+	if j.dialect.RowLocks {
+		lock = " FOR UPDATE"
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`+lock).Scan(&version); err != nil {
+		return fmt.Errorf("reading the journal's schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("the journal's schema is version %d, newer than this clawdeploy knows (%d): upgrade clawdeploy", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migrating the journal to version %d: %w", i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, j.q(`UPDATE schema_version SET version = ?`), len(migrations)); err != nil {
+		return fmt.Errorf("migrating the journal: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrating the journal: %w", err)
+	}
+	return nil
 }
 
 // Close closes the database.
@@ -106,19 +161,22 @@ func (j *SQL) q(query string) string {
 }
 
 const columns = `stack, target, status, stage, interrupted, operation, attempts, last_error,
-	created_ms, updated_ms, lease_owner, lease_expires_ms`
+	created_ms, updated_ms, lease_owner, lease_expires_ms,
+	interruptions, interrupted_ms, interrupted_host, recovered_ms, heal_failures, heal_after_ms`
 
 type scanner interface{ Scan(...any) error }
 
 func scan(s scanner) (Record, error) {
 	var (
-		r                                Record
-		status                           string
-		interrupted                      int
-		created, updated, leaseExpiresMs int64
+		r                                     Record
+		status                                string
+		interrupted                           int
+		created, updated, leaseExpires        int64
+		interruptedAt, recoveredAt, healAfter int64
 	)
 	err := s.Scan(&r.Stack, &r.Target, &status, &r.Stage, &interrupted, &r.Operation, &r.Attempts, &r.LastError,
-		&created, &updated, &r.LeaseOwner, &leaseExpiresMs)
+		&created, &updated, &r.LeaseOwner, &leaseExpires,
+		&r.Interruptions, &interruptedAt, &r.InterruptedHost, &recoveredAt, &r.HealFailures, &healAfter)
 	if err != nil {
 		return Record{}, err
 	}
@@ -126,8 +184,25 @@ func scan(s scanner) (Record, error) {
 	r.Interrupted = interrupted != 0
 	r.Created = time.UnixMilli(created)
 	r.Updated = time.UnixMilli(updated)
-	r.LeaseExpires = time.UnixMilli(leaseExpiresMs)
+	r.LeaseExpires = time.UnixMilli(leaseExpires)
+	r.InterruptedAt, r.RecoveredAt, r.HealAfter = fromMillis(interruptedAt), fromMillis(recoveredAt), fromMillis(healAfter)
 	return r, nil
+}
+
+// fromMillis is a stored time: 0 is none.
+func fromMillis(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+// millis is a time to store: none is 0.
+func millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
 }
 
 // Get returns a deployment.
@@ -259,13 +334,30 @@ func (j *SQL) Update(ctx context.Context, stack, owner string, now time.Time, ch
 	if change.AddAttempt {
 		r.Attempts++
 	}
+	if i := change.Interruption; i != nil {
+		r.Interruptions++
+		r.InterruptedAt, r.InterruptedHost = i.At, i.Host
+	}
+	if change.HealFailed != nil {
+		r.HealFailures++
+		r.HealAfter = *change.HealFailed
+	}
+	if r.Status == Ready {
+		if r.RecoveredAt.Before(r.InterruptedAt) {
+			r.RecoveredAt = now
+		}
+		r.HealFailures, r.HealAfter = 0, time.Time{}
+	}
 	interrupted := 0
 	if r.Interrupted {
 		interrupted = 1
 	}
 	if _, err := tx.ExecContext(ctx, j.q(`UPDATE deployments SET status = ?, stage = ?, interrupted = ?, operation = ?,
-		attempts = ?, last_error = ?, updated_ms = ? WHERE stack = ? AND lease_owner = ?`),
-		string(r.Status), r.Stage, interrupted, r.Operation, r.Attempts, r.LastError, now.UnixMilli(), stack, owner); err != nil {
+		attempts = ?, last_error = ?, updated_ms = ?, interruptions = ?, interrupted_ms = ?, interrupted_host = ?,
+		recovered_ms = ?, heal_failures = ?, heal_after_ms = ? WHERE stack = ? AND lease_owner = ?`),
+		string(r.Status), r.Stage, interrupted, r.Operation, r.Attempts, r.LastError, now.UnixMilli(),
+		r.Interruptions, millis(r.InterruptedAt), r.InterruptedHost, millis(r.RecoveredAt), r.HealFailures, millis(r.HealAfter),
+		stack, owner); err != nil {
 		return Record{}, fmt.Errorf("journal: updating %s: %w", stack, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/cmd/clawdeploy/commands"
 	"github.com/clawdeploy/clawdeploy/components"
 	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
@@ -98,13 +99,12 @@ func InstanceWaiter(cloud string) automation.Waiter {
 
 // FromEnv returns the driver configuration the simulated driver runs with: SIMDRIVER_PROGRAM
 // picks the program ("six", or "real" for infra.Program), CLAWDEPLOY_SIM_CLOUD the cloud.
-func FromEnv() (program pulumi.RunFunc, stages *automation.Stages, finder automation.Finder, waiter automation.Waiter,
-	relaunch func(string) []string) {
+func FromEnv() commands.Config {
 	cloud := os.Getenv(simprovider.EnvCloud)
-	finder = Finder{Cloud: cloud}
+	finder := Finder{Cloud: cloud}
 	switch os.Getenv("SIMDRIVER_PROGRAM") {
 	case "real":
-		return nil, nil, finder, InstanceWaiter(cloud), nil
+		return commands.Config{Finder: finder, Waiter: InstanceWaiter(cloud), HostChecker: HostChecker{Cloud: cloud, Output: "instanceId"}}
 	case "vps":
 		// The vps program launching the script in SIMDRIVER_VPS_SCRIPT on the tests' sshd,
 		// polled every SIMDRIVER_VPS_POLL; the launch writes the host's files under
@@ -121,10 +121,33 @@ func FromEnv() (program pulumi.RunFunc, stages *automation.Stages, finder automa
 		if files == "" {
 			panic("SIMDRIVER_VPS_FILES is not set")
 		}
-		return infra.VPSProgramWith(infra.VPSHost{Script: script, Root: files}), &automation.VPSStages, automation.VPSFinder,
-			automation.SSHWaiter{Interval: poll, Budget: time.Minute}, nil
+		return commands.Config{Program: infra.VPSProgramWith(infra.VPSHost{Script: script, Root: files}), Stages: &automation.VPSStages,
+			Finder: automation.VPSFinder, Waiter: automation.SSHWaiter{Interval: poll, Budget: time.Minute}}
 	}
-	return Six, &SixStages, finder, automation.NoWait, SixRelaunch
+	return commands.Config{Program: Six, Stages: &SixStages, Finder: finder, Waiter: automation.NoWait, RelaunchURNs: SixRelaunch,
+		HostChecker: HostChecker{Cloud: cloud, Output: "top"}}
+}
+
+// HostChecker stands in for automation.SpotHostChecker on the simulated cloud: the host is the
+// resource whose id the output names, down when it is gone (simprovider.Terminate).
+type HostChecker struct {
+	Cloud  string
+	Output string
+}
+
+// Check implements automation.HostChecker.
+func (h HostChecker) Check(_ context.Context, _ string, outputs auto.OutputMap) (automation.HostState, error) {
+	id, _ := outputs[h.Output].Value.(string)
+	c, err := simprovider.Load(h.Cloud)
+	if err != nil {
+		return automation.HostState{}, err
+	}
+	for _, r := range c.Resources {
+		if r.ID == id {
+			return automation.HostState{Host: id, Why: id + " runs"}, nil
+		}
+	}
+	return automation.HostState{Host: id, Down: true, Why: id + " is terminated"}, nil
 }
 
 // SetupScript is a stand-in for openclaw-setup.sh that keeps the setup protocol (the markers,

@@ -189,7 +189,43 @@ type Control struct {
 	Block []string `json:"block,omitempty"`
 	// DefaultDelay slows every operation.
 	DefaultDelay string `json:"defaultDelay,omitempty"`
+	// NoCapacity are instance types the simulated EC2 has no Spot capacity for: launching one
+	// fails as AWS fails it, with InsufficientInstanceCapacity.
+	NoCapacity []string `json:"noCapacity,omitempty"`
 }
+
+// Terminate takes a host away as a Spot interruption does: the resource with the id (an
+// instance, or a stand-in for one) is gone, and so is the attachment of its volumes (the volumes
+// stay). It returns the attachments removed.
+func Terminate(path, id string) (attachments []string, err error) {
+	err = Change(path, func(c *Cloud) error {
+		found := false
+		for k, r := range c.Resources {
+			if r.ID == id && r.Type != AttachmentType {
+				delete(c.Resources, k)
+				c.record("terminate", r.Type, r.URN, id)
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("nothing with id %s in the simulated cloud", id)
+		}
+		for k, r := range c.Resources {
+			if r.Type == AttachmentType && fmt.Sprint(r.Inputs["instanceId"]) == id {
+				delete(c.Resources, k)
+				attachments = append(attachments, r.ID)
+			}
+		}
+		return nil
+	})
+	return attachments, err
+}
+
+// The types Terminate and the capacity control know.
+const (
+	InstanceType   = "aws:ec2/instance:Instance"
+	AttachmentType = "aws:ec2/volumeAttachment:VolumeAttachment"
+)
 
 // WriteControl writes a control file.
 func WriteControl(path string, c Control) error {

@@ -274,6 +274,12 @@ func (p *Provider) Create(_ context.Context, req *pulumirpc.CreateRequest) (*pul
 	if err := obey("create", req.GetUrn()); err != nil {
 		return nil, err
 	}
+	if typ == InstanceType {
+		if it := fmt.Sprint(inputs["instanceType"].V); slices.Contains(readControl().NoCapacity, it) {
+			return nil, fmt.Errorf("creating EC2 Instance: InsufficientInstanceCapacity: We currently do not have sufficient "+
+				"%s capacity in the Availability Zone you requested (%v)", it, inputs["availabilityZone"].V)
+		}
+	}
 	id, out := p.outputs(typ, inputs)
 	if err := p.act(typ, "create", inputs, out); err != nil {
 		return nil, err

@@ -24,7 +24,7 @@ func New() *cli.App {
 // same commands on a simulated program, finder and waiter.
 func NewWith(c commands.Config) *cli.App {
 	cmds := []*cli.Command{
-		commands.Up, commands.Preview, commands.Destroy, commands.Refresh, commands.Resume,
+		commands.Up, commands.Preview, commands.Destroy, commands.Refresh, commands.Resume, commands.Heal,
 		commands.Status, commands.Outputs, commands.Cancel, commands.Render,
 	}
 	for _, cmd := range cmds {
@@ -71,8 +71,11 @@ Exit codes:
 		Commands:             cmds,
 		Metadata:             map[string]any{commands.ConfigKey: c},
 		EnableBashCompletion: true,
-		ExitErrHandler:       func(*cli.Context, error) {}, // main reports and exits
-		OnUsageError:         commands.OnUsageError,
+		// A value may hold commas (instance_types=t4g.small,t4g.medium): a repeated flag is
+		// repeated, never split.
+		DisableSliceFlagSeparator: true,
+		ExitErrHandler:            func(*cli.Context, error) {}, // main reports and exits
+		OnUsageError:              commands.OnUsageError,
 	}
 }
 

@@ -26,6 +26,8 @@ type Config struct {
 	Waiter  automation.Waiter
 	// RelaunchURNs are what `up --retry` replaces; nil means the target's.
 	RelaunchURNs func(stack string) []string
+	// HostChecker tells heal whether a host is gone; nil means the target's.
+	HostChecker automation.HostChecker
 }
 
 // ConfigKey is where the application keeps its Config.
@@ -350,6 +352,7 @@ func newDriver(cliContext *cli.Context) (*automation.Driver, error) {
 		Finder:       c.Finder,
 		Waiter:       c.Waiter,
 		RelaunchURNs: c.RelaunchURNs,
+		HostChecker:  c.HostChecker,
 		Target:       target,
 		ProjectDir:   dir,
 		StateDir:     cliContext.String("state-dir"),

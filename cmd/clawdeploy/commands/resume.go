@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/urfave/cli/v2"
 
 	"github.com/clawdeploy/clawdeploy/automation"
@@ -29,38 +30,57 @@ lease to expire. Deployments stuck in INSTALLING for 45 minutes become ERROR.`,
 		&cli.IntFlag{Name: "concurrency", Usage: "with --all, how many at a time", Value: automation.DefaultConcurrency},
 		setupTimeoutFlag, setupPollFlag},
 	Action: func(cliContext *cli.Context) error {
-		all := cliContext.Bool("all")
-		stack := cliContext.String(stackFlag.Name)
-		if all == (stack != "") {
-			return usageError("give either --stack or --all")
-		}
-		if !all {
-			if err := automation.CheckStackName(stack); err != nil {
-				return err
-			}
-		}
-		if n := cliContext.Int("concurrency"); n < 1 {
-			return usageError("--concurrency must be 1 or more, got %d", n)
-		}
-		return withDriver(cliContext, func(d *automation.Driver) error {
-			if !all {
+		return oneOrAll(cliContext, "resume",
+			func(d *automation.Driver, stack string) (auto.OutputMap, error) {
 				res, err := d.Resume(cliContext.Context, stack)
-				return finish(cliContext, stack, "resume", outputsOf(res), err)
-			}
-			var failed []error
-			results, err := d.ResumeAll(cliContext.Context, cliContext.Int("concurrency"), func(r automation.ResumeResult) {
-				_ = finish(cliContext, r.Stack, "resume", outputsOf(r.Result), r.Err)
-				if r.Err != nil {
-					failed = append(failed, fmt.Errorf("%s: %w", r.Stack, r.Err))
-				}
+				return outputsOf(res), err
+			},
+			func(d *automation.Driver, n int, each func(string, auto.OutputMap, error)) (int, error) {
+				results, err := d.ResumeAll(cliContext.Context, n, func(r automation.ResumeResult) {
+					each(r.Stack, outputsOf(r.Result), r.Err)
+				})
+				return len(results), err
 			})
-			if err != nil {
-				return finish(cliContext, "", "resume", nil, err)
-			}
-			if len(failed) > 0 {
-				return fmt.Errorf("%d of %d deployments did not resume: %w", len(failed), len(results), errors.Join(failed...))
-			}
-			return nil
-		})
 	},
+}
+
+// oneOrAll runs an operation on --stack or, with --all, on every deployment it applies to,
+// --concurrency at a time: one result per deployment, and an error naming those that failed.
+func oneOrAll(cliContext *cli.Context, operation string,
+	one func(d *automation.Driver, stack string) (auto.OutputMap, error),
+	all func(d *automation.Driver, concurrency int, each func(stack string, outputs auto.OutputMap, err error)) (int, error)) error {
+	every := cliContext.Bool("all")
+	stack := cliContext.String(stackFlag.Name)
+	if every == (stack != "") {
+		return usageError("give either --stack or --all")
+	}
+	if !every {
+		if err := automation.CheckStackName(stack); err != nil {
+			return err
+		}
+	}
+	n := cliContext.Int("concurrency")
+	if n < 1 {
+		return usageError("--concurrency must be 1 or more, got %d", n)
+	}
+	return withDriver(cliContext, func(d *automation.Driver) error {
+		if !every {
+			outputs, err := one(d, stack)
+			return finish(cliContext, stack, operation, outputs, err)
+		}
+		var failed []error
+		count, err := all(d, n, func(stack string, outputs auto.OutputMap, err error) {
+			_ = finish(cliContext, stack, operation, outputs, err)
+			if err != nil {
+				failed = append(failed, fmt.Errorf("%s: %w", stack, err))
+			}
+		})
+		if err != nil {
+			return finish(cliContext, "", operation, nil, err)
+		}
+		if len(failed) > 0 {
+			return fmt.Errorf("%d of %d deployments failed to %s: %w", len(failed), count, operation, errors.Join(failed...))
+		}
+		return nil
+	})
 }

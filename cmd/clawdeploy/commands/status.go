@@ -52,7 +52,7 @@ deployment and until when. Reads the journal only: no engine, no cloud.`,
 			}
 			// The tabwriter buffers: a write error surfaces at Flush.
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			_, _ = fmt.Fprintln(w, "STACK\tTARGET\tSTATUS\tSTAGE\tATTEMPTS\tUPDATED\tHELD BY\tLAST ERROR")
+			_, _ = fmt.Fprintln(w, "STACK\tTARGET\tSTATUS\tSTAGE\tATTEMPTS\tUPDATED\tHELD BY\tINTERRUPTIONS\tLAST ERROR")
 			for _, r := range records {
 				status := string(r.Status)
 				if r.Interrupted {
@@ -62,12 +62,21 @@ deployment and until when. Reads the journal only: no engine, no cloud.`,
 				if r.Leased(time.Now()) {
 					held = r.LeaseOwner
 				}
-				_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Stack, r.Target, status, dash(r.Stage),
-					r.Attempts, r.Updated.UTC().Format(time.RFC3339), held, dash(r.LastError))
+				_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Stack, r.Target, status, dash(r.Stage),
+					r.Attempts, r.Updated.UTC().Format(time.RFC3339), held, interruptions(r), dash(r.LastError))
 			}
 			return w.Flush()
 		})
 	},
+}
+
+// interruptions sums a deployment's interruptions up for the table: how many, and the last one's
+// instance and downtime.
+func interruptions(r journal.Record) string {
+	if r.Interruptions == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d (last: %s, down %s)", r.Interruptions, r.InterruptedHost, r.Downtime(time.Now()).Round(time.Second))
 }
 
 func dash(s string) string {
@@ -93,6 +102,16 @@ type statusRecord struct {
 	Updated      time.Time  `json:"updated"`
 	LeaseOwner   string     `json:"leaseOwner,omitempty"`
 	LeaseExpires *time.Time `json:"leaseExpires,omitempty"`
+	// The host's interruptions: how many, the last one (when, which instance), when the
+	// deployment was READY again, and the downtime (until then, or until now).
+	Interruptions       int        `json:"interruptions"`
+	InterruptedAt       *time.Time `json:"interruptedAt,omitempty"`
+	InterruptedInstance string     `json:"interruptedInstance,omitempty"`
+	RecoveredAt         *time.Time `json:"recoveredAt,omitempty"`
+	DowntimeSeconds     *float64   `json:"downtimeSeconds,omitempty"`
+	// A failed heal: how many in a row, and when the next may try.
+	HealFailures int        `json:"healFailures,omitempty"`
+	HealAfter    *time.Time `json:"healAfter,omitempty"`
 }
 
 func statusEvent(r journal.Record) statusRecord {
@@ -105,5 +124,20 @@ func statusEvent(r journal.Record) statusRecord {
 		e := r.LeaseExpires.UTC()
 		s.LeaseExpires = &e
 	}
+	s.Interruptions, s.InterruptedInstance, s.HealFailures = r.Interruptions, r.InterruptedHost, r.HealFailures
+	s.InterruptedAt, s.RecoveredAt, s.HealAfter = utcOrNil(r.InterruptedAt), utcOrNil(r.RecoveredAt), utcOrNil(r.HealAfter)
+	if !r.InterruptedAt.IsZero() {
+		seconds := r.Downtime(time.Now()).Seconds()
+		s.DowntimeSeconds = &seconds
+	}
 	return s
+}
+
+// utcOrNil is a time for JSON: absent when zero.
+func utcOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }

@@ -10,14 +10,12 @@ import (
 	"syscall"
 
 	"github.com/clawdeploy/clawdeploy/cmd/clawdeploy/app"
-	"github.com/clawdeploy/clawdeploy/cmd/clawdeploy/commands"
 	"github.com/clawdeploy/clawdeploy/internal/simprogram"
 )
 
 func main() {
-	program, stages, finder, waiter, relaunch := simprogram.FromEnv()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	err := app.NewWith(commands.Config{Program: program, Stages: stages, Finder: finder, Waiter: waiter, RelaunchURNs: relaunch}).RunContext(ctx, os.Args)
+	err := app.NewWith(simprogram.FromEnv()).RunContext(ctx, os.Args)
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "clawdeploy: %v\n", err)

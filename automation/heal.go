@@ -1,0 +1,234 @@
+package automation
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+
+	"github.com/clawdeploy/clawdeploy/journal"
+)
+
+// HostChecker tells whether a deployment's host is still there: for ec2-spot, whether its
+// instance was interrupted or terminated. The target's own is used unless Options give one.
+type HostChecker interface {
+	Check(ctx context.Context, stack string, outputs auto.OutputMap) (HostState, error)
+}
+
+// HostCheckerFunc is a HostChecker.
+type HostCheckerFunc func(ctx context.Context, stack string, outputs auto.OutputMap) (HostState, error)
+
+// Check calls f.
+func (f HostCheckerFunc) Check(ctx context.Context, stack string, outputs auto.OutputMap) (HostState, error) {
+	return f(ctx, stack, outputs)
+}
+
+// HostState is what a HostChecker found.
+type HostState struct {
+	// Host is the host checked: the instance id.
+	Host string
+	// Down reports that the host is gone or going: terminated, shutting down, or announced
+	// interrupted.
+	Down bool
+	// Why says what was seen, for the journal and the events.
+	Why string
+}
+
+// HealResult is where a heal left a deployment.
+type HealResult struct {
+	Result
+	// Host is what the check found; Healed reports that an up brought the host back.
+	Host   HostState
+	Healed bool
+}
+
+// Heal brings back a deployment whose host was taken away (DESIGN.md, "After a Spot
+// interruption"). It checks the host without a lease; a host that runs is left alone, without an
+// engine run. A host that is gone makes the deployment INTERRUPTED, then an up with refresh
+// (the refresh drops the dead instance and its attachment; the up makes a new instance in the
+// pinned zone and attaches the same volume; the setup finds the data where it was), READY again.
+// A heal that fails (every instance type out of capacity, say) leaves the deployment ERROR and
+// sets when the next may try: HealAll waits for it; Heal itself does not.
+//
+// It heals READY deployments, INTERRUPTED ones (a heal cut short), and ERROR ones whose last
+// heal failed; any other status is an operation for up, resume or destroy.
+func (d *Driver) Heal(ctx context.Context, stack string) (*HealResult, error) {
+	if err := CheckStackName(stack); err != nil {
+		return nil, err
+	}
+	if d.hostChecker == nil {
+		return nil, &UsageError{Err: fmt.Errorf("heal is for the %s target: a %s host is not taken away by its provider",
+			TargetEC2Spot, d.profile.name)}
+	}
+	rec, err := d.Status(ctx, stack)
+	if err != nil {
+		return nil, err
+	}
+	res := &HealResult{Result: Result{Record: rec}}
+	switch {
+	case d.resumable(rec) == OpUp:
+		// A heal (or an up) was cut short: what resume does finishes it.
+		d.note(stack, "an up of %s was cut short (%s): continuing it", stack, rec.Status)
+		r, err := d.Resume(ctx, stack)
+		if r != nil {
+			res.Result, res.Healed = *r, err == nil
+		}
+		return res, err
+	case d.resumable(rec) != "":
+		d.note(stack, "a %s of %s was cut short: `clawdeploy resume --stack %s` continues it", rec.Operation, stack, stack)
+		return res, nil
+	case rec.Status == journal.Ready, rec.Status == journal.Error && rec.HealFailures > 0:
+		outputs, err := d.Outputs(ctx, stack)
+		if err != nil {
+			return res, err
+		}
+		if res.Host, err = d.hostChecker.Check(ctx, stack, outputs); err != nil {
+			return res, fmt.Errorf("checking the host of %s: %w", stack, err)
+		}
+		if !res.Host.Down {
+			d.note(stack, "%s: nothing to heal", res.Host.Why)
+			if rec.Status == journal.Error {
+				d.note(stack, "%s: the deployment is in ERROR (%s); `clawdeploy up --retry` starts it over", res.Host.Why, rec.LastError)
+			}
+			return res, nil
+		}
+	case rec.Status == journal.Error:
+		return res, fmt.Errorf("deployment %s is in ERROR (%s): `clawdeploy up --retry --stack %s` starts it over",
+			stack, rec.LastError, stack)
+	default:
+		d.note(stack, "the deployment is %s: nothing to heal (`clawdeploy resume` continues what was cut short)", rec.Status)
+		return res, nil
+	}
+
+	var out auto.OutputMap
+	rec, err = d.run(ctx, stack, OpUp, func(ctx context.Context, h *hold) error {
+		if h.record.Status == journal.Ready && h.record.RecoveredAt.After(rec.Updated) {
+			d.note(stack, "another process healed it while we waited")
+			return nil
+		}
+		if h.record.Status != journal.HostLost {
+			d.emit(stack, Event{Type: EventDiagnostic, Severity: "warning",
+				Message: fmt.Sprintf("%s: the host is gone, healing", res.Host.Why)})
+			change := journal.Change{Status: ptr(journal.HostLost), Operation: ptr(OpUp), Interrupted: ptr(false), LastError: ptr("")}
+			if h.record.Status == journal.Ready { // a new loss; after a failed heal, the same one
+				change.Interruption = &journal.Interruption{At: d.now(), Host: res.Host.Host}
+			}
+			if err := h.update(change); err != nil {
+				return err
+			}
+		}
+		s, err := d.recover(ctx, h, false)
+		if err == nil {
+			err = d.applyConfig(ctx, s, ConfigInput{})
+		}
+		if err == nil {
+			_, err = d.resolvePending(ctx, h, s, false)
+		}
+		if err == nil {
+			err = h.update(journal.Change{Status: ptr(journal.Provisioning), AddAttempt: true})
+		}
+		if err == nil {
+			out, err = d.upAndWait(ctx, h, s, nil, true)
+		}
+		if err != nil && ctx.Err() == nil {
+			next := d.now().Add(healBackoff(h.record.HealFailures))
+			_ = h.update(journal.Change{HealFailed: &next})
+			d.note(stack, "the heal failed; `clawdeploy heal --all` tries again after %s", next.UTC().Format(time.RFC3339))
+			return h.fail(ctx, err)
+		}
+		res.Healed = err == nil
+		return err
+	})
+	res.Record, res.Outputs = rec, out
+	return res, err
+}
+
+// healBackoff is how long HealAll waits after failures heals failed in a row: a minute, doubled
+// each time, at most an hour.
+func healBackoff(failures int) time.Duration {
+	wait := time.Minute
+	for range failures {
+		if wait *= 2; wait >= time.Hour {
+			return time.Hour
+		}
+	}
+	return wait
+}
+
+// HealAll checks every deployment of a target that heals and heals those whose host is gone, at
+// most concurrency at a time (0: DefaultConcurrency): READY ones, INTERRUPTED ones nobody live
+// holds, and ERROR ones whose last heal failed once their backoff has passed. It is what `heal
+// --all` from cron, and the worker every minute, run.
+func (d *Driver) HealAll(ctx context.Context, concurrency int, each func(HealOutcome)) ([]HealOutcome, error) {
+	if d.hostChecker == nil {
+		return nil, nil // a target whose hosts are not taken away: nothing to heal
+	}
+	records, err := d.journal.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var todo []string
+	for _, r := range records {
+		switch {
+		case r.Target != d.profile.name:
+		case r.Status == journal.Ready:
+			todo = append(todo, r.Stack)
+		case r.Status == journal.HostLost && (!r.Leased(d.now()) || ownerDeadHere()(r.LeaseOwner)):
+			todo = append(todo, r.Stack)
+		case r.Status == journal.Error && r.HealFailures > 0 && !d.now().Before(r.HealAfter):
+			todo = append(todo, r.Stack)
+		}
+	}
+	return forEach(ctx, todo, concurrency, func(ctx context.Context, stack string) HealOutcome {
+		res, err := d.Heal(ctx, stack)
+		return HealOutcome{Stack: stack, Result: res, Err: err}
+	}, each)
+}
+
+// HealOutcome is one deployment's outcome in HealAll.
+type HealOutcome struct {
+	Stack  string
+	Result *HealResult
+	Err    error
+}
+
+// forEach runs f on each stack, at most concurrency at a time (0: DefaultConcurrency; below 0 a
+// *UsageError), calling each (when not nil) with every outcome as it comes, one call at a time,
+// and returns them all. Stacks not started when ctx ends are left out.
+func forEach[T any](ctx context.Context, stacks []string, concurrency int, f func(context.Context, string) T, each func(T)) ([]T, error) {
+	switch {
+	case concurrency < 0:
+		return nil, &UsageError{Err: fmt.Errorf("--concurrency must be 1 or more, got %d", concurrency)}
+	case concurrency == 0:
+		concurrency = DefaultConcurrency
+	}
+	var (
+		results []T
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, concurrency)
+	)
+	for _, stack := range stacks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			r := f(ctx, stack)
+			mu.Lock()
+			defer mu.Unlock()
+			results = append(results, r)
+			if each != nil {
+				each(r)
+			}
+		}()
+	}
+	wg.Wait()
+	return results, nil
+}
