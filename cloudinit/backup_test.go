@@ -49,6 +49,21 @@ func seedState(t *testing.T, data string) {
 	if err := os.Symlink("notes/plan.md", filepath.Join(data, "workspace/plan-link.md")); err != nil {
 		t.Fatal(err)
 	}
+	// The key that encrypts OAuth profile tokens, owned as in the container: by node (1000).
+	secrets := filepath.Join(data, "auth-profile-secrets")
+	if err := os.MkdirAll(secrets, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secrets, "auth-profile.key"), random[:32], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		for _, p := range []string{secrets, filepath.Join(secrets, "auth-profile.key")} {
+			if err := os.Lchown(p, 1000, 1000); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	sqlite(t, filepath.Join(data, ".openclaw/memory/main.sqlite"),
 		"PRAGMA journal_mode=WAL; CREATE TABLE chunks(id INTEGER PRIMARY KEY, text TEXT);"+
 			"INSERT INTO chunks(text) VALUES ('remember the milk'), ('and the eggs');")
@@ -76,15 +91,20 @@ func markRestored(t *testing.T, h *host) {
 
 // entry describes one path of a state tree for comparison.
 type entry struct {
-	Mode string
-	Sum  string // SHA-256 of a file, the .dump of a SQLite database, or a link's target
+	Mode  string
+	Owner string // uid:gid
+	Sum   string // SHA-256 of a file, the .dump of a SQLite database, or a link's target
 }
+
+// stateDirs are the directories OpenClaw keeps state in, as the instance scripts list them
+// (lib.sh's STATE_DIRS): its state, its workspace, and the key of its auth profiles.
+var stateDirs = []string{".openclaw", "workspace", "auth-profile-secrets"}
 
 // stateTree describes the state folders of a data folder.
 func stateTree(t *testing.T, data string) map[string]entry {
 	t.Helper()
 	tree := map[string]entry{}
-	for _, top := range []string{".openclaw", "workspace"} {
+	for _, top := range stateDirs {
 		root := filepath.Join(data, top)
 		if _, err := os.Lstat(root); os.IsNotExist(err) {
 			continue
@@ -104,6 +124,9 @@ func stateTree(t *testing.T, data string) map[string]entry {
 				return err
 			}
 			e := entry{Mode: info.Mode().String()}
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				e.Owner = fmt.Sprintf("%d:%d", st.Uid, st.Gid)
+			}
 			switch {
 			case info.Mode()&fs.ModeSymlink != 0:
 				e.Sum, _ = os.Readlink(p)

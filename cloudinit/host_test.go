@@ -285,10 +285,17 @@ func (h *host) waitSetup() setup.Status {
 // healthPort starts a server that answers the gateway's health check, for the test, and returns
 // its port.
 func healthPort(t *testing.T) string {
+	return healthAnswering(t, `{"ok":true,"status":"live"}`)
+}
+
+// healthAnswering starts a server whose /healthz answers body with 200, and returns its port.
+func healthAnswering(t *testing.T, body string) string {
 	health := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" {
 			http.NotFound(w, r)
+			return
 		}
+		_, _ = w.Write([]byte(body))
 	}))
 	t.Cleanup(health.Close)
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(health.URL, "http://"))

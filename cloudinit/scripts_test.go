@@ -1,6 +1,7 @@
 package cloudinit
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -217,10 +218,20 @@ func TestGatewayStartRequiresMountAndRestore(t *testing.T) {
 		t.Errorf("refused starts still ran %v", calls)
 	}
 	markRestored(t, h)
+	// A data folder from before the auth-profile key had its directory: the start makes it.
+	if err := os.MkdirAll(filepath.Join(h.data, ".openclaw"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h.appendSettings(map[string]string{"OPENCLAW_UID": fmt.Sprint(os.Getuid()), "OPENCLAW_GID": fmt.Sprint(os.Getgid())})
 	h.mustRun(mounts{data: true, run: true}, "openclaw-start.sh")
 	info, err := os.Stat(filepath.Join(h.data, "docker-compose.yaml"))
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("compose file on the data volume: %v %v", info, err)
+	}
+	for _, dir := range stateDirs {
+		if info, err := os.Stat(filepath.Join(h.data, dir)); err != nil || !info.IsDir() || info.Mode().Perm() != 0o700 {
+			t.Errorf("state directory %s before the start: %v %v", dir, info, err)
+		}
 	}
 	calls := h.stubCalls()
 	if len(calls) != 1 || !strings.HasPrefix(calls[0], "docker compose --project-name openclaw") || !strings.HasSuffix(calls[0], "pull --quiet") {

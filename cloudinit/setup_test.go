@@ -120,7 +120,7 @@ func TestSetupScriptBringsUpAFreshInstance(t *testing.T) {
 			t.Errorf("missing call %q in %q", c, calls)
 		}
 	}
-	for _, f := range []string{".openclaw", "workspace"} {
+	for _, f := range []string{".openclaw", "workspace", "auth-profile-secrets"} {
 		info, err := os.Stat(filepath.Join(h.data, f))
 		if err != nil || info.Mode().Perm() != 0o700 {
 			t.Errorf("%s: %v %v", f, info, err)
@@ -144,6 +144,34 @@ func TestSetupScriptBringsUpAFreshInstance(t *testing.T) {
 	}
 	if after := len(h.stubCalls()); after != before {
 		t.Errorf("the second launch made %d calls", after-before)
+	}
+}
+
+// TestSetupWaitsForAHealthyAnswer: a gateway whose /healthz answers 200 with a page (as the
+// Control UI answers any path), or with "ok": false, is not healthy; the setup fails naming what
+// it waited for.
+func TestSetupWaitsForAHealthyAnswer(t *testing.T) {
+	t.Parallel()
+	for name, body := range map[string]string{
+		"a page":       "<!doctype html><html><body>OpenClaw Control</body></html>",
+		"ok is false":  `{"ok":false,"status":"starting"}`,
+		"ok is a text": `{"ok":"true"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := newEC2Host(t)
+			h.appendSettings(map[string]string{
+				"OPENCLAW_GATEWAY_PORT":           healthAnswering(t, body),
+				"OPENCLAW_HEALTH_TIMEOUT_SECONDS": "3",
+				"OPENCLAW_HEALTH_POLL_SECONDS":    "1",
+			})
+			if out := h.launch(); out != "LAUNCH started" {
+				t.Fatalf("launch: %q", out)
+			}
+			if st := h.waitSetup(); st.State != setup.Failed || !strings.Contains(st.Reason, `/healthz with "ok": true`) {
+				t.Errorf("status %+v, want FAILED waiting for /healthz with \"ok\": true", st)
+			}
+		})
 	}
 }
 

@@ -123,7 +123,8 @@ mount_data() {
 
 prepare_layout() {
 	log "preparing $data"
-	install -d -m 0700 -o "${OPENCLAW_UID:-1000}" -g "${OPENCLAW_GID:-1000}" "$data/.openclaw" "$data/workspace"
+	install -d -m 0700 -o "${OPENCLAW_UID:-1000}" -g "${OPENCLAW_GID:-1000}" \
+		"$data/.openclaw" "$data/workspace" "$data/auth-profile-secrets"
 	install -m 0600 "${OPENCLAW_COMPOSE_SOURCE:-/etc/openclaw/docker-compose.yaml}" "$data/docker-compose.yaml"
 	install -m 0700 "$libexec/auto-approve-devices.sh" "$data/auto-approve-devices.sh"
 }
@@ -153,12 +154,20 @@ start_gateway() {
 	systemctl enable --now openclaw-backup.timer openclaw-spot-watch.service openclaw-cloudwatch.service
 }
 
+# healthy reports whether the gateway's /healthz answers its JSON with "ok": true. Its Control UI
+# answers unknown paths with 200, so the status alone proves little: the body is checked.
+healthy() {
+	local body
+	body=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/healthz" 2>/dev/null) || return 1
+	[[ $body =~ \"ok\"[[:space:]]*:[[:space:]]*true ]]
+}
+
 wait_healthy() {
 	local deadline=$((SECONDS + ${OPENCLAW_HEALTH_TIMEOUT_SECONDS:-600}))
-	log "waiting for the gateway on port $port"
-	until curl -fsS --max-time 5 "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || die "the gateway did not answer on port $port in time"
-		sleep 5
+	log "waiting for the gateway on port $port to answer /healthz with \"ok\": true"
+	until healthy; do
+		((SECONDS < deadline)) || die "the gateway did not answer /healthz with \"ok\": true on port $port in time"
+		sleep "${OPENCLAW_HEALTH_POLL_SECONDS:-5}"
 	done
 }
 

@@ -39,9 +39,12 @@ require_data_mounted() {
 		die "$OPENCLAW_DATA_DIR is not a mountpoint: the data volume is not mounted"
 }
 
-# Names under the data folder that are OpenClaw's state, and so what backups hold.
+# Names under the data folder that are OpenClaw's state, and so what backups hold: the state
+# directory, the workspace, and the directory of the key that encrypts OAuth auth-profile tokens
+# (the container's /home/node/.config/openclaw; OpenClaw's Docker guide lists all three,
+# https://docs.openclaw.ai/install/docker). The setup makes each, owned by the container's user.
 # shellcheck disable=SC2034 # used by the scripts that source this file
-STATE_DIRS=(.openclaw workspace)
+STATE_DIRS=(.openclaw workspace auth-profile-secrets)
 
 # The restore marker: written last by a verified restore (or when there is nothing to restore),
 # and required before the gateway starts.

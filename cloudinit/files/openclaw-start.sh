@@ -16,6 +16,14 @@ else
 	[ -f "$(restore_marker)" ] || die "the restore of $OPENCLAW_DATA_DIR has not completed: not starting the gateway"
 fi
 
+# Every state directory exists, owned by the container's user, before compose mounts it: a
+# missing bind source would be made by docker, owned by root, and unwritable to the gateway (a
+# data folder older than a state directory, say).
+for dir in "${STATE_DIRS[@]}"; do
+	[ -d "$OPENCLAW_DATA_DIR/$dir" ] ||
+		install -d -m 0700 -o "${OPENCLAW_UID:-1000}" -g "${OPENCLAW_GID:-1000}" "$OPENCLAW_DATA_DIR/$dir"
+done
+
 "$(dirname "$0")/openclaw-secrets.sh"
 install -m 0600 "${OPENCLAW_COMPOSE_SOURCE:-/etc/openclaw/docker-compose.yaml}" "$OPENCLAW_DATA_DIR/docker-compose.yaml"
 
