@@ -155,12 +155,40 @@ call="${0##*/} $*"
 printf '%s %s\n' "$(date +%s.%N)" "$call" >>"$STUB_LOG"
 if [ -n "${STUB_FAIL:-}" ] && [ "$call" = "$STUB_FAIL" ]; then exit 1; fi
 `
-	for _, name := range []string{"systemctl", "docker"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(stub), 0o755); err != nil {
+	for name, script := range map[string]string{"systemctl": stub, "docker": stub + onboardStandIn} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
 			h.t.Fatal(err)
 		}
 	}
 }
+
+// onboardStandIn makes the docker stub stand in for the image's openclaw onboard as strictly as
+// the real CLI parses its options: an option OpenClaw's reference does not list is refused, so a
+// typo in the setup's onboarding fails a test. The list is the one of
+// https://docs.openclaw.ai/cli/onboard ("Non-interactive setup", "Gateway auth", "Local gateway
+// health", "Other non-interactive flags") and https://docs.openclaw.ai/start/wizard-cli-automation
+// (--gateway-port, --gateway-bind).
+const onboardStandIn = `
+case " $* " in
+*" openclaw-cli onboard "*)
+	args=" $* "
+	for arg in ${args#*" openclaw-cli onboard "}; do
+		case $arg in
+		--non-interactive | --accept-risk | --mode | --auth-choice | --secret-input-mode | --workspace | \
+			--gateway-auth | --gateway-token | --gateway-token-ref-env | --gateway-port | --gateway-bind | \
+			--install-daemon | --no-install-daemon | --skip-daemon | --daemon-runtime | --skip-health | \
+			--skip-bootstrap | --node-manager | --skip-skills | --skip-ui | --skip-hooks | --skip-channels | \
+			--skip-search | --suppress-gateway-token-output | --json | --reset | --reset-scope) ;;
+		--*)
+			echo "error: unknown option '$arg'" >&2
+			exit 1
+			;;
+		esac
+	done
+	case " $* " in *" --json "*) echo '{"mode":"local","gateway":{"port":18789,"auth":"token"}}' ;; esac
+	;;
+esac
+`
 
 // stubCalls returns the recorded calls, as "name args".
 func (h *host) stubCalls() []string {

@@ -3,6 +3,7 @@ package cloudinit
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -77,7 +78,7 @@ func (h *ec2Host) published() string {
 func onboards(calls []string) int {
 	n := 0
 	for _, c := range calls {
-		if strings.Contains(c, " run --rm --no-deps openclaw-cli onboard --non-interactive") {
+		if strings.Contains(c, " run --rm --no-deps -T openclaw-cli onboard --non-interactive") {
 			n++
 		}
 	}
@@ -112,6 +113,25 @@ func TestSetupScriptBringsUpAFreshInstance(t *testing.T) {
 	if onboards(calls) != 1 {
 		t.Errorf("onboarded %d times on a fresh volume, want 1: %q", onboards(calls), calls)
 	}
+	// The documented non-interactive form for a container: the token by reference, no daemon,
+	// no health wait, a JSON summary; never a secret on the command line.
+	for _, c := range calls {
+		if !strings.Contains(c, " onboard ") {
+			continue
+		}
+		for _, flag := range []string{"--non-interactive", "--accept-risk", "--secret-input-mode ref", "--gateway-auth token",
+			"--gateway-token-ref-env OPENCLAW_GATEWAY_TOKEN", "--no-install-daemon", "--skip-health", "--skip-channels", "--json"} {
+			if !strings.Contains(c+" ", " "+flag+" ") {
+				t.Errorf("onboarding lacks %s: %s", flag, c)
+			}
+		}
+		if strings.Contains(c, "gw-setup-token") {
+			t.Errorf("onboarding has the gateway token on its command line: %s", c)
+		}
+	}
+	if summary, err := os.ReadFile(filepath.Join(h.setupRoot, "openclaw-onboard.json")); err != nil || !strings.HasPrefix(string(summary), "{") {
+		t.Errorf("onboarding summary: %q %v", summary, err)
+	}
 	for _, c := range []string{
 		"systemctl enable --now openclaw.service",
 		"systemctl enable --now openclaw-backup.timer openclaw-spot-watch.service openclaw-cloudwatch.service",
@@ -144,6 +164,27 @@ func TestSetupScriptBringsUpAFreshInstance(t *testing.T) {
 	}
 	if after := len(h.stubCalls()); after != before {
 		t.Errorf("the second launch made %d calls", after-before)
+	}
+}
+
+// TestOnboardStandInRefusesUndocumentedFlags: the tests' stand-in for openclaw onboard refuses an
+// option OpenClaw's reference does not list, as the real CLI would, so a typo cannot pass.
+func TestOnboardStandInRefusesUndocumentedFlags(t *testing.T) {
+	t.Parallel()
+	h := newHost(t, testArgs("unused"), nil)
+	docker := filepath.Join(h.root, "stubs", "docker")
+	onboard := []string{"compose", "run", "--rm", "--no-deps", "-T", "openclaw-cli", "onboard", "--non-interactive", "--accept-risk"}
+	cmd := exec.Command(docker, append(slices.Clone(onboard), "--skip-channels", "--json")...)
+	cmd.Env = append(os.Environ(), "STUB_LOG="+h.stubLog)
+	if out, err := cmd.Output(); err != nil || !strings.HasPrefix(string(out), "{") {
+		t.Errorf("documented options: %v, %q", err, out)
+	}
+	for _, typo := range []string{"--skip-chanels", "--no-daemon", "--gateway-token-env"} {
+		cmd := exec.Command(docker, append(slices.Clone(onboard), typo)...)
+		cmd.Env = append(os.Environ(), "STUB_LOG="+h.stubLog)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "unknown option '"+typo+"'") {
+			t.Errorf("%s: %v, %q; want it refused", typo, err, out)
+		}
 	}
 }
 

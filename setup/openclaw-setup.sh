@@ -136,9 +136,24 @@ onboard() {
 	fi
 	log "onboarding OpenClaw"
 	"$libexec/openclaw-secrets.sh"
-	compose run --rm --no-deps openclaw-cli onboard --non-interactive --accept-risk --mode local \
-		${OPENCLAW_ONBOARD_AUTH_CHOICE:+--auth-choice "$OPENCLAW_ONBOARD_AUTH_CHOICE"} \
-		--secret-input-mode ref --gateway-port "$port" --gateway-bind lan --skip-skills
+	# The non-interactive form OpenClaw documents for a container (https://docs.openclaw.ai/cli/onboard,
+	# "Non-interactive setup" and "Other non-interactive flags"): keys and the gateway token by
+	# reference to the environment (--secret-input-mode ref, --gateway-token-ref-env), so no secret
+	# is written into openclaw.json; no service install (--no-install-daemon: systemd runs the
+	# gateway) and no wait for a gateway that starts later (--skip-health); channels, skills and UI
+	# prompts left for later; --json for a summary this script checks.
+	local token_ref=()
+	if grep -q '^OPENCLAW_GATEWAY_TOKEN=.' "$run_dir/.env" 2>/dev/null; then
+		token_ref=(--gateway-token-ref-env OPENCLAW_GATEWAY_TOKEN)
+	fi
+	local summary
+	summary=$(compose run --rm --no-deps -T openclaw-cli onboard --non-interactive --accept-risk --mode local \
+		${OPENCLAW_ONBOARD_AUTH_CHOICE:+--auth-choice "$OPENCLAW_ONBOARD_AUTH_CHOICE"} --secret-input-mode ref \
+		--gateway-auth token "${token_ref[@]}" --gateway-port "$port" --gateway-bind lan \
+		--no-install-daemon --skip-health --skip-channels --skip-skills --skip-ui --suppress-gateway-token-output --json)
+	printf '%s\n' "$summary" >"$root/openclaw-onboard.json"
+	[[ $summary == "{"* ]] || die "openclaw onboard printed no JSON summary: $summary"
+	log "onboarded: the summary is in $root/openclaw-onboard.json"
 }
 
 start_gateway() {
