@@ -25,26 +25,26 @@ type hold struct {
 
 // take acquires a deployment for this process, waiting up to WaitForLease for a live owner.
 func (d *Driver) take(ctx context.Context, stack string) (*hold, error) {
-	prev, err := d.journal.Ensure(ctx, stack, d.profile.name, d.now())
+	known, err := d.journal.Ensure(ctx, stack, d.profile.name, d.now())
 	if err != nil {
 		return nil, err
 	}
-	if prev.Target != d.profile.name {
+	if known.Target != d.profile.name {
 		// Running another target's program on a stack would delete everything it has.
-		return nil, &UsageError{Err: fmt.Errorf("deployment %s is a %s deployment; run it with --target %s", stack, prev.Target, prev.Target)}
+		return nil, &UsageError{Err: fmt.Errorf("deployment %s is a %s deployment; run it with --target %s", stack, known.Target, known.Target)}
 	}
 	deadline := d.now().Add(d.waitLease)
 	for {
 		now := d.now()
-		rec, err := d.journal.Acquire(ctx, stack, d.owner, now, now.Add(d.leaseTTL), ownerDeadHere())
+		taken, err := d.journal.Acquire(ctx, stack, d.owner, now, now.Add(d.leaseTTL), ownerDeadHere())
 		if err == nil {
-			// The deployment is as the lease gave it to us (a holder we waited for may have
-			// finished it since prev was read); prev keeps only who held it before.
-			prev.Status, prev.Stage, prev.Interrupted, prev.Operation = rec.Status, rec.Stage, rec.Interrupted, rec.Operation
-			prev.Attempts, prev.LastError = rec.Attempts, rec.LastError
-			h := &hold{d: d, stack: stack, prev: prev, record: rec, stop: make(chan struct{})}
-			if prev.LeaseOwner != "" && prev.LeaseOwner != d.owner {
-				d.note(stack, "took over the deployment from %s, whose lease had expired or whose process is gone", prev.LeaseOwner)
+			// prev is the deployment as the lease was taken from it: a holder we waited for may
+			// have finished it and gone since we last read it, and is no owner to recover from.
+			rec := taken
+			rec.LeaseOwner, rec.LeaseExpires, rec.Updated = d.owner, now.Add(d.leaseTTL), now
+			h := &hold{d: d, stack: stack, prev: taken, record: rec, stop: make(chan struct{})}
+			if taken.LeaseOwner != "" && taken.LeaseOwner != d.owner {
+				d.note(stack, "took over the deployment from %s, whose lease had expired or whose process is gone", taken.LeaseOwner)
 			}
 			h.done.Add(1)
 			go h.heartbeat()
@@ -58,9 +58,6 @@ func (d *Driver) take(ctx context.Context, stack string) (*hold, error) {
 		case <-ctx.Done():
 			return nil, err
 		case <-time.After(250 * time.Millisecond):
-		}
-		if prev, err = d.journal.Get(ctx, stack); err != nil {
-			return nil, err
 		}
 	}
 }

@@ -433,9 +433,11 @@ func (d *Driver) Cancel(ctx context.Context, stack string, force bool) (journal.
 		dead = func(string) bool { return true }
 	}
 	now := d.now()
-	if _, err := d.journal.Acquire(ctx, stack, d.owner, now, now.Add(d.leaseTTL), dead); err != nil {
+	taken, err := d.journal.Acquire(ctx, stack, d.owner, now, now.Add(d.leaseTTL), dead)
+	if err != nil {
 		return prev, err
 	}
+	prev = taken // who held it as it was taken, not as it was read
 	defer func() { _ = d.journal.Release(context.Background(), stack, d.owner, d.now()) }()
 	d.stopLeftovers(stack, prev.LeaseOwner)
 	h := &hold{d: d, stack: stack, prev: prev}

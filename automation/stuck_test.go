@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,5 +86,87 @@ func TestResumeAllMarksStuckInstalling(t *testing.T) {
 	}
 	if n := len(ev.of(EventResource)); n != 0 {
 		t.Errorf("%d resource events: marking a deployment stuck must not run the engine", n)
+	}
+}
+
+// holderFinishes is a journal on which, while a driver waits for a lease, its holder finishes
+// the deployment, releases the lease and is gone (its lease long expired), just before the
+// driver's next try.
+type holderFinishes struct {
+	journal.Journal
+	tries  atomic.Int32
+	finish func()
+}
+
+func (j *holderFinishes) Acquire(ctx context.Context, stack, owner string, now, expires time.Time, dead func(string) bool) (journal.Record, error) {
+	if j.tries.Add(1) == 2 {
+		j.finish()
+	}
+	return j.Journal.Acquire(ctx, stack, owner, now, expires, dead)
+}
+
+// TestResumeWaitsOutAHolderThatFinishes: a resume that waits for a live holder, which then
+// completes the up and exits, finds the deployment READY and runs nothing. Who held the lease is
+// judged as the lease is taken, not from what was read while waiting: that holder is gone by
+// then, and taking it for a dead owner would run a second up after the first (TestConcurrentResumes
+// saw it once in 20 races).
+func TestResumeWaitsOutAHolderThatFinishes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sql, err := journal.OpenSQLite(ctx, filepath.Join(t.TempDir(), "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sql.Close() }()
+	start := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	var clock atomic.Int64
+	clock.Store(start.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	holder, err := NewOwner() // this test process: alive while it holds the lease
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sql.Ensure(ctx, "dev", TargetEC2Spot, start); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sql.Acquire(ctx, "dev", holder.String(), start, start.Add(time.Minute), nil); err != nil {
+		t.Fatal(err)
+	}
+	up := OpUp
+	set := func(s journal.Status) {
+		t.Helper()
+		if _, err := sql.Update(ctx, "dev", holder.String(), now(), journal.Change{Status: &s, Operation: &up}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(journal.Provisioning)
+	j := &holderFinishes{Journal: sql, finish: func() {
+		set(journal.Installing)
+		set(journal.Ready)
+		if err := sql.Release(ctx, "dev", holder.String(), now()); err != nil {
+			t.Error(err)
+		}
+		clock.Store(start.Add(2 * time.Minute).UnixNano())
+	}}
+
+	sim := enginetest.NewSim(t, bins)
+	ev := &events{}
+	d, err := New(ctx, &Options{Program: simprogram.Six, StateDir: sim.StateDir, PulumiRoot: sim.PulumiRoot,
+		Env: sim.Env, Journal: j, Clock: now, Events: ev, WaitForLease: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.Resume(ctx, "dev")
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if j.tries.Load() < 2 {
+		t.Fatalf("the resume took the lease at its first try: it never waited for the holder")
+	}
+	if res.Record.Status != journal.Ready || res.Record.Attempts != 0 {
+		t.Errorf("after the resume: %+v", res.Record)
+	}
+	if n := len(ev.of(EventResource)); n != 0 {
+		t.Errorf("%d resource events: the deployment was READY, nothing may run", n)
 	}
 }

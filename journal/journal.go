@@ -162,7 +162,9 @@ type Journal interface {
 	Ensure(ctx context.Context, stack, target string, now time.Time) (Record, error)
 	// Acquire gives owner the lease until expires when nobody holds it, it has expired, owner
 	// already holds it, or dead says its holder is provably dead. Otherwise it returns a
-	// *LeaseHeldError.
+	// *LeaseHeldError. It returns the deployment as it was when owner took it: its LeaseOwner is
+	// the holder the lease was taken from, empty when the lease was free. What was read before,
+	// while waiting, may be stale: a holder that finished and released since is no longer there.
 	Acquire(ctx context.Context, stack, owner string, now, expires time.Time, dead func(owner string) bool) (Record, error)
 	// Renew extends owner's lease; a *LeaseHeldError when owner no longer holds it.
 	Renew(ctx context.Context, stack, owner string, now, expires time.Time) error

@@ -112,12 +112,22 @@ func TestLease(t *testing.T) {
 	}
 	// A provably dead holder is replaced at once.
 	dead := func(owner string) bool { return owner == "a" }
-	if r, err := j.Acquire(ctx, "dev", "b", t0.Add(21*time.Second), t0.Add(51*time.Second), dead); err != nil || r.LeaseOwner != "b" {
-		t.Fatalf("taking a dead owner's lease: %+v %v", r, err)
+	if r, err := j.Acquire(ctx, "dev", "b", t0.Add(21*time.Second), t0.Add(51*time.Second), dead); err != nil || r.LeaseOwner != "a" {
+		t.Fatalf("taking a dead owner's lease: %+v %v (want it taken from a)", r, err)
 	}
 	// An expired lease is free.
-	if r, err := j.Acquire(ctx, "dev", "c", t0.Add(52*time.Second), t0.Add(82*time.Second), nil); err != nil || r.LeaseOwner != "c" {
-		t.Fatalf("taking an expired lease: %+v %v", r, err)
+	if r, err := j.Acquire(ctx, "dev", "c", t0.Add(52*time.Second), t0.Add(82*time.Second), nil); err != nil || r.LeaseOwner != "b" {
+		t.Fatalf("taking an expired lease: %+v %v (want it taken from b)", r, err)
+	}
+	if r, _ := j.Get(ctx, "dev"); r.LeaseOwner != "c" || !r.LeaseExpires.Equal(t0.Add(82*time.Second)) {
+		t.Fatalf("after c took it: %+v", r)
+	}
+	// A released lease was taken from nobody.
+	if err := j.Release(ctx, "dev", "c", t0.Add(53*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := j.Acquire(ctx, "dev", "c", t0.Add(54*time.Second), t0.Add(84*time.Second), nil); err != nil || r.LeaseOwner != "" {
+		t.Fatalf("taking a released lease: %+v %v (want it taken from nobody)", r, err)
 	}
 	// Releasing someone else's lease does nothing.
 	if err := j.Release(ctx, "dev", "a", t0.Add(53*time.Second)); err != nil {

@@ -247,29 +247,31 @@ func (j *SQL) Ensure(ctx context.Context, stack, target string, now time.Time) (
 	return j.Get(ctx, stack)
 }
 
-// Acquire takes the lease by compare-and-swap on the owner and expiry it observed.
+// Acquire takes the lease by compare-and-swap on the record it observed.
 func (j *SQL) Acquire(ctx context.Context, stack, owner string, now, expires time.Time, dead func(string) bool) (Record, error) {
-	r, err := j.Get(ctx, stack)
-	if err != nil {
-		return Record{}, err
+	for {
+		r, err := j.Get(ctx, stack)
+		if err != nil {
+			return Record{}, err
+		}
+		free := r.LeaseOwner == "" || !now.Before(r.LeaseExpires) || r.LeaseOwner == owner ||
+			(dead != nil && dead(r.LeaseOwner))
+		if !free {
+			return Record{}, &LeaseHeldError{Stack: stack, Owner: r.LeaseOwner, Expires: r.LeaseExpires}
+		}
+		// The record is replaced only as it was read (every write moves its lease or its update
+		// time), so r is exactly what the lease was taken from. When it moved in between, judge
+		// it again as it is now.
+		res, err := j.db.ExecContext(ctx, j.q(`UPDATE deployments SET lease_owner = ?, lease_expires_ms = ?, updated_ms = ?
+			WHERE stack = ? AND lease_owner = ? AND lease_expires_ms = ? AND updated_ms = ?`),
+			owner, expires.UnixMilli(), now.UnixMilli(), stack, r.LeaseOwner, r.LeaseExpires.UnixMilli(), r.Updated.UnixMilli())
+		if err != nil {
+			return Record{}, fmt.Errorf("journal: taking the lease of %s: %w", stack, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return r, nil
+		}
 	}
-	free := r.LeaseOwner == "" || !now.Before(r.LeaseExpires) || r.LeaseOwner == owner ||
-		(dead != nil && dead(r.LeaseOwner))
-	if !free {
-		return Record{}, &LeaseHeldError{Stack: stack, Owner: r.LeaseOwner, Expires: r.LeaseExpires}
-	}
-	res, err := j.db.ExecContext(ctx, j.q(`UPDATE deployments SET lease_owner = ?, lease_expires_ms = ?, updated_ms = ?
-		WHERE stack = ? AND lease_owner = ? AND lease_expires_ms = ?`),
-		owner, expires.UnixMilli(), now.UnixMilli(), stack, r.LeaseOwner, r.LeaseExpires.UnixMilli())
-	if err != nil {
-		return Record{}, fmt.Errorf("journal: taking the lease of %s: %w", stack, err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		// Someone else changed the lease between our read and our write: they won.
-		now2, _ := j.Get(ctx, stack)
-		return Record{}, &LeaseHeldError{Stack: stack, Owner: now2.LeaseOwner, Expires: now2.LeaseExpires}
-	}
-	return j.Get(ctx, stack)
 }
 
 // Renew extends owner's lease.
