@@ -48,11 +48,12 @@ test: tools ## run every test: unit, mocks and engine-level (needs the CLI; buil
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: tools ## benchmarks: resume to first engine event (dead owner), resume of a READY deployment, heal to READY, the program
+bench: tools ## benchmarks: resume to first engine event (dead owner), resume of a READY deployment, heal to READY, the program, Spot notice to final backup (1 GB)
 	go test -run '^$$' -bench 'BenchmarkResumeDeadOwner' -benchtime 5x ./automation
 	go test -run '^$$' -bench 'BenchmarkResumeReady' ./automation
 	go test -run '^$$' -bench 'BenchmarkHeal' -benchtime 5x ./automation
 	go test -run '^$$' -bench . ./infra
+	go test -run '^$$' -bench 'BenchmarkSpotNoticeToFinalBackup' -benchtime 1x -timeout 30m ./cloudinit
 
 $(BIN)/golangci-lint:
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

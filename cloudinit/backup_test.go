@@ -16,12 +16,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/clawdeploy/clawdeploy/backup"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
 )
 
 // seedState writes an OpenClaw state the way a running gateway leaves it: config, sessions,
 // credentials, a SQLite database, workspace files of every kind.
-func seedState(t *testing.T, data string) {
+func seedState(t testing.TB, data string) {
 	t.Helper()
 	random := make([]byte, 1<<20)
 	_, _ = rand.Read(random)
@@ -69,7 +72,7 @@ func seedState(t *testing.T, data string) {
 			"INSERT INTO chunks(text) VALUES ('remember the milk'), ('and the eggs');")
 }
 
-func sqlite(t *testing.T, db, sql string) string {
+func sqlite(t testing.TB, db, sql string) string {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(db), 0o700); err != nil {
 		t.Fatal(err)
@@ -82,7 +85,7 @@ func sqlite(t *testing.T, db, sql string) string {
 }
 
 // markRestored writes the restore marker, as on a host whose restore completed.
-func markRestored(t *testing.T, h *host) {
+func markRestored(t testing.TB, h *host) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(h.data, ".openclaw-restore-complete"), []byte("test\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -152,6 +155,17 @@ func stateTree(t *testing.T, data string) map[string]entry {
 	return tree
 }
 
+// regularFiles counts the regular files of a state tree.
+func regularFiles(tree map[string]entry) int {
+	n := 0
+	for _, e := range tree {
+		if strings.HasPrefix(e.Mode, "-") {
+			n++
+		}
+	}
+	return n
+}
+
 func sameTree(t *testing.T, got, want map[string]entry) {
 	t.Helper()
 	for p, w := range want {
@@ -171,7 +185,7 @@ func sameTree(t *testing.T, got, want map[string]entry) {
 
 // versions counts every version of every object in a bucket: a backup that must not touch the
 // bucket leaves this number alone.
-func versions(t *testing.T, m *moto.Server, bucket string) int {
+func versions(t testing.TB, m *moto.Server, bucket string) int {
 	t.Helper()
 	out := m.AWS(t, "s3api", "list-object-versions", "--bucket", bucket, "--output", "json")
 	var v struct {
@@ -187,7 +201,7 @@ func versions(t *testing.T, m *moto.Server, bucket string) int {
 }
 
 // archiveEntries lists the members of the backup archive in the bucket.
-func archiveEntries(t *testing.T, m *moto.Server, bucket string) []string {
+func archiveEntries(t testing.TB, m *moto.Server, bucket string) []string {
 	t.Helper()
 	local := filepath.Join(t.TempDir(), "backup.tar.gz")
 	m.AWS(t, "s3", "cp", "--only-show-errors", "s3://"+bucket+"/"+BackupObject, local)
@@ -207,11 +221,17 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	src := newHost(t, testArgs(bucket), m.Env())
 	seedState(t, src.data)
 	markRestored(t, src)
-	backup := src.mustRun(mounts{data: true}, "openclaw-backup.sh")
+	took := src.mustRun(mounts{data: true}, "openclaw-backup.sh")
 
 	head := m.AWS(t, "s3api", "head-object", "--bucket", bucket, "--key", BackupObject, "--output", "json")
 	if !strings.Contains(head, `"sha256"`) || !strings.Contains(head, `"reason": "scheduled"`) {
 		t.Errorf("backup object metadata: %s", head)
+	}
+	// What `clawdeploy backup verify` reads is what the script wrote.
+	client := s3.NewFromConfig(m.Config(), func(o *s3.Options) { o.UsePathStyle = true })
+	report, err := backup.Verify(t.Context(), client, bucket, BackupObject, "", t.TempDir())
+	if err != nil || !report.Restorable || report.Databases != 1 || report.Files != regularFiles(stateTree(t, src.data)) {
+		t.Errorf("verify: %v %+v", err, report)
 	}
 
 	dst := newHost(t, testArgs(bucket), m.Env())
@@ -224,7 +244,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if leftovers, _ := filepath.Glob(filepath.Join(dst.data, ".restore-staging*")); len(leftovers) > 0 {
 		t.Errorf("restore left %v behind", leftovers)
 	}
-	t.Logf("round trip: backup %.2fs, restore %.2fs", backup.duration.Seconds(), restore.duration.Seconds())
+	t.Logf("round trip: backup %.2fs, restore %.2fs", took.duration.Seconds(), restore.duration.Seconds())
 
 	// A second restore on the same volume does nothing.
 	again := dst.mustRun(mounts{data: true}, "openclaw-restore.sh")
@@ -235,7 +255,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 
 // writer starts a process that writes to a SQLite database without pause, holding its connection
 // (and so its -wal or -journal file) open, until the test ends.
-func writer(t *testing.T, db, journalMode string) {
+func writer(t testing.TB, db, journalMode string) {
 	t.Helper()
 	const program = `
 import sqlite3, sys, time

@@ -39,7 +39,7 @@ func testArgs(bucket string) Args {
 // mount namespace where the data folder is a real mountpoint (a bind mount of itself) and the run
 // folder is a real tmpfs, so their safety checks are the real ones.
 type host struct {
-	t       *testing.T
+	t       testing.TB
 	root    string
 	data    string
 	run     string
@@ -51,7 +51,7 @@ type host struct {
 }
 
 // newRoot returns a host with its folders named under a new temporary root, nothing written.
-func newRoot(t *testing.T) *host {
+func newRoot(t testing.TB) *host {
 	t.Helper()
 	root := t.TempDir()
 	return &host{
@@ -67,7 +67,7 @@ func newRoot(t *testing.T) *host {
 
 // newHost writes the rendered files for args under a new root. env is the environment the scripts
 // start from (the emulator's, say); nil means the test process's own.
-func newHost(t *testing.T, args Args, env []string) *host {
+func newHost(t testing.TB, args Args, env []string) *host {
 	t.Helper()
 	h := newRoot(t)
 	root := h.root
@@ -105,7 +105,7 @@ func newHost(t *testing.T, args Args, env []string) *host {
 }
 
 // writeTree writes files under root with their modes, as cloud-init would.
-func writeTree(t *testing.T, root string, files []File) {
+func writeTree(t testing.TB, root string, files []File) {
 	t.Helper()
 	for _, f := range files {
 		p := filepath.Join(root, f.Path)

@@ -7,11 +7,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/clawdeploy/clawdeploy/internal/imdsfake"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
 )
 
@@ -237,77 +235,4 @@ func TestGatewayStartRequiresMountAndRestore(t *testing.T) {
 	if len(calls) != 1 || !strings.HasPrefix(calls[0], "docker compose --project-name openclaw") || !strings.HasSuffix(calls[0], "pull --quiet") {
 		t.Errorf("calls = %q, want one compose pull", calls)
 	}
-}
-
-// TestSpotNoticeStopsTheGatewayAndBacksUp runs the watcher against an IMDS that enforces IMDSv2,
-// raises a notice, and times the gateway stop and the final backup upload.
-func TestSpotNoticeStopsTheGatewayAndBacksUp(t *testing.T) {
-	t.Parallel()
-	m := moto.Start(t)
-	bucket := "openclaw-dev-spot"
-	m.CreateBucket(t, bucket)
-	imds := imdsfake.Start(t)
-	h := newHost(t, testArgs(bucket), m.Env())
-	h.appendSettings(map[string]string{"OPENCLAW_IMDS_ENDPOINT": imds.URL})
-	seedState(t, h.data)
-	markRestored(t, h)
-
-	cmd := h.command(mounts{data: true}, "openclaw-spot-watch.sh")
-	var log strings.Builder
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-
-	// Let it poll quietly for a while: no notice, no action.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if reads, _ := imds.Reads(); reads >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the watcher never read the metadata:\n%s", log.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if calls := h.stubCalls(); len(calls) != 0 {
-		t.Fatalf("acted without a notice: %v", calls)
-	}
-
-	noticeAt := imds.Interrupt()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("watcher: %v\n%s", err, log.String())
-		}
-	case <-time.After(110 * time.Second):
-		t.Fatalf("no final backup within the two-minute warning:\n%s", log.String())
-	}
-	took := time.Since(noticeAt)
-
-	calls := h.stubCalls()
-	if !slices.Contains(calls, "systemctl stop openclaw.service") || !slices.Contains(calls, "systemctl stop openclaw-backup.timer") {
-		t.Errorf("stub calls = %q, want the gateway and the timer stopped", calls)
-	}
-	head := m.AWS(t, "s3api", "head-object", "--bucket", bucket, "--key", BackupObject, "--output", "json")
-	if !strings.Contains(head, `"reason": "spot-interruption"`) {
-		t.Errorf("final backup metadata: %s", head)
-	}
-	if _, unauth := imds.Reads(); unauth != 0 {
-		t.Errorf("%d metadata reads came without an IMDSv2 token", unauth)
-	}
-	// The interruption is published for heal, once the final backup has started.
-	status := m.AWS(t, "ssm", "get-parameter", "--name", "/openclaw/dev/setup-status", "--with-decryption",
-		"--query", "Parameter.Value", "--output", "text")
-	if got := strings.TrimSpace(status); got != imdsfake.InstanceID+" INTERRUPTED "+imdsfake.InstanceID {
-		t.Errorf("status parameter %q, want the interruption of %s", got, imdsfake.InstanceID)
-	}
-	started, published := strings.Index(log.String(), "running the final backup"), strings.Index(log.String(), "published INTERRUPTED")
-	if started < 0 || published < started {
-		t.Errorf("the interruption was not published after the final backup started:\n%s", log.String())
-	}
-	t.Logf("spot notice to final backup uploaded: %.1fs, polling every 5s as on instances", took.Seconds())
 }

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# openclaw-spot-watch.sh polls the instance metadata service (IMDSv2) for a Spot interruption
-# notice every OPENCLAW_SPOT_POLL_SECONDS (5 s). On a notice, inside the two-minute warning, it
-# stops the gateway cleanly, so that its databases are closed, and runs a final backup. Once the
-# backup has started, it publishes "<instance id> INTERRUPTED <instance id>" to the stack's status
-# parameter (OPENCLAW_STATUS_PARAMETER), which `clawdeploy heal` reads to bring a new instance up.
+# openclaw-spot-watch.sh polls the instance metadata service (IMDSv2) every
+# OPENCLAW_SPOT_POLL_SECONDS (5 s) for two signals:
+#
+# - a rebalance recommendation (events/recommendations/rebalance), which usually comes minutes
+#   before an interruption: it takes a checkpoint backup at once, while the gateway keeps serving,
+#   published as the bucket's newest backup with reason=rebalance-recommendation;
+# - a Spot interruption notice (spot/instance-action): inside the two-minute warning it ends any
+#   backup in flight (the final one supersedes it), stops the gateway cleanly, so that its
+#   databases are closed, and runs a final backup. Once that has started, it publishes
+#   "<instance id> INTERRUPTED <instance id>" to the stack's status parameter
+#   (OPENCLAW_STATUS_PARAMETER), which `clawdeploy heal` reads to bring a new instance up.
+#
+# EC2 documents both at https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/rebalance-recommendations.html
+# and spot-instance-termination-notices.html: 404 while there is none, a JSON document once there is.
 set -Eeuo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -14,7 +23,10 @@ interval=${OPENCLAW_SPOT_POLL_SECONDS:-5}
 token=""
 token_age=0
 notice=$(mktemp)
-trap 'rm -f "$notice"' EXIT
+recommendation=$(mktemp)
+checkpoint=""    # the pid of the checkpoint backup in flight (its own process group)
+checkpointed=""  # the recommendation already checkpointed: one checkpoint for each
+trap 'rm -f "$notice" "$recommendation"' EXIT
 
 # new_token asks IMDSv2 for a session token, valid for six hours; it is renewed every five minutes.
 new_token() {
@@ -22,26 +34,65 @@ new_token() {
 	token_age=$SECONDS
 }
 
-log "watching $imds for a Spot interruption notice every ${interval}s"
+# read PATH FILE fetches a metadata document into FILE and prints the HTTP status (000: no answer).
+read_metadata() {
+	local code
+	code=$(curl -sS --max-time 2 -o "$2" -w '%{http_code}' -H "X-aws-ec2-metadata-token: $token" \
+		"$imds/latest/meta-data/$1" 2>/dev/null) || code=000
+	echo "$code"
+}
+
+# take_checkpoint starts a backup of the live state in its own process group, so that a notice
+# can end it whole (the backup, its sqlite3, tar and aws) and free the backup lock at once.
+take_checkpoint() {
+	log "rebalance recommendation: $(tr -d '\n' <"$recommendation"); taking a checkpoint backup, the gateway keeps serving"
+	OPENCLAW_BACKUP_REASON=rebalance-recommendation setsid "$(dirname "$0")/openclaw-backup.sh" &
+	checkpoint=$!
+}
+
+# checkpoint_done logs the outcome of a checkpoint that has ended.
+checkpoint_done() {
+	if [ -n "$checkpoint" ] && ! kill -0 "$checkpoint" 2>/dev/null; then
+		if wait "$checkpoint"; then
+			log "checkpoint backup uploaded"
+		else
+			log "the checkpoint backup failed; the scheduled backups go on"
+		fi
+		checkpoint=""
+	fi
+}
+
+log "watching $imds for a rebalance recommendation and a Spot interruption notice every ${interval}s"
 while true; do
 	if [ -z "$token" ] || ((SECONDS - token_age > 300)); then
 		new_token
 	fi
-	code=$(curl -sS --max-time 2 -o "$notice" -w '%{http_code}' -H "X-aws-ec2-metadata-token: $token" \
-		"$imds/latest/meta-data/spot/instance-action" 2>/dev/null) || code=000
+	code=$(read_metadata spot/instance-action "$notice")
 	case $code in
 	200) break ;;
 	404) ;;                     # no notice: the normal answer
 	401) token="" ;;            # the token expired: take a new one
 	*) log "IMDS answered $code" ;; # keep polling; a notice cannot be missed for long
 	esac
+	checkpoint_done
+	if [ "$(read_metadata events/recommendations/rebalance "$recommendation")" = 200 ] &&
+		[ "$(cat "$recommendation")" != "$checkpointed" ] && [ -z "$checkpoint" ]; then
+		checkpointed=$(cat "$recommendation")
+		take_checkpoint
+	fi
 	sleep "$interval"
 done
 
 started=$SECONDS
 log "Spot interruption notice: $(tr -d '\n' <"$notice")"
-log "stopping the gateway and the backup timer"
+log "stopping the gateway, the backup timer and any backup in flight: the final backup supersedes it"
 systemctl stop openclaw-backup.timer || log "could not stop openclaw-backup.timer"
+systemctl stop openclaw-backup.service || log "could not stop openclaw-backup.service"
+if [ -n "$checkpoint" ]; then
+	kill -TERM -- "-$checkpoint" 2>/dev/null || true
+	wait "$checkpoint" 2>/dev/null || true
+	log "ended the checkpoint backup in flight"
+fi
 systemctl stop openclaw.service || log "could not stop openclaw.service cleanly"
 log "running the final backup"
 OPENCLAW_BACKUP_REASON=spot-interruption "$(dirname "$0")/openclaw-backup.sh" &

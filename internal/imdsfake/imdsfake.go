@@ -1,7 +1,9 @@
 // Package imdsfake is an instance metadata service for tests that enforces IMDSv2: every read
 // needs a token from PUT /latest/api/token, as it does on an instance whose metadata options
-// require tokens. It serves the instance id and, once Interrupt is called, a Spot interruption
-// notice.
+// require tokens. It serves the instance id and, once Rebalance or Interrupt is called, a
+// rebalance recommendation or a Spot interruption notice, in the shapes EC2 documents
+// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/rebalance-recommendations.html,
+// spot-instance-termination-notices.html): 404 until then.
 package imdsfake
 
 import (
@@ -25,6 +27,7 @@ type Server struct {
 	tokens      map[string]bool
 	notice      string
 	noticeAt    time.Time
+	rebalance   string
 	unauthReads int
 	reads       int
 }
@@ -47,6 +50,16 @@ func (s *Server) Interrupt() time.Time {
 	s.noticeAt = time.Now()
 	s.notice = `{"action": "terminate", "time": "` + s.noticeAt.Add(2*time.Minute).UTC().Format(time.RFC3339) + `"}`
 	return s.noticeAt
+}
+
+// Rebalance makes the events/recommendations/rebalance document appear, as when EC2 sees the
+// instance at elevated risk of interruption, and returns when it did.
+func (s *Server) Rebalance() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at := time.Now()
+	s.rebalance = `{"noticeTime": "` + at.UTC().Format(time.RFC3339) + `"}`
+	return at
 }
 
 // Reads returns how many metadata reads came with a valid token and how many without.
@@ -86,6 +99,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		_, _ = w.Write([]byte(s.notice))
+	case "/latest/meta-data/events/recommendations/rebalance":
+		if s.rebalance == "" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(s.rebalance))
 	default:
 		http.NotFound(w, r)
 	}
