@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/blang/semver"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
@@ -73,6 +74,9 @@ type Options struct {
 	// SetupPoll and SetupTimeout configure the target's waiter; 0 means DefaultSetupPoll and
 	// DefaultSetupTimeout.
 	SetupPoll, SetupTimeout time.Duration
+	// AWS is the configuration of the driver's own AWS calls (`backup verify`); nil loads the
+	// default one (environment, shared files, instance role) with the stack's region.
+	AWS *aws.Config
 	// HostChecker tells Heal whether a deployment's host is gone. Nil means the target's (for
 	// ec2-spot, SpotHostChecker); none for a target whose hosts are not taken away.
 	HostChecker HostChecker
@@ -100,6 +104,7 @@ type Driver struct {
 	finder      Finder
 	waiter      Waiter
 	hostChecker HostChecker
+	aws         *aws.Config
 
 	// The workspace: where stacks live and which CLI runs them (workspace.go).
 	projectDir string
@@ -164,6 +169,7 @@ func New(ctx context.Context, opts *Options) (*Driver, error) {
 	if d.waiter == nil {
 		d.waiter = p.newWaiter(opts.SetupPoll, opts.SetupTimeout)
 	}
+	d.aws = opts.AWS
 	if d.hostChecker = opts.HostChecker; d.hostChecker == nil && p.newHostChecker != nil {
 		d.hostChecker = p.newHostChecker()
 	}

@@ -29,6 +29,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	mu     sync.Mutex
 	events []Event
+	lines  []string // every line of standard output, as printed
 	seen   chan Event
 	stderr bytes.Buffer
 	done   chan struct{}
@@ -45,9 +46,16 @@ func startSim(t testing.TB, sim *enginetest.Sim, program string, args ...string)
 // startSimWithInput is startSim with stdin as the process's standard input.
 func startSimWithInput(t testing.TB, sim *enginetest.Sim, program string, stdin io.Reader, args ...string) *proc {
 	t.Helper()
+	return startSimWith(t, sim, program, stdin, nil, args...)
+}
+
+// startSimWith is startSim with stdin as the process's standard input and env added to its
+// environment.
+func startSimWith(t testing.TB, sim *enginetest.Sim, program string, stdin io.Reader, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(sim.Bins.Dir, "clawdeploy-sim"), append([]string{"--json"}, args...)...)
 	cmd.Stdin = stdin
-	cmd.Env = sim.Environ("SIMDRIVER_PROGRAM=" + program)
+	cmd.Env = sim.Environ(append([]string{"SIMDRIVER_PROGRAM=" + program}, env...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &proc{t: t, cmd: cmd, seen: make(chan Event, 1000), done: make(chan struct{})}
 	cmd.Stderr = &p.stderr
@@ -63,6 +71,9 @@ func startSimWithInput(t testing.TB, sim *enginetest.Sim, program string, stdin 
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.mu.Unlock()
 			var e Event
 			if json.Unmarshal(sc.Bytes(), &e) == nil {
 				p.mu.Lock()

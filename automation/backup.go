@@ -1,0 +1,68 @@
+package automation
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/clawdeploy/clawdeploy/backup"
+	"github.com/clawdeploy/clawdeploy/cloudinit"
+)
+
+// VerifyBackup proves that the stack's newest backup (version: that version of it) restores:
+// the archive and every file against what the backup recorded, every SQLite database with
+// PRAGMA integrity_check, unpacked into a scratch directory that is removed afterwards. A report
+// that is not Restorable names what failed; the error is for what kept it from looking at all.
+func (d *Driver) VerifyBackup(ctx context.Context, stack, version string) (*backup.Report, error) {
+	if err := CheckStackName(stack); err != nil {
+		return nil, err
+	}
+	if d.profile.name != TargetEC2Spot {
+		return nil, &UsageError{Err: fmt.Errorf("a %s deployment keeps its data on the host's disk and has no backups in a bucket to verify", d.profile.name)}
+	}
+	if err := d.existing(ctx, stack); err != nil {
+		return nil, err
+	}
+	out, err := d.Outputs(ctx, stack)
+	if err != nil {
+		return nil, err
+	}
+	bucket, _ := out["backupBucket"].Value.(string)
+	region, _ := out["region"].Value.(string)
+	if bucket == "" {
+		return nil, fmt.Errorf("stack %s has no backupBucket output: `clawdeploy up --stack %s` creates its bucket", stack, stack)
+	}
+	cfg := d.aws
+	if cfg == nil {
+		loaded, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("loading the AWS configuration: %w", err)
+		}
+		if region != "" {
+			loaded.Region = region
+		}
+		cfg = &loaded
+	}
+	scratch, err := os.MkdirTemp("", "clawdeploy-verify-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = os.RemoveAll(scratch) }()
+	client := s3.NewFromConfig(*cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	d.note(stack, "verifying s3://%s/%s%s", bucket, cloudinit.BackupObject, versionNote(version))
+	report, err := backup.Verify(ctx, client, bucket, cloudinit.BackupObject, version, scratch)
+	if err != nil && version == "" && notFound(err, "NoSuchKey") {
+		return nil, fmt.Errorf("stack %s has no backup yet at s3://%s/%s: the instance takes one every backup_interval_minutes", stack, bucket, cloudinit.BackupObject)
+	}
+	return report, err
+}
+
+func versionNote(version string) string {
+	if version == "" {
+		return " (newest)"
+	}
+	return " version " + version
+}
