@@ -18,6 +18,7 @@
 //	resume.go       Resume and ResumeAll
 //	heal.go         Heal and HealAll: a host taken away, brought back
 //	backup.go       VerifyBackup: the stack's newest backup proven to restore
+//	checkpoint.go   upgrades that can be undone: the pre-upgrade checkpoint, --rollback
 //	lease.go        step 1: the deployment's lease, its heartbeat and the journal's writes
 //	recovery.go     steps 2 and 3: leftovers, dead locks, torn state files, pending creates
 //	config.go       configuration: keys, validation before anything is touched, stack files

@@ -77,6 +77,10 @@ type Options struct {
 	// AWS is the configuration of the driver's own AWS calls (`backup verify`); nil loads the
 	// default one (environment, shared files, instance role) with the stack's region.
 	AWS *aws.Config
+	// Checkpointer takes the checkpoint before an up deploys a new OpenClaw image. Nil means the
+	// target's (ec2-spot: AWSCheckpointer, a snapshot and the newest backup's version); none for a
+	// target whose data stays on its host.
+	Checkpointer Checkpointer
 	// HostChecker tells Heal whether a deployment's host is gone. Nil means the target's (for
 	// ec2-spot, SpotHostChecker); none for a target whose hosts are not taken away.
 	HostChecker HostChecker
@@ -100,11 +104,12 @@ type Options struct {
 // the journal of every deployment it touches.
 type Driver struct {
 	// profile is the target: its program, stages, keys, validation and project definition.
-	profile     profile
-	finder      Finder
-	waiter      Waiter
-	hostChecker HostChecker
-	aws         *aws.Config
+	profile      profile
+	finder       Finder
+	waiter       Waiter
+	hostChecker  HostChecker
+	checkpointer Checkpointer
+	aws          *aws.Config
 
 	// The workspace: where stacks live and which CLI runs them (workspace.go).
 	projectDir string
@@ -175,6 +180,9 @@ func New(ctx context.Context, opts *Options) (*Driver, error) {
 	}
 	if d.now == nil {
 		d.now = time.Now
+	}
+	if d.checkpointer = opts.Checkpointer; d.checkpointer == nil && p.newCheckpointer != nil {
+		d.checkpointer = p.newCheckpointer(opts.AWS, d.now)
 	}
 	if d.events == nil {
 		d.events = discard

@@ -46,6 +46,8 @@ type Event struct {
 	ExitCode  *int           `json:"exitCode,omitempty"`
 	Error     string         `json:"error,omitempty"`
 	Outputs   map[string]any `json:"outputs,omitempty"`
+	// Checkpoint, on an up's result, is the checkpoint taken before it deployed a new image.
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 }
 
 // Sink receives the driver's events. It must be safe for concurrent use.

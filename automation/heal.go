@@ -130,7 +130,7 @@ func (d *Driver) Heal(ctx context.Context, stack string) (*HealResult, error) {
 			err = h.update(journal.Change{Status: ptr(journal.Provisioning), AddAttempt: true})
 		}
 		if err == nil {
-			out, err = d.upAndWait(ctx, h, s, nil, true)
+			out, _, err = d.upAndWait(ctx, h, s, nil, true)
 		}
 		if err != nil && ctx.Err() == nil {
 			next := d.now().Add(healBackoff(h.record.HealFailures))

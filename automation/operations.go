@@ -34,12 +34,19 @@ type UpOptions struct {
 	Replace []string
 	// Retry starts a failed deployment over: stage reset, setup relaunched.
 	Retry bool
+	// Rollback deploys again the OpenClaw image the deployment last reached READY with (the
+	// journal's), undoing an upgrade that did not become healthy. The data stays as the new image
+	// left it: the pre-upgrade checkpoint is named to restore it from.
+	Rollback bool
 }
 
 // Result is where an operation left a deployment.
 type Result struct {
 	Record  journal.Record
 	Outputs auto.OutputMap
+	// Checkpoint is the one taken (or kept) before this up deployed a new image; nil when the
+	// image did not change.
+	Checkpoint *Checkpoint
 }
 
 // Up creates or updates the deployment, then waits for its setup to complete. The journal goes
@@ -51,10 +58,20 @@ func (d *Driver) Up(ctx context.Context, stack string, opts *UpOptions) (*Result
 	if opts == nil {
 		opts = &UpOptions{}
 	}
+	if opts.Rollback {
+		in, err := d.rollbackConfig(ctx, stack, opts.Config)
+		if err != nil {
+			return nil, err
+		}
+		opts = &UpOptions{Config: in, Replace: opts.Replace, Retry: opts.Retry}
+	}
 	if err := d.checkConfig(ctx, stack, opts.Config); err != nil {
 		return nil, err
 	}
-	var out auto.OutputMap
+	var (
+		out auto.OutputMap
+		cp  *Checkpoint
+	)
 	rec, err := d.run(ctx, stack, OpUp, func(ctx context.Context, h *hold) error {
 		s, err := d.recover(ctx, h, true)
 		if err != nil {
@@ -80,17 +97,36 @@ func (d *Driver) Up(ctx context.Context, stack string, opts *UpOptions) (*Result
 		}
 		// After an interruption the state may lag the cloud: refresh first.
 		refresh := settled || h.prev.Interrupted || (!h.prev.Status.Terminal() && h.prev.Status != journal.Pending)
-		out, err = d.upAndWait(ctx, h, s, replace, refresh)
+		out, cp, err = d.upAndWait(ctx, h, s, replace, refresh)
 		return err
 	})
-	return &Result{Record: rec, Outputs: out}, err
+	return &Result{Record: rec, Outputs: out, Checkpoint: cp}, err
 }
 
-// upAndWait runs the engine's up, then the setup wait.
-func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace []string, refresh bool) (auto.OutputMap, error) {
+// upAndWait runs the engine's up, then the setup wait. An up that deploys another image than
+// the last one that reached READY is an upgrade: a checkpoint is taken first, and a failure
+// says how to roll back.
+func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace []string, refresh bool) (auto.OutputMap, *Checkpoint, error) {
+	image, err := d.configuredImage(ctx, s)
+	if err != nil {
+		return nil, nil, h.fail(ctx, err)
+	}
+	var cp *Checkpoint
+	upgrade := image != "" && h.record.LastGoodImage != "" && image != h.record.LastGoodImage
+	if upgrade {
+		if cp, err = d.preUpgrade(ctx, h, s, image); err != nil {
+			return nil, nil, h.fail(ctx, err)
+		}
+	}
+	failed := func(err error) error {
+		if upgrade && ctx.Err() == nil {
+			err = &UpgradeError{Stack: h.stack, From: h.record.LastGoodImage, To: image, Checkpoint: cp, Err: err}
+		}
+		return h.fail(ctx, err)
+	}
 	if d.profile.beforeEngine != nil {
 		if err := d.profile.beforeEngine(ctx, d, h.stack, s); err != nil {
-			return nil, h.fail(ctx, err)
+			return nil, cp, h.fail(ctx, err)
 		}
 	}
 	for {
@@ -99,29 +135,44 @@ func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace [
 			break
 		}
 		if d.profile.afterEngineFailure == nil || ctx.Err() != nil {
-			return nil, h.fail(ctx, d.engineError("updating", h.stack, err))
+			return nil, cp, failed(d.engineError("updating", h.stack, err))
 		}
 		again, reported := d.profile.afterEngineFailure(ctx, d, h.stack, s, err)
 		if !again {
 			if reported == nil {
 				reported = d.engineError("updating", h.stack, err)
 			}
-			return nil, h.fail(ctx, reported)
+			return nil, cp, failed(reported)
 		}
 		refresh = true
 	}
 	outputs, err := s.Outputs(ctx)
 	if err != nil {
-		return nil, h.fail(ctx, fmt.Errorf("reading the outputs of %s: %w", h.stack, err))
+		return nil, cp, h.fail(ctx, fmt.Errorf("reading the outputs of %s: %w", h.stack, err))
 	}
 	if err := h.update(journal.Change{Status: ptr(journal.Installing)}); err != nil {
-		return outputs, err
+		return outputs, cp, err
 	}
-	return outputs, d.waitSetup(ctx, h, outputs)
+	if err := d.waitSetup(ctx, h, outputs, image); err != nil {
+		return outputs, cp, d.upgradeFailed(upgrade, h, image, cp, err)
+	}
+	return outputs, cp, nil
 }
 
-// waitSetup waits for the setup to complete and records its stages.
-func (d *Driver) waitSetup(ctx context.Context, h *hold, outputs auto.OutputMap) error {
+// upgradeFailed rewords, for an upgrade, the failure waitSetup already recorded: the journal's
+// last error and the returned error say how to roll back.
+func (d *Driver) upgradeFailed(upgrade bool, h *hold, image string, cp *Checkpoint, err error) error {
+	if !upgrade || h.record.Status != journal.Error {
+		return err
+	}
+	err = &UpgradeError{Stack: h.stack, From: h.record.LastGoodImage, To: image, Checkpoint: cp, Err: err}
+	_ = h.update(journal.Change{LastError: ptr(err.Error())})
+	return err
+}
+
+// waitSetup waits for the setup to complete and records its stages; READY records image as the
+// last good one.
+func (d *Driver) waitSetup(ctx context.Context, h *hold, outputs auto.OutputMap, image string) error {
 	tracker := newStageTracker(d.profile.stages, h.record.Stage)
 	report := func(st setup.Status) {
 		if st.State == setup.Running || st.State == setup.Complete {
@@ -141,7 +192,11 @@ func (d *Driver) waitSetup(ctx context.Context, h *hold, outputs auto.OutputMap)
 				"other than the gatewayToken output; read the host's with `openclaw config get gateway.auth.token`"})
 		}
 	}
-	return h.update(journal.Change{Status: ptr(journal.Ready)})
+	change := journal.Change{Status: ptr(journal.Ready)}
+	if image != "" {
+		change.LastGoodImage = ptr(image)
+	}
+	return h.update(change)
 }
 
 // engineError wraps a failed engine run.

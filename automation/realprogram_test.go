@@ -2,6 +2,7 @@ package automation_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -111,13 +112,16 @@ func TestRealProgramOnTheSimulatedProvider(t *testing.T) {
 			t.Errorf("%s %s survived destroy", r.Type, r.ID)
 		}
 	}
-	if len(c.Snapshots) != 1 {
-		t.Fatalf("%d snapshots after destroy, want the final one", len(c.Snapshots))
-	}
+	// The new image's up took a pre-upgrade checkpoint; destroy took the final snapshot.
+	kinds := map[string]int{}
 	for id, s := range c.Snapshots {
+		kinds[cmp.Or(s.Tags[TagCheckpoint], "final")]++
 		if s.Tags["OpenClawAz"] != "me-central-1a" || s.Tags["OpenClawStack"] != "dev" {
-			t.Errorf("final snapshot %s tags: %v", id, s.Tags)
+			t.Errorf("snapshot %s tags: %v", id, s.Tags)
 		}
+	}
+	if len(c.Snapshots) != 2 || kinds["final"] != 1 || kinds["pre-upgrade"] != 1 {
+		t.Fatalf("snapshots after destroy: %v, want the pre-upgrade checkpoint and the final one", kinds)
 	}
 }
 

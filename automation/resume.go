@@ -48,7 +48,10 @@ func (d *Driver) Resume(ctx context.Context, stack string) (*Result, error) {
 		}
 		return &Result{Record: rec}, nil
 	}
-	var out auto.OutputMap
+	var (
+		out auto.OutputMap
+		cp  *Checkpoint
+	)
 	rec, err = d.run(ctx, stack, op, func(ctx context.Context, h *hold) error {
 		if d.resumable(h.prev) == "" {
 			// Another process finished it while we waited for the lease.
@@ -82,10 +85,10 @@ func (d *Driver) Resume(ctx context.Context, stack string) (*Result, error) {
 			Interrupted: ptr(false), AddAttempt: true}); err != nil {
 			return err
 		}
-		out, err = d.upAndWait(ctx, h, s, nil, true)
+		out, cp, err = d.upAndWait(ctx, h, s, nil, true)
 		return err
 	})
-	return &Result{Record: rec, Outputs: out}, err
+	return &Result{Record: rec, Outputs: out, Checkpoint: cp}, err
 }
 
 // resumable is the operation a resume of r continues: the up, destroy or refresh that started

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -62,6 +63,9 @@ type profile struct {
 	// newHostChecker returns what tells Heal that a host is gone; nil for a target whose hosts
 	// are not taken away.
 	newHostChecker func() HostChecker
+	// newCheckpointer returns what takes the checkpoint before an upgrade; nil for a target
+	// whose data stays on its host.
+	newCheckpointer func(cfg *aws.Config, now func() time.Time) Checkpointer
 	// userData renders the user-data an instance of the stack would get; nil when the target's
 	// hosts get none.
 	userData func(ctx context.Context, d *Driver, stack string, in ConfigInput) ([]byte, error)
@@ -89,6 +93,9 @@ volume.`,
 		userData:           ec2SpotUserData,
 		afterEngineFailure: ec2SpotCapacity,
 		newHostChecker:     func() HostChecker { return &SpotHostChecker{} },
+		newCheckpointer: func(cfg *aws.Config, now func() time.Time) Checkpointer {
+			return &AWSCheckpointer{Config: cfg, Now: now}
+		},
 	},
 	TargetVPS: {
 		name: TargetVPS,

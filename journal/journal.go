@@ -87,6 +87,11 @@ type Record struct {
 	// (backoff). Both are cleared when the deployment is READY.
 	HealFailures int
 	HealAfter    time.Time
+	// LastGoodImage is the OpenClaw image the deployment last reached READY with: what
+	// `up --rollback` deploys again. Checkpoint describes the checkpoint taken before the last
+	// upgrade from it (JSON, as the driver wrote it); empty when none was.
+	LastGoodImage string
+	Checkpoint    string
 }
 
 // Downtime is how long the last interruption kept the deployment from READY: until it was READY
@@ -119,6 +124,9 @@ type Change struct {
 	Interruption *Interruption
 	// HealFailed records a failed heal and when the next may try.
 	HealFailed *time.Time
+	// LastGoodImage and Checkpoint set the fields of the same names.
+	LastGoodImage *string
+	Checkpoint    *string
 }
 
 // Interruption is a host taken away.

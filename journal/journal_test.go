@@ -64,6 +64,17 @@ func TestLifecycle(t *testing.T) {
 	if _, err := j.Update(ctx, "dev", "a", t0.Add(2*time.Second), Change{Status: status(Provisioning)}); err != nil {
 		t.Errorf("repeating a transition: %v", err)
 	}
+	// The last good image and the checkpoint are kept as given, and left alone by other changes.
+	if _, err := j.Update(ctx, "dev", "a", t0.Add(2*time.Second), Change{LastGoodImage: str("ghcr.io/openclaw/openclaw:2026.2.26"),
+		Checkpoint: str(`{"snapshot":"snap-1"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Update(ctx, "dev", "a", t0.Add(2*time.Second), Change{Stage: str("network_ready")}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := j.Get(ctx, "dev"); got.LastGoodImage != "ghcr.io/openclaw/openclaw:2026.2.26" || got.Checkpoint != `{"snapshot":"snap-1"}` {
+		t.Errorf("last good image %q, checkpoint %q", got.LastGoodImage, got.Checkpoint)
+	}
 	var terr *TransitionError
 	if _, err := j.Update(ctx, "dev", "a", t0, Change{Status: status(Destroyed)}); !errors.As(err, &terr) {
 		t.Errorf("PROVISIONING → DESTROYED: %v", err)

@@ -104,7 +104,8 @@ func FromEnv() commands.Config {
 	finder := Finder{Cloud: cloud}
 	switch os.Getenv("SIMDRIVER_PROGRAM") {
 	case "real":
-		return commands.Config{Finder: finder, Waiter: InstanceWaiter(cloud), HostChecker: HostChecker{Cloud: cloud, Output: "instanceId"}}
+		return commands.Config{Finder: finder, Waiter: InstanceWaiter(cloud), HostChecker: HostChecker{Cloud: cloud, Output: "instanceId"},
+			Checkpointer: Checkpointer{Cloud: cloud}}
 	case "vps":
 		// The vps program launching the script in SIMDRIVER_VPS_SCRIPT on the tests' sshd,
 		// polled every SIMDRIVER_VPS_POLL; the launch writes the host's files under
@@ -126,6 +127,23 @@ func FromEnv() commands.Config {
 	}
 	return commands.Config{Program: Six, Stages: &SixStages, Finder: finder, Waiter: automation.NoWait, RelaunchURNs: SixRelaunch,
 		HostChecker: HostChecker{Cloud: cloud, Output: "top"}}
+}
+
+// Checkpointer stands in for automation.AWSCheckpointer on the simulated cloud: the data volume's
+// snapshot is taken in the cloud file, tagged as AWS's would be, and recorded as an op.
+type Checkpointer struct{ Cloud string }
+
+// Checkpoint implements automation.Checkpointer.
+func (c Checkpointer) Checkpoint(_ context.Context, stack string, outputs auto.OutputMap, from, to string) (*automation.Checkpoint, error) {
+	volume, _ := outputs["dataVolumeId"].Value.(string)
+	zone, _ := outputs["availabilityZone"].Value.(string)
+	id, err := simprovider.TakeSnapshot(c.Cloud, volume, map[string]string{
+		"OpenClawData": "true", "OpenClawStack": stack, "OpenClawAz": zone, automation.TagCheckpoint: "pre-upgrade", "OpenClawImage": from,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &automation.Checkpoint{From: from, To: to, At: time.Now().UTC(), Snapshot: id, Volume: volume}, nil
 }
 
 // HostChecker stands in for automation.SpotHostChecker on the simulated cloud: the host is the

@@ -288,3 +288,21 @@ func obey(kind, urn string) error {
 func (c *Cloud) record(kind, typ, urn, id string) {
 	c.Ops = append(c.Ops, Op{Seq: len(c.Ops) + 1, Kind: kind, Type: typ, URN: urn, ID: id})
 }
+
+// TakeSnapshot snapshots a volume of the cloud, as EC2's CreateSnapshot would, with tags, and
+// records it as an op ("snapshot") so that its order against other operations can be checked.
+func TakeSnapshot(path, volumeID string, tags map[string]string) (id string, err error) {
+	err = Change(path, func(c *Cloud) error {
+		for _, r := range c.Resources {
+			if r.ID == volumeID && r.Type == "aws:ebs/volume:Volume" {
+				size, _ := r.Inputs["size"].(float64)
+				id = "snap-" + randomHex(17)
+				c.Snapshots[id] = Snapshot{Tags: tags, SizeGB: int(size)}
+				c.record("snapshot", r.Type, r.URN, id)
+				return nil
+			}
+		}
+		return fmt.Errorf("no volume %s in the simulated cloud", volumeID)
+	})
+	return id, err
+}

@@ -28,6 +28,8 @@ type Config struct {
 	RelaunchURNs func(stack string) []string
 	// HostChecker tells heal whether a host is gone; nil means the target's.
 	HostChecker automation.HostChecker
+	// Checkpointer takes the pre-upgrade checkpoint; nil means the target's.
+	Checkpointer automation.Checkpointer
 }
 
 // ConfigKey is where the application keeps its Config.
@@ -353,6 +355,7 @@ func newDriver(cliContext *cli.Context) (*automation.Driver, error) {
 		Waiter:       c.Waiter,
 		RelaunchURNs: c.RelaunchURNs,
 		HostChecker:  c.HostChecker,
+		Checkpointer: c.Checkpointer,
 		Target:       target,
 		ProjectDir:   dir,
 		StateDir:     cliContext.String("state-dir"),
@@ -394,13 +397,21 @@ func checkDurations(cliContext *cli.Context) error {
 // finish ends a command: with --json, a result event carrying the outcome and the non-secret
 // outputs; the error goes back to main, which prints it and exits with its code.
 func finish(cliContext *cli.Context, stack, operation string, outputs auto.OutputMap, err error) error {
+	return finishWith(cliContext, stack, operation, outputs, nil, err)
+}
+
+// finishWith is finish for an up, whose result names the checkpoint it took before an upgrade.
+func finishWith(cliContext *cli.Context, stack, operation string, outputs auto.OutputMap, cp *automation.Checkpoint, err error) error {
 	if !cliContext.Bool("json") {
+		if cp != nil {
+			fmt.Fprintf(os.Stderr, "pre-upgrade checkpoint of %s (%s → %s): %s\n", stack, cp.From, cp.To, cp)
+		}
 		return err
 	}
 	ok := err == nil
 	code := automation.ExitCode(err)
 	e := automation.Event{Time: time.Now().UTC(), Type: automation.EventResult, Stack: stack, Operation: operation,
-		OK: &ok, ExitCode: &code}
+		OK: &ok, ExitCode: &code, Checkpoint: cp}
 	if err != nil {
 		e.Error = err.Error()
 	}

@@ -112,6 +112,10 @@ type statusRecord struct {
 	// A failed heal: how many in a row, and when the next may try.
 	HealFailures int        `json:"healFailures,omitempty"`
 	HealAfter    *time.Time `json:"healAfter,omitempty"`
+	// The last image that reached READY (what `up --rollback` deploys), and the checkpoint
+	// taken before the last upgrade from it.
+	LastGoodImage string          `json:"lastGoodImage,omitempty"`
+	Checkpoint    json.RawMessage `json:"checkpoint,omitempty"`
 }
 
 func statusEvent(r journal.Record) statusRecord {
@@ -126,6 +130,10 @@ func statusEvent(r journal.Record) statusRecord {
 	}
 	s.Interruptions, s.InterruptedInstance, s.HealFailures = r.Interruptions, r.InterruptedHost, r.HealFailures
 	s.InterruptedAt, s.RecoveredAt, s.HealAfter = utcOrNil(r.InterruptedAt), utcOrNil(r.RecoveredAt), utcOrNil(r.HealAfter)
+	s.LastGoodImage = r.LastGoodImage
+	if json.Valid([]byte(r.Checkpoint)) {
+		s.Checkpoint = json.RawMessage(r.Checkpoint)
+	}
 	if !r.InterruptedAt.IsZero() {
 		seconds := r.Downtime(time.Now()).Seconds()
 		s.DowntimeSeconds = &seconds

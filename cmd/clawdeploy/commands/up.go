@@ -16,9 +16,18 @@ takes the deployment's lease, runs the engine, and waits for the setup script to
 complete. The journal goes PENDING → PROVISIONING → INSTALLING → READY, or ERROR.
 
 --retry starts a deployment in ERROR over: its stage is reset and the setup runs
-again (ec2-spot: on a new instance; vps: relaunched on the host).`,
+again (ec2-spot: on a new instance; vps: relaunched on the host).
+
+A new openclaw_image is an upgrade. Before it replaces the instance (ec2-spot),
+up snapshots the data volume (tagged OpenClawCheckpoint=pre-upgrade) and pins
+the newest backup's S3 version: the pre-upgrade checkpoint, named in the result
+(--json: "checkpoint") and kept in the journal. When the new image does not
+become healthy, the error says so; --rollback then deploys again the last image
+that reached READY, and names the checkpoint to restore if the new version
+changed the data.`,
 	Flags: []cli.Flag{stackFlag, configFlag, secretFlag, secretFileFlag, configFileFlag, replaceFlag, waitFlag,
 		&cli.BoolFlag{Name: "retry", Usage: "start over from a clean stage, relaunching the setup"},
+		&cli.BoolFlag{Name: "rollback", Usage: "deploy again the last openclaw_image that reached READY (after a failed upgrade)"},
 		setupTimeoutFlag, setupPollFlag},
 	Action: func(cliContext *cli.Context) error {
 		stack, in, err := stackAndConfig(cliContext)
@@ -28,8 +37,13 @@ again (ec2-spot: on a new instance; vps: relaunched on the host).`,
 		return withDriver(cliContext, func(d *automation.Driver) error {
 			res, err := d.Up(cliContext.Context, stack, &automation.UpOptions{
 				Config: in, Replace: cliContext.StringSlice(replaceFlag.Name), Retry: cliContext.Bool("retry"),
+				Rollback: cliContext.Bool("rollback"),
 			})
-			return finish(cliContext, stack, "up", outputsOf(res), err)
+			var cp *automation.Checkpoint
+			if res != nil {
+				cp = res.Checkpoint
+			}
+			return finishWith(cliContext, stack, "up", outputsOf(res), cp, err)
 		})
 	},
 }
