@@ -102,6 +102,9 @@ type SSHAccess struct {
 
 	// Ready is the host's answer, "ssh-ready", once the key is authorized.
 	Ready pulumi.StringOutput `pulumi:"ready"`
+	// Authorization is the command that authorizes the key: what a later step that logs in
+	// with the key depends on.
+	Authorization pulumi.CustomResource
 }
 
 // AuthorizeKeyCommand returns the command that appends key to the user's authorized_keys unless
@@ -140,6 +143,7 @@ func NewSSHAccess(ctx *pulumi.Context, name string, args *SSHAccessArgs, opts ..
 	if err != nil {
 		return nil, err
 	}
+	c.Authorization = cmd
 	c.Ready = cmd.Stdout.ApplyT(strings.TrimSpace).(pulumi.StringOutput)
 	if err := ctx.RegisterResourceOutputs(c, pulumi.Map{"ready": c.Ready}); err != nil {
 		return nil, err
@@ -157,8 +161,10 @@ type VPSSetupArgs struct {
 	LaunchCommand pulumi.StringInput
 	// LaunchID identifies what is launched (setup.Launch.ID): a new ID relaunches.
 	LaunchID pulumi.StringInput
-	// After are resources the launch waits for: the key's authorization. (A component's own
-	// DependsOn does not reach its children.)
+	// After are resources the launch waits for: the key's authorization (SSHAccess.Authorization).
+	// Each must be a custom resource: a dependency on a component reaches only the children
+	// registered by the time the launch registers, which the SDK does concurrently, so it
+	// sometimes misses them (CI saw the launch run without waiting for the authorization).
 	After []pulumi.Resource
 }
 
@@ -185,6 +191,11 @@ func NewVPSSetup(ctx *pulumi.Context, name string, args *VPSSetupArgs, opts ...p
 	}
 	if args.LaunchID == nil {
 		return nil, fmt.Errorf("components: NewVPSSetup %s needs a launch id", name)
+	}
+	for _, r := range args.After {
+		if _, custom := r.(pulumi.CustomResource); !custom {
+			return nil, fmt.Errorf("components: NewVPSSetup %s: After holds a component (%T); name the resources it waits for", name, r)
+		}
 	}
 	c := &VPSSetup{}
 	if err := ctx.RegisterComponentResource(TypeVPSSetup, name, c, opts...); err != nil {

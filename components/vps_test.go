@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -73,5 +74,46 @@ func TestSSHKeyIsEd25519AndSecret(t *testing.T) {
 	key := child(t, m, TypeSSHKey, "ssh-key", "tls:index/privateKey:PrivateKey", "ssh-key-key")
 	if key.String("algorithm") != "ED25519" {
 		t.Errorf("algorithm %q", key.String("algorithm"))
+	}
+}
+
+// TestVPSSetupWaitsOnResourcesNotComponents: the launch waits for the authorization command
+// itself, every time; a component in After is refused, since a dependency on a component reaches
+// only the children the SDK has registered by then (CI once saw the launch without it).
+func TestVPSSetupWaitsOnResourcesNotComponents(t *testing.T) {
+	t.Parallel()
+	host := Host{Address: "203.0.113.10", Port: 22, User: "root", HostKey: "ssh-ed25519 AAAA"}
+	_, err := pulumitest.Run(func(ctx *pulumi.Context) error {
+		access, err := NewSSHAccess(ctx, "access", &SSHAccessArgs{Host: host, Password: pulumi.StringPtr("pw"),
+			AuthorizedKey: pulumi.String("ssh-ed25519 AAAA deployment")})
+		if err != nil {
+			return err
+		}
+		_, err = NewVPSSetup(ctx, "setup", &VPSSetupArgs{Host: host, PrivateKey: pulumi.String("k"), LaunchCommand: pulumi.String("true"),
+			LaunchID: pulumi.String("id"), After: []pulumi.Resource{access}})
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "After holds a component") {
+		t.Errorf("a component in After: %v", err)
+	}
+	for range 50 {
+		m, err := pulumitest.Run(func(ctx *pulumi.Context) error {
+			access, err := NewSSHAccess(ctx, "access", &SSHAccessArgs{Host: host, Password: pulumi.StringPtr("pw"),
+				AuthorizedKey: pulumi.String("ssh-ed25519 AAAA deployment")})
+			if err != nil {
+				return err
+			}
+			_, err = NewVPSSetup(ctx, "setup", &VPSSetupArgs{Host: host, PrivateKey: pulumi.String("k"), LaunchCommand: pulumi.String("true"),
+				LaunchID: pulumi.String("id"), After: []pulumi.Resource{access.Authorization}})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		launch, _ := m.One("command:remote:Command", "setup-launch")
+		authorize, _ := m.One("command:remote:Command", "access-authorize")
+		if !slices.Contains(launch.Request.GetDependencies(), authorize.URN) {
+			t.Fatalf("the launch does not wait for the authorization: %v", launch.Request.GetDependencies())
+		}
 	}
 }

@@ -160,7 +160,7 @@ func DeployVPS(ctx *pulumi.Context, host VPSHost) (*VPSOutputs, error) {
 		PrivateKey:    key.PrivateKey,
 		LaunchCommand: pulumi.ToSecret(launch.ApplyT(func(l any) string { return l.(setup.Launch).Command() })).(pulumi.StringOutput),
 		LaunchID:      launch.ApplyT(func(l any) string { return l.(setup.Launch).ID() }).(pulumi.StringOutput),
-		After:         []pulumi.Resource{access},
+		After:         []pulumi.Resource{access.Authorization},
 	})
 	if err != nil {
 		return nil, err
