@@ -19,6 +19,8 @@
 //	heal.go         Heal and HealAll: a host taken away, brought back
 //	backup.go       VerifyBackup: the stack's newest backup proven to restore
 //	checkpoint.go   upgrades that can be undone: the pre-upgrade checkpoint, --rollback
+//	changes.go      a preview summed up for reviewers: counts, risks, ignored configuration
+//	comment.go      that summary as a pull-request comment
 //	lease.go        step 1: the deployment's lease, its heartbeat and the journal's writes
 //	recovery.go     steps 2 and 3: leftovers, dead locks, torn state files, pending creates
 //	config.go       configuration: keys, validation before anything is touched, stack files

@@ -2,6 +2,7 @@ package automation
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 
 	"github.com/clawdeploy/clawdeploy"
 	"github.com/clawdeploy/clawdeploy/cloudinit"
@@ -267,3 +269,33 @@ func (c *SpotHostChecker) Check(ctx context.Context, stack string, outputs auto.
 // StatusInterrupted is the status line the instance's watcher publishes, after its instance id,
 // when a Spot interruption notice arrives: "<instance id> INTERRUPTED <instance id>".
 const StatusInterrupted = "INTERRUPTED"
+
+// ec2SpotIgnored finds the configuration changes the program ignores on a deployed stack: its
+// data volume keeps the snapshot it was made from, whatever data_volume_snapshot_id says now. (A
+// new availability_zone the program refuses outright, naming the volume's zone.)
+func ec2SpotIgnored(ctx context.Context, d *Driver, stack string, s auto.Stack, config auto.ConfigMap) ([]IgnoredChange, error) {
+	exported, err := s.Export(ctx)
+	if err != nil || len(exported.Deployment) == 0 {
+		return nil, err
+	}
+	var state apitype.DeploymentV3
+	if err := json.Unmarshal(exported.Deployment, &state); err != nil {
+		return nil, fmt.Errorf("reading the state of %s: %w", stack, err)
+	}
+	for _, r := range state.Resources {
+		if string(r.Type) != "aws:ebs/volume:Volume" || r.Delete {
+			continue
+		}
+		restore := fmt.Sprintf("restore explicitly: `clawdeploy up --stack %s --replace '%s' --replace '%s'` (README, \"Restore onto a running stack\")",
+			stack, r.URN, SpotInstanceURN(stack))
+		var ignored []IgnoredChange
+		snapshot, _ := r.Inputs["snapshotId"].(string)
+		if want := config[fullKey(infra.KeyDataVolumeSnapshotID)].Value; want != "" && want != snapshot {
+			ignored = append(ignored, IgnoredChange{Key: infra.KeyDataVolumeSnapshotID, From: snapshot, To: want,
+				Reason:  "the existing data volume is kept: a snapshot id only applies to a new volume",
+				Instead: restore})
+		}
+		return ignored, nil
+	}
+	return nil, nil
+}

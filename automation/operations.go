@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
@@ -79,6 +81,9 @@ func (d *Driver) Up(ctx context.Context, stack string, opts *UpOptions) (*Result
 		}
 		if err := d.applyConfig(ctx, s, opts.Config); err != nil {
 			return err
+		}
+		if _, err := d.ignoredConfig(ctx, stack, s, ConfigInput{}); err != nil {
+			return h.fail(ctx, err)
 		}
 		settled, err := d.resolvePending(ctx, h, s, false)
 		if err != nil {
@@ -226,22 +231,31 @@ func (d *Driver) engineUp(ctx context.Context, h *hold, s auto.Stack, replace []
 	return err
 }
 
+// PreviewResult is what a preview found.
+type PreviewResult struct {
+	// Changes sums the preview up for reviewers: counts, risks, ignored configuration.
+	Changes *Changes
+	// Diff is the engine's own rendering of the changes, property by property.
+	Diff string
+}
+
 // Preview shows what Up would change. It takes no lease and changes nothing: the configuration
 // given is previewed from a copy of the stack file, and a stack that did not exist is removed
-// again afterwards.
-func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (auto.PreviewResult, error) {
+// again.
+func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (*PreviewResult, error) {
 	if err := CheckStackName(stack); err != nil {
-		return auto.PreviewResult{}, err
+		return nil, err
 	}
 	if opts == nil {
 		opts = &UpOptions{}
 	}
 	if err := d.checkConfig(ctx, stack, opts.Config); err != nil {
-		return auto.PreviewResult{}, err
+		return nil, err
 	}
 	s, err := d.stack(ctx, stack, false)
 	var notFound *NotFoundError
-	if errors.As(err, &notFound) {
+	existed := !errors.As(err, &notFound)
+	if !existed {
 		// The engine previews a stack: make one for the preview and remove it after, with the
 		// operator's stack file as it was (stack init adds its encryption salt to it).
 		before, _ := os.ReadFile(d.stackFile(stack))
@@ -255,13 +269,18 @@ func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (au
 		}
 	}
 	if err != nil {
-		return auto.PreviewResult{}, err
+		return nil, err
 	}
-	popts := []optpreview.Option{optpreview.ProgressStreams(d.progress), optpreview.ErrorProgressStreams(d.progress)}
+	ch := make(chan events.EngineEvent)
+	collector := &changesCollector{}
+	collected, stop := make(chan struct{}), make(chan struct{})
+	go func() { collector.consume(ch, stop); close(collected) }()
+	popts := []optpreview.Option{optpreview.ProgressStreams(d.progress), optpreview.ErrorProgressStreams(d.progress),
+		optpreview.Diff(), optpreview.EventStreams(ch)}
 	if !opts.Config.empty() {
 		file, err := d.previewConfig(ctx, stack, opts.Config)
 		if err != nil {
-			return auto.PreviewResult{}, err
+			return nil, err
 		}
 		defer func() { _ = os.Remove(file) }()
 		popts = append(popts, optpreview.ConfigFile(file))
@@ -270,10 +289,40 @@ func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (au
 		popts = append(popts, optpreview.Replace(opts.Replace))
 	}
 	res, err := s.Preview(ctx, popts...)
-	if err != nil {
-		return res, d.engineError("previewing", stack, err)
+	select { // the channel is closed only when the CLI streamed to it
+	case <-collected:
+	case <-time.After(eventsGrace):
+		close(stop)
+		<-collected
 	}
-	return res, nil
+	if err != nil {
+		return nil, d.engineError("previewing", stack, err)
+	}
+	out := &PreviewResult{Changes: &collector.changes, Diff: res.StdOut}
+	if existed {
+		if out.Changes.Ignored, err = d.ignoredConfig(ctx, stack, s, opts.Config); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ignoredConfig finds, and warns of, the configuration changes the program would ignore on a
+// deployed stack, with in over its configuration.
+func (d *Driver) ignoredConfig(ctx context.Context, stack string, s auto.Stack, in ConfigInput) ([]IgnoredChange, error) {
+	if d.profile.ignored == nil {
+		return nil, nil
+	}
+	current, err := s.GetAllConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the configuration of stack %s: %w", stack, err)
+	}
+	ignored, err := d.profile.ignored(ctx, d, stack, s, in.over(current))
+	for _, i := range ignored {
+		d.emit(stack, Event{Type: EventDiagnostic, Severity: "warning", Message: fmt.Sprintf(
+			"config %s changed from %q to %q, which this stack ignores: %s. Instead, %s", i.Key, i.From, i.To, i.Reason, i.Instead)})
+	}
+	return ignored, err
 }
 
 // previewConfig writes the stack's configuration with in over it to a copy of the stack file,

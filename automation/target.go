@@ -63,6 +63,9 @@ type profile struct {
 	// newHostChecker returns what tells Heal that a host is gone; nil for a target whose hosts
 	// are not taken away.
 	newHostChecker func() HostChecker
+	// ignored finds the configuration changes the program ignores on a deployed stack, for
+	// preview and up to warn of; nil when there are none.
+	ignored func(ctx context.Context, d *Driver, stack string, s auto.Stack, config auto.ConfigMap) ([]IgnoredChange, error)
 	// newCheckpointer returns what takes the checkpoint before an upgrade; nil for a target
 	// whose data stays on its host.
 	newCheckpointer func(cfg *aws.Config, now func() time.Time) Checkpointer
@@ -92,6 +95,7 @@ volume.`,
 		newFinder:          func() Finder { return &AWSFinder{} },
 		userData:           ec2SpotUserData,
 		afterEngineFailure: ec2SpotCapacity,
+		ignored:            ec2SpotIgnored,
 		newHostChecker:     func() HostChecker { return &SpotHostChecker{} },
 		newCheckpointer: func(cfg *aws.Config, now func() time.Time) Checkpointer {
 			return &AWSCheckpointer{Config: cfg, Now: now}

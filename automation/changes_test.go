@@ -1,0 +1,186 @@
+package automation_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	. "github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/internal/enginetest"
+	"github.com/clawdeploy/clawdeploy/internal/simprovider"
+)
+
+// TestPreviewSumsUpTheRisks previews the real program on the simulated provider: a new stack
+// (everything created, nothing at risk), then on the deployed stack a new image (the instance
+// replaced: downtime, forced by its user-data), a new data_volume_snapshot_id and zone (ignored
+// by the stack: data at risk, with the way to restore), and the data volume replaced by hand
+// (data at risk). None of it changes anything.
+func TestPreviewSumsUpTheRisks(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	sim := enginetest.NewSim(t, bins)
+	d, ev, progress := newSimDriver(t, sim, nil, nil)
+
+	res, err := d.Preview(ctx, "dev", &UpOptions{Config: exampleConfig()})
+	if err != nil {
+		t.Fatalf("preview of a new stack: %v\n%s", err, progress)
+	}
+	c := res.Changes
+	if c.Counts["create"] < 20 || c.Changed() != c.Counts["create"] || len(c.Of(RiskData))+len(c.Of(RiskDowntime)) != 0 {
+		t.Errorf("new stack: counts %v, resources %+v", c.Counts, c.Resources)
+	}
+	if len(c.Of(RiskAccess)) == 0 || c.Verdict() != "access changes: review the IAM, security group and bucket policy changes" {
+		t.Errorf("new stack: verdict %q, access %+v", c.Verdict(), c.Of(RiskAccess))
+	}
+
+	if _, err := d.Up(ctx, "dev", &UpOptions{Config: exampleConfig()}); err != nil {
+		t.Fatalf("up: %v\n%s", err, progress)
+	}
+	before := sim.Load(t)
+
+	res, err = d.Preview(ctx, "dev", nil)
+	if err != nil || res.Changes.Changed() != 0 || res.Changes.Verdict() != "no changes" {
+		t.Fatalf("preview of the deployed stack: %+v %v", res, err)
+	}
+
+	res, err = d.Preview(ctx, "dev", &UpOptions{Config: ConfigInput{Values: map[string]string{"openclaw_image": "ghcr.io/openclaw/openclaw:2026.3.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	downtime := res.Changes.Of(RiskDowntime)
+	if len(downtime) == 0 || downtime[0].Type != "aws:ec2/instance:Instance" || downtime[0].Op != "replace" ||
+		!strings.Contains(downtime[0].Reason, "config: openclaw_image") || downtime[0].DowntimeMinutes != ReadyAgainMinutes {
+		t.Errorf("new image: %+v", res.Changes.Resources)
+	}
+	if len(res.Changes.Of(RiskData)) != 0 || !strings.HasPrefix(res.Changes.Verdict(), "downtime:") {
+		t.Errorf("new image: verdict %q, data %+v", res.Changes.Verdict(), res.Changes.Of(RiskData))
+	}
+
+	// A snapshot of the stack's zone: ignored by the deployed stack, and said so.
+	if err := simprovider.Change(sim.Cloud, func(c *simprovider.Cloud) error {
+		c.Snapshots["snap-0123456789abcdef0"] = simprovider.Snapshot{Tags: map[string]string{"OpenClawAz": "me-central-1a"}, SizeGB: 20}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	warned := len(ev.of(EventDiagnostic))
+	res, err = d.Preview(ctx, "dev", &UpOptions{Config: ConfigInput{Values: map[string]string{"data_volume_snapshot_id": "snap-0123456789abcdef0"}}})
+	if err != nil {
+		t.Fatalf("preview with a snapshot: %v\n%s", err, progress)
+	}
+	ignored := res.Changes.Ignored
+	if len(ignored) != 1 || ignored[0].Key != "data_volume_snapshot_id" || ignored[0].To != "snap-0123456789abcdef0" ||
+		!strings.Contains(ignored[0].Instead, "--replace") || !strings.HasPrefix(res.Changes.Verdict(), "DATA AT RISK") {
+		t.Errorf("ignored %+v, verdict %q", ignored, res.Changes.Verdict())
+	}
+	said := 0
+	for _, e := range ev.of(EventDiagnostic)[warned:] {
+		if e.Severity == "warning" && strings.Contains(e.Message, "config data_volume_snapshot_id changed") {
+			said++
+		}
+	}
+	if said != 1 {
+		t.Errorf("%d warnings naming data_volume_snapshot_id, want 1", said)
+	}
+	// Another zone the program refuses, naming the volume's.
+	if _, err := d.Preview(ctx, "dev", &UpOptions{Config: ConfigInput{Values: map[string]string{"availability_zone": "me-central-1b"}}}); err == nil ||
+		!strings.Contains(progress.String(), "an EBS volume cannot move between zones") {
+		t.Errorf("preview in another zone: %v", err)
+	}
+
+	volume := "urn:pulumi:dev::openclaw::clawdeploy:storage:DataVolume$aws:ebs/volume:Volume::data-volume"
+	res, err = d.Preview(ctx, "dev", &UpOptions{Replace: []string{volume}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := res.Changes.Of(RiskData)
+	if len(data) != 1 || data[0].URN != volume || res.Changes.Resources[0].URN != volume {
+		t.Errorf("replacing the volume: %+v", res.Changes.Resources)
+	}
+	comment := res.Comment("openclaw", "dev", "0123456789abcdef0123")
+	for _, want := range []string{CommentMarker("openclaw", "dev"), "### clawdeploy preview: `openclaw` / `dev` at `0123456789ab`",
+		"**⚠️ DATA AT RISK", "#### Data at risk", "#### Downtime", "<details><summary>Full diff</summary>"} {
+		if !strings.Contains(comment, want) {
+			t.Errorf("the comment lacks %q:\n%s", want, comment)
+		}
+	}
+	if strings.Index(comment, "#### Data at risk") > strings.Index(comment, "#### Downtime") {
+		t.Errorf("data at risk is not the first block:\n%s", comment)
+	}
+
+	// The command line: --json's changes event, --comment's file, --expect-no-changes' exit code.
+	if p, code := runSim(t, sim, "real", "preview", "--stack", "dev", "--expect-no-changes"); code != 0 {
+		t.Errorf("preview --expect-no-changes of an unchanged stack: exit %d\n%s", code, p.stderr.String())
+	}
+	file := filepath.Join(t.TempDir(), "comment.md")
+	p, code := runSim(t, sim, "real", "preview", "--stack", "dev", "--config", "openclaw_image=ghcr.io/openclaw/openclaw:2026.3.1",
+		"--expect-no-changes", "--comment", file, "--commit", "abc123")
+	if code != ExitFailed || !strings.Contains(p.stderr.String(), "--expect-no-changes: the preview of dev found changes: downtime") {
+		t.Errorf("preview --expect-no-changes of a change: exit %d\n%s", code, p.stderr.String())
+	}
+	var changes struct {
+		Type    string `json:"type"`
+		Verdict string `json:"verdict"`
+		Changes
+	}
+	for _, line := range p.lines {
+		if json.Unmarshal([]byte(line), &changes) == nil && changes.Type == "changes" {
+			break
+		}
+	}
+	if changes.Type != "changes" || changes.Counts["replace"] == 0 || len(changes.Of(RiskDowntime)) == 0 || !strings.HasPrefix(changes.Verdict, "downtime") {
+		t.Errorf("changes event %+v in %q", changes, p.lines)
+	}
+	if body, err := os.ReadFile(file); err != nil || !strings.HasPrefix(string(body), CommentMarker("openclaw", "dev")) ||
+		!strings.Contains(string(body), "at `abc123`") {
+		t.Errorf("comment file: %v\n%s", err, body)
+	}
+
+	after := sim.Load(t)
+	if len(after.Ops) != len(before.Ops) {
+		t.Errorf("the previews changed the cloud: %d ops before, %d after", len(before.Ops), len(after.Ops))
+	}
+
+	// An up warns of the ignored snapshot too.
+	warned = len(ev.of(EventDiagnostic))
+	if _, err := d.Up(ctx, "dev", &UpOptions{Config: ConfigInput{Values: map[string]string{"data_volume_snapshot_id": "snap-0123456789abcdef0"}}}); err != nil {
+		t.Fatalf("up with a snapshot: %v", err)
+	}
+	said = 0
+	for _, e := range ev.of(EventDiagnostic)[warned:] {
+		if e.Severity == "warning" && strings.Contains(e.Message, "config data_volume_snapshot_id changed") && strings.Contains(e.Message, "--replace") {
+			said++
+		}
+	}
+	if said != 1 {
+		t.Errorf("the up gave %d warnings naming data_volume_snapshot_id and the restore, want 1", said)
+	}
+}
+
+// TestCommentIsCutToGitHubsLimit: a diff too long for a comment loses its end, never the
+// summary, and the comment says where it was cut.
+func TestCommentIsCutToGitHubsLimit(t *testing.T) {
+	t.Parallel()
+	var diff strings.Builder
+	for i := range 5000 {
+		diff.WriteString("~ aws:ec2/instance:Instance: (update) userData: \"…é…\" line " + strings.Repeat("x", i%40) + "\n")
+	}
+	res := &PreviewResult{Changes: &Changes{Counts: map[string]int{"replace": 1},
+		Resources: []ResourceChange{{URN: "urn:pulumi:dev::openclaw::x::data-volume", Type: "aws:ebs/volume:Volume", Op: "replace", Risk: RiskData, Reason: "the data volume would be replaced"}}},
+		Diff: diff.String()}
+	comment := res.Comment("openclaw", "dev", "")
+	if n := utf8.RuneCountInString(comment); n > MaxCommentLength || n < MaxCommentLength-200 {
+		t.Errorf("comment of %d characters, want just under %d", n, MaxCommentLength)
+	}
+	if !strings.Contains(comment, "#### Data at risk") || !strings.Contains(comment, "the diff is cut here, at line ") ||
+		!strings.Contains(comment, " of 5000") || !strings.HasSuffix(comment, "```\n</details>\n") {
+		t.Errorf("cut comment ends:\n%s", comment[len(comment)-400:])
+	}
+	short := (&PreviewResult{Changes: &Changes{Counts: map[string]int{}}, Diff: "  pulumi:pulumi:Stack openclaw-dev\n"}).Comment("openclaw", "dev", "")
+	if strings.Contains(short, "cut here") || !strings.Contains(short, "**no changes**") {
+		t.Errorf("short comment:\n%s", short)
+	}
+}
