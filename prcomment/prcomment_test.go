@@ -1,0 +1,93 @@
+package prcomment_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/clawdeploy/clawdeploy/internal/githubfake"
+	"github.com/clawdeploy/clawdeploy/prcomment"
+)
+
+const marker = "<!-- clawdeploy-preview project=openclaw stack=dev -->"
+
+// TestPostFindsItsCommentOnAnyPage runs against the fake of GitHub's API (githubfake): a pull
+// request with 250 comments of others gets one comment; the next post, with the marker now on
+// the third page of 100, edits it instead of posting a second; the same body again changes
+// nothing.
+func TestPostFindsItsCommentOnAnyPage(t *testing.T) {
+	t.Parallel()
+	gh := githubfake.Start(t, "gh-token")
+	gh.AddPull("acme/infra", 7, 250)
+	c, err := prcomment.NewClient("gh-token", gh.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := prcomment.Target{Owner: "acme", Repo: "infra", Number: 7}
+	res, err := prcomment.Post(t.Context(), c, target, marker, marker+"\nfirst preview")
+	if err != nil || res.Action != "created" || res.Pages != 3 {
+		t.Fatalf("first post: %+v %v", res, err)
+	}
+	gh.AddPull("acme/infra", 7, 30) // more comments come after ours
+	res, err = prcomment.Post(t.Context(), c, target, marker, marker+"\nsecond preview")
+	if err != nil || res.Action != "updated" || res.Pages != 3 {
+		t.Fatalf("second post: %+v %v", res, err)
+	}
+	res, err = prcomment.Post(t.Context(), c, target, marker, marker+"\nsecond preview")
+	if err != nil || res.Action != "unchanged" {
+		t.Fatalf("third post: %+v %v", res, err)
+	}
+	ours := 0
+	for _, comment := range gh.Comments("acme/infra", 7) {
+		if strings.Contains(comment.Body, marker) {
+			ours++
+			if !strings.HasSuffix(comment.Body, "second preview") {
+				t.Errorf("our comment: %q", comment.Body)
+			}
+		}
+	}
+	if ours != 1 || len(gh.Comments("acme/infra", 7)) != 281 {
+		t.Errorf("%d comments of ours among %d", ours, len(gh.Comments("acme/infra", 7)))
+	}
+	for _, r := range gh.Requests() {
+		if strings.HasPrefix(r, "GET") && !strings.Contains(r, "per_page=100") {
+			t.Errorf("a page read without per_page=100: %s", r)
+		}
+	}
+}
+
+// TestPostSaysWhatGitHubRefused: a wrong token, an unknown pull request, the rate limit and a
+// body too long are each a clear error.
+func TestPostSaysWhatGitHubRefused(t *testing.T) {
+	t.Parallel()
+	gh := githubfake.Start(t, "gh-token")
+	gh.AddPull("acme/infra", 7, 0)
+	target := prcomment.Target{Owner: "acme", Repo: "infra", Number: 7}
+	post := func(token string, t2 prcomment.Target, body string) error {
+		c, err := prcomment.NewClient(token, gh.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = prcomment.Post(t.Context(), c, t2, marker, body)
+		return err
+	}
+	for _, tc := range []struct {
+		name  string
+		err   error
+		wants string
+	}{
+		{"wrong token", post("stolen", target, "x"), "GitHub refused the token (401 Bad credentials): check GITHUB_TOKEN"},
+		{"unknown pull", post("gh-token", prcomment.Target{Owner: "acme", Repo: "infra", Number: 8}, "x"), "acme/infra#8: no such repository or pull request"},
+		{"too long", post("gh-token", target, strings.Repeat("é", prcomment.MaxLength+1)), "more than the 65536 GitHub accepts"},
+	} {
+		if tc.err == nil || !strings.Contains(tc.err.Error(), tc.wants) {
+			t.Errorf("%s: %v, want %q", tc.name, tc.err, tc.wants)
+		}
+	}
+	gh.RateLimit()
+	if err := post("gh-token", target, "x"); err == nil || !strings.Contains(err.Error(), "rate limit is exhausted until") {
+		t.Errorf("rate limit: %v", err)
+	}
+	if n := len(gh.Comments("acme/infra", 7)); n != 0 {
+		t.Errorf("%d comments posted by refused requests", n)
+	}
+}
