@@ -184,3 +184,58 @@ func TestCommentIsCutToGitHubsLimit(t *testing.T) {
 		t.Errorf("short comment:\n%s", short)
 	}
 }
+
+// TestPreviewFleet previews every deployment at once from the command line: a change for all
+// (a new image) gives a changes event and a result line per stack, and one comment that counts
+// the stacks replacing their instance, with a row and the collapsed details of each.
+func TestPreviewFleet(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	sim := enginetest.NewSim(t, bins)
+	d, _, progress := newSimDriver(t, sim, nil, nil)
+	for _, stack := range []string{"alpha", "beta"} {
+		if _, err := d.Up(ctx, stack, &UpOptions{Config: exampleConfig()}); err != nil {
+			t.Fatalf("up %s: %v\n%s", stack, err, progress)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "fleet.md")
+	p, code := runSim(t, sim, "real", "preview", "--all", "--concurrency", "2", "--comment", file,
+		"--config", "openclaw_image=ghcr.io/openclaw/openclaw:2026.3.1")
+	if code != 0 {
+		t.Fatalf("preview --all: exit %d\n%s", code, p.stderr.String())
+	}
+	changes, results := map[string]bool{}, 0
+	for _, line := range p.lines {
+		var e struct {
+			Type  string `json:"type"`
+			Stack string `json:"stack"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil {
+			switch e.Type {
+			case "changes":
+				changes[e.Stack] = true
+			case EventResult:
+				results++
+			}
+		}
+	}
+	if !changes["alpha"] || !changes["beta"] || results != 2 {
+		t.Errorf("changes events %v, %d result lines; want both stacks", changes, results)
+	}
+	body, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{CommentMarker("openclaw", "*"), "**2 of 2 stacks would replace their instance, 0 put data at risk**",
+		"| `alpha` | downtime:", "| `beta` | downtime:", "<details><summary><code>alpha</code>: downtime"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the fleet comment lacks %q:\n%s", want, body)
+		}
+	}
+	if p, code := runSim(t, sim, "real", "preview", "--all", "--stacks", "alpha"); code != ExitUsage {
+		t.Errorf("--all with --stacks: exit %d\n%s", code, p.stderr.String())
+	}
+	if p, code := runSim(t, sim, "real", "preview", "--stacks", "alpha", "--expect-no-changes"); code != 0 {
+		t.Errorf("--stacks alpha --expect-no-changes, unchanged: exit %d\n%s", code, p.stderr.String())
+	}
+}

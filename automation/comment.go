@@ -19,14 +19,14 @@ func CommentMarker(project, stack string) string {
 // configuration, then the engine's diff in a collapsed block. A body over MaxCommentLength
 // loses the end of the diff, never the summary, and says where it was cut.
 func (r *PreviewResult) Comment(project, stack, commit string) string {
+	head := CommentMarker(project, stack) + "\n" + fmt.Sprintf("### clawdeploy preview: `%s` / `%s`%s\n\n", project, stack, atCommit(commit)) + r.summary()
+	return head + r.diffBlock(stack, MaxCommentLength-runes(head))
+}
+
+// summary is the verdict, the counts and the blocks of risky changes, in Markdown.
+func (r *PreviewResult) summary() string {
 	c := r.Changes
 	var b strings.Builder
-	b.WriteString(CommentMarker(project, stack) + "\n")
-	fmt.Fprintf(&b, "### clawdeploy preview: `%s` / `%s`", project, stack)
-	if commit != "" {
-		fmt.Fprintf(&b, " at `%s`", shortCommit(commit))
-	}
-	b.WriteString("\n\n")
 	icon := map[bool]string{true: "⚠️ ", false: ""}[len(c.Of(RiskData))+len(c.Ignored) > 0]
 	fmt.Fprintf(&b, "**%s%s**\n\n", icon, c.Verdict())
 	fmt.Fprintf(&b, "| create | update | replace | delete | unchanged |\n|---:|---:|---:|---:|---:|\n| %d | %d | %d | %d | %d |\n\n",
@@ -49,21 +49,113 @@ func (r *PreviewResult) Comment(project, stack, commit string) string {
 		writeChanges(&b, access)
 		b.WriteString("\n")
 	}
-	summary := b.String()
+	return b.String()
+}
+
+// diffBlock is the engine's diff, collapsed, in at most room characters: a diff too long loses
+// its end, at a line the block names.
+func (r *PreviewResult) diffBlock(stack string, room int) string {
 	const open, closing = "<details><summary>Full diff</summary>\n\n```diff\n", "\n```\n</details>\n"
 	diff := strings.TrimRight(r.Diff, "\n")
-	room := MaxCommentLength - len([]rune(summary)) - len([]rune(open)) - len([]rune(closing))
-	if lines := len([]rune(diff)); lines > room {
+	room -= runes(open) + runes(closing)
+	if runes(diff) > room {
 		total := strings.Count(diff, "\n") + 1
 		note := "\n… the diff is cut here, at line %d of %d: GitHub takes at most 65,536 characters. `clawdeploy preview --stack %s` prints all of it."
-		room -= len([]rune(fmt.Sprintf(note, total, total, stack)))
+		room -= runes(fmt.Sprintf(note, total, total, stack))
 		kept := string([]rune(diff)[:max(room, 0)])
 		if i := strings.LastIndexByte(kept, '\n'); i >= 0 {
 			kept = kept[:i]
+		} else {
+			kept = ""
 		}
 		diff = kept + fmt.Sprintf(note, strings.Count(kept, "\n")+1, total, stack)
 	}
-	return summary + open + diff + closing
+	return open + diff + closing
+}
+
+// StackPreview is one stack's preview in PreviewStacks.
+type StackPreview struct {
+	Stack  string
+	Result *PreviewResult
+	Err    error
+}
+
+// FleetComment renders the previews of several stacks as one pull-request comment: how many
+// would replace their instance and how many put data at risk, a row per stack, and each
+// stack's details collapsed, their diffs sharing what room GitHub's limit leaves.
+func FleetComment(project, commit string, previews []StackPreview) string {
+	replacing, atRisk, failed := 0, 0, 0
+	var table strings.Builder
+	table.WriteString("| stack | verdict | create | update | replace | delete |\n|---|---|---:|---:|---:|---:|\n")
+	for _, p := range previews {
+		if p.Err != nil {
+			failed++
+			fmt.Fprintf(&table, "| `%s` | ❌ preview failed: %s | | | | |\n", p.Stack, oneLine(p.Err.Error()))
+			continue
+		}
+		c := p.Result.Changes
+		if c.replacesInstance() {
+			replacing++
+		}
+		if len(c.Of(RiskData))+len(c.Ignored) > 0 {
+			atRisk++
+		}
+		fmt.Fprintf(&table, "| `%s` | %s | %d | %d | %d | %d |\n", p.Stack, c.Verdict(),
+			c.Counts["create"], c.Counts["update"], c.Counts["replace"], c.Counts["delete"])
+	}
+	var b strings.Builder
+	b.WriteString(CommentMarker(project, "*") + "\n")
+	fmt.Fprintf(&b, "### clawdeploy preview: `%s`, %d stacks%s\n\n", project, len(previews), atCommit(commit))
+	fmt.Fprintf(&b, "**%d of %d stacks would replace their instance, %d put data at risk", replacing, len(previews), atRisk)
+	if failed > 0 {
+		fmt.Fprintf(&b, ", %d failed to preview", failed)
+	}
+	b.WriteString("**\n\n" + table.String() + "\n")
+	var details []string
+	for _, p := range previews {
+		if p.Err == nil {
+			details = append(details, fmt.Sprintf("<details><summary><code>%s</code>: %s</summary>\n\n%s", p.Stack, p.Result.Changes.Verdict(), p.Result.summary()))
+		}
+	}
+	room := MaxCommentLength - runes(b.String())
+	for _, d := range details {
+		room -= runes(d) + runes("</details>\n")
+	}
+	i := 0
+	for _, p := range previews {
+		if p.Err != nil {
+			continue
+		}
+		share := max(room/max(len(details)-i, 1), 0)
+		block := p.Result.diffBlock(p.Stack, share)
+		room -= runes(block)
+		b.WriteString(details[i] + block + "</details>\n")
+		i++
+	}
+	return b.String()
+}
+
+func (c *Changes) replacesInstance() bool {
+	for _, r := range c.Of(RiskDowntime) {
+		if r.Type == "aws:ec2/instance:Instance" {
+			return true
+		}
+	}
+	return false
+}
+
+func atCommit(commit string) string {
+	if commit == "" {
+		return ""
+	}
+	return fmt.Sprintf(" at `%s`", shortCommit(commit))
+}
+
+func runes(s string) int { return len([]rune(s)) }
+
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return strings.ReplaceAll(s, "|", "\\|")
 }
 
 func writeChanges(b *strings.Builder, changes []ResourceChange) {

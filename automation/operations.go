@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -305,6 +307,56 @@ func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (*P
 		}
 	}
 	return out, nil
+}
+
+// PreviewStacks previews several stacks with the same options, at most concurrency at a time
+// (0: DefaultConcurrency), and returns them by stack name; each, when not nil, gets every
+// outcome as it comes, one call at a time. No stacks means every deployment the driver knows:
+// the journal's and, in operator mode, those of the project's stack files (Pulumi.<stack>.yaml).
+func (d *Driver) PreviewStacks(ctx context.Context, stacks []string, opts *UpOptions, concurrency int, each func(StackPreview)) ([]StackPreview, error) {
+	if len(stacks) == 0 {
+		var err error
+		if stacks, err = d.knownStacks(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range stacks {
+		if err := CheckStackName(s); err != nil {
+			return nil, err
+		}
+	}
+	out, err := forEach(ctx, stacks, concurrency, func(ctx context.Context, stack string) StackPreview {
+		res, err := d.Preview(ctx, stack, opts)
+		return StackPreview{Stack: stack, Result: res, Err: err}
+	}, each)
+	slices.SortFunc(out, func(a, b StackPreview) int { return strings.Compare(a.Stack, b.Stack) })
+	return out, err
+}
+
+// knownStacks are the journal's deployments and, in operator mode, the project's stack files.
+func (d *Driver) knownStacks(ctx context.Context) ([]string, error) {
+	records, err := d.journal.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var stacks []string
+	for _, r := range records {
+		stacks = append(stacks, r.Stack)
+	}
+	if d.projectDir != "" {
+		files, _ := filepath.Glob(filepath.Join(d.projectDir, "Pulumi.*.yaml"))
+		for _, f := range files {
+			name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "Pulumi."), ".yaml")
+			if CheckStackName(name) == nil && !slices.Contains(stacks, name) {
+				stacks = append(stacks, name)
+			}
+		}
+	}
+	slices.Sort(stacks)
+	if len(stacks) == 0 {
+		return nil, &UsageError{Err: errors.New("no deployments to preview: the journal knows none and there is no Pulumi.<stack>.yaml")}
+	}
+	return stacks, nil
 }
 
 // ignoredConfig finds, and warns of, the configuration changes the program would ignore on a

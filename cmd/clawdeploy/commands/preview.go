@@ -2,8 +2,10 @@ package commands
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -34,12 +36,24 @@ and the minutes until READY again) or access (IAM, security groups, bucket polic
 marker naming project and stack, the verdict, the counts, the data-at-risk,
 downtime and access blocks, then the engine's diff collapsed (cut, never the
 summary, to stay within GitHub's 65,536 characters).
---expect-no-changes exits 1 when anything would change.`,
+--expect-no-changes exits 1 when anything would change.
+
+A fleet: --all (every deployment the journal knows and, in operator mode, every
+Pulumi.<stack>.yaml) or --stacks a,b,c previews each, --concurrency at a time: one
+"changes" event and one result line per stack, and one comment ("N of M stacks
+would replace their instance, K put data at risk", a row per stack, the details
+collapsed). The exit code is the most urgent among the stacks'.`,
 	Flags: []cli.Flag{stackFlag, configFlag, secretFlag, secretFileFlag, configFileFlag, replaceFlag,
 		&cli.StringFlag{Name: "comment", Usage: "write a pull-request comment body (Markdown) to this file"},
 		&cli.StringFlag{Name: "commit", Usage: "the commit the comment names", EnvVars: []string{"GITHUB_SHA"}},
-		&cli.BoolFlag{Name: "expect-no-changes", Usage: "exit 1 when anything would change"}},
+		&cli.BoolFlag{Name: "expect-no-changes", Usage: "exit 1 when anything would change"},
+		&cli.BoolFlag{Name: "all", Usage: "preview every deployment (the journal's; in operator mode, every stack file's too)"},
+		&cli.StringFlag{Name: "stacks", Usage: "preview these stacks, comma-separated"},
+		&cli.IntFlag{Name: "concurrency", Usage: "with --all or --stacks, how many at a time", Value: automation.DefaultConcurrency}},
 	Action: func(cliContext *cli.Context) error {
+		if cliContext.Bool("all") || cliContext.IsSet("stacks") {
+			return previewFleet(cliContext)
+		}
 		stack, in, err := stackAndConfig(cliContext)
 		if err != nil {
 			return err
@@ -47,7 +61,7 @@ summary, to stay within GitHub's 65,536 characters).
 		return withDriver(cliContext, func(d *automation.Driver) error {
 			res, err := d.Preview(cliContext.Context, stack, &automation.UpOptions{Config: in, Replace: cliContext.StringSlice(replaceFlag.Name)})
 			if err == nil {
-				err = reportChanges(cliContext, stack, res)
+				err = reportChanges(cliContext, stack, res, true)
 			}
 			return finish(cliContext, stack, "preview", nil, err)
 		})
@@ -65,7 +79,7 @@ type changesEvent struct {
 
 // reportChanges prints or writes what the preview found, and fails when changes were not
 // expected.
-func reportChanges(cliContext *cli.Context, stack string, res *automation.PreviewResult) error {
+func reportChanges(cliContext *cli.Context, stack string, res *automation.PreviewResult, comment bool) error {
 	c := res.Changes
 	if cliContext.Bool("json") {
 		_ = json.NewEncoder(os.Stdout).Encode(changesEvent{Time: time.Now().UTC(), Type: "changes", Stack: stack, Verdict: c.Verdict(), Changes: c})
@@ -78,7 +92,7 @@ func reportChanges(cliContext *cli.Context, stack string, res *automation.Previe
 			}
 		}
 	}
-	if file := cliContext.String("comment"); file != "" {
+	if file := cliContext.String("comment"); file != "" && comment {
 		body := res.Comment(clawdeploy.Project, stack, cliContext.String("commit"))
 		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
 			return fmt.Errorf("writing the comment: %w", err)
@@ -88,4 +102,56 @@ func reportChanges(cliContext *cli.Context, stack string, res *automation.Previe
 		return fmt.Errorf("--expect-no-changes: the preview of %s found changes: %s", stack, c.Verdict())
 	}
 	return nil
+}
+
+// previewFleet previews several stacks and writes one comment for them all.
+func previewFleet(cliContext *cli.Context) error {
+	var stacks []string
+	switch {
+	case cliContext.Bool("all") && cliContext.IsSet("stacks"), cliContext.IsSet(stackFlag.Name):
+		return usageError("give one of --stack, --stacks or --all")
+	case cliContext.IsSet("stacks"):
+		for _, s := range strings.Split(cliContext.String("stacks"), ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				stacks = append(stacks, s)
+			}
+		}
+		if len(stacks) == 0 {
+			return usageError("--stacks names no stack: give them comma-separated, like dev,prod")
+		}
+	}
+	if n := cliContext.Int("concurrency"); n < 1 {
+		return usageError("--concurrency must be 1 or more, got %d", n)
+	}
+	in, err := configInput(cliContext)
+	if err != nil {
+		return err
+	}
+	return withDriver(cliContext, func(d *automation.Driver) error {
+		var failed []error
+		previews, err := d.PreviewStacks(cliContext.Context, stacks, &automation.UpOptions{Config: in, Replace: cliContext.StringSlice(replaceFlag.Name)},
+			cliContext.Int("concurrency"), func(p automation.StackPreview) {
+				err := p.Err
+				if err == nil {
+					err = reportChanges(cliContext, p.Stack, p.Result, false)
+				}
+				_ = finish(cliContext, p.Stack, "preview", nil, err)
+				if err != nil {
+					failed = append(failed, fmt.Errorf("%s: %w", p.Stack, err))
+				}
+			})
+		if err != nil {
+			return finish(cliContext, "", "preview", nil, err)
+		}
+		if file := cliContext.String("comment"); file != "" {
+			body := automation.FleetComment(clawdeploy.Project, cliContext.String("commit"), previews)
+			if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+				return fmt.Errorf("writing the comment: %w", err)
+			}
+		}
+		if len(failed) > 0 {
+			return fmt.Errorf("%d of %d previews failed or found changes not expected: %w", len(failed), len(previews), errors.Join(failed...))
+		}
+		return nil
+	})
 }
