@@ -13,6 +13,7 @@ ifeq ($(PULUMI_VERSION),)
 $(error tools/go.mod does not require github.com/pulumi/pulumi/pkg/v3)
 endif
 GOLANGCI_LINT_VERSION := v2.11.4
+ACTIONLINT_VERSION := v1.7.12
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO_TEST_FLAGS ?= -timeout 60m
 
@@ -43,8 +44,12 @@ build: ## build bin/clawdeploy, the driver
 	go build -ldflags "-X github.com/clawdeploy/clawdeploy/cmd/clawdeploy/app.Version=$(VERSION)" \
 		-o $(BIN)/clawdeploy ./cmd/clawdeploy
 
+.PHONY: deps
+deps: ## install what the tests call when it is missing (Debian packages, moto_server): nothing when all is there
+	scripts/install-test-deps.sh
+
 .PHONY: test
-test: tools ## run every test: unit, mocks and engine-level (needs the CLI; builds it if missing)
+test: tools deps ## run every test: unit, mocks and engine-level (builds the CLI and installs the tools when missing)
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
@@ -58,13 +63,17 @@ bench: tools ## benchmarks: resume to first engine event (dead owner), resume of
 $(BIN)/golangci-lint:
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
+$(BIN)/actionlint:
+	GOBIN=$(BIN) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
 .PHONY: lint
-lint: $(BIN)/golangci-lint ## gofmt, go vet, golangci-lint and shellcheck
+lint: $(BIN)/golangci-lint $(BIN)/actionlint deps ## gofmt, go vet, golangci-lint, shellcheck and actionlint (the workflows)
 	@unformatted=$$(gofmt -l .); \
 		if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	$(BIN)/golangci-lint run ./...
 	shellcheck -x .ci/run $$(git ls-files '*.sh')
+	$(BIN)/actionlint .github/workflows/*.yml
 
 .PHONY: preview
 preview: tools build ## show what `up` would change in STACK, touching nothing

@@ -34,7 +34,11 @@ func (r *PreviewResult) summary() string {
 	if data := c.Of(RiskData); len(data) > 0 || len(c.Ignored) > 0 {
 		b.WriteString("#### Data at risk\n\n")
 		for _, i := range c.Ignored {
-			fmt.Fprintf(&b, "- `%s`: `%s` → `%s` is **ignored** on this stack: %s. Instead, %s.\n", i.Key, i.From, i.To, i.Reason, i.Instead)
+			from := "none"
+			if i.From != "" {
+				from = "`" + i.From + "`"
+			}
+			fmt.Fprintf(&b, "- `%s`: %s → `%s` is **ignored** on this stack: %s. Instead, %s.\n", i.Key, from, i.To, i.Reason, i.Instead)
 		}
 		writeChanges(&b, data)
 		b.WriteString("\n")
