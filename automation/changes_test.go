@@ -2,14 +2,19 @@ package automation_test
 
 import (
 	"encoding/json"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	. "github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
+	"github.com/clawdeploy/clawdeploy/internal/moto"
+	"github.com/clawdeploy/clawdeploy/internal/pricingfake"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 )
 
@@ -239,3 +244,83 @@ func TestPreviewFleet(t *testing.T) {
 		t.Errorf("--stacks alpha --expect-no-changes, unchanged: exit %d\n%s", code, p.stderr.String())
 	}
 }
+
+// TestPreviewCost previews a new instance type with --cost, EC2 in moto and the Price List in
+// its fake (pricingfake), both reached through AWS_ENDPOINT_URL*: the changes event and the
+// comment give the monthly cost now and after, and moto's Spot price, dated 2006, is a line
+// saying there is none in the last 7 days, not a failure.
+func TestPreviewCost(t *testing.T) {
+	t.Parallel()
+	sim := enginetest.NewSim(t, bins)
+	d, _, progress := newSimDriver(t, sim, nil, nil)
+	if _, err := d.Up(t.Context(), "dev", &UpOptions{Config: exampleConfig()}); err != nil {
+		t.Fatalf("up: %v\n%s", err, progress)
+	}
+	m := moto.Start(t)
+	region := map[string]string{"regionCode": "me-central-1"}
+	with := func(attrs map[string]string) map[string]string {
+		out := map[string]string{}
+		maps.Copy(out, region)
+		maps.Copy(out, attrs)
+		return out
+	}
+	ec2 := map[string]string{"operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA", "capacitystatus": "Used"}
+	prices := pricingfake.Start(t,
+		pricingfake.Product{Service: "AmazonEC2", Unit: "Hrs", USD: "0.0184", Attributes: with(mapWith(ec2, "instanceType", "t4g.small"))},
+		pricingfake.Product{Service: "AmazonEC2", Unit: "Hrs", USD: "0.0368", Attributes: with(mapWith(ec2, "instanceType", "t4g.medium"))},
+		pricingfake.Product{Service: "AmazonEC2", Unit: "GB-Mo", USD: "0.0968", Attributes: with(map[string]string{"productFamily": "Storage", "volumeApiName": "gp3"})},
+		pricingfake.Product{Service: "AmazonEC2", Unit: "GB-Mo", USD: "0.0605", Attributes: with(map[string]string{"productFamily": "Storage Snapshot", "usagetype": "MEC1-EBS:SnapshotUsage"})},
+		pricingfake.Product{Service: "AmazonS3", Unit: "GB-Mo", USD: "0.0275", Attributes: with(map[string]string{"storageClass": "General Purpose", "volumeType": "Standard"})},
+	)
+	var env []string
+	for _, kv := range m.Env() {
+		if strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "AWS_ENDPOINT_URL_PRICING="+prices.URL)
+	file := filepath.Join(t.TempDir(), "comment.md")
+	p := startSimWith(t, sim, "real", nil, env, "preview", "--stack", "dev", "--cost", "--comment", file,
+		"--config", "instance_type=t4g.medium", "--config", "instance_types=t4g.medium")
+	if code := p.wait(3 * time.Minute); code != 0 {
+		t.Fatalf("preview --cost: exit %d\n%s", code, p.stderr.String())
+	}
+	var event struct {
+		Type string          `json:"type"`
+		Cost *CostComparison `json:"cost"`
+	}
+	for _, line := range p.lines {
+		if json.Unmarshal([]byte(line), &event) == nil && event.Type == "changes" {
+			break
+		}
+	}
+	c := event.Cost
+	if c == nil || c.Now == nil || !near(c.Change.OnDemandMonthly, 0.0368*730) || !near(c.Now.OnDemandMonthly, 0.0184*730) ||
+		len(c.Change.Problems) != 1 || !strings.Contains(c.Change.Problems[0], "no Spot price of t4g.medium in me-central-1a in the last 7 days") {
+		t.Fatalf("cost %+v in %q", c, p.lines)
+	}
+	if !near(c.Delta, 0) { // without a Spot price, the instance is not in either total
+		t.Errorf("delta %.2f", c.Delta)
+	}
+	body, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"#### Cost (USD per month)", "| data volume (gp3) | 1.94 | 1.94 | +0.00 |",
+		"- On demand instead of Spot, for comparison: 26.86 a month", "- not priced: no Spot price of t4g.medium"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the comment lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Index(string(body), "#### Cost") > strings.Index(string(body), "<details>") {
+		t.Errorf("the cost block is not before the diff")
+	}
+}
+
+func mapWith(m map[string]string, k, v string) map[string]string {
+	out := maps.Clone(m)
+	out[k] = v
+	return out
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 0.005 }

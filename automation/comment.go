@@ -2,6 +2,7 @@ package automation
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -53,7 +54,70 @@ func (r *PreviewResult) summary() string {
 		writeChanges(&b, access)
 		b.WriteString("\n")
 	}
+	if r.Cost != nil {
+		writeCost(&b, r.Cost)
+	}
 	return b.String()
+}
+
+// writeCost is the cost block: a row per item, now and after, the totals and the delta, then
+// what each price is based on and what could not be priced.
+func writeCost(b *strings.Builder, c *CostComparison) {
+	b.WriteString("#### Cost (USD per month)\n\n| item | now | after | delta |\n|---|---:|---:|---:|\n")
+	now := map[string]float64{}
+	var items []string
+	if c.Now != nil {
+		for _, l := range c.Now.Lines {
+			now[l.Item] = l.Monthly
+			items = append(items, l.Item)
+		}
+	}
+	after := map[string]float64{}
+	for _, l := range c.Change.Lines {
+		after[l.Item] = l.Monthly
+		if _, seen := now[l.Item]; !seen {
+			items = append(items, l.Item)
+		}
+	}
+	money := func(m map[string]float64, item string) string {
+		if v, ok := m[item]; ok {
+			return fmt.Sprintf("%.2f", v)
+		}
+		return "–"
+	}
+	for _, item := range items {
+		delta := "–"
+		if _, ok := now[item]; ok || c.Now == nil {
+			if _, ok := after[item]; ok {
+				delta = fmt.Sprintf("%+.2f", after[item]-now[item])
+			}
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", item, money(now, item), money(after, item), delta)
+	}
+	nowTotal := "–"
+	if c.Now != nil {
+		nowTotal = fmt.Sprintf("%.2f", c.Now.Total)
+	}
+	fmt.Fprintf(b, "| **total** | **%s** | **%.2f** | **%+.2f** |\n\n", nowTotal, c.Change.Total, c.Delta)
+	for _, l := range c.Change.Lines {
+		fmt.Fprintf(b, "- %s: %s\n", l.Item, l.Basis)
+	}
+	if c.Change.OnDemandMonthly > 0 {
+		fmt.Fprintf(b, "- On demand instead of Spot, for comparison: %.2f a month\n", c.Change.OnDemandMonthly)
+	}
+	var problems []string
+	if c.Now != nil {
+		problems = append(problems, c.Now.Problems...)
+	}
+	for _, p := range c.Change.Problems {
+		if !slices.Contains(problems, p) {
+			problems = append(problems, p)
+		}
+	}
+	for _, p := range problems {
+		fmt.Fprintf(b, "- not priced: %s\n", p)
+	}
+	fmt.Fprintf(b, "- The backup and snapshot lines assume %d GB of OpenClaw state.\n\n", AssumedStateGB)
 }
 
 // diffBlock is the engine's diff, collapsed, in at most room characters: a diff too long loses

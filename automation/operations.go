@@ -18,6 +18,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 
+	"github.com/clawdeploy/clawdeploy/cost"
 	"github.com/clawdeploy/clawdeploy/journal"
 	"github.com/clawdeploy/clawdeploy/setup"
 )
@@ -42,6 +43,8 @@ type UpOptions struct {
 	// journal's), undoing an upgrade that did not become healthy. The data stays as the new image
 	// left it: the pre-upgrade checkpoint is named to restore it from.
 	Rollback bool
+	// Cost, for a preview, estimates the monthly cost now and after the change (ec2-spot).
+	Cost bool
 }
 
 // Result is where an operation left a deployment.
@@ -239,6 +242,8 @@ type PreviewResult struct {
 	Changes *Changes
 	// Diff is the engine's own rendering of the changes, property by property.
 	Diff string
+	// Cost is the monthly cost now and after, when asked for (UpOptions.Cost).
+	Cost *CostComparison
 }
 
 // Preview shows what Up would change. It takes no lease and changes nothing: the configuration
@@ -306,6 +311,9 @@ func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (*P
 			return nil, err
 		}
 	}
+	if opts.Cost && d.profile.cost != nil {
+		out.Cost = d.estimateCost(ctx, stack, s, opts.Config, existed)
+	}
 	return out, nil
 }
 
@@ -357,6 +365,19 @@ func (d *Driver) knownStacks(ctx context.Context) ([]string, error) {
 		return nil, &UsageError{Err: errors.New("no deployments to preview: the journal knows none and there is no Pulumi.<stack>.yaml")}
 	}
 	return stacks, nil
+}
+
+// estimateCost prices the stack now and with in applied; what cannot be priced is a problem of
+// the estimate, never an error of the preview.
+func (d *Driver) estimateCost(ctx context.Context, stack string, s auto.Stack, in ConfigInput, existed bool) *CostComparison {
+	current, err := s.GetAllConfig(ctx)
+	if err == nil {
+		var cmp *CostComparison
+		if cmp, err = d.profile.cost(ctx, d, stack, s, in.over(current), existed); err == nil {
+			return cmp
+		}
+	}
+	return &CostComparison{Change: &cost.Estimate{Problems: []string{"no estimate: " + err.Error()}}}
 }
 
 // ignoredConfig finds, and warns of, the configuration changes the program would ignore on a

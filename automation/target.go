@@ -66,6 +66,9 @@ type profile struct {
 	// ignored finds the configuration changes the program ignores on a deployed stack, for
 	// preview and up to warn of; nil when there are none.
 	ignored func(ctx context.Context, d *Driver, stack string, s auto.Stack, config auto.ConfigMap) ([]IgnoredChange, error)
+	// cost estimates the monthly cost of the stack now (existed) and with config; nil for a
+	// target that runs on a host of the user's own.
+	cost func(ctx context.Context, d *Driver, stack string, s auto.Stack, config auto.ConfigMap, existed bool) (*CostComparison, error)
 	// newCheckpointer returns what takes the checkpoint before an upgrade; nil for a target
 	// whose data stays on its host.
 	newCheckpointer func(cfg *aws.Config, now func() time.Time) Checkpointer
@@ -96,6 +99,7 @@ volume.`,
 		userData:           ec2SpotUserData,
 		afterEngineFailure: ec2SpotCapacity,
 		ignored:            ec2SpotIgnored,
+		cost:               ec2SpotCost,
 		newHostChecker:     func() HostChecker { return &SpotHostChecker{} },
 		newCheckpointer: func(cfg *aws.Config, now func() time.Time) Checkpointer {
 			return &AWSCheckpointer{Config: cfg, Now: now}

@@ -36,6 +36,12 @@ type BackupBucket struct {
 	BucketArn pulumi.StringOutput `pulumi:"bucketArn"`
 }
 
+// The backups a bucket keeps unless told: replaced ones for 14 days, and at least the 24 newest.
+const (
+	DefaultNoncurrentVersionDays  = 14
+	DefaultKeepNoncurrentVersions = 24
+)
+
 // NewBackupBucket creates the bucket and its settings.
 func NewBackupBucket(ctx *pulumi.Context, name string, args *BackupBucketArgs, opts ...pulumi.ResourceOption) (*BackupBucket, error) {
 	if args == nil {
@@ -43,10 +49,10 @@ func NewBackupBucket(ctx *pulumi.Context, name string, args *BackupBucketArgs, o
 	}
 	days, keep := args.NoncurrentVersionDays, args.KeepNoncurrentVersions
 	if days == 0 {
-		days = 14
+		days = DefaultNoncurrentVersionDays
 	}
 	if keep == 0 {
-		keep = 24
+		keep = DefaultKeepNoncurrentVersions
 	}
 	c := &BackupBucket{}
 	if err := ctx.RegisterComponentResource(TypeBackupBucket, name, c, opts...); err != nil {

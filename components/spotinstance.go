@@ -38,7 +38,7 @@ type SpotInstanceArgs struct {
 	InstanceProfile pulumi.StringInput
 	// UserDataBase64 is the gzipped user-data, base64-encoded.
 	UserDataBase64 pulumi.StringInput
-	// RootVolumeSizeGB is the root volume's size; 0 means 20 GiB, room for container images.
+	// RootVolumeSizeGB is the root volume's size; 0 means DefaultRootVolumeSizeGB.
 	RootVolumeSizeGB int
 	// MaxPrice caps the Spot price (USD per hour); empty means the on-demand price.
 	MaxPrice string
@@ -57,6 +57,9 @@ type SpotInstance struct {
 	SecurityGroupID pulumi.StringOutput `pulumi:"securityGroupId"`
 }
 
+// DefaultRootVolumeSizeGB is the root volume of an instance unless told: room for container images.
+const DefaultRootVolumeSizeGB = 20
+
 // NewSpotInstance launches the instance and its security group.
 func NewSpotInstance(ctx *pulumi.Context, name string, args *SpotInstanceArgs, opts ...pulumi.ResourceOption) (*SpotInstance, error) {
 	if args == nil {
@@ -68,7 +71,7 @@ func NewSpotInstance(ctx *pulumi.Context, name string, args *SpotInstanceArgs, o
 	}
 	rootSize := args.RootVolumeSizeGB
 	if rootSize == 0 {
-		rootSize = 20
+		rootSize = DefaultRootVolumeSizeGB
 	}
 
 	c := &SpotInstance{}

@@ -37,6 +37,9 @@ marker naming project and stack, the verdict, the counts, the data-at-risk,
 downtime and access blocks, then the engine's diff collapsed (cut, never the
 summary, to stay within GitHub's 65,536 characters).
 --expect-no-changes exits 1 when anything would change.
+--cost adds the monthly cost (ec2-spot): the Spot price of the last 7 days, the
+volumes, snapshots and backups, now and after the change, and the on-demand price
+beside it; a price that cannot be had is a line saying why, never a failure.
 
 A fleet: --all (every deployment the journal knows and, in operator mode, every
 Pulumi.<stack>.yaml) or --stacks a,b,c previews each, --concurrency at a time: one
@@ -47,6 +50,7 @@ collapsed). The exit code is the most urgent among the stacks'.`,
 		&cli.StringFlag{Name: "comment", Usage: "write a pull-request comment body (Markdown) to this file"},
 		&cli.StringFlag{Name: "commit", Usage: "the commit the comment names", EnvVars: []string{"GITHUB_SHA"}},
 		&cli.BoolFlag{Name: "expect-no-changes", Usage: "exit 1 when anything would change"},
+		&cli.BoolFlag{Name: "cost", Usage: "estimate the monthly cost now and after the change (ec2-spot; needs AWS credentials)"},
 		&cli.BoolFlag{Name: "all", Usage: "preview every deployment (the journal's; in operator mode, every stack file's too)"},
 		&cli.StringFlag{Name: "stacks", Usage: "preview these stacks, comma-separated"},
 		&cli.IntFlag{Name: "concurrency", Usage: "with --all or --stacks, how many at a time", Value: automation.DefaultConcurrency}},
@@ -59,7 +63,8 @@ collapsed). The exit code is the most urgent among the stacks'.`,
 			return err
 		}
 		return withDriver(cliContext, func(d *automation.Driver) error {
-			res, err := d.Preview(cliContext.Context, stack, &automation.UpOptions{Config: in, Replace: cliContext.StringSlice(replaceFlag.Name)})
+			res, err := d.Preview(cliContext.Context, stack, &automation.UpOptions{Config: in, Replace: cliContext.StringSlice(replaceFlag.Name),
+				Cost: cliContext.Bool("cost")})
 			if err == nil {
 				err = reportChanges(cliContext, stack, res, true)
 			}
@@ -75,6 +80,7 @@ type changesEvent struct {
 	Stack   string    `json:"stack"`
 	Verdict string    `json:"verdict"`
 	*automation.Changes
+	Cost *automation.CostComparison `json:"cost,omitempty"`
 }
 
 // reportChanges prints or writes what the preview found, and fails when changes were not
@@ -82,13 +88,19 @@ type changesEvent struct {
 func reportChanges(cliContext *cli.Context, stack string, res *automation.PreviewResult, comment bool) error {
 	c := res.Changes
 	if cliContext.Bool("json") {
-		_ = json.NewEncoder(os.Stdout).Encode(changesEvent{Time: time.Now().UTC(), Type: "changes", Stack: stack, Verdict: c.Verdict(), Changes: c})
+		_ = json.NewEncoder(os.Stdout).Encode(changesEvent{Time: time.Now().UTC(), Type: "changes", Stack: stack, Verdict: c.Verdict(), Changes: c, Cost: res.Cost})
 	} else {
 		fmt.Printf("%s: %d to create, %d to update, %d to replace, %d to delete, %d unchanged\n", c.Verdict(),
 			c.Counts["create"], c.Counts["update"], c.Counts["replace"], c.Counts["delete"], c.Counts["same"])
 		for _, r := range c.Resources {
 			if r.Risk != "" {
 				fmt.Printf("  %-8s %s %s: %s\n", r.Risk, r.Op, r.URN, r.Reason)
+			}
+		}
+		if res.Cost != nil {
+			fmt.Printf("cost: %.2f USD a month after the change (%+.2f)\n", res.Cost.Change.Total, res.Cost.Delta)
+			for _, p := range res.Cost.Change.Problems {
+				fmt.Printf("  not priced: %s\n", p)
 			}
 		}
 	}
@@ -129,7 +141,8 @@ func previewFleet(cliContext *cli.Context) error {
 	}
 	return withDriver(cliContext, func(d *automation.Driver) error {
 		var failed []error
-		previews, err := d.PreviewStacks(cliContext.Context, stacks, &automation.UpOptions{Config: in, Replace: cliContext.StringSlice(replaceFlag.Name)},
+		previews, err := d.PreviewStacks(cliContext.Context, stacks, &automation.UpOptions{Config: in, Replace: cliContext.StringSlice(replaceFlag.Name),
+			Cost: cliContext.Bool("cost")},
 			cliContext.Int("concurrency"), func(p automation.StackPreview) {
 				err := p.Err
 				if err == nil {
