@@ -31,6 +31,29 @@ type Changes struct {
 	// Ignored are configuration changes the program ignores on an existing stack: a silent
 	// no-op would be a lie.
 	Ignored []IgnoredChange `json:"ignored,omitempty"`
+	// Policies are the violations the policy packs reported (preview --policy-pack).
+	Policies []PolicyViolation `json:"policies,omitempty"`
+}
+
+// PolicyViolation is one finding of a policy pack.
+type PolicyViolation struct {
+	Pack    string `json:"pack"`
+	Policy  string `json:"policy"`
+	URN     string `json:"urn,omitempty"`
+	Message string `json:"message"`
+	// Enforcement is advisory, mandatory, remediate or disabled, as the engine reports it.
+	Enforcement string `json:"enforcement"`
+}
+
+// Mandatory counts the violations that fail the preview.
+func (c *Changes) Mandatory() int {
+	n := 0
+	for _, p := range c.Policies {
+		if p.Enforcement == "mandatory" {
+			n++
+		}
+	}
+	return n
 }
 
 // ResourceChange is one resource an up would change.
@@ -113,6 +136,9 @@ func (cc *changesCollector) consume(ch <-chan events.EngineEvent, stop <-chan st
 				done = true
 			} else if e.ResourcePreEvent != nil {
 				cc.add(e.ResourcePreEvent.Metadata)
+			} else if p := e.PolicyEvent; p != nil {
+				cc.changes.Policies = append(cc.changes.Policies, PolicyViolation{Pack: p.PolicyPackName, Policy: p.PolicyName,
+					URN: p.ResourceURN, Message: strings.TrimSpace(p.Message), Enforcement: p.EnforcementLevel})
 			}
 		case <-stop:
 			done = true
@@ -216,4 +242,14 @@ func shortType(t string) string {
 		return t[i+1:]
 	}
 	return t
+}
+
+// PolicyError is a preview a mandatory policy refused: exit 1.
+type PolicyError struct {
+	Stack      string
+	Violations int
+}
+
+func (e *PolicyError) Error() string {
+	return fmt.Sprintf("the preview of %s has %d mandatory policy violation(s)", e.Stack, e.Violations)
 }

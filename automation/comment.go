@@ -54,6 +54,13 @@ func (r *PreviewResult) summary() string {
 		writeChanges(&b, access)
 		b.WriteString("\n")
 	}
+	if len(c.Policies) > 0 {
+		fmt.Fprintf(&b, "#### Policies\n\n%d violation(s), %d mandatory.\n\n", len(c.Policies), c.Mandatory())
+		for _, p := range c.Policies {
+			fmt.Fprintf(&b, "- **%s** `%s/%s` on `%s`: %s\n", p.Enforcement, p.Pack, p.Policy, urnName(p.URN), strings.Join(strings.Fields(p.Message), " "))
+		}
+		b.WriteString("\n")
+	}
 	if r.Cost != nil {
 		writeCost(&b, r.Cost)
 	}

@@ -45,6 +45,9 @@ type UpOptions struct {
 	Rollback bool
 	// Cost, for a preview, estimates the monthly cost now and after the change (ec2-spot).
 	Cost bool
+	// PolicyPacks, for a preview, are policy pack directories the engine runs against the
+	// program; their violations go into the changes, and a mandatory one fails the preview.
+	PolicyPacks []string
 }
 
 // Result is where an operation left a deployment.
@@ -295,12 +298,19 @@ func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (*P
 	if len(opts.Replace) > 0 {
 		popts = append(popts, optpreview.Replace(opts.Replace))
 	}
+	if len(opts.PolicyPacks) > 0 {
+		popts = append(popts, optpreview.PolicyPacks(opts.PolicyPacks...))
+	}
 	res, err := s.Preview(ctx, popts...)
 	select { // the channel is closed only when the CLI streamed to it
 	case <-collected:
 	case <-time.After(eventsGrace):
 		close(stop)
 		<-collected
+	}
+	if err != nil && collector.changes.Mandatory() > 0 {
+		// The engine refuses a preview with a mandatory violation: the changes still say which.
+		return &PreviewResult{Changes: &collector.changes, Diff: res.StdOut}, &PolicyError{Stack: stack, Violations: collector.changes.Mandatory()}
 	}
 	if err != nil {
 		return nil, d.engineError("previewing", stack, err)

@@ -2,7 +2,8 @@
 # install-test-deps.sh installs what the tests and the lint call, when it is missing, so that a
 # fresh clone needs only the README's commands: Debian packages with apt-get (with sudo when not
 # root), sshd's privilege separation directory, and moto_server and the AWS CLI with pip when the
-# machine lacks them. When everything is there it does nothing. A tool it cannot install fails
+# machine lacks them, and AWSGuard's node modules (policy/awsguard, pinned by its lock file) with
+# npm ci. When everything is there it does nothing. A tool it cannot install fails
 # the run: the tests never skip for a missing tool.
 set -euo pipefail
 
@@ -18,7 +19,7 @@ fi
 declare -A packages=(
 	[shellcheck]=shellcheck [cloud-init]=cloud-init [systemd-analyze]=systemd [sqlite3]=sqlite3
 	[mkfs.xfs]=xfsprogs [curl]=curl [unshare]=util-linux [flock]=util-linux [mountpoint]=util-linux
-	[pgrep]=procps [/usr/sbin/sshd]=openssh-server
+	[pgrep]=procps [/usr/sbin/sshd]=openssh-server [node]=nodejs [npm]=npm
 )
 missing=()
 for tool in "${!packages[@]}"; do
@@ -41,6 +42,14 @@ if ! command -v moto_server >/dev/null 2>&1 || ! command -v aws >/dev/null 2>&1;
 	echo "installing moto_server and the AWS CLI with pip"
 	python3 -m pip install --quiet 'moto[server]' awscli
 fi
-for tool in moto_server aws python3; do
+# AWSGuard and the Pulumi policy SDK it runs on, for the policy tests: installed again when the
+# lock file is newer than what npm last installed.
+pack="$(dirname "$0")/../policy/awsguard"
+if [ ! -d "$pack/node_modules/@pulumi/awsguard" ] || [ "$pack/package-lock.json" -nt "$pack/node_modules/.package-lock.json" ]; then
+	echo "installing policy/awsguard's node modules with npm ci"
+	npm ci --prefix "$pack" --no-audit --no-fund --ignore-scripts --loglevel=error
+fi
+
+for tool in moto_server aws python3 node; do
 	command -v "$tool" >/dev/null 2>&1 || { echo "the tests need $tool and it could not be installed" >&2; exit 1; }
 done

@@ -40,6 +40,9 @@ summary, to stay within GitHub's 65,536 characters).
 --cost adds the monthly cost (ec2-spot): the Spot price of the last 7 days, the
 volumes, snapshots and backups, now and after the change, and the on-demand price
 beside it; a price that cannot be had is a line saying why, never a failure.
+--policy-pack DIR (repeatable) runs a policy pack against the program: its
+violations go into the changes event and the comment, and a mandatory one fails
+the preview (exit 1). policy/awsguard is AWSGuard, Pulumi's AWS rules, pinned.
 
 A fleet: --all (every deployment the journal knows and, in operator mode, every
 Pulumi.<stack>.yaml) or --stacks a,b,c previews each, --concurrency at a time: one
@@ -51,6 +54,7 @@ collapsed). The exit code is the most urgent among the stacks'.`,
 		&cli.StringFlag{Name: "commit", Usage: "the commit the comment names", EnvVars: []string{"GITHUB_SHA"}},
 		&cli.BoolFlag{Name: "expect-no-changes", Usage: "exit 1 when anything would change"},
 		&cli.BoolFlag{Name: "cost", Usage: "estimate the monthly cost now and after the change (ec2-spot; needs AWS credentials)"},
+		&cli.StringSliceFlag{Name: "policy-pack", Usage: "run this policy pack directory against the program (repeatable)"},
 		&cli.BoolFlag{Name: "all", Usage: "preview every deployment (the journal's; in operator mode, every stack file's too)"},
 		&cli.StringFlag{Name: "stacks", Usage: "preview these stacks, comma-separated"},
 		&cli.IntFlag{Name: "concurrency", Usage: "with --all or --stacks, how many at a time", Value: automation.DefaultConcurrency}},
@@ -64,9 +68,12 @@ collapsed). The exit code is the most urgent among the stacks'.`,
 		}
 		return withDriver(cliContext, func(d *automation.Driver) error {
 			res, err := d.Preview(cliContext.Context, stack, &automation.UpOptions{Config: in, Replace: cliContext.StringSlice(replaceFlag.Name),
-				Cost: cliContext.Bool("cost")})
-			if err == nil {
-				err = reportChanges(cliContext, stack, res, true)
+				Cost: cliContext.Bool("cost"), PolicyPacks: cliContext.StringSlice("policy-pack")})
+			if res != nil {
+				// A preview a mandatory policy refused still reports what it found.
+				if rerr := reportChanges(cliContext, stack, res, true); err == nil {
+					err = rerr
+				}
 			}
 			return finish(cliContext, stack, "preview", nil, err)
 		})
@@ -142,11 +149,13 @@ func previewFleet(cliContext *cli.Context) error {
 	return withDriver(cliContext, func(d *automation.Driver) error {
 		var failed []error
 		previews, err := d.PreviewStacks(cliContext.Context, stacks, &automation.UpOptions{Config: in, Replace: cliContext.StringSlice(replaceFlag.Name),
-			Cost: cliContext.Bool("cost")},
+			Cost: cliContext.Bool("cost"), PolicyPacks: cliContext.StringSlice("policy-pack")},
 			cliContext.Int("concurrency"), func(p automation.StackPreview) {
 				err := p.Err
-				if err == nil {
-					err = reportChanges(cliContext, p.Stack, p.Result, false)
+				if p.Result != nil {
+					if rerr := reportChanges(cliContext, p.Stack, p.Result, false); err == nil {
+						err = rerr
+					}
 				}
 				_ = finish(cliContext, p.Stack, "preview", nil, err)
 				if err != nil {
