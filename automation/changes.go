@@ -145,8 +145,12 @@ func (cc *changesCollector) consume(ch <-chan events.EngineEvent, stop <-chan st
 		}
 	}
 	order := map[string]int{RiskData: 0, RiskDowntime: 1, RiskAccess: 2, "": 3}
-	slices.SortStableFunc(cc.changes.Resources, func(a, b ResourceChange) int {
-		return cmp.Compare(order[a.Risk], order[b.Risk])
+	// The engine runs steps in parallel: its order says nothing. Riskiest first, then by URN.
+	slices.SortFunc(cc.changes.Resources, func(a, b ResourceChange) int {
+		return cmp.Or(cmp.Compare(order[a.Risk], order[b.Risk]), strings.Compare(a.URN, b.URN))
+	})
+	slices.SortFunc(cc.changes.Policies, func(a, b PolicyViolation) int {
+		return cmp.Or(strings.Compare(a.Pack, b.Pack), strings.Compare(a.Policy, b.Policy), strings.Compare(a.URN, b.URN))
 	})
 }
 

@@ -2,6 +2,7 @@ package automation_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math"
 	"os"
@@ -165,23 +166,33 @@ func TestPreviewSumsUpTheRisks(t *testing.T) {
 	}
 }
 
-// TestCommentIsCutToGitHubsLimit: a diff too long for a comment loses its end, never the
-// summary, and the comment says where it was cut.
+// TestCommentIsCutToGitHubsLimit: the diff of 300 resources, too long for a comment, loses its
+// end, never the summary, and the comment says where it was cut.
 func TestCommentIsCutToGitHubsLimit(t *testing.T) {
 	t.Parallel()
+	res := &PreviewResult{Changes: &Changes{Counts: map[string]int{"update": 300}}}
 	var diff strings.Builder
-	for i := range 5000 {
-		diff.WriteString("~ aws:ec2/instance:Instance: (update) userData: \"…é…\" line " + strings.Repeat("x", i%40) + "\n")
+	for i := range 300 {
+		urn := fmt.Sprintf("urn:pulumi:dev::openclaw::clawdeploy:compute:InstanceRole$aws:iam/rolePolicy:RolePolicy::policy-%03d", i)
+		res.Changes.Resources = append(res.Changes.Resources, ResourceChange{URN: urn, Type: "aws:iam/rolePolicy:RolePolicy", Op: "update",
+			Risk: RiskAccess, Reason: "RolePolicy would be updated"})
+		fmt.Fprintf(&diff, "    ~ aws:iam/rolePolicy:RolePolicy: (update)\n        [urn=%s]\n", urn)
+		for j := range 30 {
+			fmt.Fprintf(&diff, "      ~ policy: \"…é statement %d…\" => \"…statement %d…\"\n", j, j+1)
+		}
 	}
-	res := &PreviewResult{Changes: &Changes{Counts: map[string]int{"replace": 1},
-		Resources: []ResourceChange{{URN: "urn:pulumi:dev::openclaw::x::data-volume", Type: "aws:ebs/volume:Volume", Op: "replace", Risk: RiskData, Reason: "the data volume would be replaced"}}},
-		Diff: diff.String()}
+	res.Diff = diff.String()
 	comment := res.Comment("openclaw", "dev", "")
-	if n := utf8.RuneCountInString(comment); n > MaxCommentLength || n < MaxCommentLength-200 {
+	if n := utf8.RuneCountInString(comment); n > MaxCommentLength || n < MaxCommentLength-300 {
 		t.Errorf("comment of %d characters, want just under %d", n, MaxCommentLength)
 	}
-	if !strings.Contains(comment, "#### Data at risk") || !strings.Contains(comment, "the diff is cut here, at line ") ||
-		!strings.Contains(comment, " of 5000") || !strings.HasSuffix(comment, "```\n</details>\n") {
+	for i := range 300 {
+		if !strings.Contains(comment, fmt.Sprintf("`policy-%03d` (`aws:iam/rolePolicy:RolePolicy`)", i)) {
+			t.Fatalf("the summary lost policy-%03d", i)
+		}
+	}
+	if !strings.Contains(comment, "the diff is cut here, at line ") || !strings.Contains(comment, " of 9600") ||
+		!strings.HasSuffix(comment, "```\n</details>\n") {
 		t.Errorf("cut comment ends:\n%s", comment[len(comment)-400:])
 	}
 	short := (&PreviewResult{Changes: &Changes{Counts: map[string]int{}}, Diff: "  pulumi:pulumi:Stack openclaw-dev\n"}).Comment("openclaw", "dev", "")

@@ -3,6 +3,8 @@ package cost_test
 import (
 	"context"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -76,10 +78,19 @@ func TestEstimate(t *testing.T) {
 		t.Errorf("spot line %+v, problems %q", est.Lines[0], est.Problems)
 	}
 
+	// EC2 unreachable: the Spot line is a line saying why.
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	e.EC2 = ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(closed.URL); o.RetryMaxAttempts = 1 })
+	est = e.Estimate(t.Context(), inputs)
+	if len(est.Problems) != 1 || !strings.Contains(est.Problems[0], "the Spot price of t4g.small in us-east-1a: ") || len(est.Lines) != 4 {
+		t.Errorf("EC2 unreachable: lines %+v, problems %q", est.Lines, est.Problems)
+	}
+
 	// No Price List access: every price from it is a line saying why, and the estimate goes on.
 	prices.Deny()
 	est = e.Estimate(t.Context(), inputs)
-	if len(est.Problems) != 4 || !strings.Contains(est.Problems[0], "not authorized to perform: pricing:GetProducts") || len(est.Lines) != 1 {
+	if len(est.Problems) != 5 || !strings.Contains(est.Problems[1], "not authorized to perform: pricing:GetProducts") || len(est.Lines) != 0 {
 		t.Errorf("denied: lines %+v, problems %q", est.Lines, est.Problems)
 	}
 }
