@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/clawdeploy/clawdeploy/backup"
@@ -35,23 +34,16 @@ func (d *Driver) VerifyBackup(ctx context.Context, stack, version string) (*back
 	if bucket == "" {
 		return nil, fmt.Errorf("stack %s has no backupBucket output: `clawdeploy up --stack %s` creates its bucket", stack, stack)
 	}
-	cfg := d.aws
-	if cfg == nil {
-		loaded, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("loading the AWS configuration: %w", err)
-		}
-		if region != "" {
-			loaded.Region = region
-		}
-		cfg = &loaded
+	cfg, err := awsConfig(ctx, d.aws, region)
+	if err != nil {
+		return nil, err
 	}
 	scratch, err := os.MkdirTemp("", "clawdeploy-verify-")
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = os.RemoveAll(scratch) }()
-	client := s3.NewFromConfig(*cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 	d.note(stack, "verifying s3://%s/%s%s", bucket, cloudinit.BackupObject, versionNote(version))
 	report, err := backup.Verify(ctx, client, bucket, cloudinit.BackupObject, version, scratch)
 	if err != nil && version == "" && notFound(err, "NoSuchKey") {

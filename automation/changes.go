@@ -126,23 +126,25 @@ type changesCollector struct {
 	changes Changes
 }
 
-// consume reads events until ch is closed or stop is.
-func (cc *changesCollector) consume(ch <-chan events.EngineEvent, stop <-chan struct{}) {
-	cc.changes.Counts = map[string]int{}
-	for done := false; !done; {
-		select {
-		case e, open := <-ch:
-			if !open {
-				done = true
-			} else if e.ResourcePreEvent != nil {
-				cc.add(e.ResourcePreEvent.Metadata)
-			} else if p := e.PolicyEvent; p != nil {
-				cc.changes.Policies = append(cc.changes.Policies, PolicyViolation{Pack: p.PolicyPackName, Policy: p.PolicyName,
-					URN: p.ResourceURN, Message: strings.TrimSpace(p.Message), Enforcement: p.EnforcementLevel})
-			}
-		case <-stop:
-			done = true
-		}
+// handle records one event of the preview.
+func (cc *changesCollector) handle(e events.EngineEvent) {
+	if cc.changes.Counts == nil {
+		cc.changes.Counts = map[string]int{}
+	}
+	switch {
+	case e.ResourcePreEvent != nil:
+		cc.add(e.ResourcePreEvent.Metadata)
+	case e.PolicyEvent != nil:
+		p := e.PolicyEvent
+		cc.changes.Policies = append(cc.changes.Policies, PolicyViolation{Pack: p.PolicyPackName, Policy: p.PolicyName,
+			URN: p.ResourceURN, Message: strings.TrimSpace(p.Message), Enforcement: p.EnforcementLevel})
+	}
+}
+
+// result is what the events said, in an order that does not depend on the engine's.
+func (cc *changesCollector) result() *Changes {
+	if cc.changes.Counts == nil {
+		cc.changes.Counts = map[string]int{}
 	}
 	order := map[string]int{RiskData: 0, RiskDowntime: 1, RiskAccess: 2, "": 3}
 	// The engine runs steps in parallel: its order says nothing. Riskiest first, then by URN.
@@ -152,6 +154,7 @@ func (cc *changesCollector) consume(ch <-chan events.EngineEvent, stop <-chan st
 	slices.SortFunc(cc.changes.Policies, func(a, b PolicyViolation) int {
 		return cmp.Or(strings.Compare(a.Pack, b.Pack), strings.Compare(a.Policy, b.Policy), strings.Compare(a.URN, b.URN))
 	})
+	return &cc.changes
 }
 
 func (cc *changesCollector) add(m apitype.StepEventMetadata) {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -80,16 +79,9 @@ func (c *AWSCheckpointer) Checkpoint(ctx context.Context, stack string, outputs 
 	if volume == "" {
 		return nil, fmt.Errorf("stack %s has no dataVolumeId output to snapshot", stack)
 	}
-	cfg := c.Config
-	if cfg == nil {
-		loaded, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("loading the AWS configuration: %w", err)
-		}
-		if region != "" {
-			loaded.Region = region
-		}
-		cfg = &loaded
+	cfg, err := awsConfig(ctx, c.Config, region)
+	if err != nil {
+		return nil, err
 	}
 	now := time.Now
 	if c.Now != nil {
@@ -104,7 +96,7 @@ func (c *AWSCheckpointer) Checkpoint(ctx context.Context, stack string, outputs 
 		{Key: aws.String("OpenClawImage"), Value: aws.String(from)},
 		{Key: aws.String("Name"), Value: aws.String(stack + "-pre-upgrade")},
 	}
-	snap, err := ec2.NewFromConfig(*cfg).CreateSnapshot(ctx, &ec2.CreateSnapshotInput{
+	snap, err := ec2.NewFromConfig(cfg).CreateSnapshot(ctx, &ec2.CreateSnapshotInput{
 		VolumeId:          aws.String(volume),
 		Description:       aws.String(fmt.Sprintf("clawdeploy: %s before the upgrade from %s to %s", stack, from, to)),
 		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: tags}},
@@ -114,7 +106,7 @@ func (c *AWSCheckpointer) Checkpoint(ctx context.Context, stack string, outputs 
 	}
 	cp.Snapshot = aws.ToString(snap.SnapshotId)
 	if bucket != "" {
-		head, err := s3.NewFromConfig(*cfg, func(o *s3.Options) { o.UsePathStyle = true }).HeadObject(ctx,
+		head, err := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).HeadObject(ctx,
 			&s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(cloudinit.BackupObject)})
 		switch {
 		case err == nil:

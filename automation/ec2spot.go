@@ -2,7 +2,6 @@ package automation
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
@@ -16,7 +15,6 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 
 	"github.com/clawdeploy/clawdeploy"
 	"github.com/clawdeploy/clawdeploy/cloudinit"
@@ -78,12 +76,9 @@ func (w SSMWaiter) Wait(ctx context.Context, stack string, outputs auto.OutputMa
 	}
 	client := w.Client
 	if client == nil {
-		cfg, err := config.LoadDefaultConfig(ctx)
+		cfg, err := awsConfig(ctx, nil, region)
 		if err != nil {
-			return setup.Status{}, fmt.Errorf("loading the AWS configuration: %w", err)
-		}
-		if region != "" {
-			cfg.Region = region
+			return setup.Status{}, err
 		}
 		client = ssm.NewFromConfig(cfg)
 	}
@@ -216,20 +211,13 @@ func (c *SpotHostChecker) Check(ctx context.Context, stack string, outputs auto.
 	if instance == "" {
 		return HostState{Down: true, Why: "the stack has no instance"}, nil
 	}
-	cfg := c.Config
-	if cfg == nil {
-		loaded, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
-			return HostState{}, fmt.Errorf("loading the AWS configuration: %w", err)
-		}
-		if region != "" {
-			loaded.Region = region
-		}
-		cfg = &loaded
+	cfg, err := awsConfig(ctx, c.Config, region)
+	if err != nil {
+		return HostState{}, err
 	}
 	st := HostState{Host: instance}
 	if param != "" {
-		out, err := ssm.NewFromConfig(*cfg).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(param), WithDecryption: aws.Bool(true)})
+		out, err := ssm.NewFromConfig(cfg).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(param), WithDecryption: aws.Bool(true)})
 		if err != nil && !notFound(err, "ParameterNotFound") {
 			return st, fmt.Errorf("reading %s: %w", param, err)
 		}
@@ -240,7 +228,7 @@ func (c *SpotHostChecker) Check(ctx context.Context, stack string, outputs auto.
 			}
 		}
 	}
-	out, err := ec2.NewFromConfig(*cfg).DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instance}})
+	out, err := ec2.NewFromConfig(cfg).DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instance}})
 	if notFound(err, "InvalidInstanceID.NotFound") {
 		st.Down, st.Why = true, fmt.Sprintf("instance %s no longer exists", instance)
 		return st, nil
@@ -274,13 +262,9 @@ const StatusInterrupted = "INTERRUPTED"
 // data volume keeps the snapshot it was made from, whatever data_volume_snapshot_id says now. (A
 // new availability_zone the program refuses outright, naming the volume's zone.)
 func ec2SpotIgnored(ctx context.Context, d *Driver, stack string, s auto.Stack, config auto.ConfigMap) ([]IgnoredChange, error) {
-	exported, err := s.Export(ctx)
-	if err != nil || len(exported.Deployment) == 0 {
+	state, err := exportState(ctx, s)
+	if err != nil || state == nil {
 		return nil, err
-	}
-	var state apitype.DeploymentV3
-	if err := json.Unmarshal(exported.Deployment, &state); err != nil {
-		return nil, fmt.Errorf("reading the state of %s: %w", stack, err)
 	}
 	for _, r := range state.Resources {
 		if string(r.Type) != "aws:ebs/volume:Volume" || r.Delete {
@@ -298,4 +282,20 @@ func ec2SpotIgnored(ctx context.Context, d *Driver, stack string, s auto.Stack, 
 		return ignored, nil
 	}
 	return nil, nil
+}
+
+// awsConfig is given when it is not nil, else the default AWS configuration (environment, shared
+// files, instance role, AWS_ENDPOINT_URL*) in region when it is not empty: the stack's.
+func awsConfig(ctx context.Context, given *aws.Config, region string) (aws.Config, error) {
+	if given != nil {
+		return *given, nil
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	if region != "" {
+		cfg.Region = region
+	}
+	return cfg, nil
 }

@@ -2,12 +2,9 @@ package automation
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 
@@ -36,23 +33,16 @@ func ec2SpotCost(ctx context.Context, d *Driver, stack string, s auto.Stack, cfg
 		return nil, &ConfigError{Err: err}
 	}
 	change := costInputs(cfg.Region, cfg.AvailabilityZone, cfg.InstanceType, cfg.DataVolumeSizeGB, cfg.BackupIntervalMinutes)
-	awsCfg := d.aws
-	if awsCfg == nil {
-		loaded, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("loading the AWS configuration: %w", err)
-		}
-		awsCfg = &loaded
+	awsCfg, err := awsConfig(ctx, d.aws, cfg.Region)
+	if err != nil {
+		return nil, err
 	}
-	e := cost.NewEstimator(*awsCfg, cfg.Region)
+	e := cost.NewEstimator(awsCfg, cfg.Region)
 	cmp := &CostComparison{Change: e.Estimate(ctx, change)}
 	if existed {
 		now := change
-		if exported, err := s.Export(ctx); err == nil && len(exported.Deployment) > 0 {
-			var state apitype.DeploymentV3
-			if json.Unmarshal(exported.Deployment, &state) == nil {
-				deployed(&now, state)
-			}
+		if state, err := exportState(ctx, s); err == nil && state != nil {
+			deployed(&now, state)
 		}
 		// The interval of the backups is the stack's own configuration's, not the change's.
 		interval := infra.DefaultBackupIntervalMinutes
@@ -82,7 +72,7 @@ func costInputs(region, zone, instanceType string, dataGB, backupIntervalMinutes
 
 // deployed sets in from what the state holds: the instance's type, the data volume's size and
 // zone.
-func deployed(in *cost.Inputs, state apitype.DeploymentV3) {
+func deployed(in *cost.Inputs, state *apitype.DeploymentV3) {
 	for _, r := range state.Resources {
 		if r.Delete {
 			continue

@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/dlm"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -44,21 +43,17 @@ type AWSFinder struct {
 
 func (f *AWSFinder) clients(ctx context.Context) error {
 	f.once.Do(func() {
-		cfg := f.Config
-		if cfg == nil {
-			c, err := config.LoadDefaultConfig(ctx)
-			if err != nil {
-				f.err = fmt.Errorf("loading the AWS configuration: %w", err)
-				return
-			}
-			cfg = &c
+		cfg, err := awsConfig(ctx, f.Config, "")
+		if err != nil {
+			f.err = err
+			return
 		}
-		f.ec2 = ec2.NewFromConfig(*cfg)
-		f.s3 = s3.NewFromConfig(*cfg, func(o *s3.Options) { o.UsePathStyle = true })
-		f.iam = iam.NewFromConfig(*cfg)
-		f.ssm = ssm.NewFromConfig(*cfg)
-		f.logs = cloudwatchlogs.NewFromConfig(*cfg)
-		f.dlm = dlm.NewFromConfig(*cfg)
+		f.ec2 = ec2.NewFromConfig(cfg)
+		f.s3 = s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+		f.iam = iam.NewFromConfig(cfg)
+		f.ssm = ssm.NewFromConfig(cfg)
+		f.logs = cloudwatchlogs.NewFromConfig(cfg)
+		f.dlm = dlm.NewFromConfig(cfg)
 	})
 	return f.err
 }

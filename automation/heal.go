@@ -169,19 +169,19 @@ func (d *Driver) HealAll(ctx context.Context, concurrency int, each func(HealOut
 	if err != nil {
 		return nil, err
 	}
-	var todo []string
+	var due []string
 	for _, r := range records {
 		switch {
 		case r.Target != d.profile.name:
 		case r.Status == journal.Ready:
-			todo = append(todo, r.Stack)
+			due = append(due, r.Stack)
 		case r.Status == journal.HostLost && (!r.Leased(d.now()) || ownerDeadHere()(r.LeaseOwner)):
-			todo = append(todo, r.Stack)
+			due = append(due, r.Stack)
 		case r.Status == journal.Error && r.HealFailures > 0 && !d.now().Before(r.HealAfter):
-			todo = append(todo, r.Stack)
+			due = append(due, r.Stack)
 		}
 	}
-	return forEach(ctx, todo, concurrency, func(ctx context.Context, stack string) HealOutcome {
+	return forEach(ctx, due, concurrency, func(ctx context.Context, stack string) HealOutcome {
 		res, err := d.Heal(ctx, stack)
 		return HealOutcome{Stack: stack, Result: res, Err: err}
 	}, each)

@@ -146,27 +146,34 @@ func (d *Driver) run(ctx context.Context, stack, operation string, body func(ctx
 // only when the CLI streamed to it; a CLI that failed before it began (a configuration the
 // engine refuses) never does, so wait stops after eventsGrace.
 func (d *Driver) engineEvents(h *hold) (ch chan events.EngineEvent, wait func()) {
+	tracker := newStageTracker(d.profile.stages, h.record.Stage)
+	return streamEvents(func(e events.EngineEvent) {
+		if ev, ok := engineEvent(e); ok {
+			d.emit(h.stack, ev)
+		}
+		if s, ok := tracker.stageOf(e); ok {
+			h.completed(tracker, s)
+		}
+	})
+}
+
+// streamEvents hands each engine event to handle, one at a time. It returns the channel to give
+// the engine, and wait, to call once the engine returned: it waits for the last events, at most
+// eventsGrace (see engineEvents).
+func streamEvents(handle func(events.EngineEvent)) (ch chan events.EngineEvent, wait func()) {
 	ch = make(chan events.EngineEvent)
 	done, stop := make(chan struct{}), make(chan struct{})
-	tracker := newStageTracker(d.profile.stages, h.record.Stage)
 	go func() {
 		defer close(done)
 		for {
-			var e events.EngineEvent
-			var open bool
 			select {
-			case e, open = <-ch:
+			case e, open := <-ch:
+				if !open {
+					return
+				}
+				handle(e)
 			case <-stop:
 				return
-			}
-			if !open {
-				return
-			}
-			if ev, ok := engineEvent(e); ok {
-				d.emit(h.stack, ev)
-			}
-			if s, ok := tracker.stageOf(e); ok {
-				h.completed(tracker, s)
 			}
 		}
 	}()

@@ -9,10 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
-	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
@@ -131,6 +129,7 @@ func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace [
 			return nil, nil, h.fail(ctx, err)
 		}
 	}
+	// A failure of an upgrade says, in the journal too, how to roll back.
 	failed := func(err error) error {
 		if upgrade && ctx.Err() == nil {
 			err = &UpgradeError{Stack: h.stack, From: h.record.LastGoodImage, To: image, Checkpoint: cp, Err: err}
@@ -166,26 +165,19 @@ func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace [
 	if err := h.update(journal.Change{Status: ptr(journal.Installing)}); err != nil {
 		return outputs, cp, err
 	}
-	if err := d.waitSetup(ctx, h, outputs, image); err != nil {
-		return outputs, cp, d.upgradeFailed(upgrade, h, image, cp, err)
+	if err := d.waitSetup(ctx, h, outputs); err != nil {
+		return outputs, cp, failed(err)
 	}
-	return outputs, cp, nil
+	ready := journal.Change{Status: ptr(journal.Ready)}
+	if image != "" {
+		ready.LastGoodImage = ptr(image)
+	}
+	return outputs, cp, h.update(ready)
 }
 
-// upgradeFailed rewords, for an upgrade, the failure waitSetup already recorded: the journal's
-// last error and the returned error say how to roll back.
-func (d *Driver) upgradeFailed(upgrade bool, h *hold, image string, cp *Checkpoint, err error) error {
-	if !upgrade || h.record.Status != journal.Error {
-		return err
-	}
-	err = &UpgradeError{Stack: h.stack, From: h.record.LastGoodImage, To: image, Checkpoint: cp, Err: err}
-	_ = h.update(journal.Change{LastError: ptr(err.Error())})
-	return err
-}
-
-// waitSetup waits for the setup to complete and records its stages; READY records image as the
-// last good one.
-func (d *Driver) waitSetup(ctx context.Context, h *hold, outputs auto.OutputMap, image string) error {
+// waitSetup waits for the setup to complete and records its stages; the caller records how it
+// ended.
+func (d *Driver) waitSetup(ctx context.Context, h *hold, outputs auto.OutputMap) error {
 	tracker := newStageTracker(d.profile.stages, h.record.Stage)
 	report := func(st setup.Status) {
 		if st.State == setup.Running || st.State == setup.Complete {
@@ -194,7 +186,7 @@ func (d *Driver) waitSetup(ctx context.Context, h *hold, outputs auto.OutputMap,
 	}
 	st, err := d.waiter.Wait(ctx, h.stack, outputs, report)
 	if err != nil {
-		return h.fail(ctx, err)
+		return err
 	}
 	if st.State == setup.Complete {
 		h.completed(tracker, StageSetupLaunched) // a first poll may find the setup complete already
@@ -205,11 +197,7 @@ func (d *Driver) waitSetup(ctx context.Context, h *hold, outputs auto.OutputMap,
 				"other than the gatewayToken output; read the host's with `openclaw config get gateway.auth.token`"})
 		}
 	}
-	change := journal.Change{Status: ptr(journal.Ready)}
-	if image != "" {
-		change.LastGoodImage = ptr(image)
-	}
-	return h.update(change)
+	return nil
 }
 
 // engineError wraps a failed engine run.
@@ -281,10 +269,8 @@ func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (*P
 	if err != nil {
 		return nil, err
 	}
-	ch := make(chan events.EngineEvent)
 	collector := &changesCollector{}
-	collected, stop := make(chan struct{}), make(chan struct{})
-	go func() { collector.consume(ch, stop); close(collected) }()
+	ch, wait := streamEvents(collector.handle)
 	popts := []optpreview.Option{optpreview.ProgressStreams(d.progress), optpreview.ErrorProgressStreams(d.progress),
 		optpreview.Diff(), optpreview.EventStreams(ch)}
 	if !opts.Config.empty() {
@@ -302,20 +288,15 @@ func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (*P
 		popts = append(popts, optpreview.PolicyPacks(opts.PolicyPacks...))
 	}
 	res, err := s.Preview(ctx, popts...)
-	select { // the channel is closed only when the CLI streamed to it
-	case <-collected:
-	case <-time.After(eventsGrace):
-		close(stop)
-		<-collected
-	}
-	if err != nil && collector.changes.Mandatory() > 0 {
+	wait()
+	out := &PreviewResult{Changes: collector.result(), Diff: res.StdOut}
+	if err != nil && out.Changes.Mandatory() > 0 {
 		// The engine refuses a preview with a mandatory violation: the changes still say which.
-		return &PreviewResult{Changes: &collector.changes, Diff: res.StdOut}, &PolicyError{Stack: stack, Violations: collector.changes.Mandatory()}
+		return out, &PolicyError{Stack: stack, Violations: out.Changes.Mandatory()}
 	}
 	if err != nil {
 		return nil, d.engineError("previewing", stack, err)
 	}
-	out := &PreviewResult{Changes: &collector.changes, Diff: res.StdOut}
 	if existed {
 		if out.Changes.Ignored, err = d.ignoredConfig(ctx, stack, s, opts.Config); err != nil {
 			return nil, err

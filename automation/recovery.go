@@ -276,3 +276,19 @@ func settlePending(state *apitype.DeploymentV3, found map[string]string) {
 	}
 	state.PendingOperations = nil
 }
+
+// exportState reads a stack's state, to look at; nil for a stack that has none yet.
+func exportState(ctx context.Context, s auto.Stack) (*apitype.DeploymentV3, error) {
+	exported, err := s.Export(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the state of %s: %w", s.Name(), err)
+	}
+	if len(exported.Deployment) == 0 {
+		return nil, nil
+	}
+	var state apitype.DeploymentV3
+	if err := json.Unmarshal(exported.Deployment, &state); err != nil {
+		return nil, fmt.Errorf("reading the state of %s: %w", s.Name(), err)
+	}
+	return &state, nil
+}

@@ -140,7 +140,7 @@ func (d *Driver) ResumeAll(ctx context.Context, concurrency int, each func(Resum
 		return nil, err
 	}
 	dead := ownerDeadHere()
-	var todo []string
+	var due []string
 	var stuck []ResumeResult
 	for _, r := range records {
 		if d.resumable(r) == "" {
@@ -157,9 +157,9 @@ func (d *Driver) ResumeAll(ctx context.Context, concurrency int, each func(Resum
 			}
 			continue
 		}
-		todo = append(todo, r.Stack)
+		due = append(due, r.Stack)
 	}
-	resumed, err := forEach(ctx, todo, concurrency, func(ctx context.Context, stack string) ResumeResult {
+	resumed, err := forEach(ctx, due, concurrency, func(ctx context.Context, stack string) ResumeResult {
 		res, err := d.Resume(ctx, stack)
 		return ResumeResult{Stack: stack, Result: res, Err: err}
 	}, each)

@@ -83,30 +83,24 @@ func TestSSHKeyIsEd25519AndSecret(t *testing.T) {
 func TestVPSSetupWaitsOnResourcesNotComponents(t *testing.T) {
 	t.Parallel()
 	host := Host{Address: "203.0.113.10", Port: 22, User: "root", HostKey: "ssh-ed25519 AAAA"}
-	_, err := pulumitest.Run(func(ctx *pulumi.Context) error {
-		access, err := NewSSHAccess(ctx, "access", &SSHAccessArgs{Host: host, Password: pulumi.StringPtr("pw"),
-			AuthorizedKey: pulumi.String("ssh-ed25519 AAAA deployment")})
-		if err != nil {
-			return err
-		}
-		_, err = NewVPSSetup(ctx, "setup", &VPSSetupArgs{Host: host, PrivateKey: pulumi.String("k"), LaunchCommand: pulumi.String("true"),
-			LaunchID: pulumi.String("id"), After: []pulumi.Resource{access}})
-		return err
-	})
-	if err == nil || !strings.Contains(err.Error(), "After holds a component") {
-		t.Errorf("a component in After: %v", err)
-	}
-	for range 50 {
-		m, err := pulumitest.Run(func(ctx *pulumi.Context) error {
+	// launchAfter registers the authorization and the launch, which waits for what after names.
+	launchAfter := func(after func(*SSHAccess) pulumi.Resource) (*pulumitest.Mocks, error) {
+		return pulumitest.Run(func(ctx *pulumi.Context) error {
 			access, err := NewSSHAccess(ctx, "access", &SSHAccessArgs{Host: host, Password: pulumi.StringPtr("pw"),
 				AuthorizedKey: pulumi.String("ssh-ed25519 AAAA deployment")})
 			if err != nil {
 				return err
 			}
 			_, err = NewVPSSetup(ctx, "setup", &VPSSetupArgs{Host: host, PrivateKey: pulumi.String("k"), LaunchCommand: pulumi.String("true"),
-				LaunchID: pulumi.String("id"), After: []pulumi.Resource{access.Authorization}})
+				LaunchID: pulumi.String("id"), After: []pulumi.Resource{after(access)}})
 			return err
 		})
+	}
+	if _, err := launchAfter(func(a *SSHAccess) pulumi.Resource { return a }); err == nil || !strings.Contains(err.Error(), "After holds a component") {
+		t.Errorf("a component in After: %v", err)
+	}
+	for range 50 {
+		m, err := launchAfter(func(a *SSHAccess) pulumi.Resource { return a.Authorization })
 		if err != nil {
 			t.Fatal(err)
 		}
