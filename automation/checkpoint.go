@@ -1,11 +1,14 @@
 package automation
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
+	"github.com/clawdeploy/clawdeploy/backup"
 	"github.com/clawdeploy/clawdeploy/cloudinit"
 	"github.com/clawdeploy/clawdeploy/components"
 	"github.com/clawdeploy/clawdeploy/infra"
@@ -35,10 +39,14 @@ type Checkpoint struct {
 	// Snapshot is an EBS snapshot of Volume, the data volume, taken at At.
 	Snapshot string `json:"snapshot,omitempty"`
 	Volume   string `json:"volume,omitempty"`
-	// BackupVersion is the S3 version of the newest backup at At (taken at BackupTakenAt); the
-	// bucket is versioned, so it stays whatever the new image writes.
+	// BackupVersion is the S3 version of a backup taken at BackupTakenAt: the one the instance
+	// took for the checkpoint (BackupFresh), or, when it did not answer in time (BackupNote says
+	// so), the newest one there was. The bucket is versioned, so it stays whatever the new image
+	// writes.
 	BackupVersion string    `json:"backupVersion,omitempty"`
 	BackupTakenAt time.Time `json:"backupTakenAt,omitzero"`
+	BackupFresh   bool      `json:"backupFresh,omitempty"`
+	BackupNote    string    `json:"backupNote,omitempty"`
 }
 
 func (c *Checkpoint) String() string {
@@ -47,7 +55,14 @@ func (c *Checkpoint) String() string {
 		parts = append(parts, fmt.Sprintf("snapshot %s of %s", c.Snapshot, c.Volume))
 	}
 	if c.BackupVersion != "" {
-		parts = append(parts, fmt.Sprintf("backup version %s (taken at %s)", c.BackupVersion, c.BackupTakenAt.UTC().Format(time.RFC3339)))
+		kind := "backup"
+		if c.BackupFresh {
+			kind = "fresh backup"
+		}
+		parts = append(parts, fmt.Sprintf("%s version %s (taken at %s)", kind, c.BackupVersion, c.BackupTakenAt.UTC().Format(time.RFC3339)))
+	}
+	if c.BackupNote != "" {
+		parts = append(parts, c.BackupNote)
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -60,14 +75,23 @@ type Checkpointer interface {
 	Checkpoint(ctx context.Context, stack string, outputs auto.OutputMap, from, to string) (*Checkpoint, error)
 }
 
-// AWSCheckpointer snapshots the data volume (tagged as the volume's snapshots are, plus
-// OpenClawCheckpoint=pre-upgrade and the image it holds the data of) and pins the newest backup
-// in the bucket by its version.
+// DefaultCheckpointBackupWait is how long AWSCheckpointer waits for the instance's backup: the
+// watcher reads requests every 30 s and a backup of a gigabyte takes about a minute.
+const DefaultCheckpointBackupWait = 10 * time.Minute
+
+// AWSCheckpointer asks the instance for a backup of its state as it is now (package backup's
+// Request, which the spot watcher answers) and snapshots the data volume, tagged as the volume's
+// snapshots are plus OpenClawCheckpoint=pre-upgrade and the image it holds the data of. When the
+// instance does not answer in BackupWait (it is down, or its watcher is), the checkpoint pins the
+// newest backup there is instead, and says so; the snapshot is taken either way.
 type AWSCheckpointer struct {
 	// Config is the AWS configuration; nil loads the default one, with the stack's region.
 	Config *aws.Config
 	// Now tells the time; nil means time.Now.
 	Now func() time.Time
+	// BackupWait bounds the wait for the instance's backup (0: DefaultCheckpointBackupWait);
+	// Poll is how often the bucket is read meanwhile (0: 5 s).
+	BackupWait, Poll time.Duration
 }
 
 // Checkpoint implements Checkpointer.
@@ -88,6 +112,11 @@ func (c *AWSCheckpointer) Checkpoint(ctx context.Context, stack string, outputs 
 		now = c.Now
 	}
 	cp := &Checkpoint{From: from, To: to, At: now().UTC(), Volume: volume}
+	if bucket != "" {
+		if err := c.backup(ctx, s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }), bucket, cp); err != nil {
+			return nil, err
+		}
+	}
 	tags := []ec2types.Tag{
 		{Key: aws.String(components.TagData), Value: aws.String("true")},
 		{Key: aws.String(components.TagStack), Value: aws.String(stack)},
@@ -105,18 +134,41 @@ func (c *AWSCheckpointer) Checkpoint(ctx context.Context, stack string, outputs 
 		return nil, fmt.Errorf("snapshotting the data volume %s: %w", volume, err)
 	}
 	cp.Snapshot = aws.ToString(snap.SnapshotId)
-	if bucket != "" {
-		head, err := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }).HeadObject(ctx,
-			&s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(cloudinit.BackupObject)})
-		switch {
-		case err == nil:
-			cp.BackupVersion = aws.ToString(head.VersionId)
-			cp.BackupTakenAt, _ = time.Parse(time.RFC3339, head.Metadata["created"])
-		case !notFound(err, "NotFound", "NoSuchKey"):
-			return nil, fmt.Errorf("looking up the newest backup in %s: %w", bucket, err)
-		}
-	}
 	return cp, nil
+}
+
+// backup asks the instance for a backup and records it in cp; without an answer in time, it
+// records the newest backup there is, and why it is not a fresh one.
+func (c *AWSCheckpointer) backup(ctx context.Context, client *s3.Client, bucket string, cp *Checkpoint) error {
+	wait, poll := cmp.Or(c.BackupWait, DefaultCheckpointBackupWait), cmp.Or(c.Poll, 5*time.Second)
+	id := "up-" + strconv.FormatInt(cp.At.UnixNano(), 36)
+	if err := backup.Request(ctx, client, bucket, cloudinit.BackupRequestObject, id, "pre-upgrade"); err != nil {
+		return err
+	}
+	got, err := backup.Await(ctx, client, bucket, cloudinit.BackupObject, id, time.Now(), poll, wait)
+	// Withdrawn whatever the answer, so that the next instance does not take it up.
+	if werr := backup.Withdraw(context.WithoutCancel(ctx), client, bucket, cloudinit.BackupRequestObject); werr != nil && err == nil {
+		err = werr
+	}
+	switch {
+	case err == nil:
+		cp.BackupVersion, cp.BackupTakenAt, cp.BackupFresh = got.VersionID, got.TakenAt, true
+		return nil
+	case !errors.Is(err, backup.ErrNoAnswer):
+		return err
+	}
+	cp.BackupNote = fmt.Sprintf("no fresh backup: the instance did not answer a backup request in %s", wait)
+	head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(cloudinit.BackupObject)})
+	switch {
+	case err == nil:
+		cp.BackupVersion = aws.ToString(head.VersionId)
+		cp.BackupTakenAt, _ = time.Parse(time.RFC3339, head.Metadata["created"])
+	case notFound(err, "NotFound", "NoSuchKey"):
+		cp.BackupNote += ", and the bucket holds no backup yet"
+	default:
+		return fmt.Errorf("looking up the newest backup in %s: %w", bucket, err)
+	}
+	return nil
 }
 
 // UpgradeError is an up of a new image that did not reach READY: Err says why, and the message
@@ -173,6 +225,7 @@ func (d *Driver) preUpgrade(ctx context.Context, h *hold, s auto.Stack, image st
 	if err != nil {
 		return nil, fmt.Errorf("reading the outputs of %s: %w", h.stack, err)
 	}
+	d.note(h.stack, "upgrade from %s to %s: taking the pre-upgrade checkpoint (a backup the instance takes now, and a snapshot of the data volume)", from, image)
 	taken, err := d.checkpointer.Checkpoint(ctx, h.stack, outputs, from, image)
 	if err != nil {
 		return nil, fmt.Errorf("the pre-upgrade checkpoint failed, so the upgrade to %s did not start: %w", image, err)

@@ -1,6 +1,8 @@
 package automation_test
 
 import (
+	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -17,50 +19,104 @@ import (
 )
 
 // TestAWSCheckpointer takes a pre-upgrade checkpoint in moto: the data volume's snapshot carries
-// the tags the AZ guard and `snapshots list` read, and the newest backup is pinned by version.
+// the tags the AZ guard and `snapshots list` read, and the backup pinned by version is the one the
+// instance took for the request, or, when it does not answer in time, the newest one, said so.
 func TestAWSCheckpointer(t *testing.T) {
 	t.Parallel()
 	m := moto.Start(t)
 	cfg := m.Config()
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
 	zone := moto.Region + "a"
-	vol, err := ec2.NewFromConfig(cfg).CreateVolume(t.Context(), &ec2.CreateVolumeInput{AvailabilityZone: aws.String(zone), Size: aws.Int32(20)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucket := "openclaw-dev-checkpoint"
-	m.CreateBucket(t, bucket)
 	files := backuptest.Files{".openclaw/openclaw.json": []byte(`{}`)}
-	version := backuptest.Upload(t, s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }), bucket, cloudinit.BackupObject,
-		backuptest.Archive(t, files, backuptest.Manifest(files)), "")
-	outputs := auto.OutputMap{
-		"dataVolumeId":     {Value: aws.ToString(vol.VolumeId)},
-		"availabilityZone": {Value: zone},
-		"backupBucket":     {Value: bucket},
-		"region":           {Value: moto.Region},
-	}
+	archive := backuptest.Archive(t, files, backuptest.Manifest(files))
 	at := time.Date(2026, 11, 30, 13, 0, 0, 0, time.UTC)
-	cp, err := (&AWSCheckpointer{Config: &cfg, Now: func() time.Time { return at }}).Checkpoint(t.Context(), "dev", outputs, "ghcr.io/openclaw/openclaw:2026.2.26", "ghcr.io/openclaw/openclaw:2026.3.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cp.BackupVersion != version || !cp.At.Equal(at) || cp.Volume != aws.ToString(vol.VolumeId) || !strings.HasPrefix(cp.Snapshot, "snap-") {
-		t.Errorf("checkpoint %+v (backup version %s)", cp, version)
-	}
-	out, err := ec2.NewFromConfig(cfg).DescribeSnapshots(t.Context(), &ec2.DescribeSnapshotsInput{SnapshotIds: []string{cp.Snapshot}})
-	if err != nil || len(out.Snapshots) != 1 {
-		t.Fatalf("describe %s: %v", cp.Snapshot, err)
-	}
-	tags := map[string]string{}
-	for _, tag := range out.Snapshots[0].Tags {
-		tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
-	}
-	for k, v := range map[string]string{"OpenClawData": "true", "OpenClawStack": "dev", "OpenClawAz": zone, TagCheckpoint: "pre-upgrade",
-		"OpenClawImage": "ghcr.io/openclaw/openclaw:2026.2.26"} {
-		if tags[k] != v {
-			t.Errorf("snapshot tag %s = %q, want %q (all: %v)", k, tags[k], v, tags)
+	from, to := "ghcr.io/openclaw/openclaw:2026.2.26", "ghcr.io/openclaw/openclaw:2026.3.1"
+
+	checkpoint := func(t *testing.T, bucket string, wait time.Duration) *Checkpoint {
+		t.Helper()
+		vol, err := ec2.NewFromConfig(cfg).CreateVolume(t.Context(), &ec2.CreateVolumeInput{AvailabilityZone: aws.String(zone), Size: aws.Int32(20)})
+		if err != nil {
+			t.Fatal(err)
 		}
+		outputs := auto.OutputMap{
+			"dataVolumeId":     {Value: aws.ToString(vol.VolumeId)},
+			"availabilityZone": {Value: zone},
+			"backupBucket":     {Value: bucket},
+			"region":           {Value: moto.Region},
+		}
+		c := &AWSCheckpointer{Config: &cfg, Now: func() time.Time { return at }, BackupWait: wait, Poll: 100 * time.Millisecond}
+		cp, err := c.Checkpoint(t.Context(), "dev", outputs, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cp.At.Equal(at) || cp.Volume != aws.ToString(vol.VolumeId) || !strings.HasPrefix(cp.Snapshot, "snap-") {
+			t.Errorf("checkpoint %+v", cp)
+		}
+		out, err := ec2.NewFromConfig(cfg).DescribeSnapshots(t.Context(), &ec2.DescribeSnapshotsInput{SnapshotIds: []string{cp.Snapshot}})
+		if err != nil || len(out.Snapshots) != 1 {
+			t.Fatalf("describe %s: %v", cp.Snapshot, err)
+		}
+		tags := map[string]string{}
+		for _, tag := range out.Snapshots[0].Tags {
+			tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+		}
+		for k, v := range map[string]string{"OpenClawData": "true", "OpenClawStack": "dev", "OpenClawAz": zone, TagCheckpoint: "pre-upgrade", "OpenClawImage": from} {
+			if tags[k] != v {
+				t.Errorf("snapshot tag %s = %q, want %q (all: %v)", k, tags[k], v, tags)
+			}
+		}
+		if _, err := client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String(cloudinit.BackupRequestObject)}); err == nil {
+			t.Errorf("the backup request was left in the bucket")
+		}
+		return cp
 	}
-	if got := cp.String(); !strings.Contains(got, "snapshot "+cp.Snapshot) || !strings.Contains(got, "backup version "+version) {
-		t.Errorf("String() = %q", got)
-	}
+
+	t.Run("the instance answers", func(t *testing.T) {
+		t.Parallel()
+		bucket := "openclaw-dev-answered"
+		m.CreateBucket(t, bucket)
+		backuptest.Upload(t, client, bucket, cloudinit.BackupObject, archive, "")
+		// A stand-in for the spot watcher, which answers the same way (cloudinit's
+		// TestBackupRequestIsAnsweredOnce runs the real one against package backup).
+		answered := make(chan string, 1)
+		go func() {
+			for t.Context().Err() == nil {
+				req, err := client.GetObject(t.Context(), &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(cloudinit.BackupRequestObject)})
+				if err != nil {
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				body, _ := io.ReadAll(req.Body)
+				id, reason, _ := strings.Cut(strings.TrimSpace(string(body)), " ")
+				out, err := client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(cloudinit.BackupObject), Body: bytes.NewReader(archive),
+					Metadata: map[string]string{"request": id, "reason": reason, "created": "2026-11-30T13:00:05Z"}})
+				if err == nil {
+					answered <- aws.ToString(out.VersionId)
+				}
+				return
+			}
+		}()
+		cp := checkpoint(t, bucket, time.Minute)
+		version := <-answered
+		if cp.BackupVersion != version || !cp.BackupFresh || cp.BackupNote != "" || !cp.BackupTakenAt.Equal(at.Add(5*time.Second)) {
+			t.Errorf("checkpoint %+v, want the answer %s", cp, version)
+		}
+		if got := cp.String(); !strings.Contains(got, "snapshot "+cp.Snapshot) || !strings.Contains(got, "fresh backup version "+version) {
+			t.Errorf("String() = %q", got)
+		}
+	})
+
+	t.Run("no answer", func(t *testing.T) {
+		t.Parallel()
+		bucket := "openclaw-dev-unanswered"
+		m.CreateBucket(t, bucket)
+		newest := backuptest.Upload(t, client, bucket, cloudinit.BackupObject, archive, "")
+		cp := checkpoint(t, bucket, time.Second)
+		if cp.BackupVersion != newest || cp.BackupFresh || !strings.Contains(cp.BackupNote, "did not answer a backup request in 1s") {
+			t.Errorf("checkpoint %+v, want the newest backup %s and why it is not fresh", cp, newest)
+		}
+		if got := cp.String(); !strings.Contains(got, "backup version "+newest+" (taken at 2026-11-30T12:00:00Z), no fresh backup") {
+			t.Errorf("String() = %q", got)
+		}
+	})
 }

@@ -78,7 +78,7 @@ type Options struct {
 	// default one (environment, shared files, instance role) with the stack's region.
 	AWS *aws.Config
 	// Checkpointer takes the checkpoint before an up deploys a new OpenClaw image. Nil means the
-	// target's (ec2-spot: AWSCheckpointer, a snapshot and the newest backup's version); none for a
+	// target's (ec2-spot: AWSCheckpointer, a snapshot and a backup the instance takes for it); none for a
 	// target whose data stays on its host.
 	Checkpointer Checkpointer
 	// HostChecker tells Heal whether a deployment's host is gone. Nil means the target's (for

@@ -30,6 +30,10 @@ const (
 	DataDir = "/opt/openclaw"
 	// BackupObject is the S3 key of the latest backup; older backups are its earlier versions.
 	BackupObject = "backups/latest.tar.gz"
+	// BackupRequestObject is the S3 key where the driver asks the instance for a backup (package
+	// backup's Request); the spot watcher polls it. It is under the backup prefix, which the
+	// instance may read.
+	BackupRequestObject = "backups/requests/backup"
 	// GatewayPort is the gateway's port, on the instance's loopback.
 	GatewayPort = 18789
 	// MinBackupIntervalMinutes and MaxBackupIntervalMinutes bound the backup timer's interval.
@@ -184,7 +188,7 @@ func Files(a Args) ([]File, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	env, err := execute("openclaw.env.tmpl", envData{Args: a, DataDir: DataDir, BackupObject: BackupObject, GatewayPort: GatewayPort})
+	env, err := execute("openclaw.env.tmpl", envData{Args: a, DataDir: DataDir, BackupObject: BackupObject, BackupRequestObject: BackupRequestObject, GatewayPort: GatewayPort})
 	if err != nil {
 		return nil, err
 	}
@@ -207,9 +211,10 @@ func Files(a Args) ([]File, error) {
 
 type envData struct {
 	Args
-	DataDir      string
-	BackupObject string
-	GatewayPort  int
+	DataDir             string
+	BackupObject        string
+	BackupRequestObject string
+	GatewayPort         int
 }
 
 // Render returns the user-data for a, a #cloud-config document. It is pure: the same Args give

@@ -13,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/clawdeploy/clawdeploy/backup"
 	"github.com/clawdeploy/clawdeploy/internal/imdsfake"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
 )
@@ -228,4 +232,67 @@ func TestNoticeDuringACheckpointEndsIt(t *testing.T) {
 		t.Errorf("the final backup took %s after the notice: it waited for the checkpoint's minute", took)
 	}
 	t.Logf("notice during a checkpoint to final backup uploaded: %.1fs", took.Seconds())
+}
+
+// TestBackupRequestIsAnsweredOnce: the driver's side of a pre-upgrade backup (package backup's
+// Request and Await) against the real watcher: a request is answered with a backup that carries
+// its id and reason while the gateway keeps serving, once however long the request stays; a new
+// id is answered again; a request that is not plain is ignored and said so.
+func TestBackupRequestIsAnsweredOnce(t *testing.T) {
+	t.Parallel()
+	w := startWatcher(t, func(h *host) {
+		h.appendSettings(map[string]string{"OPENCLAW_BACKUP_REQUEST_POLL_SECONDS": "1"})
+	})
+	cfg := w.m.Config()
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+	ask := func(id string) backup.Requested {
+		t.Helper()
+		since := time.Now()
+		if err := backup.Request(t.Context(), client, w.bucket, BackupRequestObject, id, "pre-upgrade"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := backup.Await(t.Context(), client, w.bucket, BackupObject, id, since, 200*time.Millisecond, time.Minute)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, w.log.String())
+		}
+		head, err := client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: &w.bucket, Key: aws.String(BackupObject), VersionId: &got.VersionID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head.Metadata["reason"] != "pre-upgrade" || head.Metadata["request"] != id || got.TakenAt.IsZero() {
+			t.Errorf("the answer to %s: metadata %v, taken at %s", id, head.Metadata, got.TakenAt)
+		}
+		return got
+	}
+	backups := func() int {
+		t.Helper()
+		out, err := client.ListObjectVersions(t.Context(), &s3.ListObjectVersionsInput{Bucket: &w.bucket, Prefix: aws.String(BackupObject)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(out.Versions)
+	}
+	first := ask("up-1")
+	w.until("the backup's end", 30*time.Second, func() bool { return strings.Contains(w.log.String(), "checkpoint backup uploaded") })
+	readsThen, _ := w.imds.Reads()
+	w.until("the watcher polling on", 20*time.Second, func() bool { reads, _ := w.imds.Reads(); return reads >= readsThen+5 })
+	if n := backups(); n != 1 {
+		t.Fatalf("%d backup versions after one request read again and again, want 1", n)
+	}
+	if second := ask("up-2"); second.VersionID == first.VersionID {
+		t.Errorf("the second request was answered with the first backup")
+	}
+	if calls := w.h.stubCalls(); len(calls) != 0 {
+		t.Errorf("a backup request stopped something: %q", calls)
+	}
+	body := filepath.Join(t.TempDir(), "request")
+	writeFile(t, body, []byte("x; rm -rf / pre-upgrade\n"))
+	w.m.AWS(t, "s3api", "put-object", "--bucket", w.bucket, "--key", BackupRequestObject, "--body", body)
+	w.until("the refusal", 20*time.Second, func() bool { return strings.Contains(w.log.String(), "ignored a backup request") })
+	if err := backup.Withdraw(t.Context(), client, w.bucket, BackupRequestObject); err != nil {
+		t.Fatal(err)
+	}
+	if n := backups(); n != 2 {
+		t.Errorf("%d backup versions, want one for each plain request", n)
+	}
 }

@@ -104,5 +104,5 @@ tar -C "$staging" --numeric-owner -czf "$archive" .
 sum=$(sha256sum "$archive" | cut -d ' ' -f 1)
 created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 aws s3 cp "$archive" "s3://$bucket/$OPENCLAW_BACKUP_OBJECT" --only-show-errors \
-	--metadata "sha256=$sum,created=$created,stack=${OPENCLAW_STACK:-unknown},reason=${OPENCLAW_BACKUP_REASON:-scheduled}"
+	--metadata "sha256=$sum,created=$created,stack=${OPENCLAW_STACK:-unknown},reason=${OPENCLAW_BACKUP_REASON:-scheduled}${OPENCLAW_BACKUP_REQUEST:+,request=$OPENCLAW_BACKUP_REQUEST}"
 log "uploaded s3://$bucket/$OPENCLAW_BACKUP_OBJECT: $copied entries, $databases SQLite databases, sha256 $sum"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # openclaw-spot-watch.sh polls the instance metadata service (IMDSv2) every
-# OPENCLAW_SPOT_POLL_SECONDS (5 s) for two signals:
+# OPENCLAW_SPOT_POLL_SECONDS (5 s) for two signals, and the stack's bucket for a third:
 #
 # - a rebalance recommendation (events/recommendations/rebalance), which usually comes minutes
 #   before an interruption: it takes a checkpoint backup at once, while the gateway keeps serving,
@@ -9,7 +9,11 @@
 #   backup in flight (the final one supersedes it), stops the gateway cleanly, so that its
 #   databases are closed, and runs a final backup. Once that has started, it publishes
 #   "<instance id> INTERRUPTED <instance id>" to the stack's status parameter
-#   (OPENCLAW_STATUS_PARAMETER), which `clawdeploy heal` reads to bring a new instance up.
+#   (OPENCLAW_STATUS_PARAMETER), which `clawdeploy heal` reads to bring a new instance up;
+# - a backup request (OPENCLAW_BACKUP_REQUEST_OBJECT, "<id> <reason>"), polled every
+#   OPENCLAW_BACKUP_REQUEST_POLL_SECONDS (30 s): the driver writes one before an upgrade replaces
+#   the instance. It takes a backup at once, as it does for a rebalance, with the metadata
+#   request=<id> and reason=<reason>, which is how the driver finds it; an id is answered once.
 #
 # EC2 documents both at https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/rebalance-recommendations.html
 # and spot-instance-termination-notices.html: 404 while there is none, a JSON document once there is.
@@ -26,6 +30,11 @@ notice=$(mktemp)
 recommendation=$(mktemp)
 checkpoint=""    # the pid of the checkpoint backup in flight (its own process group)
 checkpointed=""  # the recommendation already checkpointed: one checkpoint for each
+request_every=${OPENCLAW_BACKUP_REQUEST_POLL_SECONDS:-30}
+request_read=-$request_every # when the request was last read (SECONDS): at once, the first time
+answered=""      # the request id last answered
+request_id=""
+request_reason=""
 trap 'rm -f "$notice" "$recommendation"' EXIT
 
 # new_token asks IMDSv2 for a session token, valid for six hours; it is renewed every five minutes.
@@ -42,12 +51,32 @@ read_metadata() {
 	echo "$code"
 }
 
-# take_checkpoint starts a backup of the live state in its own process group, so that a notice
-# can end it whole (the backup, its sqlite3, tar and aws) and free the backup lock at once.
+# take_checkpoint REASON [REQUEST] starts a backup of the live state in its own process group, so
+# that a notice can end it whole (the backup, its sqlite3, tar and aws) and free the backup lock at
+# once.
 take_checkpoint() {
-	log "rebalance recommendation: $(tr -d '\n' <"$recommendation"); taking a checkpoint backup, the gateway keeps serving"
-	OPENCLAW_BACKUP_REASON=rebalance-recommendation setsid "$(dirname "$0")/openclaw-backup.sh" &
+	OPENCLAW_BACKUP_REASON=$1 OPENCLAW_BACKUP_REQUEST=${2:-} setsid "$(dirname "$0")/openclaw-backup.sh" &
 	checkpoint=$!
+}
+
+# read_request sets request_id and request_reason when the bucket holds a request not yet
+# answered. A missing object is the normal answer; an id or reason that is not plain is ignored,
+# and said so.
+read_request() {
+	local line rest
+	request_id="" request_reason=""
+	[ -n "${OPENCLAW_BACKUP_REQUEST_OBJECT:-}" ] || return 0
+	line=$(aws s3 cp "s3://$OPENCLAW_BACKUP_BUCKET/$OPENCLAW_BACKUP_REQUEST_OBJECT" - 2>/dev/null | head -c 200) || return 0
+	read -r request_id request_reason rest <<<"$line" || true
+	if [ -z "$request_id" ] || [ "$request_id" = "$answered" ]; then
+		request_id=""
+		return 0
+	fi
+	answered=$request_id
+	if [[ ! $request_id =~ ^[A-Za-z0-9._-]{1,64}$ || ! $request_reason =~ ^[A-Za-z0-9._-]{1,64}$ || -n $rest ]]; then
+		log "ignored a backup request that is not \"<id> <reason>\" in plain characters"
+		request_id=""
+	fi
 }
 
 # checkpoint_done logs the outcome of a checkpoint that has ended.
@@ -78,7 +107,16 @@ while true; do
 	if [ "$(read_metadata events/recommendations/rebalance "$recommendation")" = 200 ] &&
 		[ "$(cat "$recommendation")" != "$checkpointed" ] && [ -z "$checkpoint" ]; then
 		checkpointed=$(cat "$recommendation")
-		take_checkpoint
+		log "rebalance recommendation: $(tr -d '\n' <"$recommendation"); taking a checkpoint backup, the gateway keeps serving"
+		take_checkpoint rebalance-recommendation
+	fi
+	if [ -z "$checkpoint" ] && ((SECONDS - request_read >= request_every)); then
+		request_read=$SECONDS
+		read_request
+		if [ -n "$request_id" ]; then
+			log "backup request $request_id ($request_reason): taking a backup, the gateway keeps serving"
+			take_checkpoint "$request_reason" "$request_id"
+		fi
 	fi
 	sleep "$interval"
 done
