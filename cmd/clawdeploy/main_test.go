@@ -487,6 +487,8 @@ func TestRefusalsTouchNothing(t *testing.T) {
 		{"cancel", "--stack", "dev"},
 		{"status", "--stack", "dev"},
 		{"outputs", "--stack", "dev"},
+		{"snapshots", "list", "--stack", "dev"},
+		{"snapshots", "delete", "--stack", "dev", "--older-than", "1x"},
 	}
 	check := func(when string) {
 		t.Helper()

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/clawdeploy/clawdeploy/internal/moto"
+)
+
+// TestSnapshotsCommands runs `snapshots list` and `snapshots delete` against moto on the snapshots
+// of a stack that no longer exists here (--region), as an operator cleaning up after a destroy
+// would: the table and the events, the refusals (exit 2, nothing deleted), the question and its
+// answers. Taking a final snapshot is tested in package snapshots, against moto too.
+func TestSnapshotsCommands(t *testing.T) {
+	t.Parallel()
+	m := moto.Start(t)
+	client := ec2.NewFromConfig(m.Config())
+	zone := moto.Region + "a"
+	vol, err := client.CreateVolume(t.Context(), &ec2.CreateVolumeInput{AvailabilityZone: &zone, Size: aws.Int32(20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := func(stack string, extra ...string) string {
+		t.Helper()
+		tags := []ec2types.Tag{{Key: aws.String("OpenClawData"), Value: aws.String("true")}, {Key: aws.String("OpenClawStack"), Value: aws.String(stack)},
+			{Key: aws.String("OpenClawAz"), Value: &zone}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			tags = append(tags, ec2types.Tag{Key: aws.String(extra[i]), Value: aws.String(extra[i+1])})
+		}
+		out, err := client.CreateSnapshot(t.Context(), &ec2.CreateSnapshotInput{VolumeId: vol.VolumeId,
+			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: tags}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.SnapshotId)
+	}
+	final, manual, dlm, other := snap("gone", "CreatedBy", "manual-final"), snap("gone"), snap("gone", "SnapshotCreator", "dlm"), snap("other")
+	env := append(backendEnv(t, filepath.Join(t.TempDir(), "state")), m.Env()...)
+	clawdeploy := func(stdin string, args ...string) (string, string, int) {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), builtPath, args...)
+		cmd.Env = env
+		cmd.Stdin = strings.NewReader(stdin)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		code := 0
+		if err := cmd.Run(); err != nil {
+			exit, ok := err.(*exec.ExitError) //nolint:errorlint // Run returns it unwrapped
+			if !ok {
+				t.Fatal(err)
+			}
+			code = exit.ExitCode()
+		}
+		return out.String(), errb.String(), code
+	}
+	listed := func() []string {
+		t.Helper()
+		out, stderr, code := clawdeploy("", "snapshots", "list", "--stack", "gone", "--region", moto.Region, "--json")
+		if code != 0 {
+			t.Fatalf("list --json: exit %d\n%s", code, stderr)
+		}
+		var ids []string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var e struct{ Type, ID, Origin string }
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("not NDJSON: %q", line)
+			}
+			if e.Type == "snapshot" {
+				ids = append(ids, e.ID+" "+e.Origin)
+			}
+		}
+		return ids
+	}
+
+	out, stderr, code := clawdeploy("", "snapshots", "list", "--stack", "gone", "--region", moto.Region)
+	if code != 0 || !strings.HasPrefix(out, "TIME ") || strings.Count(out, "\n") != 4 || !strings.Contains(out, final) || strings.Contains(out, other) {
+		t.Errorf("list: exit %d, want a table of gone's three snapshots:\n%s%s", code, out, stderr)
+	}
+	if ids := listed(); len(ids) != 3 || !strings.Contains(strings.Join(ids, ","), dlm+" dlm") {
+		t.Errorf("list --json: %v", ids)
+	}
+
+	for _, bad := range []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"", []string{"snapshots", "list", "--stack", "gone"}, "no deployment named gone here: pass --region"},
+		{"", []string{"snapshots", "final", "--stack", "gone", "--region", moto.Region}, "a final snapshot needs its data volume"},
+		{"", []string{"snapshots", "delete", "--stack", "gone", "--region", moto.Region, "--yes"}, "name the snapshots to delete or give --older-than"},
+		{"", []string{"snapshots", "delete", "--stack", "gone", "--region", moto.Region, "--older-than", "30x", "--yes"}, `--older-than "30x"`},
+		{"", []string{"snapshots", "delete", "--stack", "gone", "--region", moto.Region, "--json", manual}, "--json cannot ask: pass --yes"},
+		{"", []string{"snapshots", "delete", "--stack", "gone", "--region", moto.Region, "--yes", manual, other}, other + " belongs to stack other, not gone"},
+		{"", []string{"snapshots", "delete", "--stack", "gone", "--region", moto.Region, "--yes", dlm}, dlm + " is DLM's"},
+		{"", []string{"snapshots", "delete", "--stack", "gone", "--region", moto.Region, "--yes", "snap-0123456789abcdef0"}, "snap-0123456789abcdef0 does not exist"},
+		{"n\n", []string{"snapshots", "delete", "--stack", "gone", "--region", moto.Region, manual}, "not confirmed: nothing deleted"},
+		{"", []string{"snapshots", "delete", "--stack", "gone", "--region", moto.Region, manual}, "not confirmed: nothing deleted"},
+	} {
+		_, stderr, code := clawdeploy(bad.stdin, bad.args...)
+		if code != 2 || !strings.Contains(stderr, bad.want) {
+			t.Errorf("%v: exit %d, want 2 and %q:\n%s", bad.args, code, bad.want, stderr)
+		}
+	}
+	if ids := listed(); len(ids) != 3 {
+		t.Fatalf("refusals deleted something: %v", ids)
+	}
+
+	out, stderr, code = clawdeploy("y\n", "snapshots", "delete", "--stack", "gone", "--region", moto.Region, manual)
+	if code != 0 || !strings.Contains(out, manual) || !strings.Contains(stderr, "delete these 1 snapshots of gone? [y/N]") || !strings.Contains(stderr, "deleted "+manual) {
+		t.Errorf("delete, answered y: exit %d\n%s%s", code, out, stderr)
+	}
+	if _, stderr, code := clawdeploy("", "snapshots", "delete", "--stack", "gone", "--region", moto.Region, "--yes", "--force", dlm, final); code != 0 {
+		t.Errorf("delete --force --yes: exit %d\n%s", code, stderr)
+	}
+	if ids := listed(); len(ids) != 0 {
+		t.Errorf("left %v, want none", ids)
+	}
+	if _, err := client.DescribeSnapshots(t.Context(), &ec2.DescribeSnapshotsInput{SnapshotIds: []string{other}}); err != nil {
+		t.Errorf("the other stack's snapshot: %v", err)
+	}
+}
