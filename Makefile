@@ -75,6 +75,12 @@ lint: $(BIN)/golangci-lint $(BIN)/actionlint deps ## gofmt, go vet, golangci-lin
 	shellcheck -x .ci/run $$(git ls-files '*.sh')
 	$(BIN)/actionlint .github/workflows/*.yml
 
+INSTANCE_TYPES ?= t4g.small t4g.medium
+.PHONY: ec2-spot-prices
+ec2-spot-prices: build ## Spot prices of INSTANCE_TYPES in every zone of REGION, cheapest first, and the config lines for the best
+	@if [ -z "$(REGION)" ]; then echo 'REGION is required: make ec2-spot-prices INSTANCE_TYPES="t4g.small t4g.medium" REGION=me-central-1' >&2; exit 2; fi
+	$(BIN)/clawdeploy spot-prices --instance-types "$(INSTANCE_TYPES)" --region "$(REGION)"
+
 .PHONY: preview
 preview: tools build ## show what `up` would change in STACK, touching nothing
 	$(BIN)/clawdeploy preview --stack $(STACK)

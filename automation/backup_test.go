@@ -16,6 +16,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/internal/backuptest"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
+	"github.com/clawdeploy/clawdeploy/internal/spotpricefake"
 )
 
 // backupReport is the report a `backup verify --json` printed.
@@ -36,7 +37,7 @@ func (p *proc) backupReport() (*backup.Report, bool) {
 
 // TestBackupVerifyCommand runs `clawdeploy backup verify` on a deployment of the real program
 // whose bucket is in moto: no backup yet, a good one, a broken newest one and the good version
-// before it, and the usage errors.
+// before it, and the usage errors; and, on the same deployment, `spot-prices --stack`.
 func TestBackupVerifyCommand(t *testing.T) {
 	t.Parallel()
 	sim := enginetest.NewSim(t, bins)
@@ -87,6 +88,29 @@ func TestBackupVerifyCommand(t *testing.T) {
 	}
 	if p, code := verify("--version", good); code != 0 {
 		t.Errorf("--version %s: exit %d\n%s", good, code, p.stderr.String())
+	}
+
+	// spot-prices --stack on the same deployment: its data volume pins me-central-1a, so the best
+	// row is chosen there although 1b is cheaper (the Spot price history is a fake's: moto's is
+	// one price of 2006).
+	spot := spotpricefake.Start(t,
+		spotpricefake.Price{InstanceType: "t4g.small", Zone: "me-central-1a", Price: 0.0061, At: time.Now().Add(-time.Hour)},
+		spotpricefake.Price{InstanceType: "t4g.small", Zone: "me-central-1b", Price: 0.0049, At: time.Now().Add(-time.Hour)})
+	p = startSimWith(t, sim, "real", nil, append(awsEnv, "AWS_ENDPOINT_URL_EC2="+spot.URL), "spot-prices", "--stack", "dev", "--instance-types", "t4g.small")
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("spot-prices --stack dev: exit %d\n%s", code, p.stderr.String())
+	}
+	var report SpotPriceReport
+	for _, line := range p.lines {
+		if strings.Contains(line, `"type":"spotPrices"`) {
+			_ = json.Unmarshal([]byte(line), &report)
+		}
+	}
+	if report.PinnedZone != "me-central-1a" || report.Best == nil || report.Best.Zone != "me-central-1a" || len(report.Rows) != 2 || report.Rows[0].Zone != "me-central-1b" {
+		t.Errorf("spot-prices --stack dev: %+v", report)
+	}
+	if lines := report.ConfigLines(); len(lines) != 2 || lines[1] != "pulumi config set availability_zone me-central-1a" {
+		t.Errorf("config lines %q", lines)
 	}
 
 	for _, args := range [][]string{{"backup", "verify"}, {"backup", "verify", "--stack", "../x"}} {

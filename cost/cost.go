@@ -139,12 +139,8 @@ func (e *Estimator) spot(ctx context.Context, in Inputs) (median, peak float64, 
 	if len(prices) == 0 {
 		return 0, 0, 0, fmt.Errorf("no Spot price of %s in %s in the last 7 days (DescribeSpotPriceHistory returned none)", in.InstanceType, in.Zone)
 	}
-	slices.Sort(prices)
-	median = prices[len(prices)/2]
-	if len(prices)%2 == 0 {
-		median = (prices[len(prices)/2-1] + prices[len(prices)/2]) / 2
-	}
-	return median, prices[len(prices)-1], len(prices), nil
+	median, peak = medianMax(prices)
+	return median, peak, len(prices), nil
 }
 
 // price returns the first USD price per unit of the products of service in region that match
@@ -189,7 +185,11 @@ func (e *Estimator) price(ctx context.Context, service, region string, attrs map
 			}
 		}
 		if out.NextToken == nil {
-			return 0, fmt.Errorf("no %s product in %s matches %v", service, region, attrs)
+			var terms []string
+			for _, k := range slices.Sorted(maps.Keys(attrs)) {
+				terms = append(terms, k+"="+attrs[k])
+			}
+			return 0, fmt.Errorf("the Price List has no %s product in %s with %s", service, region, strings.Join(terms, " "))
 		}
 		in.NextToken = out.NextToken
 	}

@@ -81,6 +81,7 @@ func TestSnapshotsCommands(t *testing.T) {
 	}
 
 	out, stderr, code := clawdeploy("", "snapshots", "list", "--stack", "gone", "--region", moto.Region)
+	t.Logf("clawdeploy snapshots list --stack gone --region %s (the README shows this):\n%s", moto.Region, out)
 	if code != 0 || !strings.HasPrefix(out, "TIME ") || strings.Count(out, "\n") != 4 || !strings.Contains(out, final) || strings.Contains(out, other) {
 		t.Errorf("list: exit %d, want a table of gone's three snapshots:\n%s%s", code, out, stderr)
 	}

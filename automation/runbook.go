@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
+	"github.com/clawdeploy/clawdeploy/cost"
+	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/snapshots"
 )
 
@@ -117,4 +120,78 @@ func (d *Driver) DeleteSnapshots(ctx context.Context, plan *SnapshotDeletion) ([
 		d.note(plan.Stack, "deleted %s", id)
 	}
 	return deleted, err
+}
+
+// instanceType is what an EC2 instance type looks like: family, generation and options, a dot,
+// a size (t4g.small, m7i-flex.large).
+var instanceType = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+
+// SpotPriceReport is `spot-prices`' answer: the rows cheapest first, what could not be had, the
+// zone the stack's data volume pins (when a stack was named) and the row to deploy.
+type SpotPriceReport struct {
+	Region     string         `json:"region"`
+	Rows       []cost.SpotRow `json:"rows"`
+	Problems   []string       `json:"problems,omitempty"`
+	PinnedZone string         `json:"pinnedZone,omitempty"`
+	Best       *cost.SpotRow  `json:"best,omitempty"`
+}
+
+// ConfigLines are the `pulumi config set` commands that deploy the best row.
+func (r *SpotPriceReport) ConfigLines() []string {
+	if r.Best == nil {
+		return nil
+	}
+	return []string{
+		"pulumi config set " + infra.KeyInstanceType + " " + r.Best.InstanceType,
+		"pulumi config set " + infra.KeyAvailabilityZone + " " + r.Best.Zone,
+	}
+}
+
+// SpotPrices reads the Spot prices of types in every zone of region (or of stack's region), with
+// the 7-day median and maximum and the on-demand price. With a stack whose data volume exists,
+// the zone it pins is the one the best row is chosen in: the volume cannot move.
+func (d *Driver) SpotPrices(ctx context.Context, stack, region string, types []string) (*SpotPriceReport, error) {
+	if len(types) == 0 {
+		return nil, &UsageError{Err: errors.New("--instance-types is required: one or more EC2 instance types, as in \"t4g.small t4g.medium\"")}
+	}
+	for _, t := range types {
+		if !instanceType.MatchString(t) {
+			return nil, &UsageError{Err: fmt.Errorf("--instance-types: %q is not an EC2 instance type (family.size, as t4g.small)", t)}
+		}
+	}
+	report := &SpotPriceReport{}
+	var cfg aws.Config
+	switch {
+	case stack != "":
+		var outputs auto.OutputMap
+		var err error
+		if cfg, outputs, err = d.runbookAWS(ctx, stack, region); err != nil {
+			return nil, err
+		}
+		report.PinnedZone, _ = outputs["availabilityZone"].Value.(string)
+	case region == "":
+		return nil, &UsageError{Err: errors.New("--region is required without --stack")}
+	default:
+		var err error
+		if cfg, err = awsConfig(ctx, d.aws, region); err != nil {
+			return nil, err
+		}
+		cfg.Region = region
+	}
+	report.Region = cfg.Region
+	rows, problems, err := cost.NewEstimator(cfg, cfg.Region).SpotPrices(ctx, cfg.Region, types)
+	if err != nil {
+		return nil, err
+	}
+	report.Rows, report.Problems = rows, problems
+	for i, r := range rows {
+		if report.PinnedZone == "" || r.Zone == report.PinnedZone {
+			report.Best = &rows[i]
+			break
+		}
+	}
+	if report.Best == nil && report.PinnedZone != "" {
+		report.Problems = append(report.Problems, fmt.Sprintf("none of %v has a Spot price in %s, the zone the data volume of %s is in", types, report.PinnedZone, stack))
+	}
+	return report, nil
 }
