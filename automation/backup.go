@@ -29,10 +29,10 @@ func (d *Driver) VerifyBackup(ctx context.Context, stack, version string) (*back
 	if err != nil {
 		return nil, err
 	}
-	bucket, _ := out["backupBucket"].Value.(string)
+	bucket, _ := out["backup_bucket"].Value.(string)
 	region, _ := out["region"].Value.(string)
 	if bucket == "" {
-		return nil, fmt.Errorf("stack %s has no backupBucket output: `clawdeploy up --stack %s` creates its bucket", stack, stack)
+		return nil, fmt.Errorf("stack %s has no backup_bucket output: `clawdeploy up --stack %s` creates its bucket", stack, stack)
 	}
 	cfg, err := awsConfig(ctx, d.aws, region)
 	if err != nil {

@@ -3,11 +3,15 @@ package automation_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	. "github.com/clawdeploy/clawdeploy/automation"
@@ -16,7 +20,9 @@ import (
 	"github.com/clawdeploy/clawdeploy/internal/backuptest"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
+	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 	"github.com/clawdeploy/clawdeploy/internal/spotpricefake"
+	"github.com/clawdeploy/clawdeploy/journal"
 )
 
 // backupReport is the report a `backup verify --json` printed.
@@ -35,19 +41,41 @@ func (p *proc) backupReport() (*backup.Report, bool) {
 	return nil, false
 }
 
-// TestBackupVerifyCommand runs `clawdeploy backup verify` on a deployment of the real program
-// whose bucket is in moto: no backup yet, a good one, a broken newest one and the good version
-// before it, and the usage errors; and, on the same deployment, `spot-prices --stack`.
-func TestBackupVerifyCommand(t *testing.T) {
+// TestRunbookCommandsOnADeployment runs the runbook's commands on one deployment of the real
+// program whose volume, instance and bucket stand for ones in moto: `backup verify` (no backup
+// yet, a good one, a broken newest one and the good version before it, the usage errors),
+// `spot-prices --stack`, and `volume unstick` on a volume an old instance still holds.
+func TestRunbookCommandsOnADeployment(t *testing.T) {
 	t.Parallel()
+	m := moto.Start(t)
+	ec2Client := ec2.NewFromConfig(m.Config())
+	zone := moto.Region + "a"
+	vol, err := ec2Client.CreateVolume(t.Context(), &ec2.CreateVolumeInput{AvailabilityZone: &zone, Size: aws.Int32(20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	images, err := ec2Client.DescribeImages(t.Context(), &ec2.DescribeImagesInput{})
+	if err != nil || len(images.Images) == 0 {
+		t.Fatalf("moto's images: %v", err)
+	}
+	instance := func() string {
+		t.Helper()
+		out, err := ec2Client.RunInstances(t.Context(), &ec2.RunInstancesInput{ImageId: images.Images[0].ImageId, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+			Placement: &ec2types.Placement{AvailabilityZone: &zone}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.Instances[0].InstanceId)
+	}
+	volume, current, old := aws.ToString(vol.VolumeId), instance(), instance()
 	sim := enginetest.NewSim(t, bins)
+	control(t, sim, simprovider.Control{IDs: map[string]string{"aws:ebs/volume:Volume": volume, "aws:ec2/instance:Instance": current}})
 	d, _, progress := newSimDriver(t, sim, nil, nil)
 	res, err := d.Up(t.Context(), "dev", &UpOptions{Config: exampleConfig()})
 	if err != nil {
 		t.Fatalf("up: %v\n%s", err, progress)
 	}
-	bucket, _ := res.Outputs["backupBucket"].Value.(string)
-	m := moto.Start(t)
+	bucket, _ := res.Outputs["backup_bucket"].Value.(string)
 	m.CreateBucket(t, bucket)
 	var awsEnv []string
 	for _, kv := range m.Env() {
@@ -111,6 +139,115 @@ func TestBackupVerifyCommand(t *testing.T) {
 	}
 	if lines := report.ConfigLines(); len(lines) != 2 || lines[1] != "pulumi config set availability_zone me-central-1a" {
 		t.Errorf("config lines %q", lines)
+	}
+
+	// volume unstick: the stack's volume is free, then held by an old instance the state does not
+	// hold; unstick detaches it (in moto), refreshes and, with --apply, runs the up.
+	// unstick runs it and returns its "volume" event's line.
+	unstick := func(args ...string) (*proc, string, int) {
+		t.Helper()
+		p := startSimWith(t, sim, "real", nil, awsEnv, append([]string{"volume", "unstick", "--stack", "dev"}, args...)...)
+		code := p.wait(2 * time.Minute)
+		var found string
+		for _, line := range p.lines {
+			if strings.Contains(line, `"type":"volume"`) {
+				found = line
+			}
+		}
+		return p, found, code
+	}
+	if p, found, code := unstick("--yes"); code != 0 || !strings.Contains(found, `"finding":"free"`) || p.ranEngine() {
+		t.Errorf("unstick on a free volume: exit %d, %s\n%s", code, found, p.stderr.String())
+	}
+	if _, err := ec2Client.AttachVolume(t.Context(), &ec2.AttachVolumeInput{VolumeId: &volume, InstanceId: &old, Device: aws.String("/dev/sdf")}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _, code := unstick(); code != ExitUsage || !strings.Contains(p.stderr.String(), "--json cannot ask: pass --yes") {
+		t.Errorf("unstick --json without --yes: exit %d\n%s", code, p.stderr.String())
+	}
+	p, found, code := unstick("--yes", "--apply")
+	if code != 0 || !strings.Contains(found, `"finding":"attached-elsewhere"`) || !strings.Contains(found, `"instance":"`+old+`"`) {
+		t.Fatalf("unstick --yes --apply: exit %d, %s\n%s", code, found, p.stderr.String())
+	}
+	if r, ok := p.result(); !ok || r.Outputs["data_volume_id"] != volume {
+		t.Errorf("unstick --apply's result %+v, want the up's outputs", r)
+	}
+	described, err := ec2Client.DescribeVolumes(t.Context(), &ec2.DescribeVolumesInput{VolumeIds: []string{volume}})
+	if err != nil || len(described.Volumes[0].Attachments) != 0 {
+		t.Errorf("the volume is still attached after unstick: %+v (%v)", described.Volumes[0].Attachments, err)
+	}
+	if !p.ranEngine() {
+		t.Errorf("unstick ran neither the refresh nor the up")
+	}
+
+	// restore: a snapshot of the stack's volume in moto (and in the simulated cloud, where the
+	// program's AZ guard looks it up), and three it must refuse. The volume is replaced, so this
+	// comes after unstick, which needs the volume moto knows.
+	control(t, sim, simprovider.Control{})
+	snap := func(tags ...string) string {
+		t.Helper()
+		var list []ec2types.Tag
+		for i := 0; i+1 < len(tags); i += 2 {
+			list = append(list, ec2types.Tag{Key: aws.String(tags[i]), Value: aws.String(tags[i+1])})
+		}
+		out, err := ec2Client.CreateSnapshot(t.Context(), &ec2.CreateSnapshotInput{VolumeId: &volume,
+			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: list}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.SnapshotId)
+	}
+	chosen := snap("OpenClawData", "true", "OpenClawStack", "dev", "OpenClawAz", zone)
+	if err := simprovider.PutSnapshot(sim.Cloud, chosen, map[string]string{"OpenClawData": "true", "OpenClawStack": "dev", "OpenClawAz": zone}, 20); err != nil {
+		t.Fatal(err)
+	}
+	foreign := snap("OpenClawData", "true", "OpenClawStack", "other", "OpenClawAz", zone)
+	elsewhere := snap("OpenClawData", "true", "OpenClawStack", "dev", "OpenClawAz", moto.Region+"b")
+	untagged := snap("OpenClawData", "true", "OpenClawStack", "dev")
+	restore := func(args ...string) (*proc, int) {
+		t.Helper()
+		p := startSimWith(t, sim, "real", nil, awsEnv, append([]string{"restore", "--stack", "dev"}, args...)...)
+		return p, p.wait(3 * time.Minute)
+	}
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--yes"}, "give --snapshot snap-… or --latest"},
+		{[]string{"--snapshot", chosen}, "--json cannot ask: pass --yes"},
+		{[]string{"--yes", "--snapshot", "snap-0123456789abcdef0"}, "nothing restored: snap-0123456789abcdef0 does not exist in me-central-1"},
+		{[]string{"--yes", "--snapshot", foreign}, "nothing restored: " + foreign + " belongs to stack other, not dev"},
+		{[]string{"--yes", "--snapshot", elsewhere}, "OpenClawAz is me-central-1b, the stack's volume is in me-central-1a"},
+		{[]string{"--yes", "--snapshot", untagged}, "no OpenClawAz tag"},
+	} {
+		if p, code := restore(bad.args...); code != ExitUsage || !strings.Contains(p.stderr.String(), bad.want) || p.ranEngine() {
+			t.Errorf("restore %v: exit %d, want %d and %q\n%s", bad.args, code, ExitUsage, bad.want, p.stderr.String())
+		}
+	}
+	p, code = restore("--yes", "--latest")
+	if code != 0 {
+		t.Fatalf("restore --latest: exit %d\n%s", code, p.stderr.String())
+	}
+	var plan RestorePlan
+	for _, line := range p.lines {
+		if strings.Contains(line, `"type":"restorePlan"`) {
+			_ = json.Unmarshal([]byte(line), &plan)
+		}
+	}
+	if plan.Snapshot.ID != chosen || !plan.Existing || plan.Volume != volume || len(plan.Replace) != 2 || plan.Replace[0] != DataVolumeURN("dev") {
+		t.Errorf("restore plan %+v, want %s replacing %s and the instance", plan, chosen, volume)
+	}
+	var restored []string
+	for _, r := range sim.Load(t).Resources {
+		if r.Type == "aws:ebs/volume:Volume" {
+			restored = append(restored, r.ID+" from "+fmt.Sprint(r.Inputs["snapshotId"]))
+		}
+	}
+	if len(restored) != 1 || !strings.HasSuffix(restored[0], " from "+chosen) || strings.HasPrefix(restored[0], volume) {
+		t.Errorf("volumes after the restore: %v, want one new volume made from %s", restored, chosen)
+	}
+	if rec, err := d.Status(t.Context(), "dev"); err != nil || rec.Status != journal.Ready {
+		t.Errorf("after the restore: %+v, %v", rec, err)
 	}
 
 	for _, args := range [][]string{{"backup", "verify"}, {"backup", "verify", "--stack", "../x"}} {

@@ -147,7 +147,7 @@ func BenchmarkHeal(b *testing.B) {
 	times := &statusTimes{at: map[string]time.Time{}}
 	d, err := New(context.Background(), &Options{
 		StateDir: sim.StateDir, PulumiRoot: sim.PulumiRoot, Env: sim.Env, Finder: simprogram.Finder{Cloud: sim.Cloud},
-		Waiter: simprogram.InstanceWaiter(sim.Cloud), HostChecker: simprogram.HostChecker{Cloud: sim.Cloud, Output: "instanceId"},
+		Waiter: simprogram.InstanceWaiter(sim.Cloud), HostChecker: simprogram.HostChecker{Cloud: sim.Cloud, Output: "instance_id"},
 		Events: times,
 	})
 	if err != nil {

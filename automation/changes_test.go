@@ -79,7 +79,7 @@ func TestPreviewSumsUpTheRisks(t *testing.T) {
 	}
 	ignored := res.Changes.Ignored
 	if len(ignored) != 1 || ignored[0].Key != "data_volume_snapshot_id" || ignored[0].To != "snap-0123456789abcdef0" ||
-		!strings.Contains(ignored[0].Instead, "--replace") || !strings.HasPrefix(res.Changes.Verdict(), "DATA AT RISK") {
+		!strings.Contains(ignored[0].Instead, "clawdeploy restore --stack dev --snapshot snap-0123456789abcdef0") || !strings.HasPrefix(res.Changes.Verdict(), "DATA AT RISK") {
 		t.Errorf("ignored %+v, verdict %q", ignored, res.Changes.Verdict())
 	}
 	said := 0
@@ -157,7 +157,7 @@ func TestPreviewSumsUpTheRisks(t *testing.T) {
 	}
 	said = 0
 	for _, e := range ev.of(EventDiagnostic)[warned:] {
-		if e.Severity == "warning" && strings.Contains(e.Message, "config data_volume_snapshot_id changed") && strings.Contains(e.Message, "--replace") {
+		if e.Severity == "warning" && strings.Contains(e.Message, "config data_volume_snapshot_id changed") && strings.Contains(e.Message, "clawdeploy restore --stack dev") {
 			said++
 		}
 	}

@@ -96,12 +96,12 @@ type AWSCheckpointer struct {
 
 // Checkpoint implements Checkpointer.
 func (c *AWSCheckpointer) Checkpoint(ctx context.Context, stack string, outputs auto.OutputMap, from, to string) (*Checkpoint, error) {
-	volume, _ := outputs["dataVolumeId"].Value.(string)
-	zone, _ := outputs["availabilityZone"].Value.(string)
-	bucket, _ := outputs["backupBucket"].Value.(string)
+	volume, _ := outputs["data_volume_id"].Value.(string)
+	zone, _ := outputs["availability_zone"].Value.(string)
+	bucket, _ := outputs["backup_bucket"].Value.(string)
 	region, _ := outputs["region"].Value.(string)
 	if volume == "" {
-		return nil, fmt.Errorf("stack %s has no dataVolumeId output to snapshot", stack)
+		return nil, fmt.Errorf("stack %s has no data_volume_id output to snapshot", stack)
 	}
 	cfg, err := awsConfig(ctx, c.Config, region)
 	if err != nil {
@@ -262,8 +262,11 @@ func (d *Driver) rollbackConfig(ctx context.Context, stack string, in ConfigInpu
 	d.note(stack, "rolling back to %s, the last image that reached READY", rec.LastGoodImage)
 	var cp Checkpoint
 	if json.Unmarshal([]byte(rec.Checkpoint), &cp) == nil && cp.From == rec.LastGoodImage {
-		d.note(stack, "the data stays as %s left it; if it changed the data, restore the pre-upgrade checkpoint: %s "+
-			"(README, \"Restore onto a running stack\")", cp.To, &cp)
+		restore := "(README, \"Restore onto a running stack\")"
+		if cp.Snapshot != "" {
+			restore = fmt.Sprintf("(`clawdeploy restore --stack %s --snapshot %s`)", stack, cp.Snapshot)
+		}
+		d.note(stack, "the data stays as %s left it; if it changed the data, restore the pre-upgrade checkpoint: %s %s", cp.To, &cp, restore)
 	}
 	return ConfigInput{Values: values, Secrets: in.Secrets}, nil
 }

@@ -39,10 +39,10 @@ func TestAWSCheckpointer(t *testing.T) {
 			t.Fatal(err)
 		}
 		outputs := auto.OutputMap{
-			"dataVolumeId":     {Value: aws.ToString(vol.VolumeId)},
-			"availabilityZone": {Value: zone},
-			"backupBucket":     {Value: bucket},
-			"region":           {Value: moto.Region},
+			"data_volume_id":    {Value: aws.ToString(vol.VolumeId)},
+			"availability_zone": {Value: zone},
+			"backup_bucket":     {Value: bucket},
+			"region":            {Value: moto.Region},
 		}
 		c := &AWSCheckpointer{Config: &cfg, Now: func() time.Time { return at }, BackupWait: wait, Poll: 100 * time.Millisecond}
 		cp, err := c.Checkpoint(t.Context(), "dev", outputs, from, to)

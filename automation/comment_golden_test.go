@@ -27,7 +27,7 @@ func examplePreview() *PreviewResult {
 			},
 			Ignored: []IgnoredChange{{Key: "data_volume_snapshot_id", From: "", To: "snap-0123456789abcdef0",
 				Reason:  "the existing data volume is kept: a snapshot id only applies to a new volume",
-				Instead: "restore explicitly: `clawdeploy up --stack dev --replace '…DataVolume…::data-volume' --replace '…SpotInstance…::spot-instance'` (README, \"Restore onto a running stack\")"}},
+				Instead: "restore explicitly: `clawdeploy restore --stack dev --snapshot snap-0123456789abcdef0` replaces the volume and the instance together"}},
 		},
 		Diff: "  pulumi:pulumi:Stack: (same)\n    +-aws:ec2/instance:Instance: (replace)\n      ~ userData: \"H4sIA…\" => \"H4sIA…\"\n",
 	}

@@ -226,7 +226,7 @@ func TestReportedTokenMustBeTheOutput(t *testing.T) {
 		sim := enginetest.NewSim(t, bins)
 		ev := &events{}
 		program := func(ctx *pulumi.Context) error {
-			ctx.Export("gatewayToken", pulumi.ToSecret(pulumi.String("tok-kept")))
+			ctx.Export("gateway_token", pulumi.ToSecret(pulumi.String("tok-kept")))
 			return nil
 		}
 		d, err := New(t.Context(), &Options{
@@ -245,7 +245,7 @@ func TestReportedTokenMustBeTheOutput(t *testing.T) {
 		}
 		var warnings []string
 		for _, e := range ev.of(EventDiagnostic) {
-			if strings.Contains(e.Message, "gatewayToken output") {
+			if strings.Contains(e.Message, "gateway_token output") {
 				warnings = append(warnings, e.Severity+": "+e.Message)
 			}
 		}

@@ -68,11 +68,11 @@ type SSMWaiter struct {
 
 // Wait polls until COMPLETE, FAILED or the budget runs out.
 func (w SSMWaiter) Wait(ctx context.Context, stack string, outputs auto.OutputMap, report func(setup.Status)) (setup.Status, error) {
-	param, _ := outputs["setupStatusParameter"].Value.(string)
-	instance, _ := outputs["instanceId"].Value.(string)
+	param, _ := outputs["setup_status_parameter"].Value.(string)
+	instance, _ := outputs["instance_id"].Value.(string)
 	region, _ := outputs["region"].Value.(string)
 	if param == "" || instance == "" {
-		return setup.Status{}, fmt.Errorf("stack %s has no setupStatusParameter or instanceId output to wait on", stack)
+		return setup.Status{}, fmt.Errorf("stack %s has no setup_status_parameter or instance_id output to wait on", stack)
 	}
 	client := w.Client
 	if client == nil {
@@ -117,10 +117,10 @@ func ec2SpotUserData(ctx context.Context, d *Driver, stack string, in ConfigInpu
 	}
 	volume, bucket := "vol-00000000000000000", clawdeploy.Project+"-"+strings.ToLower(stack)+"-backup-placeholder"
 	if out, err := d.Outputs(ctx, stack); err == nil {
-		if v, ok := out["dataVolumeId"].Value.(string); ok && v != "" {
+		if v, ok := out["data_volume_id"].Value.(string); ok && v != "" {
 			volume = v
 		}
-		if b, ok := out["backupBucket"].Value.(string); ok && b != "" {
+		if b, ok := out["backup_bucket"].Value.(string); ok && b != "" {
 			bucket = b
 		}
 	}
@@ -205,8 +205,8 @@ type SpotHostChecker struct {
 
 // Check reads the status parameter and the instance.
 func (c *SpotHostChecker) Check(ctx context.Context, stack string, outputs auto.OutputMap) (HostState, error) {
-	instance, _ := outputs["instanceId"].Value.(string)
-	param, _ := outputs["setupStatusParameter"].Value.(string)
+	instance, _ := outputs["instance_id"].Value.(string)
+	param, _ := outputs["setup_status_parameter"].Value.(string)
 	region, _ := outputs["region"].Value.(string)
 	if instance == "" {
 		return HostState{Down: true, Why: "the stack has no instance"}, nil
@@ -270,11 +270,10 @@ func ec2SpotIgnored(ctx context.Context, d *Driver, stack string, s auto.Stack, 
 		if string(r.Type) != "aws:ebs/volume:Volume" || r.Delete {
 			continue
 		}
-		restore := fmt.Sprintf("restore explicitly: `clawdeploy up --stack %s --replace '%s' --replace '%s'` (README, \"Restore onto a running stack\")",
-			stack, r.URN, SpotInstanceURN(stack))
 		var ignored []IgnoredChange
 		snapshot, _ := r.Inputs["snapshotId"].(string)
 		if want := config[fullKey(infra.KeyDataVolumeSnapshotID)].Value; want != "" && want != snapshot {
+			restore := fmt.Sprintf("restore explicitly: `clawdeploy restore --stack %s --snapshot %s` replaces the volume and the instance together", stack, want)
 			ignored = append(ignored, IgnoredChange{Key: infra.KeyDataVolumeSnapshotID, From: snapshot, To: want,
 				Reason:  "the existing data volume is kept: a snapshot id only applies to a new volume",
 				Instead: restore})

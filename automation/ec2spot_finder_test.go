@@ -151,9 +151,9 @@ func TestSSMWaiter(t *testing.T) {
 		m.AWS(t, "ssm", "put-parameter", "--name", param, "--type", "String", "--overwrite", "--value", value)
 	}
 	outputs := auto.OutputMap{
-		"setupStatusParameter": {Value: param},
-		"instanceId":           {Value: "i-new"},
-		"region":               {Value: moto.Region},
+		"setup_status_parameter": {Value: param},
+		"instance_id":            {Value: "i-new"},
+		"region":                 {Value: moto.Region},
 	}
 	w := SSMWaiter{Interval: 50 * time.Millisecond, Budget: 20 * time.Second, Client: client}
 
@@ -231,7 +231,7 @@ func TestSpotHostChecker(t *testing.T) {
 	text(t, m, "ec2", "terminate-instances", "--instance-ids", terminated)
 	param := "/openclaw/dev/setup-status"
 	outputs := func(instance string) auto.OutputMap {
-		return auto.OutputMap{"instanceId": {Value: instance}, "setupStatusParameter": {Value: param}, "region": {Value: moto.Region}}
+		return auto.OutputMap{"instance_id": {Value: instance}, "setup_status_parameter": {Value: param}, "region": {Value: moto.Region}}
 	}
 	check := func(instance string, down bool, why string) {
 		t.Helper()

@@ -192,9 +192,9 @@ func (d *Driver) waitSetup(ctx context.Context, h *hold, outputs auto.OutputMap)
 		h.completed(tracker, StageSetupLaunched) // a first poll may find the setup complete already
 		h.completed(tracker, StageSetupComplete)
 		// The token is stored as the gatewayToken output (a secret); the host must use that one.
-		if want, ok := outputs["gatewayToken"].Value.(string); ok && st.Token != "" && st.Token != want {
+		if want, ok := outputs["gateway_token"].Value.(string); ok && st.Token != "" && st.Token != want {
 			d.emit(h.stack, Event{Type: EventDiagnostic, Severity: "warning", Message: "the gateway reports a token " +
-				"other than the gatewayToken output; read the host's with `openclaw config get gateway.auth.token`"})
+				"other than the gateway_token output; read the host's with `openclaw config get gateway.auth.token`"})
 		}
 	}
 	return nil

@@ -62,7 +62,7 @@ func TestRealProgramOnTheSimulatedProvider(t *testing.T) {
 			t.Errorf("%s exists %d times", urn, n)
 		}
 	}
-	firstInstance := res.Outputs["instanceId"].Value
+	firstInstance := res.Outputs["instance_id"].Value
 
 	// A new image changes the user-data, which replaces the instance (a one-time Spot instance
 	// cannot be stopped to take new user-data).
@@ -70,7 +70,7 @@ func TestRealProgramOnTheSimulatedProvider(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Up with a new image: %v\n%s", err, progress)
 	}
-	if res.Outputs["instanceId"].Value == firstInstance {
+	if res.Outputs["instance_id"].Value == firstInstance {
 		t.Fatalf("the instance was not replaced")
 	}
 	ops := sim.Load(t).Ops
@@ -168,7 +168,7 @@ func TestUpRetryStartsClean(t *testing.T) {
 		!strings.Contains(res.Record.LastError, "docker compose pull: timeout") {
 		t.Fatalf("first up: %+v, %v\n%s", res.Record, err, progress.String())
 	}
-	first := res.Outputs["instanceId"].Value
+	first := res.Outputs["instance_id"].Value
 	if _, err := d.Resume(ctx, "dev"); err == nil || !strings.Contains(err.Error(), "up --retry") {
 		t.Errorf("resume of an ERROR deployment: %v", err)
 	}
@@ -178,7 +178,7 @@ func TestUpRetryStartsClean(t *testing.T) {
 	if err != nil || res.Record.Status != journal.Ready || res.Record.Stage != StageSetupComplete || res.Record.Attempts != 2 {
 		t.Fatalf("up --retry: %+v, %v\n%s", res.Record, err, progress.String())
 	}
-	if res.Outputs["instanceId"].Value == first {
+	if res.Outputs["instance_id"].Value == first {
 		t.Errorf("up --retry kept instance %v: the setup did not run anew", first)
 	}
 	var again []string

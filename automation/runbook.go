@@ -4,16 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dlm"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
+	"github.com/clawdeploy/clawdeploy"
+	"github.com/clawdeploy/clawdeploy/components"
 	"github.com/clawdeploy/clawdeploy/cost"
 	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/snapshots"
+	"github.com/clawdeploy/clawdeploy/volumes"
 )
 
 // runbookAWS is the AWS configuration a runbook command on stack works with: in region when it is
@@ -61,7 +69,7 @@ func (d *Driver) ListSnapshots(ctx context.Context, stack, region string) ([]sna
 	if err != nil {
 		return nil, err
 	}
-	zone, _ := outputs["availabilityZone"].Value.(string)
+	zone, _ := outputs["availability_zone"].Value.(string)
 	return snapshots.List(ctx, ec2.NewFromConfig(cfg), stack, zone)
 }
 
@@ -75,10 +83,10 @@ func (d *Driver) FinalSnapshot(ctx context.Context, stack, region string, poll t
 	if outputs == nil {
 		return snapshots.Snapshot{}, &UsageError{Err: fmt.Errorf("no deployment named %s here: a final snapshot needs its data volume", stack)}
 	}
-	volume, _ := outputs["dataVolumeId"].Value.(string)
-	zone, _ := outputs["availabilityZone"].Value.(string)
+	volume, _ := outputs["data_volume_id"].Value.(string)
+	zone, _ := outputs["availability_zone"].Value.(string)
 	if volume == "" {
-		return snapshots.Snapshot{}, &UsageError{Err: fmt.Errorf("stack %s has no dataVolumeId output: `clawdeploy up --stack %s` creates its volume", stack, stack)}
+		return snapshots.Snapshot{}, &UsageError{Err: fmt.Errorf("stack %s has no data_volume_id output: `clawdeploy up --stack %s` creates its volume", stack, stack)}
 	}
 	d.note(stack, "snapshotting the data volume %s (%s)", volume, zone)
 	return snapshots.Final(ctx, ec2.NewFromConfig(cfg), stack, volume, zone, poll, func(s snapshots.Snapshot) {
@@ -168,7 +176,7 @@ func (d *Driver) SpotPrices(ctx context.Context, stack, region string, types []s
 		if cfg, outputs, err = d.runbookAWS(ctx, stack, region); err != nil {
 			return nil, err
 		}
-		report.PinnedZone, _ = outputs["availabilityZone"].Value.(string)
+		report.PinnedZone, _ = outputs["availability_zone"].Value.(string)
 	case region == "":
 		return nil, &UsageError{Err: errors.New("--region is required without --stack")}
 	default:
@@ -194,4 +202,170 @@ func (d *Driver) SpotPrices(ctx context.Context, stack, region string, types []s
 		report.Problems = append(report.Problems, fmt.Sprintf("none of %v has a Spot price in %s, the zone the data volume of %s is in", types, report.PinnedZone, stack))
 	}
 	return report, nil
+}
+
+// SnapshotPolicy reads the stack's DLM policy (its snapshot_policy_id output, or the policy whose
+// target tags name the stack), its schedule and retention, and the newest snapshots it made.
+func (d *Driver) SnapshotPolicy(ctx context.Context, stack, region string) (*snapshots.Policy, error) {
+	cfg, outputs, err := d.runbookAWS(ctx, stack, region)
+	if err != nil {
+		return nil, err
+	}
+	id, _ := outputs["snapshot_policy_id"].Value.(string)
+	zone, _ := outputs["availability_zone"].Value.(string)
+	return snapshots.GetPolicy(ctx, dlm.NewFromConfig(cfg), ec2.NewFromConfig(cfg), stack, id, zone, 5)
+}
+
+// DiagnoseVolume says what holds the stack's data volume: nothing, the stack's own instance, an
+// instance the state does not hold, or an attachment detaching (stuck after
+// volumes.StuckAfter).
+func (d *Driver) DiagnoseVolume(ctx context.Context, stack, region string) (volumes.Diagnosis, error) {
+	cfg, outputs, err := d.runbookAWS(ctx, stack, region)
+	if err != nil {
+		return volumes.Diagnosis{}, err
+	}
+	volume, _ := outputs["data_volume_id"].Value.(string)
+	instance, _ := outputs["instance_id"].Value.(string)
+	if volume == "" {
+		return volumes.Diagnosis{}, &UsageError{Err: fmt.Errorf("stack %s has no data_volume_id output: there is no volume to unstick", stack)}
+	}
+	return volumes.Diagnose(ctx, ec2.NewFromConfig(cfg), volume, instance, d.now())
+}
+
+// Unstick detaches the stack's data volume from what DiagnoseVolume found holding it (forced,
+// when force), waits until it is available, and refreshes the stack, so that the next up attaches
+// it.
+func (d *Driver) Unstick(ctx context.Context, stack, region string, diag volumes.Diagnosis, force bool, poll time.Duration) (*Result, error) {
+	cfg, _, err := d.runbookAWS(ctx, stack, region)
+	if err != nil {
+		return nil, err
+	}
+	d.note(stack, "detaching %s from %s%s", diag.Volume, diag.Instance, map[bool]string{true: " (forced)"}[force])
+	if err := volumes.Detach(ctx, ec2.NewFromConfig(cfg), diag, force, poll); err != nil {
+		return nil, err
+	}
+	d.note(stack, "%s is available; refreshing the stack", diag.Volume)
+	return d.Refresh(ctx, stack)
+}
+
+// DataVolumeURN is the URN of an ec2-spot stack's data volume: what a restore replaces, with the
+// instance (SpotInstanceURN).
+func DataVolumeURN(stack string) string {
+	return "urn:pulumi:" + stack + "::" + clawdeploy.Project + "::" + components.TypeDataVolume + "$aws:ebs/volume:Volume::" +
+		infra.NameData + "-volume"
+}
+
+// RestorePlan is what a restore would do, checked: the snapshot, and either the configuration a
+// new stack is deployed with or the replacement of an existing stack's volume and instance.
+type RestorePlan struct {
+	Stack    string             `json:"stack"`
+	Snapshot snapshots.Snapshot `json:"snapshot"`
+	// Existing is true for a stack that is deployed: its volume (Volume, which keeps a final
+	// snapshot) and its instance are replaced together.
+	Existing bool     `json:"existing"`
+	Volume   string   `json:"volume,omitempty"`
+	Replace  []string `json:"replace,omitempty"`
+	// Config is what the restore sets on the stack.
+	Config map[string]string `json:"config"`
+}
+
+// Steps are the plan in sentences, for the confirmation.
+func (p *RestorePlan) Steps() []string {
+	s := p.Snapshot
+	steps := []string{fmt.Sprintf("restore %s (%s, %d GiB, %s, taken %s) into stack %s", s.ID, s.Zone, s.SizeGiB, s.Origin,
+		s.StartTime.Format(time.RFC3339), p.Stack)}
+	for _, k := range slices.Sorted(maps.Keys(p.Config)) {
+		steps = append(steps, fmt.Sprintf("set %s = %s", k, p.Config[k]))
+	}
+	if p.Existing {
+		steps = append(steps, fmt.Sprintf("replace the data volume %s (deleted after a final snapshot) with one made from %s", p.Volume, s.ID),
+			"replace the instance, which boots on the restored volume (about 6 minutes to READY)")
+	} else {
+		steps = append(steps, "deploy the stack, its data volume made from "+s.ID)
+	}
+	return steps
+}
+
+// PlanRestore checks snapshot (or, with latest, the stack's newest completed snapshot in its
+// zone) and returns what restoring it into stack would do. It refuses, changing nothing (exit 2):
+// a snapshot that does not exist, that another stack owns, that is not completed, or whose
+// OpenClawAz tag is missing or names another zone than the stack's (or, for a new stack, than
+// the availability_zone given in in).
+func (d *Driver) PlanRestore(ctx context.Context, stack, region, snapshot string, latest bool, in ConfigInput) (*RestorePlan, error) {
+	if (snapshot == "") == !latest {
+		return nil, &UsageError{Err: errors.New("give --snapshot snap-… or --latest, one or the other")}
+	}
+	cfg, outputs, err := d.runbookAWS(ctx, stack, region)
+	if err != nil {
+		return nil, err
+	}
+	client := ec2.NewFromConfig(cfg)
+	plan := &RestorePlan{Stack: stack, Config: map[string]string{}}
+	zone, _ := outputs["availability_zone"].Value.(string)
+	plan.Volume, _ = outputs["data_volume_id"].Value.(string)
+	plan.Existing = plan.Volume != ""
+	if !plan.Existing {
+		zone = in.Values[infra.KeyAvailabilityZone]
+	}
+	refuse := func(format string, args ...any) (*RestorePlan, error) {
+		return nil, &UsageError{Err: fmt.Errorf("nothing restored: "+format, args...)}
+	}
+	all, err := snapshots.List(ctx, client, stack, zone)
+	if err != nil {
+		return nil, err
+	}
+	if latest {
+		for _, s := range all {
+			if s.State == string(ec2types.SnapshotStateCompleted) && s.Problem == "" {
+				plan.Snapshot = s
+				break
+			}
+		}
+		if plan.Snapshot.ID == "" {
+			return refuse("no completed snapshot of %s with a zone tag%s (`clawdeploy snapshots list --stack %s`)", stack,
+				map[bool]string{true: " of " + zone}[zone != ""], stack)
+		}
+	} else {
+		found, err := snapshots.Describe(ctx, client, snapshot)
+		switch {
+		case errors.Is(err, snapshots.ErrNoSnapshot):
+			return refuse("%s does not exist in %s", snapshot, cfg.Region)
+		case err != nil:
+			return nil, err
+		}
+		if zone != "" && found.Zone != "" && found.Zone != zone {
+			found.Problem = fmt.Sprintf("%s is %s, the stack's volume is in %s", components.TagAz, found.Zone, zone)
+		} else if found.Zone == "" {
+			found.Problem = "no " + components.TagAz + " tag"
+		}
+		switch {
+		case found.Stack != stack:
+			return refuse("%s belongs to %s, not %s", snapshot, found.Owner(), stack)
+		case found.State != string(ec2types.SnapshotStateCompleted):
+			return refuse("%s is %s %s: restore it once EC2 says completed", snapshot, found.State, found.Progress)
+		case found.Problem != "":
+			return refuse("%s: %s (the AZ guard refuses it)", snapshot, found.Problem)
+		}
+		plan.Snapshot = found
+	}
+	plan.Config[infra.KeyDataVolumeSnapshotID] = plan.Snapshot.ID
+	if plan.Existing {
+		plan.Replace = []string{DataVolumeURN(stack), SpotInstanceURN(stack)}
+	} else {
+		plan.Config[infra.KeyAvailabilityZone] = plan.Snapshot.Zone
+		plan.Config[infra.KeyRegion] = cfg.Region
+	}
+	return plan, nil
+}
+
+// Restore carries out a plan: an up with the plan's configuration (and in's) and, on an existing
+// stack, the replacement of its data volume and instance together.
+func (d *Driver) Restore(ctx context.Context, plan *RestorePlan, in ConfigInput) (*Result, error) {
+	config := ConfigInput{Values: maps.Clone(in.Values), Secrets: in.Secrets}
+	if config.Values == nil {
+		config.Values = map[string]string{}
+	}
+	maps.Copy(config.Values, plan.Config)
+	d.note(plan.Stack, "restoring %s: %s", plan.Snapshot.ID, strings.Join(plan.Steps()[1:], "; "))
+	return d.Up(ctx, plan.Stack, &UpOptions{Config: config, Replace: plan.Replace})
 }

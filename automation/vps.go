@@ -82,19 +82,19 @@ const DefaultPollTimeout = 30 * time.Second
 // TargetFromOutputs returns how to reach a vps stack's host, from its outputs.
 func TargetFromOutputs(outputs auto.OutputMap) (sshexec.Target, string, error) {
 	str := func(k string) string { s, _ := outputs[k].Value.(string); return s }
-	port, _ := outputs["sshPort"].Value.(float64)
+	port, _ := outputs["ssh_port"].Value.(float64)
 	t := sshexec.Target{
-		Host:       str("sshHost"),
+		Host:       str("ssh_host"),
 		Port:       int(port),
-		User:       str("sshUser"),
-		PrivateKey: []byte(str("sshPrivateKey")),
-		HostKey:    str("sshHostKey"),
+		User:       str("ssh_user"),
+		PrivateKey: []byte(str("ssh_private_key")),
+		HostKey:    str("ssh_host_key"),
 	}
 	t.AllowUnknownHostKey = t.HostKey == ""
 	if t.Host == "" || len(t.PrivateKey) == 0 {
-		return t, "", errors.New("the stack has no sshHost or sshPrivateKey output to poll with")
+		return t, "", errors.New("the stack has no ssh_host or ssh_private_key output to poll with")
 	}
-	return t, str("setupRoot"), nil
+	return t, str("setup_root"), nil
 }
 
 // Wait polls until COMPLETE, FAILED or the budget runs out.

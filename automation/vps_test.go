@@ -190,9 +190,9 @@ func TestVPSFailingSetupReachesTheJournal(t *testing.T) {
 
 func vpsOutputs(s *sshd.Server, root string) auto.OutputMap {
 	return auto.OutputMap{
-		"sshHost": {Value: "127.0.0.1"}, "sshPort": {Value: float64(s.Port)}, "sshUser": {Value: s.User},
-		"sshHostKey": {Value: s.HostKey}, "sshPrivateKey": {Value: string(s.ClientKey), Secret: true},
-		"setupRoot": {Value: root},
+		"ssh_host": {Value: "127.0.0.1"}, "ssh_port": {Value: float64(s.Port)}, "ssh_user": {Value: s.User},
+		"ssh_host_key": {Value: s.HostKey}, "ssh_private_key": {Value: string(s.ClientKey), Secret: true},
+		"setup_root": {Value: root},
 	}
 }
 
@@ -248,7 +248,7 @@ func TestSSHWaiterBounds(t *testing.T) {
 
 	out := vpsOutputs(server, root)
 	_, other := sshd.NewKey(t)
-	out["sshHostKey"] = auto.OutputValue{Value: other}
+	out["ssh_host_key"] = auto.OutputValue{Value: other}
 	start := time.Now()
 	_, err := w.Wait(t.Context(), "vps", out, func(setup.Status) {})
 	var hk *sshexec.HostKeyError
@@ -312,7 +312,7 @@ func TestVPSOpenRouterKeyLifecycle(t *testing.T) {
 	if err != nil || !strings.Contains(string(secrets), "\nOPENROUTER_API_KEY="+openrouterfake.Key(hash)+"\n") {
 		t.Errorf("secrets on the host: %q %v", secrets, err)
 	}
-	if token := w.outputs(t, "vps3")["gatewayToken"]; token != "[secret]" {
+	if token := w.outputs(t, "vps3")["gateway_token"]; token != "[secret]" {
 		t.Errorf("outputs: the gateway token is %v, want it hidden", token)
 	}
 	if rec := status(t, w.sim, "vps", "vps3"); rec["status"] != "READY" || rec["stage"] != StageSetupComplete {
@@ -352,9 +352,9 @@ func TestVPSMakesAGatewayToken(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("up: exit %d\n%s", code, p.stderr.String())
 	}
-	token, _ := w.outputs(t, "vps4", "--show-secrets")["gatewayToken"].(string)
+	token, _ := w.outputs(t, "vps4", "--show-secrets")["gateway_token"].(string)
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(token) {
-		t.Fatalf("gatewayToken output %q, want 64 hex digits", token)
+		t.Fatalf("gateway_token output %q, want 64 hex digits", token)
 	}
 	secrets, _ := os.ReadFile(filepath.Join(w.files, "etc/openclaw/secrets.env"))
 	if string(secrets) != "OPENCLAW_GATEWAY_TOKEN="+token+"\n" {
@@ -364,14 +364,14 @@ func TestVPSMakesAGatewayToken(t *testing.T) {
 		t.Errorf("the setup reported %q", reported)
 	}
 	for _, e := range p.events {
-		if strings.Contains(e.Message, "other than the gatewayToken output") {
+		if strings.Contains(e.Message, "other than the gateway_token output") {
 			t.Errorf("%s: %s", e.Severity, e.Message)
 		}
 	}
 	if r, code := runSim(t, w.sim, "vps", args...); code != 0 {
 		t.Fatalf("second up: exit %d\n%s", code, r.stderr.String())
 	}
-	if again, _ := w.outputs(t, "vps4", "--show-secrets")["gatewayToken"].(string); again != token || w.launches() != 1 {
+	if again, _ := w.outputs(t, "vps4", "--show-secrets")["gateway_token"].(string); again != token || w.launches() != 1 {
 		t.Errorf("second up: token %q (was %q), %d launches", again, token, w.launches())
 	}
 }
@@ -579,7 +579,7 @@ func TestVPSTrustsTheFirstHostKeyOnly(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("first up: exit %d\n%s", code, p.stderr.String())
 	}
-	if got := w.outputs(t, "tofu")["sshHostKey"]; got != w.server.HostKey {
+	if got := w.outputs(t, "tofu")["ssh_host_key"]; got != w.server.HostKey {
 		t.Fatalf("the host key pinned is %v, want the host's %s", got, w.server.HostKey)
 	}
 

@@ -67,17 +67,17 @@ func Program(ctx *pulumi.Context) error {
 		return err
 	}
 	ctx.Export("region", out.Region)
-	ctx.Export("instanceId", out.InstanceID)
-	ctx.Export("dataVolumeId", out.DataVolumeID)
-	ctx.Export("availabilityZone", out.AvailabilityZone)
-	ctx.Export("backupBucket", out.BackupBucket)
-	ctx.Export("snapshotPolicyId", out.SnapshotPolicyID)
-	ctx.Export("privateIp", out.PrivateIP)
-	ctx.Export("gatewayUrl", out.GatewayURL)
-	ctx.Export("gatewayTunnel", out.GatewayTunnel)
-	ctx.Export("setupStatusParameter", out.StatusParameter)
+	ctx.Export("instance_id", out.InstanceID)
+	ctx.Export("data_volume_id", out.DataVolumeID)
+	ctx.Export("availability_zone", out.AvailabilityZone)
+	ctx.Export("backup_bucket", out.BackupBucket)
+	ctx.Export("snapshot_policy_id", out.SnapshotPolicyID)
+	ctx.Export("private_ip", out.PrivateIP)
+	ctx.Export("gateway_url", out.GatewayURL)
+	ctx.Export("gateway_tunnel", out.GatewayTunnel)
+	ctx.Export("setup_status_parameter", out.StatusParameter)
 	if out.GatewayToken != nil {
-		ctx.Export("gatewayToken", *out.GatewayToken)
+		ctx.Export("gateway_token", *out.GatewayToken)
 	}
 	return nil
 }

@@ -89,18 +89,18 @@ func VPSProgramWith(host VPSHost) pulumi.RunFunc {
 		if err != nil {
 			return err
 		}
-		ctx.Export("sshHost", out.Host)
-		ctx.Export("sshPort", out.Port)
-		ctx.Export("sshUser", out.User)
-		ctx.Export("sshHostKey", out.HostKey)
-		ctx.Export("sshPrivateKey", out.PrivateKey)
-		ctx.Export("sshPublicKey", out.PublicKey)
-		ctx.Export("setupRoot", out.SetupRoot)
-		ctx.Export("launchId", out.LaunchID)
+		ctx.Export("ssh_host", out.Host)
+		ctx.Export("ssh_port", out.Port)
+		ctx.Export("ssh_user", out.User)
+		ctx.Export("ssh_host_key", out.HostKey)
+		ctx.Export("ssh_private_key", out.PrivateKey)
+		ctx.Export("ssh_public_key", out.PublicKey)
+		ctx.Export("setup_root", out.SetupRoot)
+		ctx.Export("launch_id", out.LaunchID)
 		ctx.Export("launched", out.Launched)
-		ctx.Export("gatewayTunnel", out.GatewayTunnel)
-		ctx.Export("gatewayUrl", pulumi.Sprintf("http://127.0.0.1:%d/", cloudinit.GatewayPort))
-		ctx.Export("gatewayToken", out.GatewayToken)
+		ctx.Export("gateway_tunnel", out.GatewayTunnel)
+		ctx.Export("gateway_url", pulumi.Sprintf("http://127.0.0.1:%d/", cloudinit.GatewayPort))
+		ctx.Export("gateway_token", out.GatewayToken)
 		return nil
 	}
 }

@@ -56,6 +56,32 @@ type Snapshot struct {
 	Problem string `json:"problem,omitempty"`
 }
 
+// Owner names the stack the snapshot belongs to, by its tag.
+func (s Snapshot) Owner() string {
+	if s.Stack == "" {
+		return "no stack"
+	}
+	return "stack " + s.Stack
+}
+
+// ErrNoSnapshot is Describe's error for a snapshot EC2 does not know.
+var ErrNoSnapshot = errors.New("no such snapshot")
+
+// Describe reads one snapshot by its id, whoever owns it.
+func Describe(ctx context.Context, client *ec2.Client, id string) (Snapshot, error) {
+	got, err := describe(ctx, client, "", "", &ec2.DescribeSnapshotsInput{SnapshotIds: []string{id}})
+	var apiErr smithy.APIError
+	switch {
+	case errors.As(err, &apiErr) && (apiErr.ErrorCode() == "InvalidSnapshot.NotFound" || apiErr.ErrorCode() == "InvalidSnapshotID.Malformed"):
+		return Snapshot{}, fmt.Errorf("%w: %s", ErrNoSnapshot, id)
+	case err != nil:
+		return Snapshot{}, err
+	case len(got) != 1:
+		return Snapshot{}, fmt.Errorf("%w: %s", ErrNoSnapshot, id)
+	}
+	return got[0], nil
+}
+
 // Deletable says whether a person may delete it without --force: DLM manages its own.
 func (s Snapshot) Deletable() bool { return s.Origin != OriginDLM }
 
@@ -178,19 +204,15 @@ func Select(ctx context.Context, client *ec2.Client, stack string, ids []string,
 	var chosen []Snapshot
 	if len(ids) > 0 {
 		for _, id := range ids {
-			got, err := describe(ctx, client, stack, "", &ec2.DescribeSnapshotsInput{SnapshotIds: []string{id}})
-			var apiErr smithy.APIError
+			got, err := Describe(ctx, client, id)
 			switch {
-			case errors.As(err, &apiErr) && (apiErr.ErrorCode() == "InvalidSnapshot.NotFound" || apiErr.ErrorCode() == "InvalidSnapshotID.Malformed"):
+			case errors.Is(err, ErrNoSnapshot):
 				refused = append(refused, id+" does not exist")
 				continue
 			case err != nil:
 				return nil, err
-			case len(got) != 1:
-				refused = append(refused, id+" does not exist")
-				continue
 			}
-			chosen = append(chosen, got[0])
+			chosen = append(chosen, got)
 		}
 	} else {
 		all, err := List(ctx, client, stack, "")
@@ -206,11 +228,7 @@ func Select(ctx context.Context, client *ec2.Client, stack string, ids []string,
 	for _, s := range chosen {
 		switch {
 		case s.Stack != stack:
-			owner := "no stack"
-			if s.Stack != "" {
-				owner = "stack " + s.Stack
-			}
-			refused = append(refused, fmt.Sprintf("%s belongs to %s, not %s", s.ID, owner, stack))
+			refused = append(refused, fmt.Sprintf("%s belongs to %s, not %s", s.ID, s.Owner(), stack))
 		case !force && !s.Deletable():
 			refused = append(refused, fmt.Sprintf("%s is DLM's: its policy deletes it when it expires (--force deletes it now)", s.ID))
 		}

@@ -291,7 +291,7 @@ func TestOperatorPath(t *testing.T) {
 		t.Errorf("status: exit %d, %v: %s", code, err, stdout)
 	}
 	stdout, _, code = run(t, env, "outputs", "--stack", "dev")
-	if code != 0 || !strings.Contains(stdout, "instanceId") || strings.Contains(stdout, "gw-operator") {
+	if code != 0 || !strings.Contains(stdout, "instance_id") || strings.Contains(stdout, "gw-operator") {
 		t.Errorf("outputs: exit %d\n%s", code, stdout)
 	}
 	stdout, stderr, code = run(t, env, "render", "user-data", "--stack", "dev")

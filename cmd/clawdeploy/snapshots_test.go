@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/clawdeploy/clawdeploy/internal/dlmfake"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
 )
 
@@ -87,6 +89,31 @@ func TestSnapshotsCommands(t *testing.T) {
 	}
 	if ids := listed(); len(ids) != 3 || !strings.Contains(strings.Join(ids, ","), dlm+" dlm") {
 		t.Errorf("list --json: %v", ids)
+	}
+
+	// The stack's DLM policy, from a fake of DLM's API (moto has none).
+	lifecycle := dlmfake.Start(t, dlmfake.Policy{ID: "policy-0a1b2c3d4e5f60718", Description: "DLM snapshots of OpenClaw stack gone", State: "ENABLED",
+		TargetTags: map[string]string{"OpenClawData": "true", "OpenClawStack": "gone"}, IntervalHours: 24, Times: []string{"03:00"}, RetainCount: 7,
+		CopyTags: true, Created: time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)})
+	env = append(env, "AWS_ENDPOINT_URL_DLM="+lifecycle.URL)
+	out, stderr, code = clawdeploy("", "snapshots", "policy", "--stack", "gone", "--region", moto.Region)
+	t.Logf("clawdeploy snapshots policy --stack gone --region %s (the README shows this):\n%s", moto.Region, out)
+	for _, want := range []string{"policy policy-0a1b2c3d4e5f60718: ENABLED\n", "schedule: every 24 hours from 03:00 UTC, keeps the newest 7, copies the volume's tags: true\n",
+		"targets: volumes tagged OpenClawData=true, OpenClawStack=gone\n", "newest snapshots:\n", dlm} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("snapshots policy: exit %d, want %q in:\n%s%s", code, want, out, stderr)
+		}
+	}
+	if strings.Contains(out, manual) {
+		t.Errorf("snapshots policy lists a snapshot DLM did not make:\n%s", out)
+	}
+	out, _, code = clawdeploy("", "snapshots", "policy", "--stack", "gone", "--region", moto.Region, "--json")
+	if code != 0 || !strings.Contains(out, `"type":"snapshotPolicy"`) || !strings.Contains(out, `"retainCount":7`) {
+		t.Errorf("snapshots policy --json: exit %d\n%s", code, out)
+	}
+	if _, stderr, code := clawdeploy("", "snapshots", "policy", "--stack", "other", "--region", moto.Region); code != 1 ||
+		!strings.Contains(stderr, "no DLM policy targets OpenClawStack=other") {
+		t.Errorf("a stack without a policy: exit %d\n%s", code, stderr)
 	}
 
 	for _, bad := range []struct {

@@ -21,23 +21,26 @@ type SimBinaries struct {
 // BuildSim builds the simulated binaries into a new temporary directory. Call it once from
 // TestMain and remove Dir when the tests end.
 func BuildSim() (*SimBinaries, error) {
-	root, err := moduleRoot()
+	bins, err := BuildProviders()
 	if err != nil {
 		return nil, err
 	}
+	if err := bins.Build("clawdeploy-sim", "./internal/simprogram/cmd/clawdeploy-sim"); err != nil {
+		return nil, err
+	}
+	return bins, nil
+}
+
+// BuildProviders builds the simulated provider alone, under the names of the packages it stands
+// in for, into a new temporary directory: what a program run by the Pulumi CLI itself needs.
+// Remove Dir when the tests end.
+func BuildProviders() (*SimBinaries, error) {
 	dir, err := os.MkdirTemp("", "clawdeploy-sim-")
 	if err != nil {
 		return nil, err
 	}
-	build := func(out, pkg string) error {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("building %s: %w\n%s", pkg, err, b)
-		}
-		return nil
-	}
-	if err := build("pulumi-resource-sim", "./internal/simprovider/cmd/pulumi-resource-sim"); err != nil {
+	bins := &SimBinaries{Dir: dir}
+	if err := bins.Build("pulumi-resource-sim", "./internal/simprovider/cmd/pulumi-resource-sim"); err != nil {
 		return nil, err
 	}
 	for _, pkg := range []string{"aws", "tls", "command"} {
@@ -45,10 +48,21 @@ func BuildSim() (*SimBinaries, error) {
 			return nil, err
 		}
 	}
-	if err := build("clawdeploy-sim", "./internal/simprogram/cmd/clawdeploy-sim"); err != nil {
-		return nil, err
+	return bins, nil
+}
+
+// Build builds the package pkg of this module into Dir/out.
+func (b *SimBinaries) Build(out, pkg string) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
 	}
-	return &SimBinaries{Dir: dir}, nil
+	cmd := exec.Command("go", "build", "-o", filepath.Join(b.Dir, out), pkg)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s: %w\n%s", pkg, err, out)
+	}
+	return nil
 }
 
 func moduleRoot() (string, error) {

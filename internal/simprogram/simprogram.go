@@ -81,7 +81,7 @@ var SixStages = automation.Stages{
 // instance named in the outputs exists in the simulated cloud.
 func InstanceWaiter(cloud string) automation.Waiter {
 	return automation.WaiterFunc(func(ctx context.Context, stack string, outputs auto.OutputMap, report func(setup.Status)) (setup.Status, error) {
-		id, _ := outputs["instanceId"].Value.(string)
+		id, _ := outputs["instance_id"].Value.(string)
 		c, err := simprovider.Load(cloud)
 		if err != nil {
 			return setup.Status{}, err
@@ -104,7 +104,7 @@ func FromEnv() commands.Config {
 	finder := Finder{Cloud: cloud}
 	switch os.Getenv("SIMDRIVER_PROGRAM") {
 	case "real":
-		return commands.Config{Finder: finder, Waiter: InstanceWaiter(cloud), HostChecker: HostChecker{Cloud: cloud, Output: "instanceId"},
+		return commands.Config{Finder: finder, Waiter: InstanceWaiter(cloud), HostChecker: HostChecker{Cloud: cloud, Output: "instance_id"},
 			Checkpointer: Checkpointer{Cloud: cloud}}
 	case "vps":
 		// The vps program launching the script in SIMDRIVER_VPS_SCRIPT on the tests' sshd,
@@ -135,8 +135,8 @@ type Checkpointer struct{ Cloud string }
 
 // Checkpoint implements automation.Checkpointer.
 func (c Checkpointer) Checkpoint(_ context.Context, stack string, outputs auto.OutputMap, from, to string) (*automation.Checkpoint, error) {
-	volume, _ := outputs["dataVolumeId"].Value.(string)
-	zone, _ := outputs["availabilityZone"].Value.(string)
+	volume, _ := outputs["data_volume_id"].Value.(string)
+	zone, _ := outputs["availability_zone"].Value.(string)
 	id, err := simprovider.TakeSnapshot(c.Cloud, volume, map[string]string{
 		"OpenClawData": "true", "OpenClawStack": stack, "OpenClawAz": zone, automation.TagCheckpoint: "pre-upgrade", "OpenClawImage": from,
 	})

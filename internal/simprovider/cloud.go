@@ -192,6 +192,9 @@ type Control struct {
 	// NoCapacity are instance types the simulated EC2 has no Spot capacity for: launching one
 	// fails as AWS fails it, with InsufficientInstanceCapacity.
 	NoCapacity []string `json:"noCapacity,omitempty"`
+	// IDs are the ids resources of a type get (type → id), so that a simulated resource can
+	// stand for one a test made in moto: every resource of that type created then gets that id.
+	IDs map[string]string `json:"ids,omitempty"`
 }
 
 // Terminate takes a host away as a Spot interruption does: the resource with the id (an
@@ -305,4 +308,16 @@ func TakeSnapshot(path, volumeID string, tags map[string]string) (id string, err
 		return fmt.Errorf("no volume %s in the simulated cloud", volumeID)
 	})
 	return id, err
+}
+
+// PutSnapshot records a snapshot with a given id, as one a test made in moto: the program's
+// snapshot lookups (the AZ guard) find it by that id.
+func PutSnapshot(path, id string, tags map[string]string, sizeGB int) error {
+	return Change(path, func(c *Cloud) error {
+		if c.Snapshots == nil {
+			c.Snapshots = map[string]Snapshot{}
+		}
+		c.Snapshots[id] = Snapshot{Tags: tags, SizeGB: sizeGB}
+		return nil
+	})
 }

@@ -226,6 +226,9 @@ func (p *Provider) outputs(typ string, inputs resource.PropertyMap) (string, res
 			id = strings.ToLower(typ[strings.LastIndex(typ, ":")+1:]) + "-" + randomHex(12)
 		}
 	}
+	if given := readControl().IDs[typ]; given != "" {
+		id = given
+	}
 	if _, ok := out["arn"]; !ok && p.pkg == "aws" {
 		service := strings.SplitN(strings.SplitN(typ, ":", 3)[1], "/", 2)[0]
 		out["arn"] = resource.NewProperty(fmt.Sprintf("arn:aws:%s:me-central-1:%s:%s", service, Account, id))

@@ -32,7 +32,7 @@ then the result line.
 
 Exit codes: 0 restorable; 1 not restorable (each problem names its file) or
 the bucket could not be read; 2 bad usage (a vps deployment has no bucket).
-Older versions: aws s3api list-object-versions --bucket <backupBucket>
+Older versions: aws s3api list-object-versions --bucket <backup_bucket>
 --prefix backups/latest.tar.gz.`,
 		Flags: []cli.Flag{stackFlag, &cli.StringFlag{Name: "version", Usage: "verify this S3 version of the backup instead of the newest"}},
 		Action: func(cliContext *cli.Context) error {

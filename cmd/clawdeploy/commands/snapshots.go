@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -71,6 +72,31 @@ one of its own as well (final-on-destroy).`,
 					printSnapshots(cliContext, stack, []snapshots.Snapshot{snap})
 				}
 				return finish(cliContext, stack, "snapshots final", nil, err)
+			})
+		},
+	}, {
+		Name:      "policy",
+		Usage:     "the stack's DLM policy: its state, schedule, retention and the newest snapshots it made",
+		ArgsUsage: " ",
+		Description: `Reads the policy the stack's snapshot_policy_id output names (or, for a stack
+that is gone, the one whose target tags name it) from Data Lifecycle Manager:
+its state (ENABLED, DISABLED, ERROR) and status message, every how many hours
+it snapshots and at what time, how many it keeps, whether it copies the
+volume's tags (the zone tag the AZ guard reads), and the 5 newest snapshots it
+made. A stack with no policy exits 1, naming the tag it looked for.
+--json: one "snapshotPolicy" event, then the result line.`,
+		Flags: []cli.Flag{stackFlag, regionFlag},
+		Action: func(cliContext *cli.Context) error {
+			stack, err := stackName(cliContext)
+			if err != nil {
+				return err
+			}
+			return withDriver(cliContext, func(d *automation.Driver) error {
+				policy, err := d.SnapshotPolicy(cliContext.Context, stack, cliContext.String(regionFlag.Name))
+				if err == nil {
+					printPolicy(cliContext, stack, policy)
+				}
+				return finish(cliContext, stack, "snapshots policy", nil, err)
 			})
 		},
 	}, {
@@ -177,4 +203,38 @@ func printSnapshots(cliContext *cli.Context, stack string, list []snapshots.Snap
 		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d GiB\t%s\t%s\n", s.StartTime.Format(time.RFC3339), s.ID, s.Zone, state, s.SizeGiB, s.Origin, s.Problem)
 	}
 	_ = w.Flush()
+}
+
+func printPolicy(cliContext *cli.Context, stack string, p *snapshots.Policy) {
+	if cliContext.Bool("json") {
+		_ = json.NewEncoder(os.Stdout).Encode(struct {
+			Time  time.Time `json:"time"`
+			Type  string    `json:"type"`
+			Stack string    `json:"stack"`
+			*snapshots.Policy
+		}{time.Now().UTC(), "snapshotPolicy", stack, p})
+		return
+	}
+	fmt.Printf("policy %s: %s", p.ID, p.State)
+	if p.StatusMessage != "" && p.StatusMessage != p.State {
+		fmt.Printf(" (%s)", p.StatusMessage)
+	}
+	fmt.Println()
+	at := ""
+	if len(p.Times) > 0 {
+		at = " from " + strings.Join(p.Times, ", ") + " UTC"
+	}
+	fmt.Printf("schedule: every %d hours%s, keeps the newest %d, copies the volume's tags: %v\n", p.IntervalHours, at, p.RetainCount, p.CopyTags)
+	var targets []string
+	for k, v := range p.TargetTags {
+		targets = append(targets, k+"="+v)
+	}
+	slices.Sort(targets)
+	fmt.Printf("targets: volumes tagged %s\n", strings.Join(targets, ", "))
+	if len(p.Newest) == 0 {
+		fmt.Println("newest snapshots: none yet")
+		return
+	}
+	fmt.Println("newest snapshots:")
+	printSnapshots(cliContext, stack, p.Newest)
 }

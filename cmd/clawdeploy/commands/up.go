@@ -19,8 +19,10 @@ complete. The journal goes PENDING → PROVISIONING → INSTALLING → READY, or
 again (ec2-spot: on a new instance; vps: relaunched on the host).
 
 A new openclaw_image is an upgrade. Before it replaces the instance (ec2-spot),
-up snapshots the data volume (tagged OpenClawCheckpoint=pre-upgrade) and pins
-the newest backup's S3 version: the pre-upgrade checkpoint, named in the result
+up asks the instance for a fresh backup and pins its S3 version (the newest
+backup, said so, when the instance does not answer in 10 minutes) and snapshots
+the data volume (tagged OpenClawCheckpoint=pre-upgrade): the pre-upgrade
+checkpoint, named in the result
 (--json: "checkpoint") and kept in the journal. When the new image does not
 become healthy, the error says so; --rollback then deploys again the last image
 that reached READY, and names the checkpoint to restore if the new version
