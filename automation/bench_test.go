@@ -148,7 +148,7 @@ func BenchmarkHeal(b *testing.B) {
 	d, err := New(context.Background(), &Options{
 		StateDir: sim.StateDir, PulumiRoot: sim.PulumiRoot, Env: sim.Env, Finder: simprogram.Finder{Cloud: sim.Cloud},
 		Waiter: simprogram.InstanceWaiter(sim.Cloud), HostChecker: simprogram.HostChecker{Cloud: sim.Cloud, Output: "instance_id"},
-		Events: times,
+		FinalSnapshots: simprogram.FinalSnapshots{Cloud: sim.Cloud}, Events: times,
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -81,6 +81,9 @@ type Options struct {
 	// target's (ec2-spot: AWSCheckpointer, a snapshot and a backup the instance takes for it); none for a
 	// target whose data stays on its host.
 	Checkpointer Checkpointer
+	// FinalSnapshots marks the snapshot a destroy leaves of the data volume; nil means the
+	// target's (ec2-spot: AWSFinalSnapshots); none for a target without a volume.
+	FinalSnapshots FinalSnapshots
 	// HostChecker tells Heal whether a deployment's host is gone. Nil means the target's (for
 	// ec2-spot, SpotHostChecker); none for a target whose hosts are not taken away.
 	HostChecker HostChecker
@@ -109,6 +112,7 @@ type Driver struct {
 	waiter       Waiter
 	hostChecker  HostChecker
 	checkpointer Checkpointer
+	finals       FinalSnapshots
 	aws          *aws.Config
 
 	// The workspace: where stacks live and which CLI runs them (workspace.go).
@@ -184,6 +188,9 @@ func New(ctx context.Context, opts *Options) (*Driver, error) {
 	if d.checkpointer = opts.Checkpointer; d.checkpointer == nil && p.newCheckpointer != nil {
 		d.checkpointer = p.newCheckpointer(opts.AWS, d.now)
 	}
+	if d.finals = opts.FinalSnapshots; d.finals == nil && p.newFinalSnapshots != nil {
+		d.finals = p.newFinalSnapshots(opts.AWS)
+	}
 	if d.events == nil {
 		d.events = discard
 	}
@@ -251,6 +258,11 @@ func (d *Driver) emit(stack string, e Event) {
 	e.Time = d.now().UTC()
 	e.Stack = stack
 	d.events.Emit(e)
+}
+
+// warn emits a warning diagnostic: something that did not stop the operation.
+func (d *Driver) warn(stack, format string, args ...any) {
+	d.emit(stack, Event{Type: EventDiagnostic, Severity: "warning", Message: fmt.Sprintf(format, args...)})
 }
 
 // note emits an informational diagnostic: what the driver did and why.

@@ -82,6 +82,7 @@ func newSimDriver(t *testing.T, sim *enginetest.Sim, program pulumi.RunFunc, sta
 	if program == nil {
 		opts.Waiter = simprogram.InstanceWaiter(sim.Cloud)
 		opts.Checkpointer = simprogram.Checkpointer{Cloud: sim.Cloud}
+		opts.FinalSnapshots = simprogram.FinalSnapshots{Cloud: sim.Cloud}
 	}
 	if err := os.MkdirAll(sim.StateDir+"/state", 0o700); err != nil {
 		t.Fatal(err)

@@ -456,6 +456,8 @@ func (d *Driver) existing(ctx context.Context, stack string) error {
 }
 
 func (d *Driver) destroy(ctx context.Context, h *hold, s auto.Stack) error {
+	started := d.now()
+	outputs, _ := s.Outputs(ctx) // what the final snapshot is marked by; none for a stack never deployed
 	ch, wait := d.engineEvents(h)
 	err := d.withLockRecovery(ctx, h, s, func() error {
 		_, err := s.Destroy(ctx, optdestroy.ProgressStreams(d.progress), optdestroy.ErrorProgressStreams(d.progress),
@@ -465,6 +467,17 @@ func (d *Driver) destroy(ctx context.Context, h *hold, s auto.Stack) error {
 	wait()
 	if err != nil {
 		return h.fail(ctx, d.engineError("destroying", h.stack, err))
+	}
+	if d.finals != nil && len(outputs) > 0 {
+		// The deletion is done: a snapshot left unmarked is a warning, never a failed destroy.
+		switch marked, err := d.finals.MarkFinal(ctx, h.stack, outputs, started); {
+		case err != nil:
+			d.warn(h.stack, "the data volume's final snapshot could not be tagged CreatedBy=final-on-destroy: %v "+
+				"(`clawdeploy snapshots list --stack %s --region R` shows it all the same)", err, h.stack)
+		case len(marked) > 0:
+			d.note(h.stack, "the data volume's final snapshot: %s (tagged CreatedBy=final-on-destroy; "+
+				"`clawdeploy restore --stack %s --snapshot %s` brings it back)", strings.Join(marked, ", "), h.stack, marked[0])
+		}
 	}
 	// What the state held (a vps deployment's root SSH key, the secrets in its configuration)
 	// must not outlive the deployment in the backend's history and backups: the stack goes,

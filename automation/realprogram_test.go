@@ -123,6 +123,19 @@ func TestRealProgramOnTheSimulatedProvider(t *testing.T) {
 	if len(c.Snapshots) != 2 || kinds["final"] != 1 || kinds["pre-upgrade"] != 1 {
 		t.Fatalf("snapshots after destroy: %v, want the pre-upgrade checkpoint and the final one", kinds)
 	}
+	// The driver marked the final one as `snapshots final` marks its own, and named it.
+	for id, s := range c.Snapshots {
+		final := s.Tags[TagCheckpoint] == ""
+		if (s.Tags["CreatedBy"] == "final-on-destroy") != final {
+			t.Errorf("snapshot %s (final: %v) tags %v", id, final, s.Tags)
+		}
+		named := slices.ContainsFunc(ev.of(EventDiagnostic), func(e Event) bool {
+			return strings.Contains(e.Message, "the data volume's final snapshot: "+id+" (tagged CreatedBy=final-on-destroy")
+		})
+		if named != final {
+			t.Errorf("snapshot %s (final: %v) named by the destroy: %v", id, final, named)
+		}
+	}
 }
 
 // countByURN counts the cloud's resources per URN: more than one is a duplicate.
@@ -146,7 +159,7 @@ func TestUpRetryStartsClean(t *testing.T) {
 	var progress bytes.Buffer
 	d, err := New(t.Context(), &Options{
 		StateDir: sim.StateDir, PulumiRoot: sim.PulumiRoot, Env: sim.Env,
-		Finder: simprogram.Finder{Cloud: sim.Cloud}, Events: ev, Progress: &progress,
+		Finder: simprogram.Finder{Cloud: sim.Cloud}, Events: ev, Progress: &progress, FinalSnapshots: simprogram.FinalSnapshots{Cloud: sim.Cloud},
 		Waiter: WaiterFunc(func(_ context.Context, _ string, _ auto.OutputMap, report func(setup.Status)) (setup.Status, error) {
 			report(setup.Status{State: setup.Running})
 			if waits.Add(1) == 1 {

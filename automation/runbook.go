@@ -369,3 +369,29 @@ func (d *Driver) Restore(ctx context.Context, plan *RestorePlan, in ConfigInput)
 	d.note(plan.Stack, "restoring %s: %s", plan.Snapshot.ID, strings.Join(plan.Steps()[1:], "; "))
 	return d.Up(ctx, plan.Stack, &UpOptions{Config: config, Replace: plan.Replace})
 }
+
+// FinalSnapshots marks the snapshot a destroy's deletion of the data volume left
+// (CreatedBy=final-on-destroy) and returns its id.
+type FinalSnapshots interface {
+	MarkFinal(ctx context.Context, stack string, outputs auto.OutputMap, since time.Time) ([]string, error)
+}
+
+// AWSFinalSnapshots marks the final snapshot in EC2.
+type AWSFinalSnapshots struct {
+	// Config is the AWS configuration; nil loads the default one, with the stack's region.
+	Config *aws.Config
+}
+
+// MarkFinal implements FinalSnapshots.
+func (f *AWSFinalSnapshots) MarkFinal(ctx context.Context, stack string, outputs auto.OutputMap, since time.Time) ([]string, error) {
+	volume, _ := outputs["data_volume_id"].Value.(string)
+	region, _ := outputs["region"].Value.(string)
+	if volume == "" {
+		return nil, nil
+	}
+	cfg, err := awsConfig(ctx, f.Config, region)
+	if err != nil {
+		return nil, err
+	}
+	return snapshots.MarkFinal(ctx, ec2.NewFromConfig(cfg), stack, volume, since)
+}

@@ -72,6 +72,9 @@ type profile struct {
 	// newCheckpointer returns what takes the checkpoint before an upgrade; nil for a target
 	// whose data stays on its host.
 	newCheckpointer func(cfg *aws.Config, now func() time.Time) Checkpointer
+	// newFinalSnapshots returns what marks the snapshot a destroy leaves; nil for a target
+	// without a data volume.
+	newFinalSnapshots func(cfg *aws.Config) FinalSnapshots
 	// userData renders the user-data an instance of the stack would get; nil when the target's
 	// hosts get none.
 	userData func(ctx context.Context, d *Driver, stack string, in ConfigInput) ([]byte, error)
@@ -104,6 +107,7 @@ volume.`,
 		newCheckpointer: func(cfg *aws.Config, now func() time.Time) Checkpointer {
 			return &AWSCheckpointer{Config: cfg, Now: now}
 		},
+		newFinalSnapshots: func(cfg *aws.Config) FinalSnapshots { return &AWSFinalSnapshots{Config: cfg} },
 	},
 	TargetVPS: {
 		name: TargetVPS,

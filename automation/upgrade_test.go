@@ -36,6 +36,7 @@ func TestUpgradeThatFailsIsRolledBack(t *testing.T) {
 	}
 	d, err := New(ctx, &Options{StateDir: sim.StateDir, BackendURL: "file://" + sim.StateDir + "/state", PulumiRoot: sim.PulumiRoot,
 		Env: sim.Env, Finder: simprogram.Finder{Cloud: sim.Cloud}, Events: ev, Checkpointer: simprogram.Checkpointer{Cloud: sim.Cloud},
+		FinalSnapshots: simprogram.FinalSnapshots{Cloud: sim.Cloud},
 		Waiter: WaiterFunc(func(ctx context.Context, stack string, outputs auto.OutputMap, report func(setup.Status)) (setup.Status, error) {
 			if unhealthy.Load() {
 				st := setup.Status{State: setup.Failed, Reason: "line 80: the gateway did not answer /healthz with ok"}

@@ -251,3 +251,28 @@ func Delete(ctx context.Context, client *ec2.Client, snaps []Snapshot) ([]string
 	}
 	return deleted, nil
 }
+
+// MarkFinal tags the snapshot the deletion of a stack's data volume left (the volume's tags copied,
+// no other mark, started since since less a minute) with CreatedBy=final-on-destroy, so that it
+// reads as `snapshots final`'s do, and returns its id (none when the volume left none).
+func MarkFinal(ctx context.Context, client *ec2.Client, stack, volume string, since time.Time) ([]string, error) {
+	found, err := describe(ctx, client, stack, "", &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: []ec2types.Filter{
+		{Name: aws.String("volume-id"), Values: []string{volume}},
+		{Name: aws.String("tag:" + components.TagStack), Values: []string{stack}},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	var marked []string
+	for _, s := range found {
+		if s.Origin != OriginFinalOnDestroy || s.StartTime.Before(since.Add(-time.Minute)) {
+			continue
+		}
+		if _, err := client.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{s.ID},
+			Tags: []ec2types.Tag{{Key: aws.String(TagCreatedBy), Value: aws.String(OriginFinalOnDestroy)}}}); err != nil {
+			return marked, fmt.Errorf("tagging the final snapshot %s of %s: %w", s.ID, volume, err)
+		}
+		marked = append(marked, s.ID)
+	}
+	return marked, nil
+}

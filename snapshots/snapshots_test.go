@@ -133,6 +133,36 @@ func TestSnapshots(t *testing.T) {
 		}
 	})
 
+	t.Run("final on destroy", func(t *testing.T) {
+		t.Parallel()
+		s := seed(t, m, "destroyed")
+		marked, err := snapshots.MarkFinal(t.Context(), s.client, "destroyed", s.volume, time.Now())
+		if err != nil || len(marked) != 1 || marked[0] != s.ids["destroy"] {
+			t.Fatalf("MarkFinal = %v, %v; want only the snapshot carrying the volume's tags, %s", marked, err, s.ids["destroy"])
+		}
+		listed, _ := snapshots.List(t.Context(), s.client, "destroyed", s.zone)
+		for _, l := range listed {
+			if l.ID == s.ids["destroy"] && l.Origin != "final-on-destroy" {
+				t.Errorf("the marked snapshot reads as %s", l.Origin)
+			}
+		}
+		out, err := s.client.DescribeSnapshots(t.Context(), &ec2.DescribeSnapshotsInput{SnapshotIds: []string{s.ids["destroy"], s.ids["dlm"]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, snap := range out.Snapshots {
+			tagged := slices.ContainsFunc(snap.Tags, func(tag ec2types.Tag) bool {
+				return aws.ToString(tag.Key) == "CreatedBy" && aws.ToString(tag.Value) == "final-on-destroy"
+			})
+			if tagged != (aws.ToString(snap.SnapshotId) == s.ids["destroy"]) {
+				t.Errorf("%s tagged CreatedBy=final-on-destroy: %v", aws.ToString(snap.SnapshotId), tagged)
+			}
+		}
+		if again, err := snapshots.MarkFinal(t.Context(), s.client, "destroyed", s.volume, time.Now().Add(2*time.Hour)); err != nil || len(again) != 0 {
+			t.Errorf("a snapshot older than the destroy was marked: %v, %v", again, err)
+		}
+	})
+
 	t.Run("delete", func(t *testing.T) {
 		t.Parallel()
 		s := seed(t, m, "deleted")

@@ -72,22 +72,33 @@ func Diagnose(ctx context.Context, client *ec2.Client, volume, stateInstance str
 		return Diagnosis{}, fmt.Errorf("%w %s in EC2", ErrNoVolume, volume)
 	}
 	v := out.Volumes[0]
-	d := Diagnosis{Volume: volume, Zone: aws.ToString(v.AvailabilityZone), State: string(v.State)}
-	if len(v.Attachments) == 0 {
-		d.Finding, d.Why = Free, fmt.Sprintf("%s is attached to nothing: an up attaches it", volume)
-		return d, nil
-	}
-	a := v.Attachments[0]
-	d.Instance, d.Attachment, d.Since = aws.ToString(a.InstanceId), string(a.State), aws.ToTime(a.AttachTime).UTC()
-	if inst, err := client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{d.Instance}}); err == nil {
-		for _, r := range inst.Reservations {
-			for _, i := range r.Instances {
-				if i.State != nil {
-					d.InstanceState = string(i.State.Name)
+	instanceState := ""
+	if len(v.Attachments) > 0 {
+		inst, err := client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{aws.ToString(v.Attachments[0].InstanceId)}})
+		if err == nil {
+			for _, r := range inst.Reservations {
+				for _, i := range r.Instances {
+					if i.State != nil {
+						instanceState = string(i.State.Name)
+					}
 				}
 			}
 		}
 	}
+	return diagnose(v, instanceState, stateInstance, now), nil
+}
+
+// diagnose classifies what EC2 said of a volume: v, the state of the instance it is attached to
+// (instanceState, "" when unknown), and the instance the stack's state holds.
+func diagnose(v ec2types.Volume, instanceState, stateInstance string, now time.Time) Diagnosis {
+	volume := aws.ToString(v.VolumeId)
+	d := Diagnosis{Volume: volume, Zone: aws.ToString(v.AvailabilityZone), State: string(v.State)}
+	if len(v.Attachments) == 0 {
+		d.Finding, d.Why = Free, fmt.Sprintf("%s is attached to nothing: an up attaches it", volume)
+		return d
+	}
+	a := v.Attachments[0]
+	d.Instance, d.Attachment, d.Since, d.InstanceState = aws.ToString(a.InstanceId), string(a.State), aws.ToTime(a.AttachTime).UTC(), instanceState
 	switch {
 	case a.State == ec2types.VolumeAttachmentStateDetaching && now.Sub(d.Since) >= StuckAfter:
 		d.Finding = Stuck
@@ -108,7 +119,7 @@ func Diagnose(ctx context.Context, client *ec2.Client, volume, stateInstance str
 		d.Why = fmt.Sprintf("%s is attached to %s (%s), an instance the stack's state does not hold (%s): detaching it frees the volume",
 			volume, d.Instance, cmpOr(d.InstanceState, "state unknown"), held)
 	}
-	return d, nil
+	return d
 }
 
 func cmpOr(a, b string) string {

@@ -282,7 +282,7 @@ func TestOperatorPath(t *testing.T) {
 			t.Errorf("up's progress lacks %q:\n%s", want, stderr)
 		}
 	}
-	if !regexp.MustCompile(`availabilityZone\s*: "me-central-1a"`).MatchString(stdout) {
+	if !regexp.MustCompile(`availability_zone\s*: "me-central-1a"`).MatchString(stdout) {
 		t.Errorf("up's output lacks the zone:\n%s", stdout)
 	}
 	stdout, _, code = run(t, env, "--json", "status", "--stack", "dev")

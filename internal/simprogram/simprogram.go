@@ -105,7 +105,7 @@ func FromEnv() commands.Config {
 	switch os.Getenv("SIMDRIVER_PROGRAM") {
 	case "real":
 		return commands.Config{Finder: finder, Waiter: InstanceWaiter(cloud), HostChecker: HostChecker{Cloud: cloud, Output: "instance_id"},
-			Checkpointer: Checkpointer{Cloud: cloud}}
+			Checkpointer: Checkpointer{Cloud: cloud}, FinalSnapshots: FinalSnapshots{Cloud: cloud}}
 	case "vps":
 		// The vps program launching the script in SIMDRIVER_VPS_SCRIPT on the tests' sshd,
 		// polled every SIMDRIVER_VPS_POLL; the launch writes the host's files under
@@ -190,4 +190,25 @@ token=$(sed -n 's/^OPENCLAW_GATEWAY_TOKEN=//p' "$(dirname "${OPENCLAW_ENV_FILE:-
 printf '%%s\n' "${token:-token-$$}" > "$root/.openclaw-setup-token"
 cp "$root/.openclaw-setup-started" "$root/.openclaw-setup-complete"
 `, seconds, step)
+}
+
+// FinalSnapshots stands in for automation.AWSFinalSnapshots on the simulated cloud: the snapshot
+// the simulated volume's deletion left (its tags, the URN among them, and no other mark) is
+// tagged CreatedBy=final-on-destroy.
+type FinalSnapshots struct{ Cloud string }
+
+// MarkFinal implements automation.FinalSnapshots.
+func (f FinalSnapshots) MarkFinal(_ context.Context, stack string, _ auto.OutputMap, _ time.Time) ([]string, error) {
+	var marked []string
+	err := simprovider.Change(f.Cloud, func(c *simprovider.Cloud) error {
+		for id, s := range c.Snapshots {
+			if s.Tags["OpenClawStack"] == stack && s.Tags["clawdeploy:urn"] != "" && s.Tags["CreatedBy"] == "" && s.Tags["SnapshotCreator"] == "" {
+				s.Tags["CreatedBy"] = "final-on-destroy"
+				c.Snapshots[id] = s
+				marked = append(marked, id)
+			}
+		}
+		return nil
+	})
+	return marked, err
 }

@@ -30,6 +30,8 @@ type Config struct {
 	HostChecker automation.HostChecker
 	// Checkpointer takes the pre-upgrade checkpoint; nil means the target's.
 	Checkpointer automation.Checkpointer
+	// FinalSnapshots marks the snapshot a destroy leaves; nil means the target's.
+	FinalSnapshots automation.FinalSnapshots
 }
 
 // ConfigKey is where the application keeps its Config.
@@ -349,19 +351,20 @@ func newDriver(cliContext *cli.Context) (*automation.Driver, error) {
 		dir = automation.DefaultProjectDir(target)
 	}
 	opts := &automation.Options{
-		Program:      c.Program,
-		Stages:       c.Stages,
-		Finder:       c.Finder,
-		Waiter:       c.Waiter,
-		RelaunchURNs: c.RelaunchURNs,
-		HostChecker:  c.HostChecker,
-		Checkpointer: c.Checkpointer,
-		Target:       target,
-		ProjectDir:   dir,
-		StateDir:     cliContext.String("state-dir"),
-		BackendURL:   cliContext.String("backend"),
-		PulumiRoot:   cliContext.String("pulumi-root"),
-		Drain:        cliContext.Duration("drain"),
+		Program:        c.Program,
+		Stages:         c.Stages,
+		Finder:         c.Finder,
+		Waiter:         c.Waiter,
+		RelaunchURNs:   c.RelaunchURNs,
+		HostChecker:    c.HostChecker,
+		Checkpointer:   c.Checkpointer,
+		FinalSnapshots: c.FinalSnapshots,
+		Target:         target,
+		ProjectDir:     dir,
+		StateDir:       cliContext.String("state-dir"),
+		BackendURL:     cliContext.String("backend"),
+		PulumiRoot:     cliContext.String("pulumi-root"),
+		Drain:          cliContext.Duration("drain"),
 	}
 	if cliContext.Bool("json") {
 		opts.Events = automation.NDJSON(os.Stdout)
