@@ -250,6 +250,37 @@ func TestRunbookCommandsOnADeployment(t *testing.T) {
 		t.Errorf("after the restore: %+v, %v", rec, err)
 	}
 
+	// restore into a stack that is not deployed here: the final snapshot of a "fresh" stack
+	// destroyed earlier deploys it again, its zone and region from the snapshot.
+	fresh := snap("OpenClawData", "true", "OpenClawStack", "fresh", "OpenClawAz", zone, "CreatedBy", "final-on-destroy")
+	if err := simprovider.PutSnapshot(sim.Cloud, fresh, map[string]string{"OpenClawData": "true", "OpenClawStack": "fresh", "OpenClawAz": zone}, 20); err != nil {
+		t.Fatal(err)
+	}
+	p = startSimWith(t, sim, "real", nil, awsEnv, "restore", "--stack", "fresh", "--snapshot", fresh, "--yes")
+	if code := p.wait(3 * time.Minute); code != ExitUsage || !strings.Contains(p.stderr.String(), "no deployment named fresh here: pass --region") {
+		t.Errorf("restore into a new stack without --region: exit %d\n%s", code, p.stderr.String())
+	}
+	p = startSimWith(t, sim, "real", nil, awsEnv, "restore", "--stack", "fresh", "--snapshot", fresh, "--region", moto.Region, "--yes",
+		"--config", "instance_type=t4g.medium")
+	if code := p.wait(3 * time.Minute); code != 0 {
+		t.Fatalf("restore into a new stack: exit %d\n%s", code, p.stderr.String())
+	}
+	made := 0
+	for _, r := range sim.Load(t).Resources {
+		if r.Type == "aws:ebs/volume:Volume" && strings.Contains(r.URN, "urn:pulumi:fresh::") {
+			made++
+			if r.Inputs["snapshotId"] != fresh || r.Inputs["availabilityZone"] != zone {
+				t.Errorf("fresh's volume: %v", r.Inputs)
+			}
+		}
+	}
+	if made != 1 {
+		t.Errorf("%d volumes of fresh, want the one restored", made)
+	}
+	if rec, err := d.Status(t.Context(), "fresh"); err != nil || rec.Status != journal.Ready {
+		t.Errorf("fresh after the restore: %+v, %v", rec, err)
+	}
+
 	for _, args := range [][]string{{"backup", "verify"}, {"backup", "verify", "--stack", "../x"}} {
 		cmd := exec.Command(sim.Bins.Dir+"/clawdeploy-sim", args...)
 		cmd.Env = sim.Environ("SIMDRIVER_PROGRAM=real")
