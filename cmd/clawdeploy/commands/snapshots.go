@@ -39,19 +39,9 @@ problem with the zone tag (missing, or not the zone of the stack's volume).
 --json: one "snapshot" event per snapshot (id, stack, startTime, zone, state,
 progress, sizeGiB, volumeId, origin, problem), then the result line.`,
 		Flags: []cli.Flag{stackFlag, regionFlag},
-		Action: func(cliContext *cli.Context) error {
-			stack, err := stackName(cliContext)
-			if err != nil {
-				return err
-			}
-			return withDriver(cliContext, func(d *automation.Driver) error {
-				list, err := d.ListSnapshots(cliContext.Context, stack, cliContext.String(regionFlag.Name))
-				if err == nil {
-					printSnapshots(cliContext, stack, list)
-				}
-				return finish(cliContext, stack, "snapshots list", nil, err)
-			})
-		},
+		Action: onStack("snapshots list", func(cliContext *cli.Context, d *automation.Driver, stack string) ([]snapshots.Snapshot, error) {
+			return d.ListSnapshots(cliContext.Context, stack, cliContext.String(regionFlag.Name))
+		}, printSnapshots),
 	}, {
 		Name:      "final",
 		Usage:     "snapshot the stack's data volume now (CreatedBy=manual-final) and wait until it is completed",
@@ -61,19 +51,10 @@ plus CreatedBy=manual-final, shows its progress until EC2 says completed, and
 prints its id. Take one before a destroy you may want to undo; destroy takes
 one of its own as well (final-on-destroy).`,
 		Flags: []cli.Flag{stackFlag, regionFlag, &cli.DurationFlag{Name: "poll", Value: 15 * time.Second, Usage: "how often to read the snapshot's progress"}},
-		Action: func(cliContext *cli.Context) error {
-			stack, err := stackName(cliContext)
-			if err != nil {
-				return err
-			}
-			return withDriver(cliContext, func(d *automation.Driver) error {
-				snap, err := d.FinalSnapshot(cliContext.Context, stack, cliContext.String(regionFlag.Name), cliContext.Duration("poll"))
-				if err == nil {
-					printSnapshots(cliContext, stack, []snapshots.Snapshot{snap})
-				}
-				return finish(cliContext, stack, "snapshots final", nil, err)
-			})
-		},
+		Action: onStack("snapshots final", func(cliContext *cli.Context, d *automation.Driver, stack string) ([]snapshots.Snapshot, error) {
+			snap, err := d.FinalSnapshot(cliContext.Context, stack, cliContext.String(regionFlag.Name), cliContext.Duration("poll"))
+			return []snapshots.Snapshot{snap}, err
+		}, printSnapshots),
 	}, {
 		Name:      "policy",
 		Usage:     "the stack's DLM policy: its state, schedule, retention and the newest snapshots it made",
@@ -86,19 +67,9 @@ volume's tags (the zone tag the AZ guard reads), and the 5 newest snapshots it
 made. A stack with no policy exits 1, naming the tag it looked for.
 --json: one "snapshotPolicy" event, then the result line.`,
 		Flags: []cli.Flag{stackFlag, regionFlag},
-		Action: func(cliContext *cli.Context) error {
-			stack, err := stackName(cliContext)
-			if err != nil {
-				return err
-			}
-			return withDriver(cliContext, func(d *automation.Driver) error {
-				policy, err := d.SnapshotPolicy(cliContext.Context, stack, cliContext.String(regionFlag.Name))
-				if err == nil {
-					printPolicy(cliContext, stack, policy)
-				}
-				return finish(cliContext, stack, "snapshots policy", nil, err)
-			})
-		},
+		Action: onStack("snapshots policy", func(cliContext *cli.Context, d *automation.Driver, stack string) (*snapshots.Policy, error) {
+			return d.SnapshotPolicy(cliContext.Context, stack, cliContext.String(regionFlag.Name))
+		}, printPolicy),
 	}, {
 		Name:      "delete",
 		Usage:     "delete the stack's manual and final snapshots: the ones named, or all --older-than an age",
@@ -148,6 +119,26 @@ would delete and asks; --yes does not ask (and --json needs it).`,
 			})
 		},
 	}},
+}
+
+// onStack is the action of a command that reads (or makes) something of --stack's and prints
+// it: read runs with the driver, print shows what it returned, and the result line follows.
+func onStack[T any](operation string, read func(*cli.Context, *automation.Driver, string) (T, error),
+	print func(*cli.Context, string, T),
+) cli.ActionFunc {
+	return func(cliContext *cli.Context) error {
+		stack, err := stackName(cliContext)
+		if err != nil {
+			return err
+		}
+		return withDriver(cliContext, func(d *automation.Driver) error {
+			v, err := read(cliContext, d, stack)
+			if err == nil {
+				print(cliContext, stack, v)
+			}
+			return finish(cliContext, stack, operation, nil, err)
+		})
+	}
 }
 
 // parseAge reads an age: a Go duration (12h, 90m) or a number of days (30d).
