@@ -333,18 +333,8 @@ func (d *Driver) PlanRestore(ctx context.Context, stack, region, snapshot string
 		case err != nil:
 			return nil, err
 		}
-		if zone != "" && found.Zone != "" && found.Zone != zone {
-			found.Problem = fmt.Sprintf("%s is %s, the stack's volume is in %s", components.TagAz, found.Zone, zone)
-		} else if found.Zone == "" {
-			found.Problem = "no " + components.TagAz + " tag"
-		}
-		switch {
-		case found.Stack != stack:
-			return refuse("%s belongs to %s, not %s", snapshot, found.Owner(), stack)
-		case found.State != string(ec2types.SnapshotStateCompleted):
-			return refuse("%s is %s %s: restore it once EC2 says completed", snapshot, found.State, found.Progress)
-		case found.Problem != "":
-			return refuse("%s: %s (the AZ guard refuses it)", snapshot, found.Problem)
+		if why := unrestorable(found, stack, zone); why != "" {
+			return refuse("%s", why)
 		}
 		plan.Snapshot = found
 	}
@@ -356,6 +346,23 @@ func (d *Driver) PlanRestore(ctx context.Context, stack, region, snapshot string
 		plan.Config[infra.KeyRegion] = cfg.Region
 	}
 	return plan, nil
+}
+
+// unrestorable says why a snapshot cannot be restored into stack, whose volume is in zone ("" for
+// a stack not deployed): another stack's, not completed, or a zone tag missing or another zone's.
+// "" when it can.
+func unrestorable(s snapshots.Snapshot, stack, zone string) string {
+	switch {
+	case s.Stack != stack:
+		return fmt.Sprintf("%s belongs to %s, not %s", s.ID, s.Owner(), stack)
+	case s.State != string(ec2types.SnapshotStateCompleted):
+		return fmt.Sprintf("%s is %s %s: restore it once EC2 says completed", s.ID, s.State, s.Progress)
+	case s.Zone == "":
+		return fmt.Sprintf("%s: no %s tag (the AZ guard refuses it)", s.ID, components.TagAz)
+	case zone != "" && s.Zone != zone:
+		return fmt.Sprintf("%s: %s is %s, the stack's volume is in %s (the AZ guard refuses it)", s.ID, components.TagAz, s.Zone, zone)
+	}
+	return ""
 }
 
 // Restore carries out a plan: an up with the plan's configuration (and in's) and, on an existing
