@@ -11,7 +11,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	. "github.com/clawdeploy/clawdeploy/automation"
@@ -50,24 +49,7 @@ func TestRunbookCommandsOnADeployment(t *testing.T) {
 	m := moto.Start(t)
 	ec2Client := ec2.NewFromConfig(m.Config())
 	zone := moto.Region + "a"
-	vol, err := ec2Client.CreateVolume(t.Context(), &ec2.CreateVolumeInput{AvailabilityZone: &zone, Size: aws.Int32(20)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	images, err := ec2Client.DescribeImages(t.Context(), &ec2.DescribeImagesInput{})
-	if err != nil || len(images.Images) == 0 {
-		t.Fatalf("moto's images: %v", err)
-	}
-	instance := func() string {
-		t.Helper()
-		out, err := ec2Client.RunInstances(t.Context(), &ec2.RunInstancesInput{ImageId: images.Images[0].ImageId, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
-			Placement: &ec2types.Placement{AvailabilityZone: &zone}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return aws.ToString(out.Instances[0].InstanceId)
-	}
-	volume, current, old := aws.ToString(vol.VolumeId), instance(), instance()
+	volume, current, old := m.Volume(t, zone), m.Instance(t, zone), m.Instance(t, zone)
 	sim := enginetest.NewSim(t, bins)
 	control(t, sim, simprovider.Control{IDs: map[string]string{"aws:ebs/volume:Volume": volume, "aws:ec2/instance:Instance": current}})
 	d, _, progress := newSimDriver(t, sim, nil, nil)
@@ -184,26 +166,13 @@ func TestRunbookCommandsOnADeployment(t *testing.T) {
 	// program's AZ guard looks it up), and three it must refuse. The volume is replaced, so this
 	// comes after unstick, which needs the volume moto knows.
 	control(t, sim, simprovider.Control{})
-	snap := func(tags ...string) string {
-		t.Helper()
-		var list []ec2types.Tag
-		for i := 0; i+1 < len(tags); i += 2 {
-			list = append(list, ec2types.Tag{Key: aws.String(tags[i]), Value: aws.String(tags[i+1])})
-		}
-		out, err := ec2Client.CreateSnapshot(t.Context(), &ec2.CreateSnapshotInput{VolumeId: &volume,
-			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: list}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return aws.ToString(out.SnapshotId)
-	}
-	chosen := snap("OpenClawData", "true", "OpenClawStack", "dev", "OpenClawAz", zone)
+	chosen := m.Snapshot(t, volume, "OpenClawData", "true", "OpenClawStack", "dev", "OpenClawAz", zone)
 	if err := simprovider.PutSnapshot(sim.Cloud, chosen, map[string]string{"OpenClawData": "true", "OpenClawStack": "dev", "OpenClawAz": zone}, 20); err != nil {
 		t.Fatal(err)
 	}
-	foreign := snap("OpenClawData", "true", "OpenClawStack", "other", "OpenClawAz", zone)
-	elsewhere := snap("OpenClawData", "true", "OpenClawStack", "dev", "OpenClawAz", moto.Region+"b")
-	untagged := snap("OpenClawData", "true", "OpenClawStack", "dev")
+	foreign := m.Snapshot(t, volume, "OpenClawData", "true", "OpenClawStack", "other", "OpenClawAz", zone)
+	elsewhere := m.Snapshot(t, volume, "OpenClawData", "true", "OpenClawStack", "dev", "OpenClawAz", moto.Region+"b")
+	untagged := m.Snapshot(t, volume, "OpenClawData", "true", "OpenClawStack", "dev")
 	restore := func(args ...string) (*proc, int) {
 		t.Helper()
 		p := startSimWith(t, sim, "real", nil, awsEnv, append([]string{"restore", "--stack", "dev"}, args...)...)
@@ -252,7 +221,7 @@ func TestRunbookCommandsOnADeployment(t *testing.T) {
 
 	// restore into a stack that is not deployed here: the final snapshot of a "fresh" stack
 	// destroyed earlier deploys it again, its zone and region from the snapshot.
-	fresh := snap("OpenClawData", "true", "OpenClawStack", "fresh", "OpenClawAz", zone, "CreatedBy", "final-on-destroy")
+	fresh := m.Snapshot(t, volume, "OpenClawData", "true", "OpenClawStack", "fresh", "OpenClawAz", zone, "CreatedBy", "final-on-destroy")
 	if err := simprovider.PutSnapshot(sim.Cloud, fresh, map[string]string{"OpenClawData": "true", "OpenClawStack": "fresh", "OpenClawAz": zone}, 20); err != nil {
 		t.Fatal(err)
 	}

@@ -113,7 +113,7 @@ func (c *AWSCheckpointer) Checkpoint(ctx context.Context, stack string, outputs 
 	}
 	cp := &Checkpoint{From: from, To: to, At: now().UTC(), Volume: volume}
 	if bucket != "" {
-		if err := c.backup(ctx, s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }), bucket, cp); err != nil {
+		if err := c.freshBackup(ctx, s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }), bucket, cp); err != nil {
 			return nil, err
 		}
 	}
@@ -137,9 +137,9 @@ func (c *AWSCheckpointer) Checkpoint(ctx context.Context, stack string, outputs 
 	return cp, nil
 }
 
-// backup asks the instance for a backup and records it in cp; without an answer in time, it
+// freshBackup asks the instance for a backup and records it in cp; without an answer in time, it
 // records the newest backup there is, and why it is not a fresh one.
-func (c *AWSCheckpointer) backup(ctx context.Context, client *s3.Client, bucket string, cp *Checkpoint) error {
+func (c *AWSCheckpointer) freshBackup(ctx context.Context, client *s3.Client, bucket string, cp *Checkpoint) error {
 	wait, poll := cmp.Or(c.BackupWait, DefaultCheckpointBackupWait), cmp.Or(c.Poll, 5*time.Second)
 	id := "up-" + strconv.FormatInt(cp.At.UnixNano(), 36)
 	if err := backup.Request(ctx, client, bucket, cloudinit.BackupRequestObject, id, "pre-upgrade"); err != nil {

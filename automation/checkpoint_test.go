@@ -34,12 +34,9 @@ func TestAWSCheckpointer(t *testing.T) {
 
 	checkpoint := func(t *testing.T, bucket string, wait time.Duration) *Checkpoint {
 		t.Helper()
-		vol, err := ec2.NewFromConfig(cfg).CreateVolume(t.Context(), &ec2.CreateVolumeInput{AvailabilityZone: aws.String(zone), Size: aws.Int32(20)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		volume := m.Volume(t, zone)
 		outputs := auto.OutputMap{
-			"data_volume_id":    {Value: aws.ToString(vol.VolumeId)},
+			"data_volume_id":    {Value: volume},
 			"availability_zone": {Value: zone},
 			"backup_bucket":     {Value: bucket},
 			"region":            {Value: moto.Region},
@@ -49,7 +46,7 @@ func TestAWSCheckpointer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !cp.At.Equal(at) || cp.Volume != aws.ToString(vol.VolumeId) || !strings.HasPrefix(cp.Snapshot, "snap-") {
+		if !cp.At.Equal(at) || cp.Volume != volume || !strings.HasPrefix(cp.Snapshot, "snap-") {
 			t.Errorf("checkpoint %+v", cp)
 		}
 		out, err := ec2.NewFromConfig(cfg).DescribeSnapshots(t.Context(), &ec2.DescribeSnapshotsInput{SnapshotIds: []string{cp.Snapshot}})

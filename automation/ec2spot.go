@@ -284,14 +284,17 @@ func ec2SpotIgnored(ctx context.Context, d *Driver, stack string, s auto.Stack, 
 }
 
 // awsConfig is given when it is not nil, else the default AWS configuration (environment, shared
-// files, instance role, AWS_ENDPOINT_URL*) in region when it is not empty: the stack's.
+// files, instance role, AWS_ENDPOINT_URL*); either way in region when it is not empty: the
+// stack's, or the one an operator named.
 func awsConfig(ctx context.Context, given *aws.Config, region string) (aws.Config, error) {
+	var cfg aws.Config
 	if given != nil {
-		return *given, nil
-	}
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return aws.Config{}, fmt.Errorf("loading the AWS configuration: %w", err)
+		cfg = *given
+	} else {
+		var err error
+		if cfg, err = config.LoadDefaultConfig(ctx); err != nil {
+			return aws.Config{}, fmt.Errorf("loading the AWS configuration: %w", err)
+		}
 	}
 	if region != "" {
 		cfg.Region = region

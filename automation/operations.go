@@ -457,7 +457,10 @@ func (d *Driver) existing(ctx context.Context, stack string) error {
 
 func (d *Driver) destroy(ctx context.Context, h *hold, s auto.Stack) error {
 	started := d.now()
-	outputs, _ := s.Outputs(ctx) // what the final snapshot is marked by; none for a stack never deployed
+	var outputs auto.OutputMap // what the final snapshot is found by; none for a stack never deployed
+	if d.finals != nil {
+		outputs, _ = s.Outputs(ctx)
+	}
 	ch, wait := d.engineEvents(h)
 	err := d.withLockRecovery(ctx, h, s, func() error {
 		_, err := s.Destroy(ctx, optdestroy.ProgressStreams(d.progress), optdestroy.ErrorProgressStreams(d.progress),
@@ -468,7 +471,7 @@ func (d *Driver) destroy(ctx context.Context, h *hold, s auto.Stack) error {
 	if err != nil {
 		return h.fail(ctx, d.engineError("destroying", h.stack, err))
 	}
-	if d.finals != nil && len(outputs) > 0 {
+	if len(outputs) > 0 {
 		// The deletion is done: a snapshot left unmarked is a warning, never a failed destroy.
 		switch marked, err := d.finals.MarkFinal(ctx, h.stack, outputs, started); {
 		case err != nil:

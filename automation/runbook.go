@@ -54,11 +54,7 @@ func (d *Driver) runbookAWS(ctx context.Context, stack, region string) (aws.Conf
 		return aws.Config{}, nil, &UsageError{Err: fmt.Errorf("stack %s has no region output yet: pass --region", stack)}
 	}
 	cfg, err := awsConfig(ctx, d.aws, region)
-	if err != nil {
-		return aws.Config{}, nil, err
-	}
-	cfg.Region = region
-	return cfg, outputs, nil
+	return cfg, outputs, err
 }
 
 // ListSnapshots returns the snapshots of stack's data volume, newest first, each with who made it
@@ -184,7 +180,6 @@ func (d *Driver) SpotPrices(ctx context.Context, stack, region string, types []s
 		if cfg, err = awsConfig(ctx, d.aws, region); err != nil {
 			return nil, err
 		}
-		cfg.Region = region
 	}
 	report.Region = cfg.Region
 	rows, problems, err := cost.NewEstimator(cfg, cfg.Region).SpotPrices(ctx, cfg.Region, types)
@@ -216,36 +211,48 @@ func (d *Driver) SnapshotPolicy(ctx context.Context, stack, region string) (*sna
 	return snapshots.GetPolicy(ctx, dlm.NewFromConfig(cfg), ec2.NewFromConfig(cfg), stack, id, zone, 5)
 }
 
+// VolumeDiagnosis is what DiagnoseVolume found holding a stack's data volume, with the EC2
+// client Unstick acts through.
+type VolumeDiagnosis struct {
+	Stack string
+	volumes.Diagnosis
+	client *ec2.Client
+}
+
 // DiagnoseVolume says what holds the stack's data volume: nothing, the stack's own instance, an
 // instance the state does not hold, or an attachment detaching (stuck after
 // volumes.StuckAfter).
-func (d *Driver) DiagnoseVolume(ctx context.Context, stack, region string) (volumes.Diagnosis, error) {
+func (d *Driver) DiagnoseVolume(ctx context.Context, stack, region string) (*VolumeDiagnosis, error) {
 	cfg, outputs, err := d.runbookAWS(ctx, stack, region)
 	if err != nil {
-		return volumes.Diagnosis{}, err
+		return nil, err
 	}
 	volume, _ := outputs["data_volume_id"].Value.(string)
 	instance, _ := outputs["instance_id"].Value.(string)
 	if volume == "" {
-		return volumes.Diagnosis{}, &UsageError{Err: fmt.Errorf("stack %s has no data_volume_id output: there is no volume to unstick", stack)}
+		return nil, &UsageError{Err: fmt.Errorf("stack %s has no data_volume_id output: there is no volume to unstick", stack)}
 	}
-	return volumes.Diagnose(ctx, ec2.NewFromConfig(cfg), volume, instance, d.now())
-}
-
-// Unstick detaches the stack's data volume from what DiagnoseVolume found holding it (forced,
-// when force), waits until it is available, and refreshes the stack, so that the next up attaches
-// it.
-func (d *Driver) Unstick(ctx context.Context, stack, region string, diag volumes.Diagnosis, force bool, poll time.Duration) (*Result, error) {
-	cfg, _, err := d.runbookAWS(ctx, stack, region)
+	client := ec2.NewFromConfig(cfg)
+	diag, err := volumes.Diagnose(ctx, client, volume, instance, d.now())
 	if err != nil {
 		return nil, err
 	}
-	d.note(stack, "detaching %s from %s%s", diag.Volume, diag.Instance, map[bool]string{true: " (forced)"}[force])
-	if err := volumes.Detach(ctx, ec2.NewFromConfig(cfg), diag, force, poll); err != nil {
+	return &VolumeDiagnosis{Stack: stack, Diagnosis: diag, client: client}, nil
+}
+
+// Unstick detaches the data volume from what DiagnoseVolume found holding it (forced, when
+// force), waits until it is available, and refreshes the stack, so that the next up attaches it.
+func (d *Driver) Unstick(ctx context.Context, v *VolumeDiagnosis, force bool, poll time.Duration) (*Result, error) {
+	how := ""
+	if force {
+		how = " (forced)"
+	}
+	d.note(v.Stack, "detaching %s from %s%s", v.Volume, v.Instance, how)
+	if err := volumes.Detach(ctx, v.client, v.Diagnosis, force, poll); err != nil {
 		return nil, err
 	}
-	d.note(stack, "%s is available; refreshing the stack", diag.Volume)
-	return d.Refresh(ctx, stack)
+	d.note(v.Stack, "%s is available; refreshing the stack", v.Volume)
+	return d.Refresh(ctx, v.Stack)
 }
 
 // DataVolumeURN is the URN of an ec2-spot stack's data volume: what a restore replaces, with the
@@ -357,10 +364,9 @@ func unrestorable(s snapshots.Snapshot, stack, zone string) string {
 		return fmt.Sprintf("%s belongs to %s, not %s", s.ID, s.Owner(), stack)
 	case s.State != string(ec2types.SnapshotStateCompleted):
 		return fmt.Sprintf("%s is %s %s: restore it once EC2 says completed", s.ID, s.State, s.Progress)
-	case s.Zone == "":
-		return fmt.Sprintf("%s: no %s tag (the AZ guard refuses it)", s.ID, components.TagAz)
-	case zone != "" && s.Zone != zone:
-		return fmt.Sprintf("%s: %s is %s, the stack's volume is in %s (the AZ guard refuses it)", s.ID, components.TagAz, s.Zone, zone)
+	}
+	if problem := snapshots.ZoneProblem(s.Zone, zone); problem != "" {
+		return s.ID + ": " + problem
 	}
 	return ""
 }

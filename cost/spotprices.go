@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -60,6 +59,7 @@ func (e *Estimator) SpotPrices(ctx context.Context, region string, types []strin
 		recent []float64
 	}
 	byKey := map[string]*series{}
+	priced := map[string]bool{} // the types with any price
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
@@ -70,6 +70,7 @@ func (e *Estimator) SpotPrices(ctx context.Context, region string, types []strin
 			if perr != nil || h.Timestamp == nil {
 				continue
 			}
+			priced[string(h.InstanceType)] = true
 			k := string(h.InstanceType) + " " + aws.ToString(h.AvailabilityZone)
 			s := byKey[k]
 			if s == nil {
@@ -87,7 +88,7 @@ func (e *Estimator) SpotPrices(ctx context.Context, region string, types []strin
 	var problems []string
 	onDemand := map[string]float64{}
 	for _, t := range types {
-		if !slices.ContainsFunc(slices.Collect(maps.Values(byKey)), func(s *series) bool { return s.row.InstanceType == t }) {
+		if !priced[t] {
 			problems = append(problems, fmt.Sprintf("no Spot price of %s in %s: the type may not exist there", t, region))
 			continue
 		}

@@ -122,13 +122,20 @@ func fromEC2(s ec2types.Snapshot, zone string) Snapshot {
 		Zone: tags[components.TagAz], State: string(s.State), Progress: aws.ToString(s.Progress), SizeGiB: aws.ToInt32(s.VolumeSize),
 		VolumeID: aws.ToString(s.VolumeId), Origin: origin(tags),
 	}
-	switch {
-	case snap.Zone == "":
-		snap.Problem = "no " + components.TagAz + " tag: the AZ guard refuses to restore it until it is tagged with its volume's zone"
-	case zone != "" && snap.Zone != zone:
-		snap.Problem = fmt.Sprintf("%s is %s, the stack's volume is in %s", components.TagAz, snap.Zone, zone)
-	}
+	snap.Problem = ZoneProblem(snap.Zone, zone)
 	return snap
+}
+
+// ZoneProblem says what is wrong with a snapshot's zone tag (tagged) for a stack whose volume is
+// in zone ("" when unknown): missing, or another zone. "" when nothing is.
+func ZoneProblem(tagged, zone string) string {
+	switch {
+	case tagged == "":
+		return "no " + components.TagAz + " tag: the AZ guard refuses to restore it until it is tagged with its volume's zone"
+	case zone != "" && tagged != zone:
+		return fmt.Sprintf("%s is %s, the stack's volume is in %s", components.TagAz, tagged, zone)
+	}
+	return ""
 }
 
 func origin(tags map[string]string) string {

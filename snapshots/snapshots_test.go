@@ -2,6 +2,7 @@ package snapshots_test
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -28,13 +29,8 @@ type seeded struct {
 
 func seed(t *testing.T, m *moto.Server, stack string) *seeded {
 	t.Helper()
-	cfg := m.Config()
-	s := &seeded{client: ec2.NewFromConfig(cfg), zone: moto.Region + "a", ids: map[string]string{}}
-	vol, err := s.client.CreateVolume(t.Context(), &ec2.CreateVolumeInput{AvailabilityZone: &s.zone, Size: aws.Int32(20)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.volume = aws.ToString(vol.VolumeId)
+	s := &seeded{client: ec2.NewFromConfig(m.Config()), zone: moto.Region + "a", ids: map[string]string{}}
+	s.volume = m.Volume(t, s.zone)
 	base := map[string]string{"OpenClawData": "true", "OpenClawStack": stack, "OpenClawAz": s.zone}
 	for _, snap := range []struct {
 		name string
@@ -49,26 +45,15 @@ func seed(t *testing.T, m *moto.Server, stack string) *seeded {
 		{"wrong zone", map[string]string{"OpenClawAz": moto.Region + "b"}},
 		{"other stack", map[string]string{"OpenClawStack": "other"}},
 	} {
-		var tags []ec2types.Tag
-		for k, v := range base {
-			if w, ok := snap.tags[k]; ok {
-				v = w
-			}
+		tags := maps.Clone(base)
+		maps.Copy(tags, snap.tags)
+		var pairs []string
+		for k, v := range tags {
 			if v != "" {
-				tags = append(tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(v)})
+				pairs = append(pairs, k, v)
 			}
 		}
-		for k, v := range snap.tags {
-			if _, ok := base[k]; !ok {
-				tags = append(tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(v)})
-			}
-		}
-		out, err := s.client.CreateSnapshot(t.Context(), &ec2.CreateSnapshotInput{VolumeId: &s.volume, Description: aws.String(snap.name),
-			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: tags}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.ids[snap.name] = aws.ToString(out.SnapshotId)
+		s.ids[snap.name] = m.Snapshot(t, s.volume, pairs...)
 	}
 	return s
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/clawdeploy/clawdeploy/internal/moto"
 	"github.com/clawdeploy/clawdeploy/volumes"
@@ -23,25 +22,8 @@ func TestUnstick(t *testing.T) {
 	m := moto.Start(t)
 	client := ec2.NewFromConfig(m.Config())
 	zone := moto.Region + "a"
-	vol, err := client.CreateVolume(t.Context(), &ec2.CreateVolumeInput{AvailabilityZone: &zone, Size: aws.Int32(20)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	volume := aws.ToString(vol.VolumeId)
-	images, err := client.DescribeImages(t.Context(), &ec2.DescribeImagesInput{})
-	if err != nil || len(images.Images) == 0 {
-		t.Fatalf("moto's images: %v", err)
-	}
-	run := func() string {
-		t.Helper()
-		out, err := client.RunInstances(t.Context(), &ec2.RunInstancesInput{ImageId: images.Images[0].ImageId, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
-			InstanceType: ec2types.InstanceTypeT4gSmall, Placement: &ec2types.Placement{AvailabilityZone: &zone}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return aws.ToString(out.Instances[0].InstanceId)
-	}
-	old, current := run(), run()
+	volume := m.Volume(t, zone)
+	old, current := m.Instance(t, zone), m.Instance(t, zone)
 	now := time.Now()
 
 	d, err := volumes.Diagnose(t.Context(), client, volume, current, now)

@@ -85,8 +85,15 @@ func operatorProject(t *testing.T) (dir string, env []string) {
 
 func run(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runWithInput(t, env, "", args...)
+}
+
+// runWithInput is run with stdin as the process's standard input.
+func runWithInput(t *testing.T, env []string, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.CommandContext(t.Context(), builtPath, args...)
 	cmd.Env = env
+	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

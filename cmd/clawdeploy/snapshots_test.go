@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/clawdeploy/clawdeploy/internal/dlmfake"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
@@ -25,43 +21,16 @@ func TestSnapshotsCommands(t *testing.T) {
 	t.Parallel()
 	m := moto.Start(t)
 	client := ec2.NewFromConfig(m.Config())
-	zone := moto.Region + "a"
-	vol, err := client.CreateVolume(t.Context(), &ec2.CreateVolumeInput{AvailabilityZone: &zone, Size: aws.Int32(20)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	volume := m.Volume(t, moto.Region+"a")
 	snap := func(stack string, extra ...string) string {
 		t.Helper()
-		tags := []ec2types.Tag{{Key: aws.String("OpenClawData"), Value: aws.String("true")}, {Key: aws.String("OpenClawStack"), Value: aws.String(stack)},
-			{Key: aws.String("OpenClawAz"), Value: &zone}}
-		for i := 0; i+1 < len(extra); i += 2 {
-			tags = append(tags, ec2types.Tag{Key: aws.String(extra[i]), Value: aws.String(extra[i+1])})
-		}
-		out, err := client.CreateSnapshot(t.Context(), &ec2.CreateSnapshotInput{VolumeId: vol.VolumeId,
-			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: tags}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return aws.ToString(out.SnapshotId)
+		return m.Snapshot(t, volume, append([]string{"OpenClawData", "true", "OpenClawStack", stack, "OpenClawAz", moto.Region + "a"}, extra...)...)
 	}
 	final, manual, dlm, other := snap("gone", "CreatedBy", "manual-final"), snap("gone"), snap("gone", "SnapshotCreator", "dlm"), snap("other")
 	env := append(backendEnv(t, filepath.Join(t.TempDir(), "state")), m.Env()...)
 	clawdeploy := func(stdin string, args ...string) (string, string, int) {
 		t.Helper()
-		cmd := exec.CommandContext(t.Context(), builtPath, args...)
-		cmd.Env = env
-		cmd.Stdin = strings.NewReader(stdin)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		code := 0
-		if err := cmd.Run(); err != nil {
-			exit, ok := err.(*exec.ExitError) //nolint:errorlint // Run returns it unwrapped
-			if !ok {
-				t.Fatal(err)
-			}
-			code = exit.ExitCode()
-		}
-		return out.String(), errb.String(), code
+		return runWithInput(t, env, stdin, args...)
 	}
 	listed := func() []string {
 		t.Helper()

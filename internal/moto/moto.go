@@ -1,6 +1,6 @@
 // Package moto starts moto_server, the AWS API emulator, on a loopback port for one test, and
 // stops it when the test ends. moto is more lenient than AWS and has no DLM; tests use it for the
-// S3 and SSM calls the project makes itself.
+// S3, SSM and EC2 calls the project makes itself, and seed it with the helpers here.
 package moto
 
 import (
@@ -16,6 +16,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
 // Region is the region the emulator's clients use.
@@ -136,4 +138,45 @@ func (s *Server) CreateBucket(t testing.TB, name string) {
 		"--create-bucket-configuration", "LocationConstraint="+Region)
 	s.AWS(t, "s3api", "put-bucket-versioning", "--bucket", name,
 		"--versioning-configuration", "Status=Enabled")
+}
+
+// Volume creates a 20 GiB volume in zone and returns its id.
+func (s *Server) Volume(t testing.TB, zone string) string {
+	t.Helper()
+	out, err := ec2.NewFromConfig(s.Config()).CreateVolume(t.Context(), &ec2.CreateVolumeInput{AvailabilityZone: &zone, Size: aws.Int32(20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.VolumeId)
+}
+
+// Instance runs an instance of moto's first image in zone and returns its id.
+func (s *Server) Instance(t testing.TB, zone string) string {
+	t.Helper()
+	client := ec2.NewFromConfig(s.Config())
+	images, err := client.DescribeImages(t.Context(), &ec2.DescribeImagesInput{})
+	if err != nil || len(images.Images) == 0 {
+		t.Fatalf("moto's images: %v", err)
+	}
+	out, err := client.RunInstances(t.Context(), &ec2.RunInstancesInput{ImageId: images.Images[0].ImageId, MinCount: aws.Int32(1),
+		MaxCount: aws.Int32(1), InstanceType: ec2types.InstanceTypeT4gSmall, Placement: &ec2types.Placement{AvailabilityZone: &zone}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.Instances[0].InstanceId)
+}
+
+// Snapshot snapshots volume with tags, given as key, value, key, value…, and returns its id.
+func (s *Server) Snapshot(t testing.TB, volume string, tags ...string) string {
+	t.Helper()
+	var list []ec2types.Tag
+	for i := 0; i+1 < len(tags); i += 2 {
+		list = append(list, ec2types.Tag{Key: aws.String(tags[i]), Value: aws.String(tags[i+1])})
+	}
+	out, err := ec2.NewFromConfig(s.Config()).CreateSnapshot(t.Context(), &ec2.CreateSnapshotInput{VolumeId: &volume,
+		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeSnapshot, Tags: list}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.SnapshotId)
 }

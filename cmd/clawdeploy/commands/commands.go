@@ -2,6 +2,7 @@
 package commands
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -455,4 +456,20 @@ func withDriver(cliContext *cli.Context, f func(*automation.Driver) error) error
 	}
 	defer func() { _ = d.Close() }()
 	return f(d)
+}
+
+// printEvent prints body, which marshals to a JSON object, as one NDJSON event: time, type and
+// stack (when not empty) first, then body's own fields. body must not have those three.
+func printEvent(typ, stack string, body any) {
+	head, _ := json.Marshal(struct {
+		Time  time.Time `json:"time"`
+		Type  string    `json:"type"`
+		Stack string    `json:"stack,omitempty"`
+	}{time.Now().UTC(), typ, stack})
+	fields, err := json.Marshal(body)
+	if err != nil || len(fields) < 3 || fields[0] != '{' {
+		fmt.Println(string(head))
+		return
+	}
+	fmt.Printf("%s,%s\n", head[:len(head)-1], fields[1:])
 }

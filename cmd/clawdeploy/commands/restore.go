@@ -1,10 +1,8 @@
 package commands
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -51,11 +49,7 @@ config), the up's events, then the result line.`,
 				return finish(cliContext, stack, "restore", nil, err)
 			}
 			if cliContext.Bool("json") {
-				_ = json.NewEncoder(os.Stdout).Encode(struct {
-					Time time.Time `json:"time"`
-					Type string    `json:"type"`
-					*automation.RestorePlan
-				}{time.Now().UTC(), "restorePlan", plan})
+				printEvent("restorePlan", "", plan) // the plan names its stack itself
 			} else {
 				for _, step := range plan.Steps() {
 					fmt.Fprintln(os.Stderr, "  "+step)

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -165,18 +164,10 @@ func confirm(in io.Reader, question string) bool {
 	return answer == "y" || answer == "yes"
 }
 
-// snapshotEvent is a snapshot as an NDJSON event.
-type snapshotEvent struct {
-	Time time.Time `json:"time"`
-	Type string    `json:"type"`
-	snapshots.Snapshot
-}
-
 func printSnapshots(cliContext *cli.Context, stack string, list []snapshots.Snapshot) {
 	if cliContext.Bool("json") {
-		enc := json.NewEncoder(os.Stdout)
 		for _, s := range list {
-			_ = enc.Encode(snapshotEvent{Time: time.Now().UTC(), Type: "snapshot", Snapshot: s})
+			printEvent("snapshot", "", s) // a snapshot names its stack itself
 		}
 		return
 	}
@@ -198,12 +189,7 @@ func printSnapshots(cliContext *cli.Context, stack string, list []snapshots.Snap
 
 func printPolicy(cliContext *cli.Context, stack string, p *snapshots.Policy) {
 	if cliContext.Bool("json") {
-		_ = json.NewEncoder(os.Stdout).Encode(struct {
-			Time  time.Time `json:"time"`
-			Type  string    `json:"type"`
-			Stack string    `json:"stack"`
-			*snapshots.Policy
-		}{time.Now().UTC(), "snapshotPolicy", stack, p})
+		printEvent("snapshotPolicy", stack, p)
 		return
 	}
 	fmt.Printf("policy %s: %s", p.ID, p.State)

@@ -1,12 +1,10 @@
 package commands
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -46,12 +44,7 @@ then the result line.`,
 			report, err := d.SpotPrices(cliContext.Context, stack, cliContext.String(regionFlag.Name), types)
 			if err == nil {
 				if cliContext.Bool("json") {
-					_ = json.NewEncoder(os.Stdout).Encode(struct {
-						Time  time.Time `json:"time"`
-						Type  string    `json:"type"`
-						Stack string    `json:"stack,omitempty"`
-						*automation.SpotPriceReport
-					}{time.Now().UTC(), "spotPrices", stack, report})
+					printEvent("spotPrices", stack, report)
 				} else {
 					printSpotPrices(report)
 				}

@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"time"
@@ -49,18 +48,13 @@ instanceState, attachment, since, why), then the result line.`,
 				return usageError("--json cannot ask: pass --yes")
 			}
 			return withDriver(cliContext, func(d *automation.Driver) error {
-				region := cliContext.String(regionFlag.Name)
-				diag, err := d.DiagnoseVolume(cliContext.Context, stack, region)
+				found, err := d.DiagnoseVolume(cliContext.Context, stack, cliContext.String(regionFlag.Name))
 				if err != nil {
 					return finish(cliContext, stack, "volume unstick", nil, err)
 				}
+				diag := found.Diagnosis
 				if cliContext.Bool("json") {
-					_ = json.NewEncoder(os.Stdout).Encode(struct {
-						Time  time.Time `json:"time"`
-						Type  string    `json:"type"`
-						Stack string    `json:"stack"`
-						volumes.Diagnosis
-					}{time.Now().UTC(), "volume", stack, diag})
+					printEvent("volume", stack, diag)
 				} else {
 					fmt.Printf("%s: %s\n", diag.Finding, diag.Why)
 				}
@@ -73,7 +67,7 @@ instanceState, attachment, since, why), then the result line.`,
 				case !cliContext.Bool("yes") && !confirm(os.Stdin, fmt.Sprintf("detach %s from %s and refresh %s?", diag.Volume, diag.Instance, stack)):
 					return finish(cliContext, stack, "volume unstick", nil, usageError("not confirmed: nothing detached (--yes does not ask)"))
 				}
-				res, err := d.Unstick(cliContext.Context, stack, region, diag, cliContext.Bool("force-detach"), cliContext.Duration("poll"))
+				res, err := d.Unstick(cliContext.Context, found, cliContext.Bool("force-detach"), cliContext.Duration("poll"))
 				if err == nil && cliContext.Bool("apply") {
 					res, err = d.Up(cliContext.Context, stack, &automation.UpOptions{})
 				}
