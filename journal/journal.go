@@ -10,11 +10,14 @@ import (
 // Status is where a deployment is in its life.
 type Status string
 
-// The statuses of DESIGN.md: PENDING → PROVISIONING → INSTALLING → READY, or ERROR;
+// The statuses of DESIGN.md: PENDING → PROVISIONING → INSTALLING → READY, or ERROR, with
+// ORDERING between PROVISIONING's first steps and the delivery of a host ordered from a provider;
 // READY → INTERRUPTED → PROVISIONING → … after a Spot interruption; DESTROYING → DESTROYED.
 const (
 	Pending      Status = "PENDING"
 	Provisioning Status = "PROVISIONING"
+	// Ordering is a host ordered from a provider (a VPS), from the checkout to its delivery.
+	Ordering     Status = "ORDERING"
 	Installing   Status = "INSTALLING"
 	Ready        Status = "READY"
 	Error        Status = "ERROR"
@@ -34,8 +37,9 @@ func (s Status) Terminal() bool {
 // transitions lists where each status may go; staying put is always allowed, so every transition
 // can be repeated (idempotent).
 var transitions = map[Status][]Status{
-	Pending:      {Provisioning, Destroying, Error},
-	Provisioning: {Installing, Ready, Error, Destroying},
+	Pending:      {Provisioning, Ordering, Destroying, Error},
+	Provisioning: {Ordering, Installing, Ready, Error, Destroying},
+	Ordering:     {Provisioning, Error, Destroying},
 	Installing:   {Ready, Error, Provisioning, Destroying},
 	Ready:        {Provisioning, Destroying, HostLost},
 	Error:        {Provisioning, Destroying, HostLost},
@@ -92,6 +96,9 @@ type Record struct {
 	// upgrade from it (JSON, as the driver wrote it); empty when none was.
 	LastGoodImage string
 	Checkpoint    string
+	// HostOrder is where the order of the deployment's host stands (JSON, as the driver wrote
+	// it: cart, order, service, rebuild task); empty for a host the user brings.
+	HostOrder string
 }
 
 // Downtime is how long the last interruption kept the deployment from READY: until it was READY
@@ -124,9 +131,10 @@ type Change struct {
 	Interruption *Interruption
 	// HealFailed records a failed heal and when the next may try.
 	HealFailed *time.Time
-	// LastGoodImage and Checkpoint set the fields of the same names.
+	// LastGoodImage, Checkpoint and HostOrder set the fields of the same names.
 	LastGoodImage *string
 	Checkpoint    *string
+	HostOrder     *string
 }
 
 // Interruption is a host taken away.

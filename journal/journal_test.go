@@ -66,14 +66,21 @@ func TestLifecycle(t *testing.T) {
 	}
 	// The last good image and the checkpoint are kept as given, and left alone by other changes.
 	if _, err := j.Update(ctx, "dev", "a", t0.Add(2*time.Second), Change{LastGoodImage: str("ghcr.io/openclaw/openclaw:2026.2.26"),
-		Checkpoint: str(`{"snapshot":"snap-1"}`)}); err != nil {
+		Checkpoint: str(`{"snapshot":"snap-1"}`), HostOrder: str(`{"cartId":"c-1"}`)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := j.Update(ctx, "dev", "a", t0.Add(2*time.Second), Change{Stage: str("network_ready")}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := j.Get(ctx, "dev"); got.LastGoodImage != "ghcr.io/openclaw/openclaw:2026.2.26" || got.Checkpoint != `{"snapshot":"snap-1"}` {
-		t.Errorf("last good image %q, checkpoint %q", got.LastGoodImage, got.Checkpoint)
+	if got, _ := j.Get(ctx, "dev"); got.LastGoodImage != "ghcr.io/openclaw/openclaw:2026.2.26" || got.Checkpoint != `{"snapshot":"snap-1"}` ||
+		got.HostOrder != `{"cartId":"c-1"}` {
+		t.Errorf("last good image %q, checkpoint %q, host order %q", got.LastGoodImage, got.Checkpoint, got.HostOrder)
+	}
+	// A host being ordered: PROVISIONING → ORDERING → PROVISIONING.
+	for _, to := range []Status{Ordering, Provisioning} {
+		if _, err := j.Update(ctx, "dev", "a", t0.Add(2*time.Second), Change{Status: status(to)}); err != nil {
+			t.Errorf("→ %s: %v", to, err)
+		}
 	}
 	var terr *TransitionError
 	if _, err := j.Update(ctx, "dev", "a", t0, Change{Status: status(Destroyed)}); !errors.As(err, &terr) {

@@ -66,6 +66,8 @@ var migrations = []string{
 	// 3: upgrades that can be undone: the last image that reached READY, the pre-upgrade checkpoint.
 	`ALTER TABLE deployments ADD COLUMN last_good_image TEXT NOT NULL DEFAULT ''`,
 	`ALTER TABLE deployments ADD COLUMN checkpoint TEXT NOT NULL DEFAULT ''`,
+	// 4: hosts ordered from a provider: where the order stands.
+	`ALTER TABLE deployments ADD COLUMN host_order TEXT NOT NULL DEFAULT ''`,
 }
 
 // OpenSQLite opens (creating it if need be) the embedded journal at path: SQLite in WAL mode with
@@ -166,7 +168,7 @@ func (j *SQL) q(query string) string {
 const columns = `stack, target, status, stage, interrupted, operation, attempts, last_error,
 	created_ms, updated_ms, lease_owner, lease_expires_ms,
 	interruptions, interrupted_ms, interrupted_host, recovered_ms, heal_failures, heal_after_ms,
-	last_good_image, checkpoint`
+	last_good_image, checkpoint, host_order`
 
 type scanner interface{ Scan(...any) error }
 
@@ -181,7 +183,7 @@ func scan(s scanner) (Record, error) {
 	err := s.Scan(&r.Stack, &r.Target, &status, &r.Stage, &interrupted, &r.Operation, &r.Attempts, &r.LastError,
 		&created, &updated, &r.LeaseOwner, &leaseExpires,
 		&r.Interruptions, &interruptedAt, &r.InterruptedHost, &recoveredAt, &r.HealFailures, &healAfter,
-		&r.LastGoodImage, &r.Checkpoint)
+		&r.LastGoodImage, &r.Checkpoint, &r.HostOrder)
 	if err != nil {
 		return Record{}, err
 	}
@@ -351,6 +353,9 @@ func (j *SQL) Update(ctx context.Context, stack, owner string, now time.Time, ch
 	if change.Checkpoint != nil {
 		r.Checkpoint = *change.Checkpoint
 	}
+	if change.HostOrder != nil {
+		r.HostOrder = *change.HostOrder
+	}
 	if change.HealFailed != nil {
 		r.HealFailures++
 		r.HealAfter = *change.HealFailed
@@ -367,11 +372,11 @@ func (j *SQL) Update(ctx context.Context, stack, owner string, now time.Time, ch
 	}
 	if _, err := tx.ExecContext(ctx, j.q(`UPDATE deployments SET status = ?, stage = ?, interrupted = ?, operation = ?,
 		attempts = ?, last_error = ?, updated_ms = ?, interruptions = ?, interrupted_ms = ?, interrupted_host = ?,
-		recovered_ms = ?, heal_failures = ?, heal_after_ms = ?, last_good_image = ?, checkpoint = ?
-		WHERE stack = ? AND lease_owner = ?`),
+		recovered_ms = ?, heal_failures = ?, heal_after_ms = ?, last_good_image = ?, checkpoint = ?,
+		host_order = ? WHERE stack = ? AND lease_owner = ?`),
 		string(r.Status), r.Stage, interrupted, r.Operation, r.Attempts, r.LastError, now.UnixMilli(),
 		r.Interruptions, millis(r.InterruptedAt), r.InterruptedHost, millis(r.RecoveredAt), r.HealFailures, millis(r.HealAfter),
-		r.LastGoodImage, r.Checkpoint, stack, owner); err != nil {
+		r.LastGoodImage, r.Checkpoint, r.HostOrder, stack, owner); err != nil {
 		return Record{}, fmt.Errorf("journal: updating %s: %w", stack, err)
 	}
 	if err := tx.Commit(); err != nil {
