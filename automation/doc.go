@@ -13,7 +13,8 @@
 //	target.go       the target profiles: everything that differs between targets
 //	ec2spot.go      the ec2-spot target: stages, setup wait on SSM, relaunch, user-data
 //	ec2spot_finder.go  AWSFinder: interrupted creations looked up in AWS
-//	vps.go          the vps target: stages, finder, setup wait over SSH, relaunch
+//	vps.go          the vps target: stages, finder, setup wait over SSH, relaunch, the order of
+//	                an ordered VPS (package ordering) before the engine and its release on destroy
 //	operations.go   Up, Preview, Destroy, Refresh, Outputs, Status, Cancel, UserData
 //	resume.go       Resume and ResumeAll
 //	heal.go         Heal and HealAll: a host taken away, brought back

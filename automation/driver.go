@@ -72,7 +72,8 @@ type Options struct {
 	// SetupPoll for at most SetupTimeout (NoWait for a program of the caller's).
 	Waiter Waiter
 	// SetupPoll and SetupTimeout configure the target's waiter; 0 means DefaultSetupPoll and
-	// DefaultSetupTimeout.
+	// DefaultSetupTimeout. SetupPoll is also the interval of the polls of an ordered VPS's
+	// delivery and rebuild.
 	SetupPoll, SetupTimeout time.Duration
 	// AWS is the configuration of the driver's own AWS calls (`backup verify`); nil loads the
 	// default one (environment, shared files, instance role) with the stack's region.
@@ -146,6 +147,8 @@ type Driver struct {
 	leaseTTL   time.Duration
 	drain      time.Duration
 	waitLease  time.Duration
+	// orderPoll is the interval of the polls of an ordered VPS (0: ordering.DefaultPoll).
+	orderPoll time.Duration
 }
 
 // New returns a Driver for opts. The Pulumi CLI is checked (the pinned version or later) when an
@@ -171,6 +174,7 @@ func New(ctx context.Context, opts *Options) (*Driver, error) {
 		leaseTTL:  cmp.Or(opts.LeaseTTL, DefaultLeaseTTL),
 		drain:     cmp.Or(opts.Drain, DefaultDrain),
 		waitLease: opts.WaitForLease,
+		orderPoll: opts.SetupPoll,
 	}
 	if d.finder == nil {
 		d.finder = p.newFinder()

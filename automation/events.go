@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clawdeploy/clawdeploy/ordering"
+
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 )
 
@@ -48,6 +50,9 @@ type Event struct {
 	Outputs   map[string]any `json:"outputs,omitempty"`
 	// Checkpoint, on an up's result, is the checkpoint taken before it deployed a new image.
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	// Released is what a destroy of an ordered VPS did at its provider, and what the account
+	// holder still has to confirm.
+	Released *ordering.Release `json:"released,omitempty"`
 }
 
 // Sink receives the driver's events. It must be safe for concurrent use.

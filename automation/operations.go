@@ -18,6 +18,7 @@ import (
 
 	"github.com/clawdeploy/clawdeploy/cost"
 	"github.com/clawdeploy/clawdeploy/journal"
+	"github.com/clawdeploy/clawdeploy/ordering"
 	"github.com/clawdeploy/clawdeploy/setup"
 )
 
@@ -55,6 +56,9 @@ type Result struct {
 	// Checkpoint is the one taken (or kept) before this up deployed a new image; nil when the
 	// image did not change.
 	Checkpoint *Checkpoint
+	// Released is what a destroy of an ordered VPS did at its provider; nil for a host the
+	// user brings.
+	Released *ordering.Release
 }
 
 // Up creates or updates the deployment, then waits for its setup to complete. The journal goes
@@ -137,7 +141,7 @@ func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace [
 		return h.fail(ctx, err)
 	}
 	if d.profile.beforeEngine != nil {
-		if err := d.profile.beforeEngine(ctx, d, h.stack, s); err != nil {
+		if err := d.profile.beforeEngine(ctx, d, h, s); err != nil {
 			return nil, cp, h.fail(ctx, err)
 		}
 	}
@@ -422,6 +426,7 @@ func (d *Driver) Destroy(ctx context.Context, stack string) (*Result, error) {
 	if err := d.existing(ctx, stack); err != nil {
 		return nil, err
 	}
+	var released *ordering.Release
 	rec, err := d.run(ctx, stack, OpDestroy, func(ctx context.Context, h *hold) error {
 		s, err := d.recover(ctx, h, false)
 		if err != nil {
@@ -434,9 +439,10 @@ func (d *Driver) Destroy(ctx context.Context, stack string) (*Result, error) {
 			Interrupted: ptr(false), LastError: ptr("")}); err != nil {
 			return err
 		}
-		return d.destroy(ctx, h, s)
+		released, err = d.destroy(ctx, h, s)
+		return err
 	})
-	return &Result{Record: rec}, err
+	return &Result{Record: rec, Released: released}, err
 }
 
 // existing refuses, before anything is touched, a stack the backend provably does not hold (a
@@ -455,7 +461,7 @@ func (d *Driver) existing(ctx context.Context, stack string) error {
 	return err
 }
 
-func (d *Driver) destroy(ctx context.Context, h *hold, s auto.Stack) error {
+func (d *Driver) destroy(ctx context.Context, h *hold, s auto.Stack) (*ordering.Release, error) {
 	started := d.now()
 	var outputs auto.OutputMap // what the final snapshot is found by; none for a stack never deployed
 	if d.finals != nil {
@@ -469,7 +475,7 @@ func (d *Driver) destroy(ctx context.Context, h *hold, s auto.Stack) error {
 	})
 	wait()
 	if err != nil {
-		return h.fail(ctx, d.engineError("destroying", h.stack, err))
+		return nil, h.fail(ctx, d.engineError("destroying", h.stack, err))
 	}
 	if len(outputs) > 0 {
 		// The deletion is done: a snapshot left unmarked is a warning, never a failed destroy.
@@ -482,15 +488,23 @@ func (d *Driver) destroy(ctx context.Context, h *hold, s auto.Stack) error {
 				"`clawdeploy restore --stack %s --snapshot %s` brings it back)", strings.Join(marked, ", "), h.stack, marked[0])
 		}
 	}
+	// The host the deployment ordered stops renewing before the stack, which holds the
+	// provider's credentials, goes.
+	var released *ordering.Release
+	if d.profile.release != nil {
+		if released, err = d.profile.release(ctx, d, h, s); err != nil {
+			return nil, h.fail(ctx, err)
+		}
+	}
 	// What the state held (a vps deployment's root SSH key, the secrets in its configuration)
 	// must not outlive the deployment in the backend's history and backups: the stack goes,
 	// the journal keeps the record.
 	if err := d.removeStack(ctx, h.stack, nil); err != nil {
-		return h.fail(ctx, fmt.Errorf("the resources of %s are deleted, but removing the stack with its history failed "+
+		return released, h.fail(ctx, fmt.Errorf("the resources of %s are deleted, but removing the stack with its history failed "+
 			"(run destroy again): %w", h.stack, err))
 	}
 	d.note(h.stack, "removed the stack from the backend with its history and backups")
-	return h.update(journal.Change{Status: ptr(journal.Destroyed), Stage: ptr("")})
+	return released, h.update(journal.Change{Status: ptr(journal.Destroyed), Stage: ptr(""), HostOrder: ptr("")})
 }
 
 // Refresh reads every resource back from the cloud into the state. An interrupted refresh is

@@ -71,7 +71,8 @@ func (d *Driver) Resume(ctx context.Context, stack string) (*Result, error) {
 			if err := h.update(journal.Change{Status: ptr(journal.Destroying), Interrupted: ptr(false)}); err != nil {
 				return err
 			}
-			return d.destroy(ctx, h, s)
+			_, err := d.destroy(ctx, h, s)
+			return err
 		case OpRefresh:
 			return d.refresh(ctx, h, s)
 		}

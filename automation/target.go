@@ -14,6 +14,7 @@ import (
 
 	"github.com/clawdeploy/clawdeploy"
 	"github.com/clawdeploy/clawdeploy/infra"
+	"github.com/clawdeploy/clawdeploy/ordering"
 )
 
 // Targets the driver deploys to.
@@ -55,7 +56,10 @@ type profile struct {
 	newFinder func() Finder
 	// beforeEngine runs before the engine of every up (and resumed up), once the configuration
 	// is set; nil does nothing. The vps target pins there a host key trusted on first contact.
-	beforeEngine func(ctx context.Context, d *Driver, stack string, s auto.Stack) error
+	beforeEngine func(ctx context.Context, d *Driver, h *hold, s auto.Stack) error
+	// release gives back, after a destroy's engine, what the deployment holds outside the
+	// stack (a VPS it ordered); nil holds nothing.
+	release func(ctx context.Context, d *Driver, h *hold, s auto.Stack) (*ordering.Release, error)
 	// afterEngineFailure decides, when the engine of an up failed with err, whether to run it
 	// again (having changed what made it fail), or returns the error to report; nil never runs
 	// it again. ec2-spot falls back there to the next instance type without Spot capacity.
@@ -111,9 +115,10 @@ volume.`,
 	},
 	TargetVPS: {
 		name: TargetVPS,
-		summary: `any host reachable over SSH as root: the setup script is launched
-detached and polled; Docker is installed when missing. Backend mode
-only.`,
+		summary: `a host reachable over SSH as root or with passwordless sudo, given
+(vps_host) or ordered from OVHcloud (vps_provider ovh): the setup
+script is launched detached and polled; Docker is installed when
+missing. Backend mode only.`,
 		program:     infra.VPSProgram,
 		stages:      VPSStages,
 		keys:        infra.VPSKeys,
@@ -125,13 +130,14 @@ only.`,
 		},
 		relaunch:     func(stack string) []string { return []string{VPSLaunchURN(stack)} },
 		newFinder:    func() Finder { return VPSFinder },
-		beforeEngine: vpsPinHostKey,
+		beforeEngine: vpsBeforeEngine,
+		release:      vpsRelease,
 	},
 }
 
 // running returns the profile for a program the caller brings instead of the target's own:
-// the target's name, finder and step before the engine (which acts only on the target's own
-// keys), and nothing of the target's program (keys, validation, project definition, stages,
+// the target's name, finder, step before the engine and release (which act only on the
+// target's own keys), and nothing of the target's program (keys, validation, project definition, stages,
 // setup wait, relaunch).
 func (p profile) running(program pulumi.RunFunc) profile {
 	return profile{
@@ -143,6 +149,7 @@ func (p profile) running(program pulumi.RunFunc) profile {
 		relaunch:     func(string) []string { return nil },
 		newFinder:    p.newFinder,
 		beforeEngine: p.beforeEngine,
+		release:      p.release,
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
 	"github.com/pulumi/pulumi-tls/sdk/v5/go/tls"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/clawdeploy/clawdeploy/setup"
 )
 
 // Type tokens of the vps components.
@@ -107,19 +109,33 @@ type SSHAccess struct {
 	Authorization pulumi.CustomResource
 }
 
-// AuthorizeKeyCommand returns the command that appends key to the user's authorized_keys unless
-// it is already there, and prints "ssh-ready". Running it again changes nothing.
-func AuthorizeKeyCommand(key string) string {
+// AuthorizeKeyCommand returns the command that appends key to user's authorized_keys unless it
+// is already there, and prints "ssh-ready". Running it again changes nothing. A user other than
+// root must have passwordless sudo, which the setup runs through: the command checks it first
+// and says so when it does not.
+func AuthorizeKeyCommand(user, key string) string {
 	q := "'" + strings.ReplaceAll(strings.TrimSpace(key), "'", `'\''`) + "'"
-	return strings.Join([]string{
-		"set -eu",
+	var sudo []string
+	if user != "root" {
+		sudo = []string{
+			"if ! sudo -n true 2>/dev/null; then",
+			"  echo " + shellQuote("user "+user+" logged in, but cannot run sudo without a password (sudo -n true failed): "+
+				"the setup runs as root; give "+user+" passwordless sudo (a file in /etc/sudoers.d with "+user+
+				" ALL=(ALL) NOPASSWD:ALL) or set vps_user to root") + " >&2",
+			"  exit 1",
+			"fi",
+		}
+	}
+	return strings.Join(append(append([]string{"set -eu"}, sudo...),
 		"umask 077",
 		`mkdir -p "$HOME/.ssh"`,
 		`touch "$HOME/.ssh/authorized_keys"`,
-		"grep -qxF " + q + ` "$HOME/.ssh/authorized_keys" || printf '%s\n' ` + q + ` >> "$HOME/.ssh/authorized_keys"`,
+		"grep -qxF "+q+` "$HOME/.ssh/authorized_keys" || printf '%s\n' `+q+` >> "$HOME/.ssh/authorized_keys"`,
 		"echo ssh-ready",
-	}, "\n")
+	), "\n")
 }
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // NewSSHAccess authorizes the key.
 func NewSSHAccess(ctx *pulumi.Context, name string, args *SSHAccessArgs, opts ...pulumi.ResourceOption) (*SSHAccess, error) {
@@ -138,7 +154,9 @@ func NewSSHAccess(ctx *pulumi.Context, name string, args *SSHAccessArgs, opts ..
 	}
 	cmd, err := remote.NewCommand(ctx, name+"-authorize", &remote.CommandArgs{
 		Connection: args.Host.connection(args.PrivateKey, args.Password),
-		Create:     args.AuthorizedKey.ToStringOutput().ApplyT(AuthorizeKeyCommand).(pulumi.StringOutput),
+		Create: args.AuthorizedKey.ToStringOutput().ApplyT(func(key string) string {
+			return AuthorizeKeyCommand(args.Host.User, key)
+		}).(pulumi.StringOutput),
 	}, pulumi.Parent(c), pulumi.AdditionalSecretOutputs([]string{"connection"}))
 	if err != nil {
 		return nil, err
@@ -203,8 +221,11 @@ func NewVPSSetup(ctx *pulumi.Context, name string, args *VPSSetupArgs, opts ...p
 	}
 	cmd, err := remote.NewCommand(ctx, name+"-launch", &remote.CommandArgs{
 		Connection: args.Host.connection(args.PrivateKey.ToStringOutput().ToStringPtrOutput(), nil),
-		Create:     pulumi.ToSecret(args.LaunchCommand).(pulumi.StringOutput).ToStringPtrOutput(),
-		Triggers:   pulumi.Array{args.LaunchID},
+		// A user other than root launches through passwordless sudo (checked at ssh_ready).
+		Create: pulumi.ToSecret(args.LaunchCommand.ToStringOutput().ApplyT(func(c string) string {
+			return setup.AsRoot(args.Host.User, c)
+		})).(pulumi.StringOutput).ToStringPtrOutput(),
+		Triggers: pulumi.Array{args.LaunchID},
 	}, pulumi.Parent(c), pulumi.AdditionalSecretOutputs([]string{"connection"}), pulumi.DependsOn(args.After))
 	if err != nil {
 		return nil, err

@@ -20,7 +20,7 @@ func TestAuthorizeKeyCommandRunsOnce(t *testing.T) {
 	home := t.TempDir()
 	key := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl it's $(touch pwned)"
 	for range 2 {
-		cmd := exec.Command("bash", "-c", AuthorizeKeyCommand(key))
+		cmd := exec.Command("bash", "-c", AuthorizeKeyCommand("root", key))
 		cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
 		out, err := cmd.CombinedOutput()
 		if err != nil || string(out) != "ssh-ready\n" {

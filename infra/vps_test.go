@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
@@ -20,6 +21,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/components"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
 	"github.com/clawdeploy/clawdeploy/internal/pulumitest"
+	"github.com/clawdeploy/clawdeploy/ordering"
 	"github.com/clawdeploy/clawdeploy/setup"
 )
 
@@ -100,6 +102,22 @@ func TestVPSConfigRejects(t *testing.T) {
 		{name: "token in plain text", plain: map[string]string{KeyGatewayToken: "tok-plain-9"}, key: KeyGatewayToken},
 		{name: "api key of two lines", secret: map[string]string{KeyVPSSSHPrivateKey: testOperatorKey,
 			KeyAnthropicAPIKey: "hunter2\nsecond"}, key: KeyAnthropicAPIKey},
+		{name: "provider unknown", set: map[string]string{KeyVPSProvider: "hetzner"}, key: KeyVPSProvider},
+		{name: "ovh endpoint", set: ovhOrder(KeyOVHEndpoint, "ovh-mars"), secret: ovhSecrets(), key: KeyOVHEndpoint},
+		{name: "ovh endpoint http", set: ovhOrder(KeyOVHEndpoint, "http://eu.api.ovh.com/1.0"), secret: ovhSecrets(), key: KeyOVHEndpoint},
+		{name: "ovh application key missing", set: ovhOrder(KeyOVHApplicationKey, ""), secret: ovhSecrets(), key: KeyOVHApplicationKey},
+		{name: "ovh application secret missing", set: ovhOrder(), secret: ovhSecrets(KeyOVHApplicationSecret), key: KeyOVHApplicationSecret},
+		{name: "ovh consumer key missing", set: ovhOrder(), secret: ovhSecrets(KeyOVHConsumerKey), key: KeyOVHConsumerKey},
+		{name: "ovh consumer key in plain text", set: ovhOrder(), secret: ovhSecrets(KeyOVHConsumerKey),
+			plain: map[string]string{KeyOVHConsumerKey: "hunter2"}, key: KeyOVHConsumerKey},
+		{name: "ovh subsidiary", set: ovhOrder(KeyOVHSubsidiary, "fr"), secret: ovhSecrets(), key: KeyOVHSubsidiary},
+		{name: "ovh plan code missing", set: ovhOrder(KeyOVHPlanCode, ""), secret: ovhSecrets(), key: KeyOVHPlanCode},
+		{name: "ovh plan code with a slash", set: ovhOrder(KeyOVHPlanCode, "vps/../me"), secret: ovhSecrets(), key: KeyOVHPlanCode},
+		{name: "ovh datacenter missing", set: ovhOrder(KeyOVHDatacenter, ""), secret: ovhSecrets(), key: KeyOVHDatacenter},
+		{name: "ovh os", set: ovhOrder(KeyOVHOS, "Debian 12; rm -rf /"), secret: ovhSecrets(), key: KeyOVHOS},
+		{name: "ovh duration", set: ovhOrder(KeyOVHDuration, "1 month"), secret: ovhSecrets(), key: KeyOVHDuration},
+		{name: "ovh delivery timeout not a duration", set: ovhOrder(KeyOVHDeliveryTimeout, "soon"), secret: ovhSecrets(), key: KeyOVHDeliveryTimeout},
+		{name: "ovh delivery timeout too short", set: ovhOrder(KeyOVHDeliveryTimeout, "500ms"), secret: ovhSecrets(), key: KeyOVHDeliveryTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -130,6 +148,60 @@ func TestVPSConfigRejects(t *testing.T) {
 	}
 }
 
+// ovhOrder returns the settings of an order from OVHcloud with the given key changed ("" deletes it),
+// over validVPSConfig, whose host it deletes.
+func ovhOrder(keyValue ...string) map[string]string {
+	set := map[string]string{KeyVPSHost: "", KeyVPSHostKey: "", KeyVPSProvider: VPSProviderOVH, KeyOVHApplicationKey: "ak1234567890",
+		KeyOVHPlanCode: "vps-2025-model1", KeyOVHDatacenter: "GRA"}
+	if len(keyValue) == 2 {
+		set[keyValue[0]] = keyValue[1]
+	}
+	return set
+}
+
+// ovhSecrets are the OVH secrets, without those named.
+func ovhSecrets(without ...string) map[string]string {
+	s := map[string]string{KeyOVHApplicationSecret: "as-secret-1", KeyOVHConsumerKey: "ck-secret-1"}
+	for _, k := range without {
+		delete(s, k)
+	}
+	return s
+}
+
+// TestLoadVPSOrderedFromOVH: with vps_provider ovh, no host, host key or credential is needed
+// (clawdeploy orders the host and makes its key), and the order's defaults apply.
+func TestLoadVPSOrderedFromOVH(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadVPS(t, map[string]string{KeyVPSProvider: VPSProviderOVH, KeyOVHApplicationKey: "ak1234567890",
+		KeyOVHPlanCode: "vps-2025-model1", KeyOVHDatacenter: "GRA"}, ovhSecrets())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ordering.OVHConfig{Endpoint: "ovh-eu", ApplicationKey: "ak1234567890", ApplicationSecret: "as-secret-1", ConsumerKey: "ck-secret-1",
+		Subsidiary: "FR", PlanCode: "vps-2025-model1", Datacenter: "GRA", OS: "Debian 12", Duration: "P1M"}
+	if !cfg.Ordered() || *cfg.OVH != want || cfg.DeliveryTimeout != 4*time.Hour {
+		t.Errorf("loaded %+v, %+v", cfg, cfg.OVH)
+	}
+	if _, leaked := cfg.Secrets[KeyOVHConsumerKey]; leaked {
+		t.Error("the OVH credentials are among the gateway's secrets, which go to the host")
+	}
+}
+
+// TestVPSProgramBeforeTheOrder: an up of an ordered VPS without vps_host (which clawdeploy sets
+// once the VPS is delivered, before the engine runs) is refused, naming the key. (The preview
+// before the order runs on the real engine, in automation's TestVPSOrderedFromOVH: the mocks
+// cannot carry the unknown key a preview connects with.)
+func TestVPSProgramBeforeTheOrder(t *testing.T) {
+	t.Parallel()
+	plain := ovhOrder()
+	delete(plain, KeyVPSHost)
+	delete(plain, KeyVPSHostKey)
+	_, err := pulumitest.Run(VPSProgram, pulumitest.WithStack("vps1"), pulumitest.WithConfig(plain), pulumitest.WithSecretConfig(ovhSecrets()))
+	if err == nil || !strings.Contains(err.Error(), "vps_host is not set") {
+		t.Errorf("up without the ordered host: %v", err)
+	}
+}
+
 func TestVPSHostKeyMayBeUnpinnedOnlyExplicitly(t *testing.T) {
 	t.Parallel()
 	plain := validVPSConfig()
@@ -156,13 +228,17 @@ func TestVPSProjectYAMLDeclaresEveryKey(t *testing.T) {
 	if want := slices.Sorted(slices.Values(VPSKeys)); !slices.Equal(slices.Sorted(slices.Values(declared)), want) {
 		t.Errorf("vps-project.yaml declares %v\nthe program reads %v", slices.Sorted(slices.Values(declared)), want)
 	}
-	for key, want := range map[string]string{KeyVPSPort: "22", KeyVPSUser: DefaultVPSUser, KeyVPSSetupRoot: setup.DefaultRoot, KeyOpenClawImage: DefaultOpenClawImage, KeyOpenRouterAPIBase: DefaultOpenRouterAPIBase} {
+	for key, want := range map[string]string{KeyVPSPort: "22", KeyVPSUser: DefaultVPSUser, KeyVPSSetupRoot: setup.DefaultRoot, KeyOpenClawImage: DefaultOpenClawImage, KeyOpenRouterAPIBase: DefaultOpenRouterAPIBase,
+		KeyVPSProvider: VPSProviderNone, KeyOVHEndpoint: DefaultOVHEndpoint, KeyOVHSubsidiary: DefaultOVHSubsidiary, KeyOVHOS: DefaultOVHOS,
+		KeyOVHDuration: DefaultOVHDuration, KeyOVHDeliveryTimeout: "4h"} {
 		if got := fmt.Sprint(proj.Config[key].Default); got != want {
 			t.Errorf("%s defaults to %s in vps-project.yaml, %s in Go", key, got, want)
 		}
 	}
-	if proj.Config[KeyVPSHost].Default != nil {
-		t.Errorf("vps_host has a default: it must be required")
+	// vps_host is required by Validate for a host the user brings; an ordered VPS's is set by
+	// clawdeploy, so the engine must accept a stack without one.
+	if proj.Config[KeyVPSHost].Default != "" {
+		t.Errorf("vps_host defaults to %v, want empty", proj.Config[KeyVPSHost].Default)
 	}
 }
 

@@ -7,11 +7,15 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/ovh/go-ovh/ovh"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/clawdeploy/clawdeploy/ordering"
 	"github.com/clawdeploy/clawdeploy/setup"
 	"github.com/clawdeploy/clawdeploy/sshexec"
 )
@@ -32,6 +36,19 @@ const (
 	KeyVPSSetupRoot           = "vps_setup_root"
 	KeyVPSSSHPrivateKey       = "vps_ssh_private_key"
 	KeyVPSPassword            = "vps_password"
+	// KeyVPSProvider is where the host comes from: VPSProviderNone (vps_host) or VPSProviderOVH.
+	KeyVPSProvider = "vps_provider"
+
+	KeyOVHEndpoint          = "ovh_endpoint"
+	KeyOVHApplicationKey    = "ovh_application_key"
+	KeyOVHApplicationSecret = "ovh_application_secret"
+	KeyOVHConsumerKey       = "ovh_consumer_key"
+	KeyOVHSubsidiary        = "ovh_subsidiary"
+	KeyOVHPlanCode          = "ovh_plan_code"
+	KeyOVHDatacenter        = "ovh_datacenter"
+	KeyOVHOS                = "ovh_os"
+	KeyOVHDuration          = "ovh_duration"
+	KeyOVHDeliveryTimeout   = "ovh_delivery_timeout"
 
 	// KeyOpenRouterProvisioningKey, when set, makes the deployment an OpenRouter API key of its
 	// own (stage openrouter_key_created), deleted on destroy.
@@ -45,15 +62,32 @@ const DefaultOpenRouterAPIBase = "https://openrouter.ai/api/v1"
 // VPSKeys lists every config key of the vps target, in the order vps-project.yaml declares them.
 var VPSKeys = []string{
 	KeyVPSHost, KeyVPSPort, KeyVPSUser, KeyVPSHostKey, KeyVPSAllowUnknownHostKey, KeyVPSSetupRoot,
-	KeyVPSSSHPrivateKey, KeyVPSPassword, KeyOpenClawImage, KeyOpenRouterProvisioningKey, KeyOpenRouterAPIBase,
+	KeyVPSSSHPrivateKey, KeyVPSPassword, KeyVPSProvider, KeyOVHEndpoint, KeyOVHApplicationKey, KeyOVHApplicationSecret,
+	KeyOVHConsumerKey, KeyOVHSubsidiary, KeyOVHPlanCode, KeyOVHDatacenter, KeyOVHOS, KeyOVHDuration, KeyOVHDeliveryTimeout,
+	KeyOpenClawImage, KeyOpenRouterProvisioningKey, KeyOpenRouterAPIBase,
 	KeyGatewayToken, KeyAnthropicAPIKey, KeyOpenAIAPIKey, KeyOpenRouterAPIKey, KeyGeminiAPIKey,
 }
 
 // Defaults of the vps keys.
 const (
-	DefaultVPSPort = 22
-	DefaultVPSUser = "root"
+	DefaultVPSPort            = 22
+	DefaultVPSUser            = "root"
+	DefaultOVHEndpoint        = "ovh-eu"
+	DefaultOVHSubsidiary      = "FR"
+	DefaultOVHOS              = "Debian 12"
+	DefaultOVHDuration        = "P1M"
+	DefaultOVHDeliveryTimeout = 4 * time.Hour
 )
+
+// The providers of vps_provider.
+const (
+	VPSProviderNone = "none"
+	VPSProviderOVH  = "ovh"
+)
+
+// ovhSubsidiaries are OVHcloud's subsidiaries (nichandle.OvhSubsidiaryEnum).
+var ovhSubsidiaries = []string{"ASIA", "AU", "CA", "CZ", "DE", "ES", "EU", "FI", "FR", "GB", "IE", "IN", "IT", "LT", "MA", "NL",
+	"PL", "PT", "QC", "SG", "SN", "TN", "US", "WE", "WS"}
 
 // VPSCredentialKeys are the secret keys that log in to the host: one of them is required.
 var VPSCredentialKeys = []string{KeyVPSSSHPrivateKey, KeyVPSPassword}
@@ -78,7 +112,21 @@ type VPSConfig struct {
 	// OpenRouterAPIBase.
 	OpenRouterProvisioningKey *Secret
 	OpenRouterAPIBase         string
+	// Provider is vps_provider; with VPSProviderOVH, OVH is the order and DeliveryTimeout bounds
+	// one wait for its delivery.
+	Provider        string
+	OVH             *ordering.OVHConfig
+	DeliveryTimeout time.Duration
+	ovhSecrets      []ovhSecret // as given, for the check that they were set as secrets
 }
+
+type ovhSecret struct {
+	key    string
+	secret Secret
+}
+
+// Ordered reports whether the host is ordered from a provider rather than given.
+func (c *VPSConfig) Ordered() bool { return c.Provider != VPSProviderNone }
 
 var (
 	hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
@@ -111,10 +159,44 @@ func LoadVPS(ctx *pulumi.Context) (*VPSConfig, error) {
 		c.Password = &s
 	}
 	r.gatewaySecrets(c.Secrets)
+	c.Provider = r.str(KeyVPSProvider, VPSProviderNone)
+	if c.Provider == VPSProviderOVH {
+		c.OVH = &ordering.OVHConfig{
+			Endpoint:       r.str(KeyOVHEndpoint, DefaultOVHEndpoint),
+			ApplicationKey: r.str(KeyOVHApplicationKey, ""),
+			Subsidiary:     r.str(KeyOVHSubsidiary, DefaultOVHSubsidiary),
+			PlanCode:       r.str(KeyOVHPlanCode, ""),
+			Datacenter:     r.str(KeyOVHDatacenter, ""),
+			OS:             r.str(KeyOVHOS, DefaultOVHOS),
+			Duration:       r.str(KeyOVHDuration, DefaultOVHDuration),
+		}
+		if s, ok := r.secret(KeyOVHApplicationSecret); ok {
+			c.OVH.ApplicationSecret = s.Reveal()
+			c.ovhSecrets = append(c.ovhSecrets, ovhSecret{KeyOVHApplicationSecret, s})
+		}
+		if s, ok := r.secret(KeyOVHConsumerKey); ok {
+			c.OVH.ConsumerKey = s.Reveal()
+			c.ovhSecrets = append(c.ovhSecrets, ovhSecret{KeyOVHConsumerKey, s})
+		}
+		c.DeliveryTimeout = r.duration(KeyOVHDeliveryTimeout, DefaultOVHDeliveryTimeout)
+	}
 	if err := r.validated(c.Stack, c.Validate()); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+func (r *reader) duration(key string, def time.Duration) time.Duration {
+	v, ok := r.raw(key)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		r.errs = append(r.errs, &FieldError{Key: key, Value: v, Allowed: "a duration like 90m or 4h"})
+		return def
+	}
+	return d
 }
 
 func (r *reader) boolean(key string) bool {
@@ -136,8 +218,16 @@ func (c *VPSConfig) Validate() error {
 		fields = append(fields, &FieldError{Key: key, Value: value, Allowed: allowed})
 	}
 	switch {
+	case c.Provider != VPSProviderNone && c.Provider != VPSProviderOVH:
+		bad(KeyVPSProvider, c.Provider, "none (the host given by vps_host) or ovh (ordered from OVHcloud)")
+	case c.OVH != nil:
+		fields = append(fields, c.validateOVH()...)
+	}
+	switch {
+	case c.Host == "" && c.Ordered():
+		// Set by clawdeploy once the ordered VPS is delivered.
 	case c.Host == "":
-		bad(KeyVPSHost, c.Host, "set to the host's address (pulumi config set vps_host 203.0.113.10)")
+		bad(KeyVPSHost, c.Host, "set to the host's address (pulumi config set vps_host 203.0.113.10), or set vps_provider to order one")
 	case net.ParseIP(c.Host) == nil && (len(c.Host) > 253 || !hostnamePattern.MatchString(c.Host)):
 		bad(KeyVPSHost, c.Host, "an IP address or a host name like vps1.example.com")
 	}
@@ -148,7 +238,7 @@ func (c *VPSConfig) Validate() error {
 		bad(KeyVPSUser, c.User, "a user name like root or ubuntu")
 	}
 	switch {
-	case c.HostKey == "" && !c.AllowUnknownHostKey:
+	case c.HostKey == "" && !c.AllowUnknownHostKey && !c.Ordered():
 		bad(KeyVPSHostKey, c.HostKey, "the host's public key, like the line of `ssh-keyscan -t ed25519 <host>` after the host name, "+
 			"or set vps_allow_unknown_host_key to true to trust whatever key the host presents")
 	case c.HostKey != "":
@@ -163,6 +253,8 @@ func (c *VPSConfig) Validate() error {
 		bad(KeyOpenClawImage, c.OpenClawImage, "a container image reference like ghcr.io/openclaw/openclaw:2026.2.26")
 	}
 	switch {
+	case c.PrivateKey == nil && c.Password == nil && c.Ordered():
+		// clawdeploy makes the key the ordered VPS is rebuilt with.
 	case c.PrivateKey == nil && c.Password == nil:
 		fields = append(fields, &FieldError{Key: KeyVPSSSHPrivateKey, Redacted: true,
 			Allowed: "set (or vps_password): the credential to log in to the host with, as a secret " +
@@ -191,11 +283,65 @@ func (c *VPSConfig) Validate() error {
 	if c.Password != nil {
 		secrets[KeyVPSPassword] = *c.Password
 	}
+	for _, s := range c.ovhSecrets {
+		secrets[s.key] = s.secret
+	}
 	fields = append(fields, plainSecrets(c.Stack, secrets)...)
 	if len(fields) > 0 {
 		return &ValidationError{Stack: c.Stack, Fields: fields}
 	}
 	return nil
+}
+
+var (
+	ovhApplicationKeyPattern = regexp.MustCompile(`^[A-Za-z0-9]{8,64}$`)
+	ovhPlanCodePattern       = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,63}$`)
+	ovhDatacenterPattern     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{1,19}$`)
+	ovhOSPattern             = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,63}$`)
+	ovhDurationPattern       = regexp.MustCompile(`^P(1|3|6|12)M$`)
+)
+
+// validateOVH checks the OVH keys; the API checks the rest (credentials, plan, stock).
+func (c *VPSConfig) validateOVH() []*FieldError {
+	var fields []*FieldError
+	bad := func(key, value, allowed string) {
+		fields = append(fields, &FieldError{Key: key, Value: value, Allowed: allowed})
+	}
+	o := c.OVH
+	if _, named := ovh.Endpoints[o.Endpoint]; !named {
+		if u, err := url.Parse(o.Endpoint); err != nil || u.Host == "" || !allowedAPIScheme(u) {
+			bad(KeyOVHEndpoint, o.Endpoint, "ovh-eu, ovh-ca or ovh-us, or the API's https URL (http only on a loopback address)")
+		}
+	}
+	if !ovhApplicationKeyPattern.MatchString(o.ApplicationKey) {
+		bad(KeyOVHApplicationKey, o.ApplicationKey, "the application key of the OVHcloud API (letters and digits), from https://eu.api.ovh.com/createToken/")
+	}
+	for key, value := range map[string]string{KeyOVHApplicationSecret: o.ApplicationSecret, KeyOVHConsumerKey: o.ConsumerKey} {
+		if value == "" {
+			fields = append(fields, &FieldError{Key: key, Redacted: true,
+				Allowed: "set, as a secret (clawdeploy up --secret " + key + "=…), from https://eu.api.ovh.com/createToken/"})
+		}
+	}
+	if !slices.Contains(ovhSubsidiaries, o.Subsidiary) {
+		bad(KeyOVHSubsidiary, o.Subsidiary, "one of "+strings.Join(ovhSubsidiaries, ", "))
+	}
+	if !ovhPlanCodePattern.MatchString(o.PlanCode) {
+		bad(KeyOVHPlanCode, o.PlanCode, "a VPS plan code of the order API, like vps-2025-model1")
+	}
+	if !ovhDatacenterPattern.MatchString(o.Datacenter) {
+		bad(KeyOVHDatacenter, o.Datacenter, "a datacenter code, like GRA, SBG, BHS or WAW")
+	}
+	if !ovhOSPattern.MatchString(o.OS) {
+		bad(KeyOVHOS, o.OS, "an image name as OVHcloud gives it, like Debian 12 or Ubuntu 24.04")
+	}
+	if !ovhDurationPattern.MatchString(o.Duration) {
+		bad(KeyOVHDuration, o.Duration, "P1M, P3M, P6M or P12M")
+	}
+	if c.DeliveryTimeout < time.Second || c.DeliveryTimeout > 72*time.Hour {
+		bad(KeyOVHDeliveryTimeout, c.DeliveryTimeout.String(), "a duration from 1s to 72h, like 4h")
+	}
+	slices.SortFunc(fields, func(a, b *FieldError) int { return strings.Compare(a.Key, b.Key) })
+	return fields
 }
 
 // allowedAPIScheme: https, or http to a loopback address (a local stand-in).
@@ -210,8 +356,17 @@ func isLoopback(host string) bool {
 
 // CheckVPSConfig validates a vps stack's configuration without an engine.
 func CheckVPSConfig(project, stack string, values map[string]string, secretKeys []string) error {
-	return withoutEngine(project, stack, values, secretKeys, func(ctx *pulumi.Context) error {
-		_, err := LoadVPS(ctx)
+	_, err := ReadVPSConfig(project, stack, values, secretKeys)
+	return err
+}
+
+// ReadVPSConfig is LoadVPS without an engine, on values (namespaced keys) with the keys in
+// secretKeys marked secret.
+func ReadVPSConfig(project, stack string, values map[string]string, secretKeys []string) (*VPSConfig, error) {
+	var cfg *VPSConfig
+	err := withoutEngine(project, stack, values, secretKeys, func(ctx *pulumi.Context) (err error) {
+		cfg, err = LoadVPS(ctx)
 		return err
 	})
+	return cfg, err
 }

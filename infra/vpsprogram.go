@@ -1,6 +1,7 @@
 package infra
 
 import (
+	"fmt"
 	"maps"
 	"path"
 
@@ -20,6 +21,9 @@ const (
 	// NameGatewayToken makes the gateway's token when none is configured.
 	NameGatewayToken = "gateway-token"
 )
+
+// UnorderedHost stands for an ordered VPS in a preview before its delivery.
+const UnorderedHost = "vps-not-delivered-yet.invalid"
 
 // host returns the component view of the host.
 func (c *VPSConfig) host() components.Host {
@@ -112,15 +116,29 @@ func DeployVPS(ctx *pulumi.Context, host VPSHost) (*VPSOutputs, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Host == "" {
+		// An ordered VPS not delivered yet: clawdeploy up orders it and sets vps_host before the
+		// engine runs; a preview shows what would be made on it.
+		if !ctx.DryRun() {
+			return nil, fmt.Errorf("vps_host is not set: the VPS of vps_provider %s is ordered by `clawdeploy up --target vps`, "+
+				"which sets vps_host once it is delivered, before the engine runs", cfg.Provider)
+		}
+		cfg.Host, cfg.AllowUnknownHostKey = UnorderedHost, true
+	}
 	key, err := components.NewSSHKey(ctx, NameSSHKey)
 	if err != nil {
 		return nil, err
 	}
 	var operatorKey, password pulumi.StringPtrInput
-	if cfg.PrivateKey != nil {
+	switch {
+	case cfg.PrivateKey != nil:
 		operatorKey = cfg.PrivateKey.Output().ToStringPtrOutput()
-	} else {
+	case cfg.Password != nil:
 		password = cfg.Password.Output().ToStringPtrOutput()
+	default:
+		// An ordered VPS before its order (a preview): clawdeploy up makes the key it is rebuilt
+		// with and sets it as vps_ssh_private_key.
+		operatorKey = key.PrivateKey.ToStringPtrOutput()
 	}
 	access, err := components.NewSSHAccess(ctx, NameSSHAccess, &components.SSHAccessArgs{
 		Host: cfg.host(), PrivateKey: operatorKey, Password: password, AuthorizedKey: key.PublicKey,

@@ -17,12 +17,12 @@ const (
 	Pending      Status = "PENDING"
 	Provisioning Status = "PROVISIONING"
 	// Ordering is a host ordered from a provider (a VPS), from the checkout to its delivery.
-	Ordering     Status = "ORDERING"
-	Installing   Status = "INSTALLING"
-	Ready        Status = "READY"
-	Error        Status = "ERROR"
-	Destroying   Status = "DESTROYING"
-	Destroyed    Status = "DESTROYED"
+	Ordering   Status = "ORDERING"
+	Installing Status = "INSTALLING"
+	Ready      Status = "READY"
+	Error      Status = "ERROR"
+	Destroying Status = "DESTROYING"
+	Destroyed  Status = "DESTROYED"
 	// HostLost is INTERRUPTED: the deployment's host was taken away (a Spot interruption) and a
 	// heal brings it back. Not to be confused with Record.Interrupted, an operation that a
 	// signal or a crash cut short.

@@ -10,7 +10,6 @@ package ordering
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -93,7 +92,8 @@ type Task struct {
 // Release is what destroying an ordered VPS did.
 type Release struct {
 	// Done lists what the provider did; ToConfirm what the account holder still has to do.
-	Done, ToConfirm []string
+	Done      []string `json:"done"`
+	ToConfirm []string `json:"toConfirm"`
 }
 
 // State is where a deployment's order stands: the caller keeps it (JSON) and hands it back to
@@ -454,6 +454,3 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
-
-// ErrNotConfigured is returned by New for a provider it does not know.
-var ErrNotConfigured = errors.New("ordering: no such provider")

@@ -15,11 +15,12 @@ fi
 # command -> the Debian package that provides it. shellcheck (the lint), cloud-init (its schema
 # check), systemd-analyze (verify the units), sqlite3 and mkfs.xfs (the instance scripts run for
 # real), curl, unshare/flock/mountpoint (util-linux), pgrep (procps: the tests end the processes
-# they start), sshd (the vps tests' real server).
+# they start), sshd (the vps tests' real server), sudo and useradd (its users that log in as
+# debian or ubuntu do, with and without passwordless sudo).
 declare -A packages=(
 	[shellcheck]=shellcheck [cloud-init]=cloud-init [systemd-analyze]=systemd [sqlite3]=sqlite3
 	[mkfs.xfs]=xfsprogs [curl]=curl [unshare]=util-linux [flock]=util-linux [mountpoint]=util-linux
-	[pgrep]=procps [/usr/sbin/sshd]=openssh-server [node]=nodejs [npm]=npm
+	[pgrep]=procps [/usr/sbin/sshd]=openssh-server [sudo]=sudo [useradd]=passwd [node]=nodejs [npm]=npm
 )
 missing=()
 for tool in "${!packages[@]}"; do

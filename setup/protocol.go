@@ -232,6 +232,17 @@ func ParseStatus(line string) (Status, error) {
 	return Status{}, fmt.Errorf("unrecognised setup status line %q", line)
 }
 
+// AsRoot returns command as user runs it as root: as it is for root; for any other user through
+// passwordless sudo (sudo -n), which fails at once instead of waiting for a password. Images
+// log in as debian, ubuntu or almalinux with such a sudo; the setup, its launch and its polls
+// need root.
+func AsRoot(user, command string) string {
+	if user == "root" {
+		return command
+	}
+	return "sudo -n -H bash -c " + quote(command)
+}
+
 // quote returns s as one single-quoted shell word.
 func quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

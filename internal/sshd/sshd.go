@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,6 +65,49 @@ func NewKey(t testing.TB) (private []byte, public string) {
 // missing sshd fails the test: these tests are the proof that the SSH path works.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, "")
+}
+
+// StartFor is Start logging in name instead, a user other than root the test has made
+// (AddUser), with a home of its own that it owns, as on a VPS image that logs in as debian or
+// ubuntu. Only root can serve another user.
+func StartFor(t testing.TB, name string) *Server {
+	t.Helper()
+	return start(t, name)
+}
+
+// AddUser makes a local user for a test, unless it exists, with a home of its own and no
+// password (it logs in with keys only); with sudo, it may run any command as root through
+// passwordless sudo. The user and its sudo rule stay for later tests: they are the same each
+// time.
+func AddUser(t testing.TB, name string, sudo bool) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatalf("making the test user %s needs root (CI runs as root)", name)
+	}
+	if _, err := user.Lookup(name); err != nil {
+		// '*' is no password, not a locked account: sshd without PAM refuses a locked one.
+		if out, err := exec.Command("useradd", "--no-create-home", "--shell", "/bin/bash", "--password", "*", name).CombinedOutput(); err != nil {
+			if _, again := user.Lookup(name); again != nil { // another test may have made it meanwhile
+				t.Fatalf("useradd %s: %v\n%s", name, err, out)
+			}
+		}
+	}
+	rule := filepath.Join("/etc/sudoers.d", "clawdeploy-test-"+name)
+	if !sudo {
+		_ = os.Remove(rule)
+		return
+	}
+	if _, err := exec.LookPath("sudo"); err != nil {
+		t.Fatalf("sudo is not installed (apt-get install sudo): %v", err)
+	}
+	if err := os.WriteFile(rule, []byte(name+" ALL=(ALL) NOPASSWD:ALL\n"), 0o440); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func start(t testing.TB, name string) *Server {
+	t.Helper()
 	if _, err := os.Stat(Binary); err != nil {
 		t.Fatalf("sshd is not installed (apt-get install openssh-server): %v", err)
 	}
@@ -73,6 +117,9 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("sshd needs /run/sshd: %v", err)
 	}
 	u, err := user.Current()
+	if name != "" {
+		u, err = user.Lookup(name)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +138,33 @@ func Start(t testing.TB) *Server {
 	// The user's home on this host is a directory of the test's: what a session writes under
 	// $HOME (an authorized key, say) stays there, and sshd reads keys from it too.
 	home := filepath.Join(dir, "home")
+	if name != "" {
+		// Another user reads its keys and writes its home as itself: a home of its own, outside
+		// the test's directory (which only root may enter), holding the client key.
+		//nolint:usetesting // t.TempDir's parent is root's alone (0700): the user could not enter it
+		if home, err = os.MkdirTemp("", "sshd-home-"+name+"-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(home) })
+		authorized = filepath.Join(home, ".ssh", "authorized_keys")
+	}
 	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
 		t.Fatal(err)
+	}
+	if name != "" {
+		if err := os.WriteFile(authorized, []byte(clientPub+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		for _, p := range []string{home, filepath.Join(home, ".ssh"), authorized} {
+			if err := os.Chown(p, uid, gid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod(home, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -104,7 +176,7 @@ func Start(t testing.TB) *Server {
 	config := write("sshd_config", []byte(strings.Join([]string{
 		fmt.Sprintf("ListenAddress 127.0.0.1:%d", port),
 		"HostKey " + hostKeyFile,
-		"AuthorizedKeysFile " + authorized + " " + filepath.Join(home, ".ssh", "authorized_keys"),
+		"AuthorizedKeysFile " + strings.Join(slices.Compact([]string{authorized, filepath.Join(home, ".ssh", "authorized_keys")}), " "),
 		"PidFile " + filepath.Join(dir, "sshd.pid"),
 		"PasswordAuthentication no",
 		"KbdInteractiveAuthentication no",

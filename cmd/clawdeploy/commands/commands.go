@@ -119,7 +119,7 @@ var (
 	}
 	setupPollFlag = &cli.DurationFlag{
 		Name:  "setup-poll",
-		Usage: "how often to poll the setup's status",
+		Usage: "how often to poll the setup's status (and an ordered VPS's delivery and rebuild)",
 		Value: automation.DefaultSetupPoll,
 	}
 )
@@ -401,11 +401,13 @@ func checkDurations(cliContext *cli.Context) error {
 // finish ends a command: with --json, a result event carrying the outcome and the non-secret
 // outputs; the error goes back to main, which prints it and exits with its code.
 func finish(cliContext *cli.Context, stack, operation string, outputs auto.OutputMap, err error) error {
-	return finishWith(cliContext, stack, operation, outputs, nil, err)
+	return finishWith(cliContext, stack, operation, outputs, automation.Event{}, err)
 }
 
-// finishWith is finish for an up, whose result names the checkpoint it took before an upgrade.
-func finishWith(cliContext *cli.Context, stack, operation string, outputs auto.OutputMap, cp *automation.Checkpoint, err error) error {
+// finishWith is finish with more to say in the result line: the checkpoint an up took before an
+// upgrade, what a destroy released at the VPS's provider.
+func finishWith(cliContext *cli.Context, stack, operation string, outputs auto.OutputMap, more automation.Event, err error) error {
+	cp := more.Checkpoint
 	if !cliContext.Bool("json") {
 		if cp != nil {
 			fmt.Fprintf(os.Stderr, "pre-upgrade checkpoint of %s (%s → %s): %s\n", stack, cp.From, cp.To, cp)
@@ -415,7 +417,7 @@ func finishWith(cliContext *cli.Context, stack, operation string, outputs auto.O
 	ok := err == nil
 	code := automation.ExitCode(err)
 	e := automation.Event{Time: time.Now().UTC(), Type: automation.EventResult, Stack: stack, Operation: operation,
-		OK: &ok, ExitCode: &code, Checkpoint: cp}
+		OK: &ok, ExitCode: &code, Checkpoint: cp, Released: more.Released}
 	if err != nil {
 		e.Error = err.Error()
 	}

@@ -9,11 +9,15 @@ import (
 // Destroy deletes a deployment's resources.
 var Destroy = &cli.Command{
 	Name:      "destroy",
-	Usage:     "delete every resource of the deployment (ec2-spot: the data volume after a final snapshot; vps: its keys, not the host's data)",
+	Usage:     "delete every resource of the deployment (ec2-spot: the data volume after a final snapshot; vps: its keys, not the host's data; an ordered VPS stops renewing)",
 	ArgsUsage: " ",
 	Description: `Deletes every resource of the stack. The data volume is snapshotted first, and the
 snapshot carries its zone tag, so it can be restored; the backup bucket is retained.
-The journal goes DESTROYING → DESTROYED. Requires --yes.`,
+A VPS ordered from a provider (vps_provider ovh) is released: its renewal is turned off
+(OVHcloud deletes it at its expiry) and its termination asked for, which OVHcloud
+confirms with the account holder by email; the result says what was done and what is
+left to confirm ("released" in the --json result line). The journal goes DESTROYING →
+DESTROYED. Requires --yes.`,
 	Flags: []cli.Flag{stackFlag, waitFlag, &cli.BoolFlag{Name: "yes", Usage: "confirm the deletion"}},
 	Action: func(cliContext *cli.Context) error {
 		stack, err := stackName(cliContext)
@@ -24,8 +28,12 @@ The journal goes DESTROYING → DESTROYED. Requires --yes.`,
 			return usageError("destroy deletes every resource of stack %s: pass --yes to confirm", stack)
 		}
 		return withDriver(cliContext, func(d *automation.Driver) error {
-			_, err := d.Destroy(cliContext.Context, stack)
-			return finish(cliContext, stack, "destroy", nil, err)
+			res, err := d.Destroy(cliContext.Context, stack)
+			var more automation.Event
+			if res != nil {
+				more.Released = res.Released
+			}
+			return finishWith(cliContext, stack, "destroy", nil, more, err)
 		})
 	},
 }

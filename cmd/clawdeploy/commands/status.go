@@ -116,6 +116,9 @@ type statusRecord struct {
 	// taken before the last upgrade from it.
 	LastGoodImage string          `json:"lastGoodImage,omitempty"`
 	Checkpoint    json.RawMessage `json:"checkpoint,omitempty"`
+	// HostOrder is where the order of a VPS ordered from a provider stands: its plan, cart,
+	// order id, service name, address and rebuild task (ordering.State).
+	HostOrder json.RawMessage `json:"hostOrder,omitempty"`
 }
 
 func statusEvent(r journal.Record) statusRecord {
@@ -133,6 +136,9 @@ func statusEvent(r journal.Record) statusRecord {
 	s.LastGoodImage = r.LastGoodImage
 	if json.Valid([]byte(r.Checkpoint)) {
 		s.Checkpoint = json.RawMessage(r.Checkpoint)
+	}
+	if json.Valid([]byte(r.HostOrder)) {
+		s.HostOrder = json.RawMessage(r.HostOrder)
 	}
 	if !r.InterruptedAt.IsZero() {
 		seconds := r.Downtime(time.Now()).Seconds()

@@ -13,10 +13,13 @@ var Up = &cli.Command{
 	ArgsUsage: " ",
 	Description: `Validates the stack's configuration (refusing, with exit 2, before anything is touched),
 takes the deployment's lease, runs the engine, and waits for the setup script to
-complete. The journal goes PENDING → PROVISIONING → INSTALLING → READY, or ERROR.
+complete. The journal goes PENDING → PROVISIONING → INSTALLING → READY, or ERROR;
+a VPS ordered from OVHcloud (--target vps, vps_provider ovh) is ordered, delivered
+(ORDERING from its checkout to its delivery) and rebuilt first, once per deployment.
 
 --retry starts a deployment in ERROR over: its stage is reset and the setup runs
-again (ec2-spot: on a new instance; vps: relaunched on the host).
+again (ec2-spot: on a new instance; vps: relaunched on the host; an ordered VPS
+keeps its order, waits on for its delivery, and is never rebuilt again).
 
 A new openclaw_image is an upgrade. Before it replaces the instance (ec2-spot),
 up asks the instance for a fresh backup and pins its S3 version (the newest
@@ -45,7 +48,7 @@ changed the data.`,
 			if res != nil {
 				cp = res.Checkpoint
 			}
-			return finishWith(cliContext, stack, "up", outputsOf(res), cp, err)
+			return finishWith(cliContext, stack, "up", outputsOf(res), automation.Event{Checkpoint: cp}, err)
 		})
 	},
 }
