@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -20,10 +23,42 @@ type File struct {
 	path string
 	mu   sync.Mutex
 	sql  *SQL
+	// dial opens a journal that is not a local file (a shared PostgreSQL journal), which
+	// always exists; nil for the SQLite file at path.
+	dial func(ctx context.Context) (*SQL, error)
 }
 
 // NewFile returns the journal at path, without opening it.
 func NewFile(path string) *File { return &File{path: path} }
+
+// NewShared returns the shared journal in the PostgreSQL database at url, connected (and its
+// schema migrated) when it is first used.
+func NewShared(url string) *File {
+	return &File{path: Redact(url), dial: func(ctx context.Context) (*SQL, error) { return OpenPostgres(ctx, url) }}
+}
+
+// Open returns the journal a --journal URL names: "" for the SQLite file journal.db under
+// stateDir, sqlite:PATH for another SQLite file, postgres://… (or postgresql://…) for a shared
+// PostgreSQL journal. Nothing is opened yet.
+func Open(spec, stateDir string) (*File, error) {
+	switch {
+	case spec == "":
+		return NewFile(filepath.Join(stateDir, "journal.db")), nil
+	case strings.HasPrefix(spec, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(spec, "sqlite:"), "//")
+		if path == "" {
+			return nil, fmt.Errorf("--journal %s names no file: give sqlite:/path/to/journal.db", spec)
+		}
+		return NewFile(path), nil
+	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
+		if _, err := url.Parse(spec); err != nil {
+			return nil, fmt.Errorf("--journal %s: %w", Redact(spec), err)
+		}
+		return NewShared(spec), nil
+	}
+	return nil, fmt.Errorf("--journal %q is not a journal URL: give sqlite:/path/to/journal.db, or postgres://user@host/db for a journal "+
+		"shared by several hosts (default: journal.db in the state directory)", Redact(spec))
+}
 
 // Path is the journal's file.
 func (f *File) Path() string { return f.path }
@@ -61,6 +96,14 @@ func (f *File) open(ctx context.Context, create bool) (*SQL, error) {
 	defer f.mu.Unlock()
 	if f.sql != nil {
 		return f.sql, nil
+	}
+	if f.dial != nil {
+		j, err := f.dial(ctx)
+		if err != nil {
+			return nil, &FileError{Path: f.path, Err: err}
+		}
+		f.sql = j
+		return j, nil
 	}
 	if !create {
 		if _, err := os.Stat(f.path); errors.Is(err, os.ErrNotExist) {
@@ -169,4 +212,74 @@ func (f *File) Close() error {
 		return nil
 	}
 	return f.sql.Close()
+}
+
+// ClaimStale takes over deployments left by dead owners; none when the journal does not exist.
+func (f *File) ClaimStale(ctx context.Context, owner string, now, expires time.Time, limit int) ([]Record, error) {
+	j, err := f.open(ctx, false)
+	if err != nil || j == nil {
+		return nil, err
+	}
+	rs, err := j.ClaimStale(ctx, owner, now, expires, limit)
+	return rs, f.failed(err)
+}
+
+// Enqueue queues a request, creating the journal.
+func (f *File) Enqueue(ctx context.Context, r Request, now time.Time) error {
+	j, err := f.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	return f.failed(j.Enqueue(ctx, r, now))
+}
+
+// TakeRequests takes queued requests; none when the journal does not exist.
+func (f *File) TakeRequests(ctx context.Context, owner string, now time.Time, limit int) ([]Request, error) {
+	j, err := f.open(ctx, false)
+	if err != nil || j == nil {
+		return nil, err
+	}
+	rs, err := j.TakeRequests(ctx, owner, now, limit)
+	return rs, f.failed(err)
+}
+
+// FinishRequests records how requests ended.
+func (f *File) FinishRequests(ctx context.Context, stack string, now time.Time, failure error) error {
+	j, err := f.open(ctx, false)
+	if err != nil || j == nil {
+		return err
+	}
+	return f.failed(j.FinishRequests(ctx, stack, now, failure))
+}
+
+// Requeue queues a request again.
+func (f *File) Requeue(ctx context.Context, id, owner string) error {
+	j, err := f.open(ctx, false)
+	if err != nil || j == nil {
+		return err
+	}
+	return f.failed(j.Requeue(ctx, id, owner))
+}
+
+// GetRequest returns a request; ErrNotFound when the journal does not exist.
+func (f *File) GetRequest(ctx context.Context, id string) (Request, error) {
+	j, err := f.open(ctx, false)
+	if err != nil {
+		return Request{}, err
+	}
+	if j == nil {
+		return Request{}, fmt.Errorf("%w: request %s", ErrNotFound, id)
+	}
+	r, err := j.GetRequest(ctx, id)
+	return r, f.failed(err)
+}
+
+// Requests lists the requests; none when the journal does not exist.
+func (f *File) Requests(ctx context.Context) ([]Request, error) {
+	j, err := f.open(ctx, false)
+	if err != nil || j == nil {
+		return nil, err
+	}
+	rs, err := j.Requests(ctx)
+	return rs, f.failed(err)
 }

@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // the embedded default's driver
+	_ "github.com/jackc/pgx/v5/stdlib" // the shared journal's driver ("pgx")
+	_ "modernc.org/sqlite"             // the embedded default's driver
 )
 
 // Dialect adapts the SQL to a database: SQLite for the embedded default, PostgreSQL (or another
@@ -20,15 +21,23 @@ type Dialect struct {
 	// Placeholder returns the i-th (1-based) parameter placeholder: "?" for SQLite, "$1" for
 	// PostgreSQL.
 	Placeholder func(i int) string
-	// RowLocks reports SELECT … FOR UPDATE; SQLite locks the whole database instead.
+	// RowLocks reports SELECT … FOR UPDATE (and SKIP LOCKED); SQLite locks the whole database
+	// instead.
 	RowLocks bool
+	// MigrationLock is the statement that serializes the migrations of processes starting at
+	// once, inside their transaction; empty when the transaction itself does (SQLite's
+	// immediate transactions).
+	MigrationLock string
 }
 
 // SQLite is the dialect of the embedded default.
 var SQLite = Dialect{Placeholder: func(int) string { return "?" }}
 
 // Postgres is the dialect of a PostgreSQL journal.
-var Postgres = Dialect{Placeholder: func(i int) string { return fmt.Sprintf("$%d", i) }, RowLocks: true}
+var Postgres = Dialect{Placeholder: func(i int) string { return fmt.Sprintf("$%d", i) }, RowLocks: true,
+	// A transaction-scoped advisory lock: CREATE TABLE IF NOT EXISTS is not safe against a
+	// concurrent one in PostgreSQL (both may try to create it), so nobody migrates at once.
+	MigrationLock: `SELECT pg_advisory_xact_lock(7355608)`}
 
 // SQL is a Journal in a SQL database. Every change is one statement or one transaction, and
 // lease changes are compare-and-swap updates on the owner and expiry observed, so concurrent
@@ -68,6 +77,23 @@ var migrations = []string{
 	`ALTER TABLE deployments ADD COLUMN checkpoint TEXT NOT NULL DEFAULT ''`,
 	// 4: hosts ordered from a provider: where the order stands.
 	`ALTER TABLE deployments ADD COLUMN host_order TEXT NOT NULL DEFAULT ''`,
+	// 5: operations queued for the workers (clawdeploy up|destroy --enqueue, or a backend's
+	// own INSERT): see the README's "Running several replicas".
+	`CREATE TABLE IF NOT EXISTS requests (
+	id TEXT PRIMARY KEY,
+	stack TEXT NOT NULL,
+	target TEXT NOT NULL DEFAULT 'ec2-spot',
+	operation TEXT NOT NULL,
+	options TEXT NOT NULL DEFAULT '',
+	config TEXT NOT NULL DEFAULT '',
+	state TEXT NOT NULL DEFAULT 'queued',
+	owner TEXT NOT NULL DEFAULT '',
+	created_ms BIGINT NOT NULL,
+	taken_ms BIGINT NOT NULL DEFAULT 0,
+	finished_ms BIGINT NOT NULL DEFAULT 0,
+	error TEXT NOT NULL DEFAULT ''
+)`,
+	`CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state, created_ms)`,
 }
 
 // OpenSQLite opens (creating it if need be) the embedded journal at path: SQLite in WAL mode with
@@ -98,6 +124,36 @@ func OpenSQLite(ctx context.Context, path string) (*SQL, error) {
 	return j, nil
 }
 
+// OpenPostgres opens the shared journal in the PostgreSQL database at url (postgres://…), with
+// pgx through database/sql, and brings its schema to the current version: processes starting at
+// once migrate one after the other.
+func OpenPostgres(ctx context.Context, url string) (*SQL, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("journal: opening %s: %w", Redact(url), err)
+	}
+	db.SetMaxOpenConns(8)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("journal: connecting to %s: %w", Redact(url), err)
+	}
+	j, err := NewSQL(ctx, db, Postgres)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("journal: %s: %w", Redact(url), err)
+	}
+	return j, nil
+}
+
+// Redact returns a database URL without its password, for messages.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(a database URL that does not parse)"
+	}
+	return u.Redacted()
+}
+
 // NewSQL makes a Journal of an open database, bringing its schema to the current version.
 func NewSQL(ctx context.Context, db *sql.DB, dialect Dialect) (*SQL, error) {
 	j := &SQL{db: db, dialect: dialect}
@@ -111,14 +167,19 @@ func NewSQL(ctx context.Context, db *sql.DB, dialect Dialect) (*SQL, error) {
 // processes starting at once apply each exactly once (the first to write waits out the others;
 // SQLite's immediate transactions and PostgreSQL's row lock on schema_version serialize them).
 func (j *SQL) migrate(ctx context.Context) error {
-	if _, err := j.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("creating the schema version table: %w", err)
-	}
 	tx, err := j.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrating the journal: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	if j.dialect.MigrationLock != "" {
+		if _, err := tx.ExecContext(ctx, j.dialect.MigrationLock); err != nil {
+			return fmt.Errorf("migrating the journal: waiting for the migration lock: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("creating the schema version table: %w", err)
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM schema_version)`); err != nil {
 		return fmt.Errorf("migrating the journal: %w", err)
 	}
