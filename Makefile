@@ -53,12 +53,13 @@ test: tools deps ## run every test: unit, mocks and engine-level (builds the CLI
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: tools ## benchmarks: resume to first engine event (dead owner), resume of a READY deployment, heal to READY, the program, Spot notice to final backup (1 GB)
+bench: tools ## benchmarks: resume to first engine event (dead owner), resume of a READY deployment, heal to READY, the program, Spot notice to final backup (1 GB), several hosts (takeover in lease TTLs, claims/s, deployments/h with 1 and 3 workers)
 	go test -run '^$$' -bench 'BenchmarkResumeDeadOwner' -benchtime 5x ./automation
 	go test -run '^$$' -bench 'BenchmarkResumeReady' ./automation
 	go test -run '^$$' -bench 'BenchmarkHeal' -benchtime 5x ./automation
 	go test -run '^$$' -bench . ./infra
 	go test -run '^$$' -bench 'BenchmarkSpotNoticeToFinalBackup' -benchtime 1x -timeout 30m ./cloudinit
+	go test -run '^$$' -bench 'BenchmarkTakeover|BenchmarkClaims|BenchmarkThroughput' -benchtime 1x -timeout 60m ./automation
 
 $(BIN)/golangci-lint:
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

@@ -20,7 +20,7 @@ import (
 )
 
 // control writes the simulated provider's control file.
-func control(t *testing.T, sim *enginetest.Sim, c simprovider.Control) {
+func control(t testing.TB, sim *enginetest.Sim, c simprovider.Control) {
 	t.Helper()
 	if err := simprovider.WriteControl(sim.Control, c); err != nil {
 		t.Fatal(err)

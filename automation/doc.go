@@ -17,6 +17,7 @@
 //	                an ordered VPS (package ordering) before the engine and its release on destroy
 //	operations.go   Up, Preview, Destroy, Refresh, Outputs, Status, Cancel, UserData
 //	resume.go       Resume and ResumeAll
+//	worker.go       Work (clawdeploy worker): takeovers, queued requests, the stale sweep; Enqueue
 //	heal.go         Heal and HealAll: a host taken away, brought back
 //	backup.go       VerifyBackup: the stack's newest backup proven to restore
 //	checkpoint.go   upgrades that can be undone: the pre-upgrade checkpoint, --rollback

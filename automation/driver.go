@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -61,9 +61,11 @@ type Options struct {
 	PulumiRoot string
 	// Env is added to the environment of every CLI run.
 	Env map[string]string
-	// Journal records the deployments. Nil means the SQLite journal StateDir/journal.db, created
-	// by the first operation that writes to it.
-	Journal journal.Journal
+	// Journal records the deployments. Nil means the one JournalURL names (journal.Open): the
+	// SQLite journal StateDir/journal.db by default, created by the first operation that writes
+	// to it; a postgres:// URL for a journal several hosts share.
+	Journal    journal.Journal
+	JournalURL string
 	// Clock tells the time; nil means time.Now.
 	Clock func() time.Time
 	// Finder looks up resources whose creation was interrupted. Nil means the target's.
@@ -149,6 +151,11 @@ type Driver struct {
 	waitLease  time.Duration
 	// orderPoll is the interval of the polls of an ordered VPS (0: ordering.DefaultPoll).
 	orderPoll time.Duration
+	// claims are deployments a worker's sweep claimed, for take; takeovers counts the
+	// deployments taken from another owner.
+	claims    map[string]journal.Record
+	claimsMu  sync.Mutex
+	takeovers atomic.Int64
 }
 
 // New returns a Driver for opts. The Pulumi CLI is checked (the pinned version or later) when an
@@ -215,7 +222,11 @@ func New(ctx context.Context, opts *Options) (*Driver, error) {
 	d.owner = owner.String()
 	d.env[EnvOwner] = d.owner
 	if d.journal == nil {
-		d.journal, d.ownJournal = journal.NewFile(filepath.Join(d.stateDir, "journal.db")), true
+		j, err := journal.Open(opts.JournalURL, d.stateDir)
+		if err != nil {
+			return nil, &UsageError{Err: err}
+		}
+		d.journal, d.ownJournal = j, true
 	}
 	return d, nil
 }

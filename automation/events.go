@@ -53,6 +53,10 @@ type Event struct {
 	// Released is what a destroy of an ordered VPS did at its provider, and what the account
 	// holder still has to confirm.
 	Released *ordering.Release `json:"released,omitempty"`
+	// TakenFrom is the owner a deployment was taken over from, and LeaseExpired when its lease
+	// had expired (a diagnostic).
+	TakenFrom    string     `json:"takenFrom,omitempty"`
+	LeaseExpired *time.Time `json:"leaseExpired,omitempty"`
 }
 
 // Sink receives the driver's events. It must be safe for concurrent use.

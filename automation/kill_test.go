@@ -56,6 +56,13 @@ func startSimWith(t testing.TB, sim *enginetest.Sim, program string, stdin io.Re
 	cmd := exec.Command(filepath.Join(sim.Bins.Dir, "clawdeploy-sim"), append([]string{"--json"}, args...)...)
 	cmd.Stdin = stdin
 	cmd.Env = sim.Environ(append([]string{"SIMDRIVER_PROGRAM=" + program}, env...)...)
+	return startProc(t, cmd)
+}
+
+// startProc starts cmd in a process group of its own, reading the events it prints, and kills
+// the group when the test ends.
+func startProc(t testing.TB, cmd *exec.Cmd) *proc {
+	t.Helper()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &proc{t: t, cmd: cmd, seen: make(chan Event, 1000), done: make(chan struct{})}
 	cmd.Stderr = &p.stderr

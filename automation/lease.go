@@ -37,6 +37,10 @@ func (d *Driver) take(ctx context.Context, stack string) (*hold, error) {
 	for {
 		now := d.now()
 		taken, err := d.journal.Acquire(ctx, stack, d.owner, now, now.Add(d.leaseTTL), ownerDeadHere())
+		if claim, ok := d.claimed(stack); ok && err == nil {
+			// A sweep (ClaimStale) took it for us: it is the record as taken from its owner.
+			taken = claim
+		}
 		if err == nil {
 			// prev is the deployment as the lease was taken from it: a holder we waited for may
 			// have finished it and gone since we last read it, and is no owner to recover from.
@@ -44,7 +48,10 @@ func (d *Driver) take(ctx context.Context, stack string) (*hold, error) {
 			rec.LeaseOwner, rec.LeaseExpires, rec.Updated = d.owner, now.Add(d.leaseTTL), now
 			h := &hold{d: d, stack: stack, prev: taken, record: rec, stop: make(chan struct{})}
 			if taken.LeaseOwner != "" && taken.LeaseOwner != d.owner {
-				d.note(stack, "took over the deployment from %s, whose lease had expired or whose process is gone", taken.LeaseOwner)
+				d.emit(stack, Event{Type: EventDiagnostic, Severity: "info", TakenFrom: taken.LeaseOwner, LeaseExpired: utcPtr(taken.LeaseExpires),
+					Message: fmt.Sprintf("took over the deployment from %s, whose lease expired at %s or whose process is gone",
+						taken.LeaseOwner, taken.LeaseExpires.UTC().Format(time.RFC3339Nano))})
+				d.takeovers.Add(1)
 			}
 			h.done.Add(1)
 			go h.heartbeat()
@@ -100,6 +107,34 @@ func (h *hold) update(change journal.Change) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func utcPtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// claim hands take a deployment a sweep claimed for this driver (journal.ClaimStale), as it was
+// taken from its owner.
+func (d *Driver) claim(r journal.Record) {
+	d.claimsMu.Lock()
+	defer d.claimsMu.Unlock()
+	if d.claims == nil {
+		d.claims = map[string]journal.Record{}
+	}
+	d.claims[r.Stack] = r
+}
+
+// claimed returns, once, the claim of stack.
+func (d *Driver) claimed(stack string) (journal.Record, bool) {
+	d.claimsMu.Lock()
+	defer d.claimsMu.Unlock()
+	r, ok := d.claims[stack]
+	delete(d.claims, stack)
+	return r, ok
+}
 
 // run holds a deployment for one operation. body runs under the lease; when ctx is cancelled (a
 // signal) it gets the drain window to checkpoint, after which the deployment is marked

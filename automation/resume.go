@@ -128,7 +128,8 @@ type ResumeResult struct {
 // DefaultConcurrency is how many deployments ResumeAll resumes at once unless told.
 const DefaultConcurrency = 4
 
-// ResumeAll resumes every deployment that is not finished and that nobody live holds, at most
+// ResumeAll resumes every deployment that is not finished and that nobody live holds (one that
+// somebody does is reported as a *journal.LeaseHeldError naming the holder and until when), at most
 // concurrency at a time (0: DefaultConcurrency), and marks ERROR those stuck in INSTALLING for StuckInstalling without
 // news. It starts at once: a dead owner on this host is recognised without waiting for its lease.
 // each, when not nil, is called with every outcome as it comes, one call at a time.
@@ -148,7 +149,13 @@ func (d *Driver) ResumeAll(ctx context.Context, concurrency int, each func(Resum
 			continue
 		}
 		if r.Leased(d.now()) && r.LeaseOwner != d.owner && !dead(r.LeaseOwner) {
-			continue // a live owner is on it
+			// A live owner is on it, here or on another host: named, not passed over in silence.
+			held := ResumeResult{Stack: r.Stack, Err: &journal.LeaseHeldError{Stack: r.Stack, Owner: r.LeaseOwner, Expires: r.LeaseExpires}}
+			stuck = append(stuck, held)
+			if each != nil {
+				each(held)
+			}
+			continue
 		}
 		if r.Status == journal.Installing && d.now().Sub(r.Updated) > StuckInstalling {
 			res := ResumeResult{Stack: r.Stack, Err: d.markStuck(ctx, r)}

@@ -16,20 +16,18 @@ import (
 	"github.com/clawdeploy/clawdeploy/journal"
 )
 
-// TestResumeAllMarksStuckInstalling puts deployments in INSTALLING at chosen times with a clock
-// of the test's own: one silent for 46 minutes whose owner is gone becomes ERROR, without an
-// engine run; one as silent but held by a live process is left alone; one whose last news is 44
-// minutes old and whose owner is gone is resumed, not marked (its stack does not exist here, so
-// that resume stops at once with "no deployment").
-func TestResumeAllMarksStuckInstalling(t *testing.T) {
-	t.Parallel()
+// stuckWorld is a journal with three deployments INSTALLING, by a clock of the test's own:
+// "stuck" silent for 46 minutes, its owner gone; "held" as silent, held by a live process (me,
+// this test process); "recent" silent for 44 minutes, its owner gone. The driver runs six.
+func stuckWorld(t *testing.T) (*journal.SQL, *Driver, *events, Owner) {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	j, err := journal.OpenSQLite(ctx, filepath.Join(dir, "journal.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = j.Close() }()
+	t.Cleanup(func() { _ = j.Close() })
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	host, _ := os.Hostname()
 	gone := Owner{Host: host, PID: 1 << 22, Start: 1, Nonce: "gone"}.String() // beyond pid_max: never alive
@@ -64,14 +62,33 @@ func TestResumeAllMarksStuckInstalling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return j, d, ev, me
+}
+
+// TestResumeAllMarksStuckInstalling puts deployments in INSTALLING at chosen times with a clock
+// of the test's own: one silent for 46 minutes whose owner is gone becomes ERROR, without an
+// engine run; one as silent but held by a live process is left alone; one whose last news is 44
+// minutes old and whose owner is gone is resumed, not marked (its stack does not exist here, so
+// that resume stops at once with "no deployment"); the held one is named with its holder.
+func TestResumeAllMarksStuckInstalling(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	j, d, ev, me := stuckWorld(t)
 	results, err := d.ResumeAll(ctx, 4, nil)
-	if err != nil || len(results) != 2 {
-		t.Fatalf("ResumeAll = %+v, %v; want stuck and recent", results, err)
+	if err != nil || len(results) != 3 {
+		t.Fatalf("ResumeAll = %+v, %v; want stuck, held and recent", results, err)
 	}
 	for _, r := range results {
-		var notFound *NotFoundError
-		if r.Stack == "stuck" && r.Err != nil || r.Stack == "recent" && !errors.As(r.Err, &notFound) {
+		var (
+			notFound *NotFoundError
+			held     *journal.LeaseHeldError
+		)
+		switch {
+		case r.Stack == "stuck" && r.Err != nil, r.Stack == "recent" && !errors.As(r.Err, &notFound):
 			t.Errorf("%s: %v", r.Stack, r.Err)
+		case r.Stack == "held" && (!errors.As(r.Err, &held) || held.Owner != me.String() || !strings.Contains(r.Err.Error(), "until 2026-11-22T12:01:00Z")):
+			// Held by a live process: named, with its holder and until when, never passed over in silence.
+			t.Errorf("held: %v", r.Err)
 		}
 	}
 	rec, _ := j.Get(ctx, "stuck")
@@ -86,6 +103,42 @@ func TestResumeAllMarksStuckInstalling(t *testing.T) {
 	}
 	if n := len(ev.of(EventResource)); n != 0 {
 		t.Errorf("%d resource events: marking a deployment stuck must not run the engine", n)
+	}
+}
+
+// TestWorkerSweepsStuckInstalling: the worker's stale sweep, by the same clock, marks ERROR the
+// deployment silent for 46 minutes whose owner is gone, and leaves alone the one a live owner
+// holds and the one silent for 44 minutes.
+func TestWorkerSweepsStuckInstalling(t *testing.T) {
+	t.Parallel()
+	j, d, _, me := stuckWorld(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- d.Work(ctx, WorkerOptions{Concurrency: 2, Poll: 50 * time.Millisecond, StaleEvery: time.Minute})
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if rec, _ := j.Get(context.Background(), "stuck"); rec.Status == journal.Error {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never marked the stuck deployment")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := j.Get(context.Background(), "stuck"); !strings.Contains(rec.LastError, "did not complete within 45m0s") {
+		t.Errorf("stuck: %+v", rec)
+	}
+	if rec, _ := j.Get(context.Background(), "held"); rec.Status != journal.Installing || rec.LeaseOwner != me.String() {
+		t.Errorf("held was touched: %+v", rec)
+	}
+	if rec, _ := j.Get(context.Background(), "recent"); rec.Status == journal.Error && strings.Contains(rec.LastError, "did not complete") {
+		t.Errorf("recent was marked: %+v", rec)
 	}
 }
 

@@ -16,10 +16,11 @@ fi
 # check), systemd-analyze (verify the units), sqlite3 and mkfs.xfs (the instance scripts run for
 # real), curl, unshare/flock/mountpoint (util-linux), pgrep (procps: the tests end the processes
 # they start), sshd (the vps tests' real server), sudo and useradd (its users that log in as
-# debian or ubuntu do, with and without passwordless sudo).
+# debian or ubuntu do, with and without passwordless sudo), and PostgreSQL's server (the shared
+# journal's tests; runuser, from util-linux, runs it as the postgres user).
 declare -A packages=(
 	[shellcheck]=shellcheck [cloud-init]=cloud-init [systemd-analyze]=systemd [sqlite3]=sqlite3
-	[mkfs.xfs]=xfsprogs [curl]=curl [unshare]=util-linux [flock]=util-linux [mountpoint]=util-linux
+	[mkfs.xfs]=xfsprogs [curl]=curl [unshare]=util-linux [runuser]=util-linux [flock]=util-linux [mountpoint]=util-linux
 	[pgrep]=procps [/usr/sbin/sshd]=openssh-server [sudo]=sudo [useradd]=passwd [node]=nodejs [npm]=npm
 )
 missing=()
@@ -28,6 +29,10 @@ for tool in "${!packages[@]}"; do
 		missing+=("${packages[$tool]}")
 	fi
 done
+# The shared journal's tests run a real PostgreSQL server: its binaries live off PATH.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+	missing+=(postgresql)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
 	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 	echo "installing ${missing[*]} with apt-get"

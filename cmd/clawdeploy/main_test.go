@@ -496,6 +496,13 @@ func TestRefusalsTouchNothing(t *testing.T) {
 		{"outputs", "--stack", "dev"},
 		{"snapshots", "list", "--stack", "dev"},
 		{"snapshots", "delete", "--stack", "dev", "--older-than", "1x"},
+		{"--journal", "mysql://root@db/clawdeploy", "status"},
+		{"--journal", "sqlite:", "status"},
+		{"--lease-ttl", "0s", "status"},
+		{"up", "--enqueue", "--stack", "dev", "--config", "aws:region=me-central-1", "--config", "availability_zone=us-east-1a"},
+		{"up", "--enqueue", "--stack", "../dev"},
+		{"worker", "--concurrency", "0"},
+		{"worker", "--listen", "127.0.0.1:not-a-port"},
 	}
 	check := func(when string) {
 		t.Helper()

@@ -25,7 +25,7 @@ func New() *cli.App {
 func NewWith(c commands.Config) *cli.App {
 	cmds := []*cli.Command{
 		commands.Up, commands.Preview, commands.Destroy, commands.Refresh, commands.Resume, commands.Heal,
-		commands.Status, commands.Outputs, commands.Cancel, commands.Render, commands.Backup, commands.Snapshots, commands.Restore, commands.Volume, commands.SpotPrices, commands.Comment,
+		commands.Status, commands.Outputs, commands.Cancel, commands.Render, commands.Backup, commands.Snapshots, commands.Restore, commands.Volume, commands.SpotPrices, commands.Comment, commands.Worker,
 	}
 	for _, cmd := range cmds {
 		commands.Prepare(cmd)

@@ -78,6 +78,19 @@ var GlobalFlags = []cli.Flag{
 		Value:   automation.DefaultDrain,
 		EnvVars: []string{"CLAWDEPLOY_DRAIN"},
 	},
+	&cli.StringFlag{
+		Name: "journal",
+		Usage: "the journal: sqlite:/path/journal.db, or postgres://user@host/db for one shared by several hosts " +
+			"(default: journal.db in the state directory)",
+		EnvVars: []string{"CLAWDEPLOY_JOURNAL"},
+	},
+	&cli.DurationFlag{
+		Name: "lease-ttl",
+		Usage: "how long a deployment's lease lasts without a heartbeat (renewed every third of it): " +
+			"how soon another host takes over what a dead one held",
+		Value:   automation.DefaultLeaseTTL,
+		EnvVars: []string{"CLAWDEPLOY_LEASE_TTL"},
+	},
 }
 
 var (
@@ -103,6 +116,11 @@ var (
 	configFileFlag = &cli.StringFlag{
 		Name:  "config-file",
 		Usage: "YAML or JSON file of config values; a `secrets:` mapping in it holds secret ones",
+	}
+	enqueueFlag = &cli.BoolFlag{
+		Name: "enqueue",
+		Usage: "queue the operation for the workers (clawdeploy worker) instead of running it: prints the request's id " +
+			"and exits at once; the configuration is checked first, its secrets are stored encrypted with the passphrase",
 	}
 	replaceFlag = &cli.StringSliceFlag{
 		Name:  "replace",
@@ -366,6 +384,8 @@ func newDriver(cliContext *cli.Context) (*automation.Driver, error) {
 		BackendURL:     cliContext.String("backend"),
 		PulumiRoot:     cliContext.String("pulumi-root"),
 		Drain:          cliContext.Duration("drain"),
+		JournalURL:     cliContext.String("journal"),
+		LeaseTTL:       cliContext.Duration("lease-ttl"),
 	}
 	if cliContext.Bool("json") {
 		opts.Events = automation.NDJSON(os.Stdout)
@@ -386,7 +406,7 @@ func newDriver(cliContext *cli.Context) (*automation.Driver, error) {
 // checkDurations refuses durations that cannot be meant: a negative one, or a zero drain,
 // setup timeout or setup poll.
 func checkDurations(cliContext *cli.Context) error {
-	for _, flag := range []string{"drain", setupPollFlag.Name, setupTimeoutFlag.Name, waitFlag.Name} {
+	for _, flag := range []string{"drain", "lease-ttl", setupPollFlag.Name, setupTimeoutFlag.Name, waitFlag.Name} {
 		if !cliContext.IsSet(flag) {
 			continue
 		}

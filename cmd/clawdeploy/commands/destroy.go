@@ -18,7 +18,7 @@ A VPS ordered from a provider (vps_provider ovh) is released: its renewal is tur
 confirms with the account holder by email; the result says what was done and what is
 left to confirm ("released" in the --json result line). The journal goes DESTROYING →
 DESTROYED. Requires --yes.`,
-	Flags: []cli.Flag{stackFlag, waitFlag, &cli.BoolFlag{Name: "yes", Usage: "confirm the deletion"}},
+	Flags: []cli.Flag{stackFlag, waitFlag, &cli.BoolFlag{Name: "yes", Usage: "confirm the deletion"}, enqueueFlag},
 	Action: func(cliContext *cli.Context) error {
 		stack, err := stackName(cliContext)
 		if err != nil {
@@ -28,6 +28,9 @@ DESTROYED. Requires --yes.`,
 			return usageError("destroy deletes every resource of stack %s: pass --yes to confirm", stack)
 		}
 		return withDriver(cliContext, func(d *automation.Driver) error {
+			if cliContext.Bool(enqueueFlag.Name) {
+				return enqueue(cliContext, d, stack, automation.OpDestroy, nil)
+			}
 			res, err := d.Destroy(cliContext.Context, stack)
 			var more automation.Event
 			if res != nil {

@@ -60,7 +60,7 @@ deployment and until when. Reads the journal only: no engine, no cloud.`,
 				}
 				held := "-"
 				if r.Leased(time.Now()) {
-					held = r.LeaseOwner
+					held = r.LeaseOwner + " until " + r.LeaseExpires.UTC().Format(time.RFC3339)
 				}
 				_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Stack, r.Target, status, dash(r.Stage),
 					r.Attempts, r.Updated.UTC().Format(time.RFC3339), held, interruptions(r), dash(r.LastError))

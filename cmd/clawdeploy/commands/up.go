@@ -33,17 +33,21 @@ changed the data.`,
 	Flags: []cli.Flag{stackFlag, configFlag, secretFlag, secretFileFlag, configFileFlag, replaceFlag, waitFlag,
 		&cli.BoolFlag{Name: "retry", Usage: "start over from a clean stage, relaunching the setup"},
 		&cli.BoolFlag{Name: "rollback", Usage: "deploy again the last openclaw_image that reached READY (after a failed upgrade)"},
-		setupTimeoutFlag, setupPollFlag},
+		setupTimeoutFlag, setupPollFlag, enqueueFlag},
 	Action: func(cliContext *cli.Context) error {
 		stack, in, err := stackAndConfig(cliContext)
 		if err != nil {
 			return err
 		}
 		return withDriver(cliContext, func(d *automation.Driver) error {
-			res, err := d.Up(cliContext.Context, stack, &automation.UpOptions{
+			opts := &automation.UpOptions{
 				Config: in, Replace: cliContext.StringSlice(replaceFlag.Name), Retry: cliContext.Bool("retry"),
 				Rollback: cliContext.Bool("rollback"),
-			})
+			}
+			if cliContext.Bool(enqueueFlag.Name) {
+				return enqueue(cliContext, d, stack, automation.OpUp, opts)
+			}
+			res, err := d.Up(cliContext.Context, stack, opts)
 			var cp *automation.Checkpoint
 			if res != nil {
 				cp = res.Checkpoint

@@ -1,0 +1,399 @@
+package automation
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/config"
+
+	"github.com/clawdeploy/clawdeploy/journal"
+)
+
+// The worker (`clawdeploy worker`): the long-running form of the start-up resume and the stale
+// check, for several replicas sharing one journal. Each sweep takes over the deployments whose
+// owner's lease expired (journal.ClaimStale), then queued requests (journal.TakeRequests), at
+// most Concurrency operations at once; every StaleEvery it marks ERROR the INSTALLING
+// deployments without news for StuckInstalling that nobody live holds.
+
+// Defaults of the worker.
+const (
+	DefaultWorkerPoll = 2 * time.Second
+	DefaultStaleEvery = time.Minute
+)
+
+// WorkerOptions configure Work.
+type WorkerOptions struct {
+	// Concurrency bounds the operations at once (DefaultConcurrency when 0).
+	Concurrency int
+	// Poll is how often to look for work (DefaultWorkerPoll when 0); a finished operation
+	// looks at once.
+	Poll time.Duration
+	// StaleEvery is how often to sweep for stuck INSTALLING deployments (DefaultStaleEvery).
+	StaleEvery time.Duration
+	// Stats, when not nil, is kept up to date for /metrics.
+	Stats *WorkerStats
+}
+
+// WorkerStats are a worker's counts, read by its /metrics.
+type WorkerStats struct {
+	InFlight  atomic.Int64
+	Takeovers atomic.Int64
+	// Operations and Failures count the operations ended and failed, by operation.
+	mu         sync.Mutex
+	operations map[string]int64
+	failures   map[string]int64
+	// Healthy is when the journal last answered a sweep; zero before the first.
+	healthy atomic.Int64
+}
+
+// Operations returns the operations ended and failed so far, by operation.
+func (s *WorkerStats) Operations() (ended, failed map[string]int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ended, failed = map[string]int64{}, map[string]int64{}
+	for k, v := range s.operations {
+		ended[k] = v
+	}
+	for k, v := range s.failures {
+		failed[k] = v
+	}
+	return ended, failed
+}
+
+// LastSweep is when the journal last answered a sweep.
+func (s *WorkerStats) LastSweep() time.Time {
+	if ms := s.healthy.Load(); ms != 0 {
+		return time.UnixMilli(ms)
+	}
+	return time.Time{}
+}
+
+func (s *WorkerStats) ended(op string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.operations == nil {
+		s.operations, s.failures = map[string]int64{}, map[string]int64{}
+	}
+	s.operations[op]++
+	var interrupted *InterruptedError
+	if err != nil && !errors.As(err, &interrupted) {
+		s.failures[op]++
+	}
+}
+
+// Work runs until ctx is cancelled: it takes over abandoned deployments and queued requests,
+// at most Concurrency operations at once, renewing their leases as every operation does, and
+// sweeps stuck INSTALLING deployments. Cancelled (SIGTERM), it takes no more work and its
+// operations are interrupted: each gets the drain window to checkpoint, is marked interrupted
+// and its lease released, so another worker takes it over at once. Work returns once they have.
+func (d *Driver) Work(ctx context.Context, opts WorkerOptions) error {
+	concurrency := cmp.Or(opts.Concurrency, DefaultConcurrency)
+	if concurrency < 1 {
+		return &UsageError{Err: fmt.Errorf("--concurrency must be 1 or more, got %d", concurrency)}
+	}
+	poll, staleEvery := cmp.Or(opts.Poll, DefaultWorkerPoll), cmp.Or(opts.StaleEvery, DefaultStaleEvery)
+	stats := opts.Stats
+	if stats == nil {
+		stats = &WorkerStats{}
+	}
+	host, _ := os.Hostname()
+	d.note("", "worker %s on %s: up to %d operations at once, a lease lasts %s", d.owner, host, concurrency, d.leaseTTL)
+	var (
+		wg       sync.WaitGroup
+		inFlight atomic.Int64
+		freed    = make(chan struct{}, concurrency)
+		lastSwep time.Time
+	)
+	var (
+		busyMu sync.Mutex
+		busy   = map[string]bool{} // the deployments this worker runs an operation of
+	)
+	start := func(op, stack string, run func() error) {
+		busyMu.Lock()
+		busy[stack] = true
+		busyMu.Unlock()
+		inFlight.Add(1)
+		stats.InFlight.Add(1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := run()
+			busyMu.Lock()
+			delete(busy, stack)
+			busyMu.Unlock()
+			stats.ended(op, err)
+			stats.InFlight.Add(-1)
+			inFlight.Add(-1)
+			freed <- struct{}{}
+		}()
+	}
+	for ctx.Err() == nil {
+		now := d.now()
+		if now.Sub(lastSwep) >= staleEvery {
+			d.sweepStuck(ctx)
+			lastSwep = now
+		}
+		free := concurrency - int(inFlight.Load())
+		claimed, err := d.journal.ClaimStale(ctx, d.owner, now, now.Add(d.leaseTTL), free)
+		if err != nil && ctx.Err() == nil {
+			d.warn("", "the worker's sweep: %v", err)
+		}
+		for _, r := range claimed {
+			d.claim(r)
+			start(r.Operation, r.Stack, func() error {
+				_, err := d.Resume(ctx, r.Stack)
+				d.finishRequests(r.Stack, err)
+				return err
+			})
+		}
+		free = concurrency - int(inFlight.Load())
+		requests, err := d.journal.TakeRequests(ctx, d.owner, now, free)
+		if err != nil && ctx.Err() == nil {
+			d.warn("", "the worker's sweep: %v", err)
+		}
+		if err == nil {
+			stats.healthy.Store(d.now().UnixMilli())
+		}
+		for _, q := range requests {
+			busyMu.Lock()
+			running := busy[q.Stack]
+			busyMu.Unlock()
+			if running {
+				// This worker is taking the deployment over: the request waits for that.
+				_ = d.journal.Requeue(ctx, q.ID, d.owner)
+				continue
+			}
+			start(q.Operation, q.Stack, func() error {
+				err := d.runRequest(ctx, q)
+				var held *journal.LeaseHeldError
+				if errors.As(err, &held) {
+					// A live owner elsewhere holds the deployment: the request waits its turn.
+					d.note(q.Stack, "request %s waits: %v", q.ID, err)
+					_ = d.journal.Requeue(context.Background(), q.ID, d.owner)
+					return nil
+				}
+				d.finishRequests(q.Stack, err)
+				return err
+			})
+		}
+		d.requeueOrphans(ctx)
+		stats.Takeovers.Store(d.takeovers.Load())
+		select {
+		case <-ctx.Done():
+		case <-freed:
+		case <-time.After(poll):
+		}
+	}
+	d.note("", "worker %s stopping: %d operations in flight are interrupted and left to the next worker", d.owner, inFlight.Load())
+	wg.Wait()
+	stats.Takeovers.Store(d.takeovers.Load())
+	return nil
+}
+
+// finishRequests records how the requests running for stack ended, unless the operation was
+// interrupted: then it goes on elsewhere, and whoever finishes it records them.
+func (d *Driver) finishRequests(stack string, err error) {
+	var interrupted *InterruptedError
+	if errors.As(err, &interrupted) {
+		return
+	}
+	if ferr := d.journal.FinishRequests(context.Background(), stack, d.now(), err); ferr != nil {
+		d.warn(stack, "recording how the requests of %s ended: %v", stack, ferr)
+	}
+}
+
+// sweepStuck marks ERROR the INSTALLING deployments without news for StuckInstalling, except
+// those a live owner holds (their lease says so, wherever they run).
+func (d *Driver) sweepStuck(ctx context.Context) {
+	records, err := d.journal.List(ctx)
+	if err != nil {
+		return
+	}
+	for _, r := range records {
+		if r.Status != journal.Installing || d.now().Sub(r.Updated) <= StuckInstalling {
+			continue
+		}
+		if r.Leased(d.now()) && r.LeaseOwner != d.owner && !ownerDeadHere()(r.LeaseOwner) {
+			continue // a live owner: its news will come
+		}
+		if err := d.markStuck(ctx, r); err != nil {
+			d.warn(r.Stack, "marking %s ERROR: %v", r.Stack, err)
+		}
+	}
+}
+
+// requeueOrphans puts back in the queue a request whose worker took it and died before its
+// operation began: the deployment has had no news since it was taken and its owner holds no
+// live lease on it. A request whose operation began is the deployment's resume's to finish.
+func (d *Driver) requeueOrphans(ctx context.Context) {
+	requests, err := d.journal.Requests(ctx)
+	if err != nil {
+		return
+	}
+	now := d.now()
+	for _, q := range requests {
+		if q.State != journal.RequestRunning || q.Owner == d.owner || now.Sub(q.Taken) < d.leaseTTL {
+			continue
+		}
+		r, err := d.journal.Get(ctx, q.Stack)
+		switch {
+		case err == nil && (r.Updated.After(q.Taken) || r.Leased(now)):
+			continue // the operation began (resume finishes it) or someone holds it
+		case err != nil && !errors.Is(err, journal.ErrNotFound):
+			continue
+		}
+		if err := d.journal.Requeue(ctx, q.ID, q.Owner); err == nil {
+			d.note(q.Stack, "request %s was taken by %s, which never began it: queued again", q.ID, q.Owner)
+		}
+	}
+}
+
+// requestOptions are a request's operation options.
+type requestOptions struct {
+	Retry    bool     `json:"retry,omitempty"`
+	Rollback bool     `json:"rollback,omitempty"`
+	Replace  []string `json:"replace,omitempty"`
+}
+
+// requestConfig is a request's configuration: plain values as given, secrets encrypted as the
+// stack's are (the passphrase secrets provider's AES-256-GCM, keyed from PULUMI_CONFIG_PASSPHRASE
+// with a salt of the request's own).
+type requestConfig struct {
+	Values  map[string]string `json:"values,omitempty"`
+	Salt    string            `json:"salt,omitempty"`
+	Secrets map[string]string `json:"secrets,omitempty"`
+}
+
+// Enqueue queues an up or a destroy of stack for the workers, after checking it as the
+// operation would (bad input is refused here, exit 2, nothing queued), and returns the request.
+func (d *Driver) Enqueue(ctx context.Context, stack, operation string, opts *UpOptions) (journal.Request, error) {
+	if err := CheckStackName(stack); err != nil {
+		return journal.Request{}, err
+	}
+	if opts == nil {
+		opts = &UpOptions{}
+	}
+	if operation == OpUp {
+		if err := d.checkConfig(ctx, stack, opts.Config); err != nil {
+			return journal.Request{}, err
+		}
+	}
+	if rec, err := d.journal.Get(ctx, stack); err == nil && rec.Target != d.profile.name {
+		return journal.Request{}, &UsageError{Err: fmt.Errorf("deployment %s is a %s deployment; run it with --target %s", stack, rec.Target, rec.Target)}
+	}
+	cfg := requestConfig{Values: opts.Config.Values}
+	if len(opts.Config.Secrets) > 0 {
+		crypter, salt, err := d.requestCrypter(nil)
+		if err != nil {
+			return journal.Request{}, err
+		}
+		cfg.Salt, cfg.Secrets = base64.StdEncoding.EncodeToString(salt), map[string]string{}
+		for k, v := range opts.Config.Secrets {
+			if cfg.Secrets[k], err = crypter.EncryptValue(ctx, v); err != nil {
+				return journal.Request{}, fmt.Errorf("encrypting the secret %s: %w", k, err)
+			}
+		}
+	}
+	id := make([]byte, 8)
+	_, _ = rand.Read(id)
+	options, _ := json.Marshal(requestOptions{Retry: opts.Retry, Rollback: opts.Rollback, Replace: opts.Replace})
+	config, _ := json.Marshal(cfg)
+	q := journal.Request{ID: d.now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(id), Stack: stack, Target: d.profile.name,
+		Operation: operation, Options: string(options), Config: string(config)}
+	if err := d.journal.Enqueue(ctx, q, d.now()); err != nil {
+		return journal.Request{}, err
+	}
+	d.note(stack, "queued request %s: %s of %s, for the workers", q.ID, operation, stack)
+	return q, nil
+}
+
+// requestCrypter returns the crypter of a request's secrets: the passphrase's, with salt (a new
+// one when nil).
+func (d *Driver) requestCrypter(salt []byte) (config.Crypter, []byte, error) {
+	phrase, err := d.passphrase()
+	if err != nil {
+		return nil, nil, err
+	}
+	if salt == nil {
+		salt = make([]byte, 8)
+		_, _ = rand.Read(salt)
+	}
+	return config.NewSymmetricCrypterFromPassphrase(phrase, salt), salt, nil
+}
+
+// passphrase is PULUMI_CONFIG_PASSPHRASE, or the contents of PULUMI_CONFIG_PASSPHRASE_FILE.
+func (d *Driver) passphrase() (string, error) {
+	get := func(k string) (string, bool) {
+		if v, ok := d.env[k]; ok {
+			return v, true
+		}
+		return os.LookupEnv(k)
+	}
+	if v, ok := get("PULUMI_CONFIG_PASSPHRASE"); ok {
+		return v, nil
+	}
+	if f, ok := get("PULUMI_CONFIG_PASSPHRASE_FILE"); ok {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", fmt.Errorf("reading PULUMI_CONFIG_PASSPHRASE_FILE: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return "", &UsageError{Err: errors.New("PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) is not set: a request's secrets are encrypted with it")}
+}
+
+// runRequest runs a queued request as its command would.
+func (d *Driver) runRequest(ctx context.Context, q journal.Request) error {
+	var (
+		opts requestOptions
+		cfg  requestConfig
+	)
+	if q.Options != "" {
+		if err := json.Unmarshal([]byte(q.Options), &opts); err != nil {
+			return fmt.Errorf("request %s: its options are not JSON: %w", q.ID, err)
+		}
+	}
+	if q.Config != "" {
+		if err := json.Unmarshal([]byte(q.Config), &cfg); err != nil {
+			return fmt.Errorf("request %s: its config is not JSON: %w", q.ID, err)
+		}
+	}
+	in := ConfigInput{Values: cfg.Values}
+	if len(cfg.Secrets) > 0 {
+		salt, err := base64.StdEncoding.DecodeString(cfg.Salt)
+		if err != nil {
+			return fmt.Errorf("request %s: its salt: %w", q.ID, err)
+		}
+		crypter, _, err := d.requestCrypter(salt)
+		if err != nil {
+			return err
+		}
+		in.Secrets = map[string]string{}
+		for k, v := range cfg.Secrets {
+			if in.Secrets[k], err = crypter.DecryptValue(ctx, v); err != nil {
+				return fmt.Errorf("request %s: decrypting the secret %s (is this worker's PULUMI_CONFIG_PASSPHRASE the one it was queued with?): %w", q.ID, k, err)
+			}
+		}
+	}
+	d.note(q.Stack, "running request %s: %s of %s", q.ID, q.Operation, q.Stack)
+	switch q.Operation {
+	case OpUp:
+		_, err := d.Up(ctx, q.Stack, &UpOptions{Config: in, Retry: opts.Retry, Rollback: opts.Rollback, Replace: opts.Replace})
+		return err
+	case OpDestroy:
+		_, err := d.Destroy(ctx, q.Stack)
+		return err
+	}
+	return fmt.Errorf("request %s: no operation %q (up or destroy)", q.ID, q.Operation)
+}

@@ -1,0 +1,312 @@
+package automation_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/internal/enginetest"
+	"github.com/clawdeploy/clawdeploy/internal/moto"
+	"github.com/clawdeploy/clawdeploy/internal/pgtest"
+	"github.com/clawdeploy/clawdeploy/internal/simprovider"
+	"github.com/clawdeploy/clawdeploy/journal"
+)
+
+// fleet is a world of several hosts: one PostgreSQL journal, one S3 state backend (moto), the
+// simulated provider, and workers each in a UTS namespace of its own (its own host name).
+type fleet struct {
+	sim        *enginetest.Sim
+	journalURL string
+	backend    string
+	moto       *moto.Server
+	leaseTTL   time.Duration
+	journal    *journal.SQL
+}
+
+const fleetBucket = "clawdeploy-fleet"
+
+func newFleet(t testing.TB, leaseTTL time.Duration) *fleet {
+	t.Helper()
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	dsn, err := pg.NewDatabase("fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := moto.Start(t)
+	m.CreateBucket(t, fleetBucket)
+	f := &fleet{sim: enginetest.NewSim(t, bins), journalURL: dsn, moto: m, leaseTTL: leaseTTL,
+		backend: "s3://" + fleetBucket + "/states?endpoint=" + url.QueryEscape(m.Endpoint) + "&use_path_style=true&region=" + moto.Region}
+	for _, kv := range m.Env() {
+		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
+			f.sim.Env[k] = v
+		}
+	}
+	if f.journal, err = journal.OpenPostgres(context.Background(), dsn); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.journal.Close() })
+	return f
+}
+
+// args are the global flags of every process of the fleet.
+func (f *fleet) args(args ...string) []string {
+	return append([]string{"--json", "--journal", f.journalURL, "--backend", f.backend, "--lease-ttl", f.leaseTTL.String()}, args...)
+}
+
+// run runs one clawdeploy-sim command of the fleet to its end.
+func (f *fleet) run(t testing.TB, args ...string) (*proc, int) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(f.sim.Bins.Dir, "clawdeploy-sim"), f.args(args...)...)
+	cmd.Env = f.sim.Environ("SIMDRIVER_PROGRAM=six")
+	p := startProc(t, cmd)
+	return p, p.wait(5 * time.Minute)
+}
+
+// worker starts a worker on a host of its own: its own UTS namespace named host, its own state
+// directory.
+func (f *fleet) worker(t testing.TB, host string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command("unshare", append([]string{"--uts", "sh", "-c", `hostname "$0" && exec "$@"`, host,
+		filepath.Join(f.sim.Bins.Dir, "clawdeploy-sim")}, f.args(append([]string{"worker"}, args...)...)...)...)
+	cmd.Env = f.sim.Environ("SIMDRIVER_PROGRAM=six", "CLAWDEPLOY_STATE_DIR="+filepath.Join(t.TempDir(), host))
+	return startProc(t, cmd)
+}
+
+// enqueue queues an up of each stack, a few processes at a time.
+func (f *fleet) enqueue(t testing.TB, stacks []string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, 6)
+	for _, s := range stacks {
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			if p, code := f.run(t, "up", "--enqueue", "--stack", s); code != 0 {
+				t.Errorf("up --enqueue %s: exit %d\n%s", s, code, p.stderr.String())
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// awaitReady waits until every stack is READY in the journal.
+func (f *fleet) awaitReady(t testing.TB, stacks []string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		records, err := f.journal.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready := 0
+		var pending []string
+		for _, r := range records {
+			if r.Status == journal.Ready && !r.Interrupted {
+				ready++
+			} else {
+				pending = append(pending, fmt.Sprintf("%s %s (held by %q, %s)", r.Stack, r.Status, r.LeaseOwner, r.LastError))
+			}
+		}
+		if ready == len(stacks) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d deployments READY within %s; the others: %v", ready, len(stacks), within, pending)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// stacksIn returns the stacks a worker ran an operation of so far (its resource events).
+func stacksIn(p *proc) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, e := range p.events {
+		if e.Type == EventResource && !slices.Contains(out, e.Stack) {
+			out = append(out, e.Stack)
+		}
+	}
+	return out
+}
+
+// TestWorkersTakeOverADeadPeer is the several-hosts proof: three workers, each with a host name
+// of its own, one PostgreSQL journal, one S3 state backend, 30 deployments queued. One worker is
+// SIGKILLed in the middle of its operations and another SIGTERMed: the SIGTERMed one exits within
+// its drain, the third finishes everything. Every deployment ends READY, each simulated resource
+// exists once, no state lock remains, every request is done, and each takeover of the dead
+// worker's deployments came after its lease expired, never before.
+func TestWorkersTakeOverADeadPeer(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 6*time.Second)
+	control(t, f.sim, simprovider.Control{DefaultDelay: "150ms"})
+	var stacks []string
+	for i := range 30 {
+		stacks = append(stacks, fmt.Sprintf("fleet-%02d", i))
+	}
+	// One request carries a secret: queued encrypted, as the stack's secrets are.
+	if p, code := f.run(t, "up", "--enqueue", "--stack", stacks[0], "--secret", "probe_secret=s3cr3t-fleet-probe"); code != 0 {
+		t.Fatalf("up --enqueue with a secret: exit %d\n%s", code, p.stderr.String())
+	}
+	f.enqueue(t, stacks[1:])
+	queued, _ := f.journal.Requests(context.Background())
+	if len(queued) != 30 {
+		t.Fatalf("%d requests queued, want 30", len(queued))
+	}
+	for _, q := range queued {
+		if strings.Contains(q.Config, "s3cr3t-fleet-probe") || q.Stack == stacks[0] && !strings.Contains(q.Config, `"probe_secret":"v1:`) {
+			t.Errorf("request %s of %s holds %s", q.ID, q.Stack, q.Config)
+		}
+	}
+
+	listen := freeAddress(t)
+	workers := map[string]*proc{}
+	for _, host := range []string{"host-a", "host-b", "host-c"} {
+		args := []string{"--concurrency", "3", "--poll", "300ms"}
+		if host == "host-c" {
+			args = append(args, "--listen", listen)
+		}
+		workers[host] = f.worker(t, host, args...)
+	}
+	// host-a dies with operations in flight.
+	deadline := time.Now().Add(3 * time.Minute)
+	for len(stacksIn(workers["host-a"])) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("host-a never ran two operations\n%s", workers["host-a"].stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	killed := time.Now()
+	_ = syscall.Kill(-workers["host-a"].cmd.Process.Pid, syscall.SIGKILL)
+	workers["host-a"].wait(time.Minute)
+
+	// host-b is stopped with SIGTERM while it works: it exits within its drain.
+	for len(stacksIn(workers["host-b"])) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("host-b never ran three operations\n%s", workers["host-b"].stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	termed := time.Now()
+	_ = syscall.Kill(workers["host-b"].cmd.Process.Pid, syscall.SIGTERM)
+	if code := workers["host-b"].wait(DefaultDrain + 15*time.Second); code != 0 {
+		t.Errorf("host-b exited %d after SIGTERM\n%s", code, workers["host-b"].stderr.String())
+	}
+	if took := time.Since(termed); took > DefaultDrain+10*time.Second {
+		t.Errorf("host-b took %s to exit after SIGTERM (drain %s)", took, DefaultDrain)
+	}
+
+	f.awaitReady(t, stacks, 8*time.Minute)
+
+	// Each takeover of host-a's deployments waited for its lease to expire.
+	var takeovers []string
+	for _, host := range []string{"host-b", "host-c"} {
+		p := workers[host]
+		p.mu.Lock()
+		for _, e := range p.events {
+			if !strings.HasPrefix(e.TakenFrom, "host-a/") {
+				continue
+			}
+			takeovers = append(takeovers, e.Stack)
+			switch {
+			case e.LeaseExpired == nil:
+				t.Errorf("%s took over %s without saying when host-a's lease expired", host, e.Stack)
+			case e.Time.Before(*e.LeaseExpired):
+				t.Errorf("%s took over %s at %s, before host-a's lease expired at %s", host, e.Stack, e.Time, *e.LeaseExpired)
+			case e.LeaseExpired.Before(killed.Add(-f.leaseTTL)):
+				t.Errorf("host-a's lease of %s expired at %s, before host-a was killed at %s: it was not alive", e.Stack, *e.LeaseExpired, killed)
+			}
+		}
+		p.mu.Unlock()
+	}
+	if len(takeovers) == 0 {
+		t.Errorf("nobody took over what host-a held (%v)", stacksIn(workers["host-a"]))
+	}
+	t.Logf("host-a ran %v when killed; taken over: %v", stacksIn(workers["host-a"]), takeovers)
+
+	// Each simulated resource once: six per deployment.
+	c := f.sim.Load(t)
+	count := map[string]int{}
+	for _, r := range c.Resources {
+		count[r.URN]++
+	}
+	for urn, n := range count {
+		if n != 1 {
+			t.Errorf("%s exists %d times", urn, n)
+		}
+	}
+	if len(count) != 6*len(stacks) {
+		t.Errorf("%d resources in the simulated cloud, want %d", len(count), 6*len(stacks))
+	}
+	if locks := f.moto.AWS(t, "s3api", "list-objects-v2", "--bucket", fleetBucket, "--prefix", "states/.pulumi/locks/",
+		"--query", "Contents[].Key", "--output", "text"); strings.TrimSpace(locks) != "None" {
+		t.Errorf("state locks left: %s", locks)
+	}
+	requests, err := f.journal.Requests(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range requests {
+		if q.State != journal.RequestDone {
+			t.Errorf("request %s of %s is %s (%s)", q.ID, q.Stack, q.State, q.Error)
+		}
+	}
+	// host-c's /healthz and /metrics: the journal as it is now, and its own counts.
+	if body, code := httpGet(t, "http://"+listen+"/healthz"); code != http.StatusOK || !strings.HasPrefix(body, "ok: host-c/") {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	metrics, code := httpGet(t, "http://"+listen+"/metrics")
+	for _, want := range []string{`clawdeploy_deployments{status="READY"} 30`, `clawdeploy_requests{state="done"} 30`,
+		`clawdeploy_requests{state="queued"} 0`, "clawdeploy_operations_in_flight 0", "clawdeploy_takeovers_total",
+		`clawdeploy_operations_total{operation="up"}`, `clawdeploy_operation_failures_total{operation="up"} 0`} {
+		if code != http.StatusOK || !strings.Contains(metrics, want) {
+			t.Errorf("/metrics (%d) lacks %s:\n%s", code, want, metrics)
+		}
+	}
+	_ = syscall.Kill(workers["host-c"].cmd.Process.Pid, syscall.SIGTERM)
+	if code := workers["host-c"].wait(time.Minute); code != 0 {
+		t.Errorf("host-c exited %d after SIGTERM\n%s", code, workers["host-c"].stderr.String())
+	}
+}
+
+// freeAddress returns a loopback address nobody listens on.
+func freeAddress(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
+
+// httpGet returns a URL's body and status.
+func httpGet(t testing.TB, u string) (string, int) {
+	t.Helper()
+	resp, err := http.Get(u) //nolint:gosec,noctx // a loopback address of the test's
+	if err != nil {
+		t.Errorf("GET %s: %v", u, err)
+		return "", 0
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b), resp.StatusCode
+}
