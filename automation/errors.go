@@ -31,13 +31,14 @@ func ExitCode(err error) int {
 		lease       *journal.LeaseHeldError
 		lock        *LockHeldError
 		interrupted *InterruptedError
+		lost        *LeaseLostError
 	)
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &interrupted):
 		return ExitInterrupted
-	case errors.As(err, &lease), errors.As(err, &lock):
+	case errors.As(err, &lease), errors.As(err, &lock), errors.As(err, &lost):
 		return ExitHeld
 	case errors.As(err, &usage), errors.As(err, &config), errors.As(err, &notFound):
 		return ExitUsage

@@ -21,6 +21,21 @@ type hold struct {
 	stop   chan struct{}
 	done   sync.WaitGroup
 	mu     sync.Mutex
+	// fence stops the operation when the lease is lost (another host took the deployment over
+	// after this one's lease expired): two engines must never run on one deployment.
+	fence context.CancelCauseFunc
+}
+
+// LeaseLostError is an operation stopped because its lease was lost: another owner took the
+// deployment over (this process's lease had expired, say after a long pause), and goes on with it.
+type LeaseLostError struct {
+	Stack string
+	To    string
+}
+
+func (e *LeaseLostError) Error() string {
+	return fmt.Sprintf("the lease of %s was lost to %s (ours expired before it could be renewed): this process stopped its engine "+
+		"and leaves the deployment to it", e.Stack, e.To)
 }
 
 // take acquires a deployment for this process, waiting up to WaitForLease for a live owner.
@@ -78,7 +93,16 @@ func (h *hold) heartbeat() {
 			return
 		case <-time.After(h.d.leaseTTL / 3):
 			now := h.d.now()
-			_ = h.d.journal.Renew(context.Background(), h.stack, h.d.owner, now, now.Add(h.d.leaseTTL))
+			err := h.d.journal.Renew(context.Background(), h.stack, h.d.owner, now, now.Add(h.d.leaseTTL))
+			var held *journal.LeaseHeldError
+			h.mu.Lock()
+			fence := h.fence
+			h.mu.Unlock()
+			if errors.As(err, &held) && fence != nil {
+				h.d.warn(h.stack, "lost the lease of %s to %s: stopping the engine (fencing)", h.stack, held.Owner)
+				fence(&LeaseLostError{Stack: h.stack, To: held.Owner})
+				return
+			}
 		}
 	}
 }
@@ -144,6 +168,11 @@ func (d *Driver) run(ctx context.Context, stack, operation string, body func(ctx
 	if err != nil {
 		return journal.Record{}, err
 	}
+	ctx, fence := context.WithCancelCause(ctx)
+	defer fence(nil)
+	h.mu.Lock()
+	h.fence = fence
+	h.mu.Unlock()
 	finished := make(chan error, 1)
 	go func() { finished <- body(ctx, h) }()
 
@@ -154,10 +183,25 @@ func (d *Driver) run(ctx context.Context, stack, operation string, body func(ctx
 		case err = <-finished:
 		case <-time.After(d.drain):
 			err = ctx.Err()
-			if n := killProcessesOf(d.owner); n > 0 {
+			// A signal stops everything this driver runs; a lost lease only this deployment's
+			// engine (a worker runs others beside it), found by its work directory.
+			var n int
+			if lost := new(LeaseLostError); errors.As(context.Cause(ctx), &lost) {
+				n = killProcessesIn(d.owner, d.workDir(stack))
+			} else {
+				n = killProcessesOf(d.owner)
+			}
+			if n > 0 {
 				d.note(stack, "the engine did not checkpoint within the %s drain window: killed its %d processes", d.drain, n)
 			}
 		}
+	}
+	var lost *LeaseLostError
+	if errors.As(context.Cause(ctx), &lost) {
+		// Not ours any more: nothing to record, the new owner carries on.
+		close(h.stop)
+		h.done.Wait()
+		return h.record, lost
 	}
 	if ctx.Err() != nil {
 		// A refresh that interrupts an unfinished up or destroy leaves that one to resume.

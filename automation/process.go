@@ -185,6 +185,29 @@ func killProcessesOf(owner string) int {
 	return len(pids)
 }
 
+// killProcessesIn kills, CLI first, the processes working for owner whose working directory is
+// dir or under it: one deployment's engine and plugins among the worker's others.
+func killProcessesIn(owner, dir string) int {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return 0
+	}
+	var pids []int
+	for _, pid := range processesOf(owner) {
+		cwd, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "cwd"))
+		if err == nil && (cwd == abs || strings.HasPrefix(cwd, abs+string(filepath.Separator))) {
+			pids = append(pids, pid)
+		}
+	}
+	slices.SortFunc(pids, func(a, b int) int {
+		return cmp.Compare(boolInt(processName(b) == "pulumi"), boolInt(processName(a) == "pulumi"))
+	})
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return len(pids)
+}
+
 func boolInt(b bool) int {
 	if b {
 		return 1

@@ -86,8 +86,11 @@ func (s *WorkerStats) ended(op string, err error) {
 		s.operations, s.failures = map[string]int64{}, map[string]int64{}
 	}
 	s.operations[op]++
-	var interrupted *InterruptedError
-	if err != nil && !errors.As(err, &interrupted) {
+	var (
+		interrupted *InterruptedError
+		lost        *LeaseLostError
+	)
+	if err != nil && !errors.As(err, &interrupted) && !errors.As(err, &lost) {
 		s.failures[op]++
 	}
 }
@@ -204,8 +207,11 @@ func (d *Driver) Work(ctx context.Context, opts WorkerOptions) error {
 // finishRequests records how the requests running for stack ended, unless the operation was
 // interrupted: then it goes on elsewhere, and whoever finishes it records them.
 func (d *Driver) finishRequests(stack string, err error) {
-	var interrupted *InterruptedError
-	if errors.As(err, &interrupted) {
+	var (
+		interrupted *InterruptedError
+		lost        *LeaseLostError
+	)
+	if errors.As(err, &interrupted) || errors.As(err, &lost) {
 		return
 	}
 	if ferr := d.journal.FinishRequests(context.Background(), stack, d.now(), err); ferr != nil {

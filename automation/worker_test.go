@@ -2,11 +2,13 @@ package automation_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -20,6 +22,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
 	"github.com/clawdeploy/clawdeploy/internal/pgtest"
+	"github.com/clawdeploy/clawdeploy/internal/simprogram"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 	"github.com/clawdeploy/clawdeploy/journal"
 )
@@ -309,4 +312,67 @@ func httpGet(t testing.TB, u string) (string, int) {
 	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b), resp.StatusCode
+}
+
+// TestLostLeaseStopsTheEngine is the fencing: a driver whose lease another owner took (its own
+// having expired, say after a long pause) stops its engine at its next heartbeat, records nothing
+// more, and leaves the deployment to the new owner: never two engines on one deployment.
+func TestLostLeaseStopsTheEngine(t *testing.T) {
+	t.Parallel()
+	sim := enginetest.NewSim(t, bins)
+	control(t, sim, simprovider.Control{DefaultDelay: "1500ms"})
+	ev := &events{}
+	j, err := journal.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	if err := os.MkdirAll(sim.StateDir+"/state", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(t.Context(), &Options{Program: simprogram.Six, Stages: &simprogram.SixStages, StateDir: sim.StateDir,
+		BackendURL: "file://" + sim.StateDir + "/state", PulumiRoot: sim.PulumiRoot, Env: sim.Env, Finder: simprogram.Finder{Cloud: sim.Cloud},
+		Waiter: NoWait, Events: ev, Journal: j, LeaseTTL: 1500 * time.Millisecond, Drain: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := d.Up(context.Background(), "dev", nil); done <- err }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(ev.of(EventResource)) == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the up ended before its engine started: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the up never started its engine")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Another host takes the deployment over, as if this driver's lease had expired.
+	if _, err := j.Acquire(context.Background(), "dev", "host-b/1/1/thief", time.Now(), time.Now().Add(time.Hour),
+		func(string) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	stolen := time.Now()
+	var lost *LeaseLostError
+	select {
+	case err := <-done:
+		if !errors.As(err, &lost) || lost.To != "host-b/1/1/thief" || ExitCode(err) != ExitHeld {
+			t.Fatalf("the up returned %v (exit %d), want the lease lost to host-b", err, ExitCode(err))
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the up went on after its lease was lost")
+	}
+	if took := time.Since(stolen); took > 1500*time.Millisecond/3+5*time.Second+2*time.Second {
+		t.Errorf("the engine stopped %s after the lease was lost (heartbeat %s, drain 5s)", took, 500*time.Millisecond)
+	}
+	if rec, _ := j.Get(context.Background(), "dev"); rec.LeaseOwner != "host-b/1/1/thief" || rec.Interrupted {
+		t.Errorf("the driver wrote over the new owner's record: %+v", rec)
+	}
+	time.Sleep(time.Second)
+	if s := strays(sim); len(s) > 0 {
+		t.Errorf("the engine's processes still run: %v", s)
+	}
 }
