@@ -240,8 +240,9 @@ func (d *Driver) sweepStuck(ctx context.Context) {
 }
 
 // requeueOrphans puts back in the queue a request whose worker took it and died before its
-// operation began: the deployment has had no news since it was taken and its owner holds no
-// live lease on it. A request whose operation began is the deployment's resume's to finish.
+// operation was recorded as begun (it may have taken the deployment's lease already): nobody
+// live holds the deployment and the takeover would not continue anything. A request whose
+// operation began is finished by the worker that takes the deployment over.
 func (d *Driver) requeueOrphans(ctx context.Context) {
 	requests, err := d.journal.Requests(ctx)
 	if err != nil {
@@ -254,8 +255,8 @@ func (d *Driver) requeueOrphans(ctx context.Context) {
 		}
 		r, err := d.journal.Get(ctx, q.Stack)
 		switch {
-		case err == nil && (r.Updated.After(q.Taken) || r.Leased(now)):
-			continue // the operation began (resume finishes it) or someone holds it
+		case err == nil && (r.Leased(now) || journal.Unfinished(r)):
+			continue // someone holds it, or the takeover continues its operation and finishes the request
 		case err != nil && !errors.Is(err, journal.ErrNotFound):
 			continue
 		}

@@ -376,3 +376,65 @@ func TestLostLeaseStopsTheEngine(t *testing.T) {
 		t.Errorf("the engine's processes still run: %v", s)
 	}
 }
+
+// TestWorkerRequeuesARequestItsOwnerNeverBegan: a worker took a request, took the deployment's
+// lease and died before its up was recorded as begun (the fleet test met it once: decrypting the
+// request's secrets takes a second). Nothing would resume such a deployment: the request is
+// queued again once the dead worker's lease expired, and another worker runs it to READY.
+func TestWorkerRequeuesARequestItsOwnerNeverBegan(t *testing.T) {
+	t.Parallel()
+	sim := enginetest.NewSim(t, bins)
+	j, err := journal.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	ctx := context.Background()
+	long := time.Now().Add(-time.Hour)
+	if err := j.Enqueue(ctx, journal.Request{ID: "r1", Stack: "dev", Target: TargetEC2Spot, Operation: OpUp}, long); err != nil {
+		t.Fatal(err)
+	}
+	dead := "host-z/4194304/1/gone"
+	if taken, err := j.TakeRequests(ctx, dead, long, 1); err != nil || len(taken) != 1 {
+		t.Fatalf("taking: %+v %v", taken, err)
+	}
+	if _, err := j.Ensure(ctx, "dev", TargetEC2Spot, long); err != nil {
+		t.Fatal(err)
+	}
+	// A second after it took the request, it took the deployment: then it died.
+	if _, err := j.Acquire(ctx, "dev", dead, long.Add(time.Second), long.Add(time.Minute), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(sim.StateDir+"/state", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ev := &events{}
+	d, err := New(t.Context(), &Options{Program: simprogram.Six, Stages: &simprogram.SixStages, StateDir: sim.StateDir,
+		BackendURL: "file://" + sim.StateDir + "/state", PulumiRoot: sim.PulumiRoot, Env: sim.Env, Finder: simprogram.Finder{Cloud: sim.Cloud},
+		Waiter: NoWait, Events: ev, Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Work(wctx, WorkerOptions{Poll: 100 * time.Millisecond}) }()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		q, _ := j.GetRequest(ctx, "r1")
+		if q.State == journal.RequestDone {
+			break
+		}
+		if q.State == journal.RequestFailed || time.Now().After(deadline) {
+			stop()
+			t.Fatalf("the request is %s (%s)", q.State, q.Error)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := j.Get(ctx, "dev"); rec.Status != journal.Ready {
+		t.Errorf("dev: %+v", rec)
+	}
+}

@@ -180,9 +180,16 @@ func (j *SQL) skipLocked() string {
 	return ""
 }
 
+// Unfinished reports whether ClaimStale takes r over once its lease is free or expired: an
+// operation started, and the deployment is not in a final status or the operation was marked
+// interrupted. It is the Go form of the SQL condition unfinished.
+func Unfinished(r Record) bool {
+	started := r.Operation == "up" || r.Operation == "destroy" || r.Operation == "refresh"
+	return started && (r.Interrupted || (r.Status != Ready && r.Status != Error && r.Status != Destroyed))
+}
+
 // unfinished is the SQL condition of a deployment whose operation did not finish (Resume's
-// resumable, as far as the record says): an operation started, and the deployment is not in a
-// final status or the operation was marked interrupted.
+// resumable, as far as the record says): see Unfinished.
 var unfinished = `operation IN ('up', 'destroy', 'refresh') AND (interrupted = 1 OR status NOT IN ('` +
 	strings.Join([]string{string(Ready), string(Error), string(Destroyed)}, "', '") + `'))`
 
