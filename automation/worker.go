@@ -156,6 +156,11 @@ func (d *Driver) Work(ctx context.Context, opts WorkerOptions) error {
 			d.claim(r)
 			start(r.Operation, r.Stack, func() error {
 				_, err := d.Resume(ctx, r.Stack)
+				if _, unused := d.claimed(r.Stack); unused {
+					// The resume never took it (stopped first, or nothing to do): the claim's
+					// lease goes, so that the next worker need not wait for it to expire.
+					_ = d.journal.Release(context.Background(), r.Stack, d.owner, d.now())
+				}
 				d.finishRequests(r.Stack, err)
 				return err
 			})
@@ -179,10 +184,18 @@ func (d *Driver) Work(ctx context.Context, opts WorkerOptions) error {
 			}
 			start(q.Operation, q.Stack, func() error {
 				err := d.runRequest(ctx, q)
-				var held *journal.LeaseHeldError
+				var (
+					held        *journal.LeaseHeldError
+					interrupted *InterruptedError
+				)
 				if errors.As(err, &held) {
 					// A live owner elsewhere holds the deployment: the request waits its turn.
 					d.note(q.Stack, "request %s waits: %v", q.ID, err)
+					_ = d.journal.Requeue(context.Background(), q.ID, d.owner)
+					return nil
+				}
+				if err != nil && ctx.Err() != nil && !errors.As(err, &interrupted) {
+					// Stopped (SIGTERM) before its operation began: another worker runs it.
 					_ = d.journal.Requeue(context.Background(), q.ID, d.owner)
 					return nil
 				}

@@ -438,3 +438,53 @@ func TestWorkerRequeuesARequestItsOwnerNeverBegan(t *testing.T) {
 		t.Errorf("dev: %+v", rec)
 	}
 }
+
+// stalledEnsure is a journal whose Ensure waits for its caller to be stopped: a worker that takes
+// a request and is SIGTERMed before the request's operation began.
+type stalledEnsure struct {
+	journal.Journal
+	reached chan struct{}
+	once    sync.Once
+}
+
+func (j *stalledEnsure) Ensure(ctx context.Context, stack, target string, now time.Time) (journal.Record, error) {
+	j.once.Do(func() { close(j.reached) })
+	<-ctx.Done()
+	return journal.Record{}, ctx.Err()
+}
+
+// TestStoppedWorkerQueuesAgainWhatItDidNotBegin: a worker stopped between taking a request and
+// beginning its operation leaves the request queued for the next worker, never failed.
+func TestStoppedWorkerQueuesAgainWhatItDidNotBegin(t *testing.T) {
+	t.Parallel()
+	sim := enginetest.NewSim(t, bins)
+	sql, err := journal.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sql.Close() })
+	if err := sql.Enqueue(context.Background(), journal.Request{ID: "r1", Stack: "dev", Target: TargetEC2Spot, Operation: OpUp}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	j := &stalledEnsure{Journal: sql, reached: make(chan struct{})}
+	d, err := New(t.Context(), &Options{Program: simprogram.Six, Stages: &simprogram.SixStages, StateDir: sim.StateDir,
+		BackendURL: "file://" + sim.StateDir + "/state", PulumiRoot: sim.PulumiRoot, Env: sim.Env, Waiter: NoWait, Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Work(ctx, WorkerOptions{Poll: 50 * time.Millisecond}) }()
+	select {
+	case <-j.reached:
+	case <-time.After(time.Minute):
+		t.Fatal("the worker never began the request")
+	}
+	stop() // SIGTERM
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := sql.GetRequest(context.Background(), "r1"); q.State != journal.RequestQueued || q.Owner != "" {
+		t.Errorf("after the stop, the request is %s (owner %q, %s): want it queued again", q.State, q.Owner, q.Error)
+	}
+}
