@@ -126,13 +126,19 @@ func BenchmarkClaims(b *testing.B) {
 		}
 		return float64(total) / time.Since(start).Seconds()
 	}
+	oneAndThree(b, rate, "claims/s")
+}
+
+// oneAndThree reports measure with one worker (the baseline) and with three, averaged over b.N,
+// and their ratio.
+func oneAndThree(b *testing.B, measure func(workers int) float64, unit string) {
 	var one, three float64
 	for range b.N {
-		one += rate(1)
-		three += rate(3)
+		one += measure(1)
+		three += measure(3)
 	}
-	b.ReportMetric(one/float64(b.N), "claims/s-1worker")
-	b.ReportMetric(three/float64(b.N), "claims/s-3workers")
+	b.ReportMetric(one/float64(b.N), unit+"-1worker")
+	b.ReportMetric(three/float64(b.N), unit+"-3workers")
 	b.ReportMetric(three/one, "ratio-3:1")
 }
 
@@ -161,12 +167,5 @@ func BenchmarkThroughput(b *testing.B) {
 		}
 		return float64(len(stacks)) / elapsed.Hours()
 	}
-	var one, three float64
-	for range b.N {
-		one += perHour(1)
-		three += perHour(3)
-	}
-	b.ReportMetric(one/float64(b.N), "deploys/h-1worker")
-	b.ReportMetric(three/float64(b.N), "deploys/h-3workers")
-	b.ReportMetric(three/one, "ratio-3:1")
+	oneAndThree(b, perHour, "deploys/h")
 }

@@ -46,7 +46,7 @@ func (d *Driver) take(ctx context.Context, stack string) (*hold, error) {
 	}
 	if known.Target != d.profile.name {
 		// Running another target's program on a stack would delete everything it has.
-		return nil, &UsageError{Err: fmt.Errorf("deployment %s is a %s deployment; run it with --target %s", stack, known.Target, known.Target)}
+		return nil, otherTarget(known)
 	}
 	deadline := d.now().Add(d.waitLease)
 	for {
@@ -131,6 +131,11 @@ func (h *hold) update(change journal.Change) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// otherTarget refuses to run a target's program on another target's deployment.
+func otherTarget(r journal.Record) error {
+	return &UsageError{Err: fmt.Errorf("deployment %s is a %s deployment; run it with --target %s", r.Stack, r.Target, r.Target)}
+}
 
 func utcPtr(t time.Time) *time.Time {
 	if t.IsZero() {

@@ -175,7 +175,11 @@ func stopOrphans(owner string, grace time.Duration) int {
 // CLIs first, so none sees its plugins die and records a failure, then the plugins. Their pending
 // operations and lock are what resume repairs. It returns how many processes it killed.
 func killProcessesOf(owner string) int {
-	pids := processesOf(owner)
+	return killCLIFirst(processesOf(owner))
+}
+
+// killCLIFirst kills pids at once, the Pulumi CLIs among them first.
+func killCLIFirst(pids []int) int {
 	slices.SortFunc(pids, func(a, b int) int {
 		return cmp.Compare(boolInt(processName(b) == "pulumi"), boolInt(processName(a) == "pulumi"))
 	})
@@ -199,13 +203,7 @@ func killProcessesIn(owner, dir string) int {
 			pids = append(pids, pid)
 		}
 	}
-	slices.SortFunc(pids, func(a, b int) int {
-		return cmp.Compare(boolInt(processName(b) == "pulumi"), boolInt(processName(a) == "pulumi"))
-	})
-	for _, pid := range pids {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	return len(pids)
+	return killCLIFirst(pids)
 }
 
 func boolInt(b bool) int {

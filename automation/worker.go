@@ -114,30 +114,30 @@ func (d *Driver) Work(ctx context.Context, opts WorkerOptions) error {
 	d.note("", "worker %s on %s: up to %d operations at once, a lease lasts %s", d.owner, host, concurrency, d.leaseTTL)
 	var (
 		wg       sync.WaitGroup
-		inFlight atomic.Int64
 		freed    = make(chan struct{}, concurrency)
 		lastSwep time.Time
+		mu       sync.Mutex
+		busy     = map[string]bool{} // the deployments this worker runs an operation of
 	)
-	var (
-		busyMu sync.Mutex
-		busy   = map[string]bool{} // the deployments this worker runs an operation of
-	)
+	running := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(busy)
+	}
 	start := func(op, stack string, run func() error) {
-		busyMu.Lock()
+		mu.Lock()
 		busy[stack] = true
-		busyMu.Unlock()
-		inFlight.Add(1)
+		mu.Unlock()
 		stats.InFlight.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			err := run()
-			busyMu.Lock()
+			mu.Lock()
 			delete(busy, stack)
-			busyMu.Unlock()
+			mu.Unlock()
 			stats.ended(op, err)
 			stats.InFlight.Add(-1)
-			inFlight.Add(-1)
 			freed <- struct{}{}
 		}()
 	}
@@ -147,26 +147,14 @@ func (d *Driver) Work(ctx context.Context, opts WorkerOptions) error {
 			d.sweepStuck(ctx)
 			lastSwep = now
 		}
-		free := concurrency - int(inFlight.Load())
-		claimed, err := d.journal.ClaimStale(ctx, d.owner, now, now.Add(d.leaseTTL), free)
+		claimed, err := d.journal.ClaimStale(ctx, d.owner, now, now.Add(d.leaseTTL), concurrency-running())
 		if err != nil && ctx.Err() == nil {
 			d.warn("", "the worker's sweep: %v", err)
 		}
 		for _, r := range claimed {
-			d.claim(r)
-			start(r.Operation, r.Stack, func() error {
-				_, err := d.Resume(ctx, r.Stack)
-				if _, unused := d.claimed(r.Stack); unused {
-					// The resume never took it (stopped first, or nothing to do): the claim's
-					// lease goes, so that the next worker need not wait for it to expire.
-					_ = d.journal.Release(context.Background(), r.Stack, d.owner, d.now())
-				}
-				d.finishRequests(r.Stack, err)
-				return err
-			})
+			start(r.Operation, r.Stack, func() error { return d.takeOver(ctx, r) })
 		}
-		free = concurrency - int(inFlight.Load())
-		requests, err := d.journal.TakeRequests(ctx, d.owner, now, free)
+		requests, err := d.journal.TakeRequests(ctx, d.owner, now, concurrency-running())
 		if err != nil && ctx.Err() == nil {
 			d.warn("", "the worker's sweep: %v", err)
 		}
@@ -174,34 +162,15 @@ func (d *Driver) Work(ctx context.Context, opts WorkerOptions) error {
 			stats.healthy.Store(d.now().UnixMilli())
 		}
 		for _, q := range requests {
-			busyMu.Lock()
-			running := busy[q.Stack]
-			busyMu.Unlock()
-			if running {
+			mu.Lock()
+			mine := busy[q.Stack]
+			mu.Unlock()
+			if mine {
 				// This worker is taking the deployment over: the request waits for that.
 				_ = d.journal.Requeue(ctx, q.ID, d.owner)
 				continue
 			}
-			start(q.Operation, q.Stack, func() error {
-				err := d.runRequest(ctx, q)
-				var (
-					held        *journal.LeaseHeldError
-					interrupted *InterruptedError
-				)
-				if errors.As(err, &held) {
-					// A live owner elsewhere holds the deployment: the request waits its turn.
-					d.note(q.Stack, "request %s waits: %v", q.ID, err)
-					_ = d.journal.Requeue(context.Background(), q.ID, d.owner)
-					return nil
-				}
-				if err != nil && ctx.Err() != nil && !errors.As(err, &interrupted) {
-					// Stopped (SIGTERM) before its operation began: another worker runs it.
-					_ = d.journal.Requeue(context.Background(), q.ID, d.owner)
-					return nil
-				}
-				d.finishRequests(q.Stack, err)
-				return err
-			})
+			start(q.Operation, q.Stack, func() error { return d.serve(ctx, q) })
 		}
 		d.requeueOrphans(ctx)
 		stats.Takeovers.Store(d.takeovers.Load())
@@ -211,10 +180,47 @@ func (d *Driver) Work(ctx context.Context, opts WorkerOptions) error {
 		case <-time.After(poll):
 		}
 	}
-	d.note("", "worker %s stopping: %d operations in flight are interrupted and left to the next worker", d.owner, inFlight.Load())
+	d.note("", "worker %s stopping: %d operations in flight are interrupted and left to the next worker", d.owner, running())
 	wg.Wait()
 	stats.Takeovers.Store(d.takeovers.Load())
 	return nil
+}
+
+// takeOver continues a deployment a sweep claimed from a dead owner, and finishes the request
+// that owner was running for it.
+func (d *Driver) takeOver(ctx context.Context, r journal.Record) error {
+	d.claim(r)
+	_, err := d.Resume(ctx, r.Stack)
+	if _, unused := d.claimed(r.Stack); unused {
+		// The resume never took it (stopped first, or nothing to do): the claim's lease goes,
+		// so that the next worker need not wait for it to expire.
+		_ = d.journal.Release(context.Background(), r.Stack, d.owner, d.now())
+	}
+	d.finishRequests(r.Stack, err)
+	return err
+}
+
+// serve runs a request this worker took. One that cannot begin (a live owner elsewhere holds
+// the deployment, or the worker is being stopped) is queued again for later or for another
+// worker; otherwise how it ended is recorded.
+func (d *Driver) serve(ctx context.Context, q journal.Request) error {
+	err := d.runRequest(ctx, q)
+	var (
+		held        *journal.LeaseHeldError
+		interrupted *InterruptedError
+	)
+	switch {
+	case errors.As(err, &held):
+		d.note(q.Stack, "request %s waits: %v", q.ID, err)
+		_ = d.journal.Requeue(context.Background(), q.ID, d.owner)
+		return nil
+	case err != nil && ctx.Err() != nil && !errors.As(err, &interrupted):
+		// Stopped (SIGTERM) before its operation began: another worker runs it.
+		_ = d.journal.Requeue(context.Background(), q.ID, d.owner)
+		return nil
+	}
+	d.finishRequests(q.Stack, err)
+	return err
 }
 
 // finishRequests records how the requests running for stack ended, unless the operation was
@@ -310,7 +316,7 @@ func (d *Driver) Enqueue(ctx context.Context, stack, operation string, opts *UpO
 		}
 	}
 	if rec, err := d.journal.Get(ctx, stack); err == nil && rec.Target != d.profile.name {
-		return journal.Request{}, &UsageError{Err: fmt.Errorf("deployment %s is a %s deployment; run it with --target %s", stack, rec.Target, rec.Target)}
+		return journal.Request{}, otherTarget(rec)
 	}
 	cfg := requestConfig{Values: opts.Config.Values}
 	if len(opts.Config.Secrets) > 0 {
@@ -354,16 +360,10 @@ func (d *Driver) requestCrypter(salt []byte) (config.Crypter, []byte, error) {
 
 // passphrase is PULUMI_CONFIG_PASSPHRASE, or the contents of PULUMI_CONFIG_PASSPHRASE_FILE.
 func (d *Driver) passphrase() (string, error) {
-	get := func(k string) (string, bool) {
-		if v, ok := d.env[k]; ok {
-			return v, true
-		}
-		return os.LookupEnv(k)
-	}
-	if v, ok := get("PULUMI_CONFIG_PASSPHRASE"); ok {
+	if v, ok := d.lookupEnv("PULUMI_CONFIG_PASSPHRASE"); ok {
 		return v, nil
 	}
-	if f, ok := get("PULUMI_CONFIG_PASSPHRASE_FILE"); ok {
+	if f, ok := d.lookupEnv("PULUMI_CONFIG_PASSPHRASE_FILE"); ok {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return "", fmt.Errorf("reading PULUMI_CONFIG_PASSPHRASE_FILE: %w", err)

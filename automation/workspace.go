@@ -109,14 +109,20 @@ func (d *Driver) builtInProject() (*workspace.Project, error) {
 	return proj, nil
 }
 
+// lookupEnv is a variable of the CLI's environment: the driver's own (Options.Env), else the
+// process's.
+func (d *Driver) lookupEnv(k string) (string, bool) {
+	if v, ok := d.env[k]; ok {
+		return v, true
+	}
+	return os.LookupEnv(k)
+}
+
 // checkPassphrase fails early, with the fix, when a self-managed backend would need a passphrase
 // that nobody set: the CLI would otherwise stop half-way through stack creation.
 func (d *Driver) checkPassphrase() error {
 	for _, k := range []string{"PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"} {
-		if _, ok := d.env[k]; ok {
-			return nil
-		}
-		if _, ok := os.LookupEnv(k); ok {
+		if _, ok := d.lookupEnv(k); ok {
 			return nil
 		}
 	}

@@ -117,12 +117,9 @@ type VPSConfig struct {
 	Provider        string
 	OVH             *ordering.OVHConfig
 	DeliveryTimeout time.Duration
-	ovhSecrets      []ovhSecret // as given, for the check that they were set as secrets
-}
-
-type ovhSecret struct {
-	key    string
-	secret Secret
+	// ovhSecrets are the OVH credentials as given, by key, for the check that they were set as
+	// secrets; OVH holds their values.
+	ovhSecrets map[string]Secret
 }
 
 // Ordered reports whether the host is ordered from a provider rather than given.
@@ -170,13 +167,11 @@ func LoadVPS(ctx *pulumi.Context) (*VPSConfig, error) {
 			OS:             r.str(KeyOVHOS, DefaultOVHOS),
 			Duration:       r.str(KeyOVHDuration, DefaultOVHDuration),
 		}
-		if s, ok := r.secret(KeyOVHApplicationSecret); ok {
-			c.OVH.ApplicationSecret = s.Reveal()
-			c.ovhSecrets = append(c.ovhSecrets, ovhSecret{KeyOVHApplicationSecret, s})
-		}
-		if s, ok := r.secret(KeyOVHConsumerKey); ok {
-			c.OVH.ConsumerKey = s.Reveal()
-			c.ovhSecrets = append(c.ovhSecrets, ovhSecret{KeyOVHConsumerKey, s})
+		c.ovhSecrets = map[string]Secret{}
+		for key, into := range map[string]*string{KeyOVHApplicationSecret: &c.OVH.ApplicationSecret, KeyOVHConsumerKey: &c.OVH.ConsumerKey} {
+			if s, ok := r.secret(key); ok {
+				*into, c.ovhSecrets[key] = s.Reveal(), s
+			}
 		}
 		c.DeliveryTimeout = r.duration(KeyOVHDeliveryTimeout, DefaultOVHDeliveryTimeout)
 	}
@@ -283,9 +278,7 @@ func (c *VPSConfig) Validate() error {
 	if c.Password != nil {
 		secrets[KeyVPSPassword] = *c.Password
 	}
-	for _, s := range c.ovhSecrets {
-		secrets[s.key] = s.secret
-	}
+	maps.Copy(secrets, c.ovhSecrets)
 	fields = append(fields, plainSecrets(c.Stack, secrets)...)
 	if len(fields) > 0 {
 		return &ValidationError{Stack: c.Stack, Fields: fields}

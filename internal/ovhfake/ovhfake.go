@@ -37,7 +37,7 @@ type Options struct {
 	// Images offered to the orders and rebuilds (Debian 12, …).
 	Images []string
 	// DeliveryDelay is how long an order takes from checkout to delivered; RebuildDelay a
-	// rebuild task from todo to done.
+	// rebuild task from doing to done.
 	DeliveryDelay, RebuildDelay time.Duration
 	// IP is the address of every delivered VPS (the test's sshd).
 	IP string
