@@ -286,10 +286,13 @@ func (h *host) mustRun(m mounts, script string, args ...string) result {
 	return r
 }
 
-// waitSetup polls with the protocol's poll command until the state is final.
+// waitSetup polls with the protocol's poll command until the state is final, and then until the
+// script has let go of its run lock: it reports its result with its marker a moment before it
+// exits, and a launch in that moment is honestly "already-running".
 func (h *host) waitSetup() setup.Status {
 	h.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
+	lock := filepath.Join(h.setupRoot, setup.LockFile)
 	for {
 		out, err := exec.Command("bash", "-c", setup.PollCommand(h.setupRoot)).Output()
 		if err != nil {
@@ -299,11 +302,15 @@ func (h *host) waitSetup() setup.Status {
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		if st.State == setup.Complete || st.State == setup.Failed {
+		final := st.State == setup.Complete || st.State == setup.Failed
+		if final && exec.Command("flock", "-n", lock, "true").Run() == nil {
 			return st
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(h.setupRoot, setup.LogFile))
+			if final {
+				h.t.Fatalf("setup %s, but its script still held the run lock after 60s:\n%s", st.State, log)
+			}
 			h.t.Fatalf("setup still %s after 60s:\n%s", st.State, log)
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -62,6 +62,20 @@ func runs(t *testing.T, root string) int {
 	return strings.Count(string(b), "run")
 }
 
+// WaitExited waits until no setup script holds the run lock under root. A script reports
+// COMPLETE with its marker a moment before it exits, and a launch in that moment is honestly
+// "already-running"; a test that means "the script has finished" waits for this as well.
+func WaitExited(t testing.TB, root string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for exec.Command("flock", "-n", filepath.Join(root, LockFile), "true").Run() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("a setup script under %s still holds its lock after 30s", root)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func waitFor(t *testing.T, root string, want State) Status {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -177,6 +191,7 @@ func TestLaunchIsIdempotent(t *testing.T) {
 		t.Errorf("launching another script while one runs: %q exit %d", other, code)
 	}
 	waitFor(t, root, Complete)
+	WaitExited(t, root)
 	if out, code := shell(t, launch); out != "LAUNCH already-complete" || code != 0 {
 		t.Errorf("launch when complete: %q exit %d", out, code)
 	}
@@ -292,7 +307,5 @@ func TestLockSurvivesTheLauncher(t *testing.T) {
 		t.Errorf("the lock was free while the script ran")
 	}
 	waitFor(t, root, Complete)
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		t.Errorf("the lock was still held after the script ended: %v", err)
-	}
+	WaitExited(t, root) // fails unless the script lets go of the lock as it ends
 }

@@ -167,6 +167,7 @@ func TestRelaunchStartsNothingSecond(t *testing.T) {
 	if st, _ := h.waitFinal(); st.State != setup.Complete {
 		t.Fatalf("status %+v", st)
 	}
+	setup.WaitExited(t, h.root)
 	if out, _ := h.launch(script); out != "LAUNCH already-complete" {
 		t.Errorf("launch on a completed host: %q", out)
 	}
@@ -292,6 +293,7 @@ func TestLaunchWritesTheSettingsAndFiles(t *testing.T) {
 		t.Fatalf("launch: %q", out)
 	}
 	h.waitFinal()
+	setup.WaitExited(t, h.root)
 	fileIs(envFile, "A='1'\n", 0o600)
 	fileIs(unit, "[Unit]\n", 0o644)
 	fileIs(helper, "#!/bin/sh\necho 'it''s here'\n", 0o755)
@@ -305,6 +307,7 @@ func TestLaunchWritesTheSettingsAndFiles(t *testing.T) {
 		t.Errorf("changed settings: %q", out)
 	}
 	h.waitFinal()
+	setup.WaitExited(t, h.root)
 	fileIs(envFile, "A='2'\n", 0o600)
 	if out := launch("A='2'\n", "[Unit]\nDescription=x\n"); out != "LAUNCH started" {
 		t.Errorf("changed file: %q", out)
