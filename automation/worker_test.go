@@ -488,3 +488,76 @@ func TestStoppedWorkerQueuesAgainWhatItDidNotBegin(t *testing.T) {
 		t.Errorf("after the stop, the request is %s (owner %q, %s): want it queued again", q.State, q.Owner, q.Error)
 	}
 }
+
+// stalledGet is a journal whose first Get waits for its caller to be stopped: a worker that
+// claimed a dead owner's deployment and is SIGTERMed before its resume took the deployment.
+type stalledGet struct {
+	journal.Journal
+	reached chan struct{}
+	once    sync.Once
+}
+
+func (j *stalledGet) Get(ctx context.Context, stack string) (journal.Record, error) {
+	first := false
+	j.once.Do(func() { first = true; close(j.reached) })
+	if first {
+		<-ctx.Done()
+		return journal.Record{}, ctx.Err()
+	}
+	return j.Journal.Get(ctx, stack)
+}
+
+// TestStoppedWorkerReleasesAClaimItNeverTook: a worker stopped between claiming a dead owner's
+// deployment and its resume taking it lets the claim go as it stops, so the next worker takes
+// the deployment at once rather than after the claim's lease expires.
+func TestStoppedWorkerReleasesAClaimItNeverTook(t *testing.T) {
+	t.Parallel()
+	sim := enginetest.NewSim(t, bins)
+	sql, err := journal.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sql.Close() })
+	ctx := context.Background()
+	long := time.Now().Add(-time.Hour)
+	dead := "host-z/4194304/1/gone"
+	if _, err := sql.Ensure(ctx, "dev", TargetEC2Spot, long); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sql.Acquire(ctx, "dev", dead, long, long.Add(time.Minute), nil); err != nil {
+		t.Fatal(err)
+	}
+	up := OpUp
+	if _, err := sql.Update(ctx, "dev", dead, long, journal.Change{Status: ptrStatus(journal.Provisioning), Operation: &up}); err != nil {
+		t.Fatal(err)
+	}
+	j := &stalledGet{Journal: sql, reached: make(chan struct{})}
+	d, err := New(t.Context(), &Options{Program: simprogram.Six, Stages: &simprogram.SixStages, StateDir: sim.StateDir,
+		BackendURL: "file://" + sim.StateDir + "/state", PulumiRoot: sim.PulumiRoot, Env: sim.Env, Waiter: NoWait,
+		Journal: j, LeaseTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Work(wctx, WorkerOptions{Poll: 50 * time.Millisecond}) }()
+	select {
+	case <-j.reached:
+	case <-time.After(time.Minute):
+		stop()
+		t.Fatal("the worker never began the takeover")
+	}
+	if rec, _ := sql.Get(ctx, "dev"); rec.LeaseOwner == dead || rec.LeaseOwner == "" {
+		t.Fatalf("the worker's sweep did not claim dev: %+v", rec)
+	}
+	stop() // SIGTERM
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// The claim's lease was an hour: only a released claim lets the next sweep take it now.
+	next, err := sql.ClaimStale(ctx, "host-y/1/1/next", time.Now(), time.Now().Add(time.Minute), 10)
+	if err != nil || len(next) != 1 || next[0].Stack != "dev" {
+		rec, _ := sql.Get(ctx, "dev")
+		t.Errorf("the next worker's sweep claimed %+v (%v); dev is held by %q until %s", next, err, rec.LeaseOwner, rec.LeaseExpires)
+	}
+}
