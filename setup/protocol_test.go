@@ -76,6 +76,23 @@ func WaitExited(t testing.TB, root string) {
 	}
 }
 
+// scriptPID returns the pid of the setup script running under root. The launch's background
+// child holds the run lock (the poll says RUNNING) a moment before it becomes the script.
+func scriptPID(t *testing.T, root string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pid, err := exec.Command("pgrep", "-f", filepath.Join(root, ScriptFile)).Output()
+		if err == nil {
+			return strings.TrimSpace(string(pid))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no setup script runs under %s after 10s: pgrep: %v", root, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func waitFor(t *testing.T, root string, want State) Status {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -260,11 +277,7 @@ func TestPollReportsFailuresAndDeadScripts(t *testing.T) {
 	stopScripts(t, dead)
 	shell(t, Launch{Root: dead, Script: toyScript(30, false)}.Command())
 	waitFor(t, dead, Running)
-	pid, err := exec.Command("pgrep", "-f", filepath.Join(dead, ScriptFile)).Output()
-	if err != nil {
-		t.Fatalf("pgrep: %v", err)
-	}
-	if _, err := shell(t, "kill -KILL -- -"+strings.TrimSpace(string(pid))); err != 0 {
+	if _, err := shell(t, "kill -KILL -- -"+scriptPID(t, dead)); err != 0 {
 		t.Fatalf("kill exited %d", err)
 	}
 	st = waitFor(t, dead, Failed)
