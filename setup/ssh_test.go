@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/clawdeploy/clawdeploy/internal/loopback"
 	"github.com/clawdeploy/clawdeploy/internal/simprogram"
 	"github.com/clawdeploy/clawdeploy/internal/sshd"
 	"github.com/clawdeploy/clawdeploy/setup"
@@ -248,15 +248,14 @@ func TestClosedPortFailsWithinTheBudget(t *testing.T) {
 	t.Logf("a closed port with a 2 s budget failed in %s", took.Round(time.Millisecond))
 }
 
-// freePort returns a loopback port nothing listens on.
+// freePort returns a loopback port nothing listens on, one the kernel does not hand out.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := loopback.Port()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // TestLaunchWritesTheSettingsAndFiles: a launch carrying settings and files writes them, with

@@ -4,8 +4,8 @@
 package moto
 
 import (
+	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/clawdeploy/clawdeploy/internal/loopback"
 )
 
 // Region is the region the emulator's clients use.
@@ -37,39 +39,56 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("moto_server is not installed (pip install 'moto[server]'): %v", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	var s *Server
+	if _, err := loopback.Serve(func(port int) ([]byte, error) {
+		s = &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}
+		return s.run(t, bin, port)
+	}); err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
+	return s
+}
 
+// run starts moto_server on port and waits until it answers, or returns its log and why not.
+func (s *Server) run(t testing.TB, bin string, port int) ([]byte, error) {
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	log, err := os.CreateTemp(t.TempDir(), "moto-*.log")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
+	defer func() { _ = log.Close() }()
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting moto_server: %v", err)
+		return nil, fmt.Errorf("starting moto_server: %w", err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
+		<-exited
 	})
-
-	s := &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	// The server says it is running once it has bound the port: only then is what answers it.
+	running := []byte("Running on " + s.Endpoint)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(log.Name())
+			return b, fmt.Errorf("moto_server on port %d exited:\n%s", port, b)
+		default:
+		}
+		b, _ := os.ReadFile(log.Name())
 		resp, err := http.Get(s.Endpoint + "/moto-api/")
 		if err == nil {
 			_ = resp.Body.Close()
-			return s
+			if bytes.Contains(b, running) {
+				return nil, nil
+			}
+			err = fmt.Errorf("something answered before the server said it was running")
 		}
 		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(log.Name())
-			t.Fatalf("moto_server did not answer on %s within 30s: %v\n%s", s.Endpoint, err, b)
+			return b, fmt.Errorf("moto_server did not answer on %s within 30s: %w\n%s", s.Endpoint, err, b)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

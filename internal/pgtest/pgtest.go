@@ -5,10 +5,10 @@
 package pgtest
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -21,6 +21,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql's "pgx"
+
+	"github.com/clawdeploy/clawdeploy/internal/loopback"
 )
 
 // Server is a running PostgreSQL server.
@@ -28,7 +30,9 @@ type Server struct {
 	Port int
 	dir  string
 	cmd  *exec.Cmd
-	n    atomic.Int64
+	// exited is closed when cmd has exited.
+	exited chan struct{}
+	n      atomic.Int64
 }
 
 // Bin returns the directory of the newest installed PostgreSQL server's binaries.
@@ -79,38 +83,57 @@ func Start() (*Server, error) {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if _, err := loopback.Serve(func(port int) ([]byte, error) { return s.run(command, data, port) }); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// run starts the server on port and waits until it accepts connections, or returns its log and
+// why not.
+func (s *Server) run(command func(name string, args ...string) *exec.Cmd, data string, port int) ([]byte, error) {
+	logName := filepath.Join(s.dir, "server.log")
+	log, err := os.Create(logName)
 	if err != nil {
 		return nil, err
 	}
-	s.Port = l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	log, err := os.Create(filepath.Join(dir, "server.log"))
-	if err != nil {
-		return nil, err
-	}
+	defer func() { _ = log.Close() }()
 	// fsync off: the tests prove the journal's statements, not the disk's durability.
-	s.cmd = command("postgres", "-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-k", dir,
+	cmd := command("postgres", "-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-k", s.dir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300")
-	s.cmd.Stdout, s.cmd.Stderr = log, log
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := s.cmd.Start(); err != nil {
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	s.exited = make(chan struct{})
+	go func(exited chan struct{}) { _ = cmd.Wait(); close(exited) }(s.exited)
+	s.cmd, s.Port = cmd, port
+	// The server says it listens once it has bound the port: only then is what answers it.
+	listening := []byte(fmt.Sprintf(`listening on IPv4 address "127.0.0.1", port %d`, port))
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		select {
+		case <-s.exited:
+			out, _ := os.ReadFile(logName)
+			return out, fmt.Errorf("PostgreSQL on port %d exited:\n%s", port, out)
+		default:
+		}
+		out, _ := os.ReadFile(logName)
 		db, err := sql.Open("pgx", s.DSN("postgres"))
 		if err == nil {
 			err = db.PingContext(context.Background())
 			_ = db.Close()
 		}
 		if err == nil {
-			return s, nil
+			if bytes.Contains(out, listening) {
+				return nil, nil
+			}
+			err = fmt.Errorf("something answered before the server said it listened")
 		}
 		if time.Now().After(deadline) {
-			s.Stop()
-			out, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			return nil, fmt.Errorf("PostgreSQL did not accept connections within 30s: %w\n%s", err, out)
+			return out, fmt.Errorf("PostgreSQL did not accept connections within 30s: %w\n%s", err, out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -139,13 +162,11 @@ func (s *Server) NewDatabase(prefix string) (string, error) {
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGQUIT)
-		done := make(chan struct{})
-		go func() { _ = s.cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-s.exited:
 		case <-time.After(10 * time.Second):
 			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-			<-done
+			<-s.exited
 		}
 	}
 	_ = os.RemoveAll(s.dir)

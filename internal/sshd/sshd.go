@@ -4,6 +4,7 @@
 package sshd
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -22,6 +23,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/clawdeploy/clawdeploy/internal/loopback"
 	"github.com/clawdeploy/clawdeploy/sshexec"
 )
 
@@ -167,58 +169,78 @@ func start(t testing.TB, name string) *Server {
 		}
 	}
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	s := &Server{User: u.Username, Home: home, HostKey: hostPub, ClientKey: clientPriv, log: filepath.Join(dir, "sshd.log")}
+	config := func(port int) string {
+		return write("sshd_config", []byte(strings.Join([]string{
+			fmt.Sprintf("ListenAddress 127.0.0.1:%d", port),
+			"HostKey " + hostKeyFile,
+			"AuthorizedKeysFile " + strings.Join(slices.Compact([]string{authorized, filepath.Join(home, ".ssh", "authorized_keys")}), " "),
+			"PidFile " + filepath.Join(dir, "sshd.pid"),
+			"PasswordAuthentication no",
+			"KbdInteractiveAuthentication no",
+			"UsePAM no",
+			"StrictModes no",
+			"UseDNS no",
+			"PermitRootLogin prohibit-password",
+			"LogLevel VERBOSE",
+			// Debian's bash sources ~/.bashrc for commands run by sshd unless SHLVL says it is a
+			// nested shell. The test machine's dotfiles (here, a pyenv init costing ~2 s per session)
+			// are not part of the host under test: a fresh VPS's are not run, as they cost nothing.
+			"SetEnv SHLVL=1 HOME=" + home,
+			"",
+		}, "\n")))
+	}
+	if _, err := loopback.Serve(func(port int) ([]byte, error) { return s.run(t, config(port), port) }); err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	config := write("sshd_config", []byte(strings.Join([]string{
-		fmt.Sprintf("ListenAddress 127.0.0.1:%d", port),
-		"HostKey " + hostKeyFile,
-		"AuthorizedKeysFile " + strings.Join(slices.Compact([]string{authorized, filepath.Join(home, ".ssh", "authorized_keys")}), " "),
-		"PidFile " + filepath.Join(dir, "sshd.pid"),
-		"PasswordAuthentication no",
-		"KbdInteractiveAuthentication no",
-		"UsePAM no",
-		"StrictModes no",
-		"UseDNS no",
-		"PermitRootLogin prohibit-password",
-		"LogLevel VERBOSE",
-		// Debian's bash sources ~/.bashrc for commands run by sshd unless SHLVL says it is a
-		// nested shell. The test machine's dotfiles (here, a pyenv init costing ~2 s per session)
-		// are not part of the host under test: a fresh VPS's are not run, as they cost nothing.
-		"SetEnv SHLVL=1 HOME=" + home,
-		"",
-	}, "\n")))
+	return s
+}
 
-	s := &Server{Port: port, User: u.Username, Home: home, HostKey: hostPub, ClientKey: clientPriv, log: filepath.Join(dir, "sshd.log")}
+// run starts sshd with config, listening on port, and waits until it accepts connections, or
+// returns its log and why not.
+func (s *Server) run(t testing.TB, config string, port int) ([]byte, error) {
 	logFile, err := os.Create(s.log)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer func() { _ = logFile.Close() }()
 	// -D: stay in the foreground; -e: log to stderr, which is the log file the counts come from.
-	s.cmd = exec.Command(Binary, "-D", "-e", "-f", config)
-	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting sshd: %v", err)
+	cmd := exec.Command(Binary, "-D", "-e", "-f", config)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting sshd: %w", err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	s.cmd, s.Port = cmd, port
 	t.Cleanup(func() {
-		s.Close()
-		_ = s.cmd.Wait()
+		if s.cmd == cmd {
+			s.Close()
+		}
+		<-exited
 	})
+	// sshd says it listens once it has bound the port: only then is what answers it.
+	listening := []byte(fmt.Sprintf("Server listening on 127.0.0.1 port %d.", port))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		select {
+		case <-exited:
+			out, _ := os.ReadFile(s.log)
+			return out, fmt.Errorf("sshd on port %d exited:\n%s", port, out)
+		default:
+		}
+		out, _ := os.ReadFile(s.log)
 		c, err := net.DialTimeout("tcp", s.Address(), time.Second)
 		if err == nil {
 			_ = c.Close()
-			return s
+			if bytes.Contains(out, listening) {
+				return nil, nil
+			}
+			err = fmt.Errorf("something answered before sshd said it listened")
 		}
 		if time.Now().After(deadline) {
-			out, _ := os.ReadFile(s.log)
-			t.Fatalf("sshd did not listen on %s within 10s: %v\n%s", s.Address(), err, out)
+			return out, fmt.Errorf("sshd did not listen on %s within 10s: %w\n%s", s.Address(), err, out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
