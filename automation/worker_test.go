@@ -292,6 +292,17 @@ func TestWorkersTakeOverADeadPeer(t *testing.T) {
 	}
 }
 
+// openSQLite opens a journal of the test's own, closed when the test ends.
+func openSQLite(t *testing.T) *journal.SQL {
+	t.Helper()
+	j, err := journal.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.Close() })
+	return j
+}
+
 // freeAddress returns a loopback address nobody listens on, one the kernel does not hand out.
 func freeAddress(t testing.TB) string {
 	t.Helper()
@@ -323,11 +334,7 @@ func TestLostLeaseStopsTheEngine(t *testing.T) {
 	sim := enginetest.NewSim(t, bins)
 	control(t, sim, simprovider.Control{DefaultDelay: "1500ms"})
 	ev := &events{}
-	j, err := journal.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "journal.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = j.Close() })
+	j := openSQLite(t)
 	if err := os.MkdirAll(sim.StateDir+"/state", 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -385,11 +392,7 @@ func TestLostLeaseStopsTheEngine(t *testing.T) {
 func TestWorkerRequeuesARequestItsOwnerNeverBegan(t *testing.T) {
 	t.Parallel()
 	sim := enginetest.NewSim(t, bins)
-	j, err := journal.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "journal.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = j.Close() })
+	j := openSQLite(t)
 	ctx := context.Background()
 	long := time.Now().Add(-time.Hour)
 	if err := j.Enqueue(ctx, journal.Request{ID: "r1", Stack: "dev", Target: TargetEC2Spot, Operation: OpUp}, long); err != nil {
@@ -459,11 +462,7 @@ func (j *stalledEnsure) Ensure(ctx context.Context, stack, target string, now ti
 func TestStoppedWorkerQueuesAgainWhatItDidNotBegin(t *testing.T) {
 	t.Parallel()
 	sim := enginetest.NewSim(t, bins)
-	sql, err := journal.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "journal.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sql.Close() })
+	sql := openSQLite(t)
 	if err := sql.Enqueue(context.Background(), journal.Request{ID: "r1", Stack: "dev", Target: TargetEC2Spot, Operation: OpUp}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -514,11 +513,7 @@ func (j *stalledGet) Get(ctx context.Context, stack string) (journal.Record, err
 func TestStoppedWorkerReleasesAClaimItNeverTook(t *testing.T) {
 	t.Parallel()
 	sim := enginetest.NewSim(t, bins)
-	sql, err := journal.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "journal.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sql.Close() })
+	sql := openSQLite(t)
 	ctx := context.Background()
 	long := time.Now().Add(-time.Hour)
 	dead := "host-z/4194304/1/gone"
