@@ -265,6 +265,10 @@ func (d *Driver) Close() error {
 // Owner is this driver's identity in the journal.
 func (d *Driver) Owner() string { return d.owner }
 
+// Takeovers is how many deployments this driver took from another owner (whose lease had
+// expired or whose process was gone).
+func (d *Driver) Takeovers() int64 { return d.takeovers.Load() }
+
 // Journal is the driver's journal.
 func (d *Driver) Journal() journal.Journal { return d.journal }
 

@@ -52,11 +52,11 @@ func (d *Driver) take(ctx context.Context, stack string) (*hold, error) {
 	for {
 		now := d.now()
 		taken, err := d.journal.Acquire(ctx, stack, d.owner, now, now.Add(d.leaseTTL), ownerDeadHere())
-		if claim, ok := d.claimed(stack); ok && err == nil {
-			// A sweep (ClaimStale) took it for us: it is the record as taken from its owner.
-			taken = claim
-		}
 		if err == nil {
+			if claim, ok := d.claimed(stack); ok {
+				// A sweep (ClaimStale) took it for us: it is the record as taken from its owner.
+				taken = claim
+			}
 			// prev is the deployment as the lease was taken from it: a holder we waited for may
 			// have finished it and gone since we last read it, and is no owner to recover from.
 			rec := taken

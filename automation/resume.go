@@ -118,6 +118,12 @@ func (d *Driver) cutShort(r journal.Record) bool {
 	return !r.Leased(d.now()) || ownerDeadHere()(r.LeaseOwner)
 }
 
+// heldElsewhere reports whether a live owner other than this driver holds r, on this host or on
+// another; dead is ownerDeadHere's judgement.
+func (d *Driver) heldElsewhere(r journal.Record, dead func(owner string) bool) bool {
+	return r.Leased(d.now()) && r.LeaseOwner != d.owner && !dead(r.LeaseOwner)
+}
+
 // ResumeResult is one deployment's outcome in ResumeAll.
 type ResumeResult struct {
 	Stack  string
@@ -148,7 +154,7 @@ func (d *Driver) ResumeAll(ctx context.Context, concurrency int, each func(Resum
 		if d.resumable(r) == "" {
 			continue
 		}
-		if r.Leased(d.now()) && r.LeaseOwner != d.owner && !dead(r.LeaseOwner) {
+		if d.heldElsewhere(r, dead) {
 			// A live owner is on it, here or on another host: named, not passed over in silence.
 			held := ResumeResult{Stack: r.Stack, Err: &journal.LeaseHeldError{Stack: r.Stack, Owner: r.LeaseOwner, Expires: r.LeaseExpires}}
 			stuck = append(stuck, held)

@@ -90,15 +90,18 @@ func (w *ovhWorld) checkOrderedOnce(t *testing.T, stack string) {
 }
 
 func stagesOf(events ...[]Event) []string {
-	var stages []string
-	for _, list := range events {
-		for _, e := range list {
-			if e.Type == EventStage && !slices.Contains(stages, e.Stage) {
-				stages = append(stages, e.Stage)
-			}
+	return distinct(slices.Concat(events...), EventStage, func(e Event) string { return e.Stage })
+}
+
+// distinct returns what key reads from the events of type typ, each once, in the order they came.
+func distinct(events []Event, typ string, key func(Event) string) []string {
+	var out []string
+	for _, e := range events {
+		if e.Type == typ && !slices.Contains(out, key(e)) {
+			out = append(out, key(e))
 		}
 	}
-	return stages
+	return out
 }
 
 // TestVPSOrderedFromOVH orders the deployment's VPS from the fake OVH API: every stage of the

@@ -47,8 +47,7 @@ type WorkerOptions struct {
 
 // WorkerStats are a worker's counts, read by its /metrics.
 type WorkerStats struct {
-	InFlight  atomic.Int64
-	Takeovers atomic.Int64
+	InFlight atomic.Int64
 	// Operations and Failures count the operations ended and failed, by operation.
 	mu         sync.Mutex
 	operations map[string]int64
@@ -173,7 +172,6 @@ func (d *Driver) Work(ctx context.Context, opts WorkerOptions) error {
 			start(q.Operation, q.Stack, func() error { return d.serve(ctx, q) })
 		}
 		d.requeueOrphans(ctx)
-		stats.Takeovers.Store(d.takeovers.Load())
 		select {
 		case <-ctx.Done():
 		case <-freed:
@@ -182,7 +180,6 @@ func (d *Driver) Work(ctx context.Context, opts WorkerOptions) error {
 	}
 	d.note("", "worker %s stopping: %d operations in flight are interrupted and left to the next worker", d.owner, running())
 	wg.Wait()
-	stats.Takeovers.Store(d.takeovers.Load())
 	return nil
 }
 
@@ -245,11 +242,12 @@ func (d *Driver) sweepStuck(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	dead := ownerDeadHere()
 	for _, r := range records {
 		if r.Status != journal.Installing || d.now().Sub(r.Updated) <= StuckInstalling {
 			continue
 		}
-		if r.Leased(d.now()) && r.LeaseOwner != d.owner && !ownerDeadHere()(r.LeaseOwner) {
+		if d.heldElsewhere(r, dead) {
 			continue // a live owner: its news will come
 		}
 		if err := d.markStuck(ctx, r); err != nil {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,13 +143,7 @@ func (f *fleet) awaitReady(t testing.TB, stacks []string, within time.Duration) 
 func stacksIn(p *proc) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []string
-	for _, e := range p.events {
-		if e.Type == EventResource && !slices.Contains(out, e.Stack) {
-			out = append(out, e.Stack)
-		}
-	}
-	return out
+	return distinct(p.events, EventResource, func(e Event) string { return e.Stack })
 }
 
 // TestWorkersTakeOverADeadPeer is the several-hosts proof: three workers, each with a host name

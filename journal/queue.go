@@ -106,8 +106,8 @@ func (j *SQL) TakeRequests(ctx context.Context, owner string, now time.Time, lim
 		return nil, fmt.Errorf("journal: taking requests: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	// Only the oldest unfinished request of a deployment may be taken: the requests of one
-	// deployment run in the order they were queued, one at a time.
+	// Only the oldest unfinished request of a deployment may be taken, so at most one per
+	// deployment: the requests of one deployment run in the order they were queued, one at a time.
 	rows, err := tx.QueryContext(ctx, j.q(`SELECT `+requestColumns+` FROM requests q WHERE state = ?
 		AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.stack = q.stack AND r.state IN (?, ?)
 			AND (r.created_ms < q.created_ms OR (r.created_ms = q.created_ms AND r.id < q.id)))
@@ -116,17 +116,13 @@ func (j *SQL) TakeRequests(ctx context.Context, owner string, now time.Time, lim
 		return nil, fmt.Errorf("journal: taking requests: %w", err)
 	}
 	var taken []Request
-	stacks := map[string]bool{}
 	for rows.Next() {
 		r, err := scanRequest(rows)
 		if err != nil {
 			_ = rows.Close()
 			return nil, fmt.Errorf("journal: taking requests: %w", err)
 		}
-		if !stacks[r.Stack] { // one at a time per deployment
-			stacks[r.Stack] = true
-			taken = append(taken, r)
-		}
+		taken = append(taken, r)
 	}
 	_ = rows.Close()
 	for i := range taken {

@@ -84,7 +84,7 @@ func workerHandler(d *automation.Driver, stats *automation.WorkerStats, poll tim
 			func() float64 { return float64(stats.InFlight.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "clawdeploy_takeovers_total",
 			Help: "Deployments this worker took over from an owner whose lease had expired or whose process was gone."},
-			func() float64 { return float64(stats.Takeovers.Load()) }),
+			func() float64 { return float64(d.Takeovers()) }),
 		&journalCollector{d: d, stats: stats},
 	)
 	mux := http.NewServeMux()
