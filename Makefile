@@ -52,6 +52,21 @@ deps: ## install what the tests call when it is missing (Debian packages, moto_s
 test: tools deps ## run every test: unit, mocks and engine-level (builds the CLI and installs the tools when missing)
 	go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: test-times
+test-times: tools deps ## run every test, then print each package's wall time and the 20 slowest tests and subtests (events kept in tmp/test.json)
+	@mkdir -p tmp
+	@status=0; go test -json $(GO_TEST_FLAGS) ./... > tmp/test.json || status=$$?; \
+		go run ./internal/testtimes/cmd/test-times -n 20 tmp/test.json; exit $$status
+
+.PHONY: test-kill-matrix
+test-kill-matrix: tools deps ## the kill matrices in full: every operation killed at every resource event and resumed (CI runs the first event of each kind and the last)
+	CLAWDEPLOY_KILL_MATRIX=full go test $(GO_TEST_FLAGS) -run 'TestKillAtEveryEvent' -v ./automation
+
+.PHONY: test-loaded
+test-loaded: tools deps ## every test while a busy loop per core runs at a lower priority: no test may assume an idle machine
+	@busy=(); for _ in $$(seq "$$(nproc)"); do nice -n 5 sh -c 'while :; do :; done' & busy+=($$!); done; \
+		trap 'kill "$${busy[@]}"' EXIT; go test -count=1 $(GO_TEST_FLAGS) ./...
+
 .PHONY: bench
 bench: tools ## benchmarks: resume to first engine event (dead owner), resume of a READY deployment, heal to READY, the program, Spot notice to final backup (1 GB), several hosts (takeover in lease TTLs, claims/s, deployments/h with 1 and 3 workers)
 	go test -run '^$$' -bench 'BenchmarkResumeDeadOwner' -benchtime 5x ./automation
