@@ -120,7 +120,8 @@ func (w SSHWaiter) Wait(ctx context.Context, stack string, outputs auto.OutputMa
 	return poll(ctx, w.Interval, w.Budget, report, func(ctx context.Context) (setup.Status, error) {
 		pollCtx, cancel := context.WithTimeout(ctx, bound)
 		defer cancel()
-		out, err := w.Dialer.Run(pollCtx, target, setup.AsRoot(target.User, setup.PollCommand(root)))
+		// The host ends the poll by itself too, when this side gives up on it.
+		out, err := w.Dialer.Run(pollCtx, target, setup.AsRoot(target.User, setup.Bounded(setup.PollCommand(root), bound)))
 		if err != nil && ctx.Err() == nil && pollCtx.Err() != nil {
 			err = fmt.Errorf("the poll did not answer within %s: %w", bound, err)
 		}

@@ -229,6 +229,14 @@ func TestSSHWaiterBounds(t *testing.T) {
 		if n := server.Stats().Execs; n < 3 {
 			t.Errorf("%d polls in a 4 s budget with a 1 s bound each: a hanging poll took the budget", n)
 		}
+		// An abandoned poll leaves nothing running on the host: its processes end with its bound.
+		deadline := time.Now().Add(time.Minute)
+		for len(naming(root)) > 0 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if pids := naming(root); len(pids) > 0 {
+			t.Errorf("the abandoned polls' processes %v still run on the host a minute after the wait", pids)
+		}
 	})
 	t.Run("a poll that prints without end", func(t *testing.T) {
 		t.Parallel()
@@ -282,6 +290,24 @@ func TestSSHWaiterBounds(t *testing.T) {
 		t.Errorf("the 3 s budget took %s", took)
 	}
 	t.Logf("unreachable host: %v (after %s)", err, took.Round(time.Millisecond))
+}
+
+// naming returns the live processes whose command line names path (a FIFO's reader blocks in
+// open, before the file is among its descriptors).
+func naming(path string) []int {
+	var pids []int
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range cmdlines {
+		b, err := os.ReadFile(f)
+		if err != nil || !bytes.Contains(b, []byte(path)) {
+			continue
+		}
+		stat, _ := os.ReadFile(filepath.Join(filepath.Dir(f), "stat"))
+		if pid, err := strconv.Atoi(strings.Split(f, "/")[2]); err == nil && pid != os.Getpid() && !bytes.Contains(stat, []byte(") Z ")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // TestVPSOpenRouterKeyLifecycle: with a provisioning key, the deployment gets an OpenRouter key

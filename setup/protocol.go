@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Files of the protocol, in the root directory of the host (DefaultRoot).
@@ -241,6 +242,15 @@ func AsRoot(user, command string) string {
 		return command
 	}
 	return "sudo -n -H bash -c " + quote(command)
+}
+
+// Bounded returns command so that the host itself ends it, with every process it started,
+// after d (whole seconds, rounded up): coreutils' timeout runs it in a process group of its own
+// and kills that group. A client that gives up on a command closes its connection, but the
+// command runs on, a poll blocked on a file for ever; bounded, it ends by itself.
+func Bounded(command string, d time.Duration) string {
+	seconds := max(1, int((d+time.Second-1)/time.Second))
+	return fmt.Sprintf("timeout -s KILL %d bash -c %s", seconds, quote(command))
 }
 
 // quote returns s as one single-quoted shell word.

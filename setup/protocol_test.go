@@ -322,3 +322,50 @@ func TestLockSurvivesTheLauncher(t *testing.T) {
 	waitFor(t, root, Complete)
 	WaitExited(t, root) // fails unless the script lets go of the lock as it ends
 }
+
+// TestBoundedEndsTheCommandAndItsChildren: a bounded command that would never end (a reader of
+// a FIFO nobody writes, beside a child in the background) is ended by the host with every
+// process it started, its output up to then kept; one that ends in time is left alone.
+func TestBoundedEndsTheCommandAndItsChildren(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "never-written")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := Bounded("true", 1500*time.Millisecond); got != "timeout -s KILL 2 bash -c 'true'" {
+		t.Errorf("Bounded = %q, want the seconds rounded up", got)
+	}
+	// exec.ExitError's code is -1 for a process a signal ended.
+	out, code := shell(t, Bounded("echo before; sleep 600 & cat "+fifo, time.Second))
+	if code != -1 || out != "before" {
+		t.Errorf("bounded hanging command: exit %d, output %q; want it killed and what it printed", code, out)
+	}
+	// Nothing it started is left: the background sleep and the reader are gone.
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if left := processesNaming(dir); len(left) == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if left := processesNaming(dir); len(left) > 0 {
+		t.Errorf("processes left behind: %v", left)
+	}
+	if out, code := shell(t, Bounded(`printf '%s\n' "it's done"`, time.Minute)); code != 0 || out != "it's done" {
+		t.Errorf("a command that ends in time: exit %d, %q", code, out)
+	}
+}
+
+// processesNaming returns the command lines of the live processes that name s in theirs.
+func processesNaming(s string) []string {
+	var out []string
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range cmdlines {
+		b, err := os.ReadFile(f)
+		stat, _ := os.ReadFile(filepath.Join(filepath.Dir(f), "stat"))
+		if err == nil && strings.Contains(string(b), s) && !strings.Contains(string(stat), ") Z ") {
+			out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
+}
