@@ -145,8 +145,9 @@ func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace [
 			return nil, cp, h.fail(ctx, err)
 		}
 	}
+	var outputs auto.OutputMap
 	for {
-		err := d.engineUp(ctx, h, s, replace, refresh)
+		outputs, err = d.engineUp(ctx, h, s, replace, refresh)
 		if err == nil {
 			break
 		}
@@ -161,10 +162,6 @@ func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace [
 			return nil, cp, failed(reported)
 		}
 		refresh = true
-	}
-	outputs, err := s.Outputs(ctx)
-	if err != nil {
-		return nil, cp, h.fail(ctx, fmt.Errorf("reading the outputs of %s: %w", h.stack, err))
 	}
 	if err := h.update(journal.Change{Status: ptr(journal.Installing)}); err != nil {
 		return outputs, cp, err
@@ -214,7 +211,10 @@ func (d *Driver) engineError(op, stack string, err error) error {
 }
 
 // engineUp runs the engine's up once, its events forwarded and its stages recorded.
-func (d *Driver) engineUp(ctx context.Context, h *hold, s auto.Stack, replace []string, refresh bool) error {
+//
+// It returns the stack's outputs as the engine's up read them after the update: reading them
+// again would cost two more CLI runs.
+func (d *Driver) engineUp(ctx context.Context, h *hold, s auto.Stack, replace []string, refresh bool) (auto.OutputMap, error) {
 	ch, wait := d.engineEvents(h)
 	uopts := []optup.Option{optup.ProgressStreams(d.progress), optup.ErrorProgressStreams(d.progress), optup.EventStreams(ch)}
 	if len(replace) > 0 {
@@ -223,12 +223,14 @@ func (d *Driver) engineUp(ctx context.Context, h *hold, s auto.Stack, replace []
 	if refresh {
 		uopts = append(uopts, optup.Refresh())
 	}
+	var outputs auto.OutputMap
 	err := d.withLockRecovery(ctx, h, s, func() error {
-		_, err := s.Up(ctx, uopts...)
+		res, err := s.Up(ctx, uopts...)
+		outputs = res.Outputs
 		return err
 	})
 	wait()
-	return err
+	return outputs, err
 }
 
 // PreviewResult is what a preview found.

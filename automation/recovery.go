@@ -171,6 +171,9 @@ func (d *Driver) withLockRecovery(ctx context.Context, h *hold, s auto.Stack, op
 // that flag turns the operations into "importing" ones that the refresh then drops, and the
 // resources are created a second time (seen in the kill tests).
 func (d *Driver) resolvePending(ctx context.Context, h *hold, s auto.Stack, refresh bool) (settled bool, err error) {
+	if pending, known := d.pendingOnDisk(h.stack); known && !pending {
+		return false, nil // the file backend's checkpoint says so: no CLI run to export it
+	}
 	exported, err := s.Export(ctx)
 	if err != nil {
 		return false, fmt.Errorf("reading the state of %s: %w", h.stack, err)

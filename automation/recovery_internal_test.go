@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -235,5 +236,45 @@ func TestStageTracker(t *testing.T) {
 		if !slices.Contains(EC2SpotStages.Order, stage) {
 			t.Errorf("%s marks %s, which is not a stage", typ, stage)
 		}
+	}
+}
+
+// TestPendingOnDisk: a file backend's checkpoint is read for pending operations without the
+// CLI; what the driver cannot read for sure (a gzipped checkpoint, a torn one, another format,
+// another backend) is left to the CLI's export.
+func TestPendingOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	d := &Driver{effectiveBackend: "file://" + dir, projectName: "openclaw"}
+	stacks := filepath.Join(dir, ".pulumi", "stacks", "openclaw")
+	if err := os.MkdirAll(stacks, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(stacks, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("pending.json", `{"version":3,"checkpoint":{"stack":"organization/openclaw/pending","latest":{"manifest":{},`+
+		`"resources":[],"pending_operations":[{"resource":{"urn":"urn:pulumi:pending::openclaw::sim:index:Thing::a","custom":true,"type":"sim:index:Thing"},"type":"creating"}]}}}`)
+	write("settled.json", `{"version":3,"checkpoint":{"stack":"organization/openclaw/settled","latest":{"manifest":{},"resources":[]}}}`)
+	write("new.json", `{"version":3,"checkpoint":{"stack":"organization/openclaw/new"}}`)
+	write("torn.json", `{"version":3,"checkpoint":{"stack":"organiz`)
+	write("future.json", `{"version":4,"checkpoint":{}}`)
+	write("zipped.json.gz", "\x1f\x8b")
+	for _, c := range []struct {
+		stack          string
+		pending, known bool
+	}{
+		{"pending", true, true}, {"settled", false, true}, {"new", false, true}, {"absent", false, true},
+		{"torn", false, false}, {"future", false, false}, {"zipped", false, false},
+	} {
+		if pending, known := d.pendingOnDisk(c.stack); pending != c.pending || known != c.known {
+			t.Errorf("%s: pending %v known %v, want %v %v", c.stack, pending, known, c.pending, c.known)
+		}
+	}
+	s3 := &Driver{effectiveBackend: "s3://bucket/prefix", projectName: "openclaw"}
+	if _, known := s3.pendingOnDisk("pending"); known {
+		t.Error("an s3 backend's checkpoint was read as known")
 	}
 }

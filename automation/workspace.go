@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 
 	"github.com/clawdeploy/clawdeploy"
@@ -228,6 +229,30 @@ func (d *Driver) stackBase(name string) (base string, known bool) {
 		}
 	}
 	return "", true
+}
+
+// pendingOnDisk reports whether a file:// backend's checkpoint of the stack holds pending
+// operations, read from its file (the checkpoint format, version 3) without a CLI run; known is
+// false for other backends, a gzipped or unreadable checkpoint, or another format, which only
+// the CLI can read. A stack with no checkpoint has none.
+func (d *Driver) pendingOnDisk(name string) (pending, known bool) {
+	base, known := d.stackBase(name)
+	if !known || base == "" {
+		return false, known
+	}
+	b, err := os.ReadFile(base + ".json")
+	if err != nil {
+		return false, false
+	}
+	var versioned apitype.VersionedCheckpoint
+	if err := json.Unmarshal(b, &versioned); err != nil || versioned.Version != 3 {
+		return false, false
+	}
+	var checkpoint apitype.CheckpointV3
+	if err := json.Unmarshal(versioned.Checkpoint, &checkpoint); err != nil {
+		return false, false
+	}
+	return checkpoint.Latest != nil && len(checkpoint.Latest.PendingOperations) > 0, true
 }
 
 // pulumi runs the CLI on a stack's workspace, with stdin as its standard input: the way to give
