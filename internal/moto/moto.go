@@ -18,6 +18,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/clawdeploy/clawdeploy/internal/loopback"
 )
@@ -29,6 +33,7 @@ const Region = "me-central-1"
 type Server struct {
 	// Endpoint is its URL, http://127.0.0.1:<port>.
 	Endpoint string
+	log      string // the server's log file: a line for each request it served
 }
 
 // Start runs moto_server for the test. A missing moto_server fails the test: the tests that use
@@ -58,6 +63,7 @@ func (s *Server) run(t testing.TB, bin string, port int) ([]byte, error) {
 		return nil, err
 	}
 	defer func() { _ = log.Close() }()
+	s.log = log.Name()
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting moto_server: %w", err)
@@ -92,6 +98,23 @@ func (s *Server) run(t testing.TB, bin string, port int) ([]byte, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Requests counts the requests the server has served with method on path (a path-style
+// "/bucket/key", say), whatever their query: how a test waits for a client's next request rather
+// than for a time it guessed.
+func (s *Server) Requests(method, path string) int {
+	b, _ := os.ReadFile(s.log)
+	prefix := []byte(`"` + method + " " + path)
+	n := 0
+	for line := range bytes.Lines(b) {
+		if i := bytes.Index(line, prefix); i >= 0 {
+			if rest := line[i+len(prefix):]; len(rest) > 0 && (rest[0] == ' ' || rest[0] == '?') {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Env is the environment that points the AWS CLI and SDKs at the emulator, with fake credentials
@@ -150,13 +173,47 @@ func (s *Server) TryAWS(args ...string) (string, error) {
 	return string(out), nil
 }
 
+// S3 is an S3 client of the emulator (path-style addressing, which it needs). The tests observe
+// and seed the emulator through the SDK: an AWS CLI start costs about a second of CPU, which a
+// loaded machine pays many times over in a loop. The scripts under test keep the real CLI.
+func (s *Server) S3() *s3.Client {
+	return s3.NewFromConfig(s.Config(), func(o *s3.Options) { o.UsePathStyle = true })
+}
+
+// SSM is an SSM client of the emulator.
+func (s *Server) SSM() *ssm.Client { return ssm.NewFromConfig(s.Config()) }
+
 // CreateBucket creates a versioned bucket, as the BackupBucket component does.
 func (s *Server) CreateBucket(t testing.TB, name string) {
 	t.Helper()
-	s.AWS(t, "s3api", "create-bucket", "--bucket", name,
-		"--create-bucket-configuration", "LocationConstraint="+Region)
-	s.AWS(t, "s3api", "put-bucket-versioning", "--bucket", name,
-		"--versioning-configuration", "Status=Enabled")
+	client := s.S3()
+	if _, err := client.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: &name,
+		CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(Region)}}); err != nil {
+		t.Fatalf("creating bucket %s: %v", name, err)
+	}
+	if _, err := client.PutBucketVersioning(t.Context(), &s3.PutBucketVersioningInput{Bucket: &name,
+		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}}); err != nil {
+		t.Fatalf("versioning bucket %s: %v", name, err)
+	}
+}
+
+// PutSecureString stores (or overwrites) a SecureString parameter, as the Secrets component does.
+func (s *Server) PutSecureString(t testing.TB, name, value string) {
+	t.Helper()
+	if _, err := s.SSM().PutParameter(t.Context(), &ssm.PutParameterInput{Name: &name, Value: &value,
+		Type: ssmtypes.ParameterTypeSecureString, Overwrite: aws.Bool(true)}); err != nil {
+		t.Fatalf("putting parameter %s: %v", name, err)
+	}
+}
+
+// Parameter returns a parameter's value, decrypted; a failure fails the test.
+func (s *Server) Parameter(t testing.TB, name string) string {
+	t.Helper()
+	out, err := s.SSM().GetParameter(t.Context(), &ssm.GetParameterInput{Name: &name, WithDecryption: aws.Bool(true)})
+	if err != nil {
+		t.Fatalf("getting parameter %s: %v", name, err)
+	}
+	return aws.ToString(out.Parameter.Value)
 }
 
 // Volume creates a 20 GiB volume in zone and returns its id.

@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/clawdeploy/clawdeploy/internal/loopback"
 )
 
@@ -39,5 +42,28 @@ func TestRunIsNotFooledByAnotherServer(t *testing.T) {
 	// And Start gets an emulator of its own.
 	if s := Start(t); s.Endpoint == "http://"+l.Addr().String() {
 		t.Errorf("Start returned the taken port")
+	}
+}
+
+// TestRequestsCountsWhatTheServerServed: a request is counted by its method and its path, with
+// or without a query, and no other path or method is.
+func TestRequestsCountsWhatTheServerServed(t *testing.T) {
+	s := Start(t)
+	s.CreateBucket(t, "counted")
+	for range 2 {
+		if _, err := s.S3().HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String("counted"), Key: aws.String("a/b")}); err == nil {
+			t.Fatal("head of a missing object succeeded")
+		}
+	}
+	if _, err := s.S3().GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String("counted"), Key: aws.String("a/b"), VersionId: aws.String("v")}); err == nil {
+		t.Fatal("get of a missing object succeeded")
+	}
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{{"HEAD", "/counted/a/b", 2}, {"GET", "/counted/a/b", 1}, {"HEAD", "/counted/a", 0}, {"PUT", "/counted/a/b", 0}} {
+		if got := s.Requests(c.method, c.path); got != c.want {
+			t.Errorf("Requests(%s, %s) = %d, want %d", c.method, c.path, got, c.want)
+		}
 	}
 }
