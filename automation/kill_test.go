@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,16 +118,19 @@ func (p *proc) wait(timeout time.Duration) int {
 	return 0
 }
 
-func (p *proc) resourceEvents() int {
+func (p *proc) resourceEvents() int { return len(p.resourceEventList()) }
+
+// resourceEventList returns the resource events printed so far, in order.
+func (p *proc) resourceEventList() []Event {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := 0
+	var out []Event
 	for _, e := range p.events {
 		if e.Type == EventResource {
-			n++
+			out = append(out, e)
 		}
 	}
-	return n
+	return out
 }
 
 // run runs clawdeploy-sim to its end.
@@ -141,13 +145,21 @@ func runSim(t testing.TB, sim *enginetest.Sim, program string, args ...string) (
 // the provider plugins), as when the machine or its container goes; otherwise only the driver.
 func (p *proc) killAt(k int, everything bool) bool {
 	p.t.Helper()
-	for p.resourceEvents() < k {
+	return p.killWhen(fmt.Sprintf("resource event %d", k), func(events []Event) bool { return len(events) >= k }, everything)
+}
+
+// killWhen is killAt with the moment chosen by reached, which is given the resource events
+// printed so far.
+func (p *proc) killWhen(what string, reached func(events []Event) bool, everything bool) bool {
+	p.t.Helper()
+	deadline := time.After(2 * time.Minute)
+	for !reached(p.resourceEventList()) {
 		select {
 		case <-p.seen:
 		case <-p.done:
 			return false
-		case <-time.After(2 * time.Minute):
-			p.t.Fatalf("no resource event %d within 2 minutes", k)
+		case <-deadline:
+			p.t.Fatalf("no %s within 2 minutes", what)
 		}
 	}
 	pids := []int{p.cmd.Process.Pid}
@@ -363,8 +375,8 @@ type killCase struct {
 	// status and want are what the resume must leave: READY with want resources, or DESTROYED.
 	status string
 	want   int
-	// alternate kills the driver alone at odd events and everything at even ones, instead of
-	// both at each event, to bound the run time.
+	// alternate, in the full matrix, kills the driver alone at odd events and everything at
+	// even ones, instead of both at each event, to bound the run time.
 	alternate bool
 }
 
@@ -388,9 +400,72 @@ func upSix(t *testing.T, sim *enginetest.Sim) {
 	}
 }
 
-// killEverywhere runs kc's operation once to count its resource events N, then for k = 1..N kills
-// it at event k and resumes it in a new process. A run in which the operation ended before its
-// event k fails: it would prove nothing.
+// killMatrixEnv widens the kill matrices from the CI subset to every event when it is "full"
+// (make test-kill-matrix, and the scheduled kill-matrix workflow).
+const killMatrixEnv = "CLAWDEPLOY_KILL_MATRIX"
+
+// killPoint is a moment to kill an operation at, and with which kills: the driver alone
+// (false), everything (true).
+type killPoint struct {
+	name    string
+	reached func(events []Event) bool
+	kills   []bool
+}
+
+// eventKind is what a kill right after a resource event leaves for the recovery to find: the
+// phase (after start the step may be pending in the checkpoint, after done it is recorded), the
+// engine's step, and the kind of resource (the provider; a component, which has no cloud object;
+// or a custom resource, which has one).
+func eventKind(e Event) string {
+	class := "custom"
+	switch {
+	case strings.HasPrefix(e.ResourceType, "pulumi:providers:"):
+		class = "provider"
+	case strings.HasPrefix(e.ResourceType, "clawdeploy:"):
+		class = "component"
+	}
+	return e.Phase + "-" + e.Op + "-" + class
+}
+
+// killPoints chooses where to kill an operation whose reference run printed events (its
+// resource events). Full: after every event k, with both kills, or with alternate the driver
+// alone at odd k and everything at even ones. Otherwise, the fixed subset CI runs: after the
+// first event of each kind (eventKind) and after the operation's last event, each with both
+// kills.
+func killPoints(events []Event, full, alternate bool) []killPoint {
+	both := []bool{false, true}
+	var points []killPoint
+	if full {
+		for k := 1; k <= len(events); k++ {
+			kills := both
+			if alternate {
+				kills = []bool{k%2 == 0}
+			}
+			points = append(points, killPoint{name: fmt.Sprintf("k=%d", k), kills: kills,
+				reached: func(seen []Event) bool { return len(seen) >= k }})
+		}
+		return points
+	}
+	first := map[string]int{}
+	for i, e := range events {
+		kind := eventKind(e)
+		if _, ok := first[kind]; ok {
+			continue
+		}
+		first[kind] = i
+		points = append(points, killPoint{name: "first-" + kind, kills: both, reached: func(seen []Event) bool {
+			return slices.ContainsFunc(seen, func(e Event) bool { return eventKind(e) == kind })
+		}})
+	}
+	if last := len(events) - 1; first[eventKind(events[last])] != last {
+		points = append(points, killPoint{name: "last", kills: both, reached: func(seen []Event) bool { return len(seen) > last }})
+	}
+	return points
+}
+
+// killEverywhere runs kc's operation once to find its resource events, then kills it at each of
+// the points killPoints chooses and resumes it in a new process. A run in which the operation
+// ended before its kill point fails: it would prove nothing.
 func killEverywhere(t *testing.T, kc killCase) {
 	template := enginetest.NewSim(t, bins)
 	if kc.before != nil {
@@ -401,29 +476,28 @@ func killEverywhere(t *testing.T, kc killCase) {
 	if code != 0 {
 		t.Fatalf("reference run of %v exited %d\n%s", kc.op, code, p.stderr.String())
 	}
-	n := p.resourceEvents()
-	if n == 0 {
+	events := p.resourceEventList()
+	if len(events) == 0 {
 		t.Fatalf("%v prints no resource event: nothing to kill it at", kc.op)
 	}
-	t.Logf("%v: N = %d resource events", kc.op, n)
+	full := os.Getenv(killMatrixEnv) == "full"
+	points := killPoints(events, full, kc.alternate)
+	t.Logf("%v: N = %d resource events; %d kill points (%s=%q)", kc.op, len(events), len(points), killMatrixEnv, os.Getenv(killMatrixEnv))
 	var (
 		mu     sync.Mutex
 		passed int
 		ran    int
 	)
-	for k := 1; k <= n; k++ {
-		for _, everything := range []bool{false, true} {
-			if kc.alternate && everything != (k%2 == 0) {
-				continue
-			}
-			name := fmt.Sprintf("k=%d/%s", k, map[bool]string{false: "driver", true: "everything"}[everything])
+	for _, point := range points {
+		for _, everything := range point.kills {
+			name := point.name + "/" + map[bool]string{false: "driver", true: "everything"}[everything]
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				sim := template.Clone(t)
 				control(t, sim, simprovider.Control{DefaultDelay: "40ms"})
 				p := startSim(t, sim, kc.program, kc.op...)
-				if !p.killAt(k, everything) {
-					t.Fatalf("%v ended before its resource event %d: the kill did not happen\n%s", kc.op, k, p.stderr.String())
+				if !p.killWhen(point.name, point.reached, everything) {
+					t.Fatalf("%v ended before %s: the kill did not happen\n%s", kc.op, point.name, p.stderr.String())
 				}
 				then := kc.then
 				if then == nil {
@@ -449,11 +523,14 @@ func killEverywhere(t *testing.T, kc killCase) {
 	t.Cleanup(func() { t.Logf("%v: %d of %d kill-and-resume runs recovered", kc.op, passed, ran) })
 }
 
+// TestKillAtEveryEventSix kills an up of the six-resource program and resumes it: at every
+// event with CLAWDEPLOY_KILL_MATRIX=full, at the first event of each kind and the last in CI.
 func TestKillAtEveryEventSix(t *testing.T) {
 	t.Parallel()
 	killEverywhere(t, killCase{program: "six", op: []string{"up", "--stack", "dev"}, status: "READY", want: 6})
 }
 
+// TestKillAtEveryEventRealProgram is TestKillAtEveryEventSix with infra.Program (80 events).
 func TestKillAtEveryEventRealProgram(t *testing.T) {
 	t.Parallel()
 	killEverywhere(t, killCase{program: "real", status: "READY", want: 31, alternate: true,
@@ -461,8 +538,9 @@ func TestKillAtEveryEventRealProgram(t *testing.T) {
 			"--secret", "gateway_token=gw-sim"}})
 }
 
-// TestKillAtEveryEventOfEachOperation kills, at each of their resource events, the operations
-// after the first up: a create-before-delete replacement (up --replace, the restore path), a
+// TestKillAtEveryEventOfEachOperation kills, at their resource events (every one with
+// CLAWDEPLOY_KILL_MATRIX=full, the first of each kind and the last in CI), the operations after
+// the first up: a create-before-delete replacement (up --replace, the restore path), a
 // delete-before-replace one (up --retry, as of the instance), destroy, refresh, a resume itself,
 // and the heal of a host taken away (finished by a new heal, not a resume). Each is finished by a
 // new process to where the operation would have left it.
@@ -495,5 +573,54 @@ func TestKillAtEveryEventOfEachOperation(t *testing.T) {
 			t.Parallel()
 			killEverywhere(t, kc)
 		})
+	}
+}
+
+// TestKillPoints: the full matrix kills after every event (both kills, or alternating); the CI
+// subset after the first event of each kind and after the last, with both kills, and never
+// twice at one event.
+func TestKillPoints(t *testing.T) {
+	ev := func(phase, op, typ string) Event {
+		return Event{Type: EventResource, Phase: phase, Op: op, ResourceType: typ}
+	}
+	events := []Event{
+		ev("start", "create", "pulumi:providers:aws"), ev("done", "create", "pulumi:providers:aws"),
+		ev("start", "create", "clawdeploy:storage:DataVolume"), ev("start", "create", "aws:ebs/volume:Volume"),
+		ev("start", "create", "aws:ssm/parameter:Parameter"), ev("done", "create", "aws:ebs/volume:Volume"),
+		ev("done", "create", "aws:ssm/parameter:Parameter"), ev("done", "create", "clawdeploy:storage:DataVolume"),
+	}
+	// at returns the index of the event at which a point is reached, feeding events one by one.
+	at := func(p killPoint) int {
+		for i := range events {
+			if p.reached(events[:i+1]) {
+				return i
+			}
+		}
+		return -1
+	}
+	full := killPoints(events, true, true)
+	if len(full) != len(events) {
+		t.Fatalf("full: %d points for %d events", len(full), len(events))
+	}
+	for i, p := range full {
+		if at(p) != i || len(p.kills) != 1 || p.kills[0] != ((i+1)%2 == 0) {
+			t.Errorf("full point %s: reached at %d with kills %v", p.name, at(p), p.kills)
+		}
+	}
+	if p := killPoints(events, true, false); len(p[0].kills) != 2 {
+		t.Errorf("full without alternate: kills %v, want both", p[0].kills)
+	}
+	var got []string
+	for _, p := range killPoints(events, false, true) {
+		got = append(got, fmt.Sprintf("%s@%d/%d", p.name, at(p), len(p.kills)))
+	}
+	want := []string{"first-start-create-provider@0/2", "first-done-create-provider@1/2", "first-start-create-component@2/2",
+		"first-start-create-custom@3/2", "first-done-create-custom@5/2", "first-done-create-component@7/2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("CI subset:\n got %v\nwant %v (the last event is a first of its kind: no second point)", got, want)
+	}
+	events = append(events, ev("done", "create", "aws:ebs/volume:Volume"))
+	if p := killPoints(events, false, false); p[len(p)-1].name != "last" || at(p[len(p)-1]) != len(events)-1 {
+		t.Errorf("CI subset: the last event is not a point of its own: %v", p[len(p)-1].name)
 	}
 }
