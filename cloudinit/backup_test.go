@@ -2,20 +2,22 @@ package cloudinit
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/clawdeploy/clawdeploy/backup"
@@ -187,29 +189,38 @@ func sameTree(t *testing.T, got, want map[string]entry) {
 // bucket leaves this number alone.
 func versions(t testing.TB, m *moto.Server, bucket string) int {
 	t.Helper()
-	out := m.AWS(t, "s3api", "list-object-versions", "--bucket", bucket, "--output", "json")
-	var v struct {
-		Versions      []any `json:"Versions"`
-		DeleteMarkers []any `json:"DeleteMarkers"`
+	out, err := m.S3().ListObjectVersions(t.Context(), &s3.ListObjectVersionsInput{Bucket: &bucket})
+	if err != nil {
+		t.Fatalf("listing the versions in %s: %v", bucket, err)
 	}
-	if strings.TrimSpace(out) != "" {
-		if err := json.Unmarshal([]byte(out), &v); err != nil {
-			t.Fatalf("list-object-versions: %v\n%s", err, out)
-		}
-	}
-	return len(v.Versions) + len(v.DeleteMarkers)
+	return len(out.Versions) + len(out.DeleteMarkers)
 }
 
 // archiveEntries lists the members of the backup archive in the bucket.
 func archiveEntries(t testing.TB, m *moto.Server, bucket string) []string {
 	t.Helper()
-	local := filepath.Join(t.TempDir(), "backup.tar.gz")
-	m.AWS(t, "s3", "cp", "--only-show-errors", "s3://"+bucket+"/"+BackupObject, local)
-	out, err := exec.Command("tar", "-tzf", local).Output()
+	obj, err := m.S3().GetObject(t.Context(), &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(BackupObject)})
+	if err != nil {
+		t.Fatalf("getting the backup: %v", err)
+	}
+	defer func() { _ = obj.Body.Close() }()
+	tar := exec.Command("tar", "-tz")
+	tar.Stdin = obj.Body
+	out, err := tar.Output()
 	if err != nil {
 		t.Fatalf("tar -t: %v", err)
 	}
 	return strings.Fields(string(out))
+}
+
+// backupMetadata is the newest backup's metadata.
+func backupMetadata(t testing.TB, m *moto.Server, bucket string) map[string]string {
+	t.Helper()
+	head, err := m.S3().HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String(BackupObject)})
+	if err != nil {
+		t.Fatalf("head of the backup: %v", err)
+	}
+	return head.Metadata
 }
 
 func TestBackupRestoreRoundTrip(t *testing.T) {
@@ -223,12 +234,11 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	markRestored(t, src)
 	took := src.mustRun(mounts{data: true}, "openclaw-backup.sh")
 
-	head := m.AWS(t, "s3api", "head-object", "--bucket", bucket, "--key", BackupObject, "--output", "json")
-	if !strings.Contains(head, `"sha256"`) || !strings.Contains(head, `"reason": "scheduled"`) {
-		t.Errorf("backup object metadata: %s", head)
+	if meta := backupMetadata(t, m, bucket); meta["sha256"] == "" || meta["reason"] != "scheduled" {
+		t.Errorf("backup object metadata: %v", meta)
 	}
 	// What `clawdeploy backup verify` reads is what the script wrote.
-	client := s3.NewFromConfig(m.Config(), func(o *s3.Options) { o.UsePathStyle = true })
+	client := m.S3()
 	report, err := backup.Verify(t.Context(), client, bucket, BackupObject, "", t.TempDir())
 	if err != nil || !report.Restorable || report.Databases != 1 || report.Files != regularFiles(stateTree(t, src.data)) {
 		t.Errorf("verify: %v %+v", err, report)
@@ -253,15 +263,43 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	}
 }
 
-// writer starts a process that writes to a SQLite database without pause, holding its connection
-// (and so its -wal or -journal file) open, until the test ends.
-func writer(t testing.TB, db, journalMode string) {
+// sqliteWriter is a process that writes to a SQLite database, a transaction of 20 rows at a
+// time, holding its connection (and so its -wal or -journal file) open, until the test ends,
+// but while it is held. It rests a millisecond after each commit, which leaves hundreds of
+// commits a second for a backup to meet and the CPU to the rest of the machine, and counts its
+// commits in a file.
+type sqliteWriter struct {
+	pgid    int
+	commits string // the file holding the number of commits so far
+}
+
+// hold stops the writer where it is (mid-transaction, maybe).
+func (w sqliteWriter) hold() { _ = syscall.Kill(-w.pgid, syscall.SIGSTOP) }
+
+// release lets it write on.
+func (w sqliteWriter) release() { _ = syscall.Kill(-w.pgid, syscall.SIGCONT) }
+
+// count returns the commits so far; read while the writer is held, it is exact.
+func (w sqliteWriter) count(t testing.TB) int {
+	t.Helper()
+	b, err := os.ReadFile(w.commits)
+	if err != nil {
+		t.Fatalf("reading the writer's count: %v", err)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
+}
+
+// writer starts a sqliteWriter on db.
+func writer(t testing.TB, db, journalMode string) sqliteWriter {
 	t.Helper()
 	const program = `
-import sqlite3, sys, time
+import os, sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
 db.execute("PRAGMA journal_mode=" + sys.argv[2])
 db.execute("CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, body BLOB, at REAL)")
+count = os.open(sys.argv[3], os.O_WRONLY | os.O_CREAT, 0o600)
+commits = 0
 print("ready", flush=True)
 while True:
     db.execute("BEGIN IMMEDIATE")
@@ -269,8 +307,12 @@ while True:
         db.execute("INSERT INTO events(body, at) VALUES (randomblob(700), ?)", (time.time(),))
     db.execute("DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - 4000")
     db.execute("COMMIT")
+    commits += 1
+    os.pwrite(count, b"%d\n" % commits, 0)
+    time.sleep(0.001)
 `
-	cmd := exec.Command("python3", "-c", program, db, journalMode)
+	w := sqliteWriter{commits: filepath.Join(t.TempDir(), "commits")}
+	cmd := exec.Command("python3", "-c", program, db, journalMode, w.commits)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -288,12 +330,17 @@ while True:
 	if err != nil || line != "ready\n" {
 		t.Fatalf("the writer did not start: %q %v", line, err)
 	}
+	w.pgid = cmd.Process.Pid
+	return w
 }
 
 // TestBackupIsConsistentUnderWrites backs up while two databases (one in WAL mode, one with a
-// rollback journal) are written without pause, restores each backup onto a new volume, and checks
+// rollback journal) are written all along, restores each backup onto a new volume, and checks
 // the restored databases: 20 runs, every one must pass PRAGMA integrity_check, and no -wal, -shm
-// or -journal file may ever reach the bucket.
+// or -journal file may ever reach the bucket. The writers write from before each backup starts
+// until it has ended (each backup must meet at least minCommits of each), and are held while its
+// restore is checked, which does not read their databases: two writers at full speed for the
+// whole run would take both cores of a small machine from every other test.
 func TestBackupIsConsistentUnderWrites(t *testing.T) {
 	t.Parallel()
 	const runs = 20
@@ -303,13 +350,30 @@ func TestBackupIsConsistentUnderWrites(t *testing.T) {
 	src := newHost(t, testArgs(bucket), m.Env())
 	seedState(t, src.data)
 	markRestored(t, src)
-	writer(t, filepath.Join(src.data, ".openclaw/memory/events.sqlite"), "WAL")
-	writer(t, filepath.Join(src.data, "workspace/journal.db"), "DELETE")
+	writers := []sqliteWriter{
+		writer(t, filepath.Join(src.data, ".openclaw/memory/events.sqlite"), "WAL"),
+		writer(t, filepath.Join(src.data, "workspace/journal.db"), "DELETE"),
+	}
 
+	for _, w := range writers {
+		w.hold() // counted from here on exactly: each backup's writes are those between release and hold
+	}
+	const minCommits = 20
 	passed := 0
 	var total time.Duration
 	for run := 1; run <= runs; run++ {
+		var before []int
+		for _, w := range writers {
+			before = append(before, w.count(t))
+			w.release()
+		}
 		backup := src.mustRun(mounts{data: true}, "openclaw-backup.sh")
+		for i, w := range writers {
+			w.hold()
+			if n := w.count(t) - before[i]; n < minCommits {
+				t.Errorf("run %d: writer %d committed %d times during the backup, want %d or more", run, i, n, minCommits)
+			}
+		}
 		total += backup.duration
 		for _, e := range archiveEntries(t, m, bucket) {
 			if strings.HasSuffix(e, "-wal") || strings.HasSuffix(e, "-shm") || strings.HasSuffix(e, "-journal") {
@@ -385,15 +449,13 @@ func TestBackupRefusesWithoutItsDisk(t *testing.T) {
 // uploadArchive puts a hand-made backup in the bucket, with the given sha256 metadata.
 func uploadArchive(t *testing.T, m *moto.Server, bucket string, content []byte, sum string) {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "backup.tar.gz")
-	if err := os.WriteFile(p, content, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"s3", "cp", "--only-show-errors", p, "s3://" + bucket + "/" + BackupObject}
+	in := &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(BackupObject), Body: bytes.NewReader(content)}
 	if sum != "" {
-		args = append(args, "--metadata", "sha256="+sum)
+		in.Metadata = map[string]string{"sha256": sum}
 	}
-	m.AWS(t, args...)
+	if _, err := m.S3().PutObject(t.Context(), in); err != nil {
+		t.Fatalf("uploading the archive: %v", err)
+	}
 }
 
 func TestRestoreRefusesWhatItCannotVerify(t *testing.T) {

@@ -291,7 +291,8 @@ func (h *host) mustRun(m mounts, script string, args ...string) result {
 // exits, and a launch in that moment is honestly "already-running".
 func (h *host) waitSetup() setup.Status {
 	h.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	const bound = 5 * time.Minute // seconds on an idle machine; never the test's limit on a busy one
+	deadline := time.Now().Add(bound)
 	lock := filepath.Join(h.setupRoot, setup.LockFile)
 	for {
 		out, err := exec.Command("bash", "-c", setup.PollCommand(h.setupRoot)).Output()
@@ -309,9 +310,9 @@ func (h *host) waitSetup() setup.Status {
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(h.setupRoot, setup.LogFile))
 			if final {
-				h.t.Fatalf("setup %s, but its script still held the run lock after 60s:\n%s", st.State, log)
+				h.t.Fatalf("setup %s, but its script still held the run lock after %s:\n%s", st.State, bound, log)
 			}
-			h.t.Fatalf("setup still %s after 60s:\n%s", st.State, log)
+			h.t.Fatalf("setup still %s after %s:\n%s", st.State, bound, log)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

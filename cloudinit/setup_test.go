@@ -27,7 +27,7 @@ func newEC2Host(t *testing.T) *ec2Host {
 	t.Helper()
 	m := moto.Start(t)
 	putSecret(t, m, "/openclaw/dev/env/OPENCLAW_GATEWAY_TOKEN", "gw-setup-token")
-	m.AWS(t, "ssm", "put-parameter", "--name", "/openclaw/dev/setup-status", "--type", "SecureString", "--value", "NOT_STARTED")
+	m.PutSecureString(t, "/openclaw/dev/setup-status", "NOT_STARTED")
 	imds := imdsfake.Start(t)
 	h := &ec2Host{host: newHost(t, testArgs("openclaw-dev-setup"), m.Env()), moto: m}
 	h.appendSettings(map[string]string{
@@ -64,10 +64,9 @@ func (h *ec2Host) launch(env ...string) string {
 // the published value to leave RUNNING.
 func (h *ec2Host) published() string {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		v := strings.TrimSpace(h.moto.AWS(h.t, "ssm", "get-parameter", "--name", "/openclaw/dev/setup-status",
-			"--with-decryption", "--query", "Parameter.Value", "--output", "text"))
+		v := strings.TrimSpace(h.moto.Parameter(h.t, "/openclaw/dev/setup-status"))
 		if !strings.HasSuffix(v, " RUNNING") && v != "NOT_STARTED" || time.Now().After(deadline) {
 			return v
 		}

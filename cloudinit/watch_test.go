@@ -72,16 +72,21 @@ func startWatcher(t testing.TB, more func(h *host)) *watcher {
 	}
 	go func() { w.done <- cmd.Wait() }()
 	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-	w.until("two quiet metadata reads", 20*time.Second, func() bool { reads, _ := w.imds.Reads(); return reads >= 2 })
+	w.until("two quiet metadata reads", func() bool { reads, _ := w.imds.Reads(); return reads >= 2 })
 	if calls := w.h.stubCalls(); len(calls) != 0 {
 		t.Fatalf("acted without a signal: %v", calls)
 	}
 	return w
 }
 
-// until waits for ok, failing the test after limit.
-func (w *watcher) until(what string, limit time.Duration, ok func() bool) {
+// eventBound is how long a test waits for something the watcher does: far beyond what an idle
+// machine needs (seconds), so that a loaded one never fails a test that would pass.
+const eventBound = 3 * time.Minute
+
+// until waits for ok, failing the test after eventBound.
+func (w *watcher) until(what string, ok func() bool) {
 	w.t.Helper()
+	limit := eventBound
 	deadline := time.Now().Add(limit)
 	for !ok() {
 		select {
@@ -114,12 +119,11 @@ func (w *watcher) interrupt() time.Duration {
 
 // reason is the reason the bucket's newest backup was taken for ("" when there is none).
 func (w *watcher) reason() string {
-	out, err := w.m.TryAWS("s3api", "head-object", "--bucket", w.bucket, "--key", BackupObject,
-		"--query", "Metadata.reason", "--output", "text")
+	head, err := w.m.S3().HeadObject(w.t.Context(), &s3.HeadObjectInput{Bucket: &w.bucket, Key: aws.String(BackupObject)})
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(out)
+	return head.Metadata["reason"]
 }
 
 // checkFinal checks what a notice must leave: the gateway and every backup stopped, the final
@@ -142,8 +146,7 @@ func (w *watcher) checkFinal() {
 	if _, unauth := w.imds.Reads(); unauth != 0 {
 		w.t.Errorf("%d metadata reads came without an IMDSv2 token", unauth)
 	}
-	status := w.m.AWS(w.t, "ssm", "get-parameter", "--name", "/openclaw/dev/setup-status", "--with-decryption",
-		"--query", "Parameter.Value", "--output", "text")
+	status := w.m.Parameter(w.t, "/openclaw/dev/setup-status")
 	if got := strings.TrimSpace(status); got != imdsfake.InstanceID+" INTERRUPTED "+imdsfake.InstanceID {
 		w.t.Errorf("status parameter %q, want the interruption of %s", got, imdsfake.InstanceID)
 	}
@@ -174,10 +177,10 @@ func TestRebalanceTakesACheckpointThenTheNoticeAFinalBackup(t *testing.T) {
 	t.Parallel()
 	w := startWatcher(t, nil)
 	w.imds.Rebalance()
-	w.until("a checkpoint backup", time.Minute, func() bool { return w.reason() == "rebalance-recommendation" })
-	w.until("the checkpoint's end", 30*time.Second, func() bool { return strings.Contains(w.log.String(), "checkpoint backup uploaded") })
+	w.until("a checkpoint backup", func() bool { return w.reason() == "rebalance-recommendation" })
+	w.until("the checkpoint's end", func() bool { return strings.Contains(w.log.String(), "checkpoint backup uploaded") })
 	readsThen, _ := w.imds.Reads()
-	w.until("the watcher polling on", 20*time.Second, func() bool { reads, _ := w.imds.Reads(); return reads >= readsThen+6 })
+	w.until("the watcher polling on", func() bool { reads, _ := w.imds.Reads(); return reads >= readsThen+6 })
 	if calls := w.h.stubCalls(); len(calls) != 0 {
 		t.Fatalf("a rebalance recommendation stopped something: %q", calls)
 	}
@@ -192,8 +195,8 @@ func TestRebalanceTakesACheckpointThenTheNoticeAFinalBackup(t *testing.T) {
 	t.Logf("notice after a checkpoint to final backup uploaded: %.1fs", took.Seconds())
 }
 
-// slowCheckpoints puts an aws in front of the real one that holds a checkpoint's upload for a
-// minute, marking that it started: a notice that comes then must not wait for it.
+// slowCheckpoints puts an aws in front of the real one that holds a checkpoint's upload for ten
+// minutes, marking that it started: a notice that comes then must not wait for it.
 func slowCheckpoints(h *host) {
 	real, err := exec.LookPath("aws")
 	if err != nil {
@@ -201,7 +204,7 @@ func slowCheckpoints(h *host) {
 	}
 	marker := filepath.Join(h.root, "checkpoint-uploading")
 	script := fmt.Sprintf(`#!/bin/sh
-case "$*" in *reason=rebalance-recommendation*) touch %q; sleep 60 ;; esac
+case "$*" in *reason=rebalance-recommendation*) touch %q; sleep 600 ;; esac
 exec %q "$@"
 `, marker, real)
 	if err := os.WriteFile(filepath.Join(h.root, "stubs", "aws"), []byte(script), 0o755); err != nil {
@@ -216,10 +219,12 @@ func TestNoticeDuringACheckpointEndsIt(t *testing.T) {
 	t.Parallel()
 	w := startWatcher(t, slowCheckpoints)
 	w.imds.Rebalance()
-	w.until("the checkpoint's upload", time.Minute, func() bool {
+	w.until("the checkpoint's upload", func() bool {
 		_, err := os.Stat(filepath.Join(w.h.root, "checkpoint-uploading"))
 		return err == nil
 	})
+	// The held upload lasts ten minutes: a watcher that waited for it would miss interrupt's
+	// two-minute bound however idle the machine, and one that does not takes seconds however busy.
 	took := w.interrupt()
 	w.checkFinal()
 	if n := versions(t, w.m, w.bucket); n != 1 {
@@ -227,9 +232,6 @@ func TestNoticeDuringACheckpointEndsIt(t *testing.T) {
 	}
 	if !strings.Contains(w.log.String(), "ended the checkpoint backup in flight") {
 		t.Errorf("the watcher did not say it ended the checkpoint:\n%s", w.log.String())
-	}
-	if took > 30*time.Second {
-		t.Errorf("the final backup took %s after the notice: it waited for the checkpoint's minute", took)
 	}
 	t.Logf("notice during a checkpoint to final backup uploaded: %.1fs", took.Seconds())
 }
@@ -241,7 +243,9 @@ func TestNoticeDuringACheckpointEndsIt(t *testing.T) {
 func TestBackupRequestIsAnsweredOnce(t *testing.T) {
 	t.Parallel()
 	w := startWatcher(t, func(h *host) {
-		h.appendSettings(map[string]string{"OPENCLAW_BACKUP_REQUEST_POLL_SECONDS": "1"})
+		// Every 2 s: each read is an AWS CLI start (a second of CPU); every second would keep a
+		// core busy for the whole test.
+		h.appendSettings(map[string]string{"OPENCLAW_BACKUP_REQUEST_POLL_SECONDS": "2"})
 	})
 	cfg := w.m.Config()
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
@@ -251,7 +255,7 @@ func TestBackupRequestIsAnsweredOnce(t *testing.T) {
 		if err := backup.Request(t.Context(), client, w.bucket, BackupRequestObject, id, "pre-upgrade"); err != nil {
 			t.Fatal(err)
 		}
-		got, err := backup.Await(t.Context(), client, w.bucket, BackupObject, id, since, 200*time.Millisecond, time.Minute)
+		got, err := backup.Await(t.Context(), client, w.bucket, BackupObject, id, since, 200*time.Millisecond, eventBound)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, w.log.String())
 		}
@@ -273,9 +277,10 @@ func TestBackupRequestIsAnsweredOnce(t *testing.T) {
 		return len(out.Versions)
 	}
 	first := ask("up-1")
-	w.until("the backup's end", 30*time.Second, func() bool { return strings.Contains(w.log.String(), "checkpoint backup uploaded") })
-	readsThen, _ := w.imds.Reads()
-	w.until("the watcher polling on", 20*time.Second, func() bool { reads, _ := w.imds.Reads(); return reads >= readsThen+5 })
+	w.until("the backup's end", func() bool { return strings.Contains(w.log.String(), "checkpoint backup uploaded") })
+	request := "/" + w.bucket + "/" + BackupRequestObject
+	readsThen := w.m.Requests("GET", request)
+	w.until("the watcher reading the answered request three times more", func() bool { return w.m.Requests("GET", request) >= readsThen+3 })
 	if n := backups(); n != 1 {
 		t.Fatalf("%d backup versions after one request read again and again, want 1", n)
 	}
@@ -285,10 +290,11 @@ func TestBackupRequestIsAnsweredOnce(t *testing.T) {
 	if calls := w.h.stubCalls(); len(calls) != 0 {
 		t.Errorf("a backup request stopped something: %q", calls)
 	}
-	body := filepath.Join(t.TempDir(), "request")
-	writeFile(t, body, []byte("x; rm -rf / pre-upgrade\n"))
-	w.m.AWS(t, "s3api", "put-object", "--bucket", w.bucket, "--key", BackupRequestObject, "--body", body)
-	w.until("the refusal", 20*time.Second, func() bool { return strings.Contains(w.log.String(), "ignored a backup request") })
+	if _, err := client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &w.bucket, Key: aws.String(BackupRequestObject),
+		Body: strings.NewReader("x; rm -rf / pre-upgrade\n")}); err != nil {
+		t.Fatal(err)
+	}
+	w.until("the refusal", func() bool { return strings.Contains(w.log.String(), "ignored a backup request") })
 	if err := backup.Withdraw(t.Context(), client, w.bucket, BackupRequestObject); err != nil {
 		t.Fatal(err)
 	}
