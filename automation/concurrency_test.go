@@ -106,7 +106,10 @@ func TestSIGTERMDuringUp(t *testing.T) {
 			if code != ExitInterrupted {
 				t.Fatalf("exit %d, want %d\n%s", code, ExitInterrupted, p.stderr.String())
 			}
-			if took > drain+2*time.Second {
+			// Within the window, and a second after it when an idle machine kills the blocked
+			// engine; the slack is for a busy one. Waiting for the blocked create would take
+			// p.wait's minute.
+			if took > drain+8*time.Second {
 				t.Errorf("took %s to exit, drain window %s", took, drain)
 			}
 			if res, ok := p.result(); !ok || res.ExitCode == nil || *res.ExitCode != ExitInterrupted {

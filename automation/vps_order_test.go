@@ -208,10 +208,22 @@ func TestVPSOrderKilledAnywhere(t *testing.T) {
 			left: func(o map[string]any) bool { return o["checkoutStarted"] != nil && o["orderId"] == nil }},
 		killCase{name: "rebuild asked, task not recorded", at: held("POST /vps/{}/rebuild"),
 			left: func(o map[string]any) bool { return o["rebuildStarted"] != nil && o["rebuildTask"] == nil }},
-		killCase{name: "polling the delivery", at: func(_ *ovhWorld, p *proc) bool {
+		// The delivery is held until the driver has polled the order's status twice.
+		killCase{name: "polling the delivery", at: func(w *ovhWorld, p *proc) bool {
+			w.ovh.DeliverAfter(time.Hour)
 			p.waitFor("ORDERING", func(e Event) bool { return e.Type == EventStatus && e.Status == "ORDERING" })
-			time.Sleep(400 * time.Millisecond)
-			return true
+			for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				polls := 0
+				for _, c := range w.ovh.Calls() {
+					if c == "GET /me/order/{}/status" {
+						polls++
+					}
+				}
+				if polls >= 2 {
+					return true
+				}
+			}
+			return false
 		}, left: func(o map[string]any) bool { return o["orderId"] != nil && o["service"] == nil }},
 	)
 	for _, c := range cases {
@@ -227,6 +239,7 @@ func TestVPSOrderKilledAnywhere(t *testing.T) {
 			if order, _ := status(t, w.sim, "vps", "ovh1")["hostOrder"].(map[string]any); c.left != nil && !c.left(order) {
 				t.Fatalf("the kill did not happen in its window: the journal kept %v", order)
 			}
+			w.ovh.DeliverAfter(0)
 			r, code := runSim(t, w.sim, "vps", "--target", "vps", "resume", "--stack", "ovh1", "--setup-poll", "100ms")
 			if code != 0 {
 				t.Fatalf("resume: exit %d\n%s", code, r.stderr.String())

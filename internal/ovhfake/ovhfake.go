@@ -141,6 +141,14 @@ func (s *Server) Hold(route string) <-chan string {
 	return ch
 }
 
+// DeliverAfter changes how long orders take from checkout to delivered, for orders already
+// placed too: a test holds a delivery with a long delay, then lets it happen with 0.
+func (s *Server) DeliverAfter(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.DeliveryDelay = d
+}
+
 // Orders counts the checkouts that placed an order; Rebuilds the rebuilds asked for.
 func (s *Server) Orders() int {
 	s.mu.Lock()

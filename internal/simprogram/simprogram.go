@@ -175,6 +175,17 @@ func (h HostChecker) Check(_ context.Context, _ string, outputs auto.OutputMap) 
 // script's is, or token-<pid> without one. The real script is tested under a fake root in
 // package cloudinit.
 func SetupScript(seconds int, fail bool) []byte {
+	return setupScript(fmt.Sprintf("sleep %d", seconds), fail)
+}
+
+// GatedSetupScript is SetupScript running until the file gate exists, instead of for seconds: a
+// test that must act while the setup runs opens the gate once it has, however slow the machine.
+func GatedSetupScript(gate string) []byte {
+	return setupScript(fmt.Sprintf("until [ -e %q ]; do sleep 0.1; done", gate), false)
+}
+
+// setupScript is the sim's setup script with wait as its long step.
+func setupScript(wait string, fail bool) []byte {
 	step := "true"
 	if fail {
 		step = "false # the failing step"
@@ -184,12 +195,12 @@ set -Eeuo pipefail
 root=$OPENCLAW_SETUP_ROOT
 trap 'printf "FAILED: line %%s: %%s\n" "$LINENO" "$BASH_COMMAND" > "$root/.openclaw-setup-error"' ERR
 echo run >> "$root/launches"
-sleep %d
+%s
 %s
 token=$(sed -n 's/^OPENCLAW_GATEWAY_TOKEN=//p' "$(dirname "${OPENCLAW_ENV_FILE:-/nonexistent/x}")/secrets.env" 2>/dev/null || true)
 printf '%%s\n' "${token:-token-$$}" > "$root/.openclaw-setup-token"
 cp "$root/.openclaw-setup-started" "$root/.openclaw-setup-complete"
-`, seconds, step)
+`, wait, step)
 }
 
 // FinalSnapshots stands in for automation.AWSFinalSnapshots on the simulated cloud: the snapshot
