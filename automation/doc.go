@@ -27,6 +27,7 @@
 //	recovery.go     steps 2 and 3: leftovers, dead locks, torn state files, pending creates
 //	config.go       configuration: keys, validation before anything is touched, stack files
 //	workspace.go    the project, the state backend and the stacks' work directories
+//	cli.go          the Pulumi CLI, its version checked once per binary
 //	process.go      a driver's identity and the processes that work for it
 //	locks.go        the backend's locks: read, judged by recovery.go, removed
 //	stages.go       stages and the tracker that records them

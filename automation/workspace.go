@@ -192,10 +192,11 @@ func (d *Driver) stack(ctx context.Context, name string, create bool) (auto.Stac
 	return s, nil
 }
 
-// checkCLI checks the Pulumi CLI once, on first use.
+// checkCLI checks the Pulumi CLI once, on first use (newPulumiCLI: a binary already checked is
+// not asked again).
 func (d *Driver) checkCLI() error {
 	d.cliOne.Do(func() {
-		d.cli, d.cliErr = auto.NewPulumiCommand(&auto.PulumiCommandOptions{Root: d.pulumiRoot, Version: CLIVersion})
+		d.cli, d.cliErr = newPulumiCLI(d.pulumiRoot, d.stateDir, CLIVersion)
 	})
 	if d.cliErr != nil {
 		return fmt.Errorf("checking the Pulumi CLI (need v%s or later; `make tools` builds it into ./bin): %w",
