@@ -430,8 +430,9 @@ func eventKind(e Event) string {
 // killPoints chooses where to kill an operation whose reference run printed events (its
 // resource events). Full: after every event k, with both kills, or with alternate the driver
 // alone at odd k and everything at even ones. Otherwise, the fixed subset CI runs: after the
-// first event of each kind (eventKind) and after the operation's last event, each with both
-// kills.
+// first event of each kind (eventKind), the driver alone at the first kind, everything at the
+// second and so on, and after the operation's last event with both kills: every kind of event
+// of the operation, and both kills, at about a quarter of the full matrix's runs.
 func killPoints(events []Event, full, alternate bool) []killPoint {
 	both := []bool{false, true}
 	var points []killPoint
@@ -453,11 +454,14 @@ func killPoints(events []Event, full, alternate bool) []killPoint {
 			continue
 		}
 		first[kind] = i
-		points = append(points, killPoint{name: "first-" + kind, kills: both, reached: func(seen []Event) bool {
+		points = append(points, killPoint{name: "first-" + kind, kills: []bool{len(points)%2 == 1}, reached: func(seen []Event) bool {
 			return slices.ContainsFunc(seen, func(e Event) bool { return eventKind(e) == kind })
 		}})
 	}
-	if last := len(events) - 1; first[eventKind(events[last])] != last {
+	last := len(events) - 1
+	if first[eventKind(events[last])] == last {
+		points[len(points)-1].name, points[len(points)-1].kills = "last-"+eventKind(events[last]), both
+	} else {
 		points = append(points, killPoint{name: "last", kills: both, reached: func(seen []Event) bool { return len(seen) > last }})
 	}
 	return points
@@ -577,8 +581,8 @@ func TestKillAtEveryEventOfEachOperation(t *testing.T) {
 }
 
 // TestKillPoints: the full matrix kills after every event (both kills, or alternating); the CI
-// subset after the first event of each kind and after the last, with both kills, and never
-// twice at one event.
+// subset after the first event of each kind, one kill each in turn, and after the last with
+// both, never twice at one event.
 func TestKillPoints(t *testing.T) {
 	ev := func(phase, op, typ string) Event {
 		return Event{Type: EventResource, Phase: phase, Op: op, ResourceType: typ}
@@ -610,17 +614,21 @@ func TestKillPoints(t *testing.T) {
 	if p := killPoints(events, true, false); len(p[0].kills) != 2 {
 		t.Errorf("full without alternate: kills %v, want both", p[0].kills)
 	}
-	var got []string
-	for _, p := range killPoints(events, false, true) {
-		got = append(got, fmt.Sprintf("%s@%d/%d", p.name, at(p), len(p.kills)))
+	subset := func(events []Event) []string {
+		var got []string
+		for _, p := range killPoints(events, false, true) {
+			got = append(got, fmt.Sprintf("%s@%d%v", p.name, at(p), p.kills))
+		}
+		return got
 	}
-	want := []string{"first-start-create-provider@0/2", "first-done-create-provider@1/2", "first-start-create-component@2/2",
-		"first-start-create-custom@3/2", "first-done-create-custom@5/2", "first-done-create-component@7/2"}
-	if !slices.Equal(got, want) {
-		t.Errorf("CI subset:\n got %v\nwant %v (the last event is a first of its kind: no second point)", got, want)
+	want := []string{"first-start-create-provider@0[false]", "first-done-create-provider@1[true]", "first-start-create-component@2[false]",
+		"first-start-create-custom@3[true]", "first-done-create-custom@5[false]", "last-done-create-component@7[false true]"}
+	if got := subset(events); !slices.Equal(got, want) {
+		t.Errorf("CI subset:\n got %v\nwant %v (the last event is a first of its kind: one point, both kills)", got, want)
 	}
 	events = append(events, ev("done", "create", "aws:ebs/volume:Volume"))
-	if p := killPoints(events, false, false); p[len(p)-1].name != "last" || at(p[len(p)-1]) != len(events)-1 {
-		t.Errorf("CI subset: the last event is not a point of its own: %v", p[len(p)-1].name)
+	want = append(want[:5], "first-done-create-component@7[true]", "last@8[false true]")
+	if got := subset(events); !slices.Equal(got, want) {
+		t.Errorf("CI subset with a last event of its own:\n got %v\nwant %v", got, want)
 	}
 }
