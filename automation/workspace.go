@@ -153,10 +153,9 @@ func (d *Driver) stack(ctx context.Context, name string, create bool) (auto.Stac
 	if opened {
 		return s, nil // its workspace names it in every command: selecting it again costs a CLI run
 	}
-	if !create {
-		if exists, known := d.stackOnDisk(name); known && !exists {
-			return auto.Stack{}, &NotFoundError{Stack: name}
-		}
+	exists, known := d.stackOnDisk(name)
+	if !create && known && !exists {
+		return auto.Stack{}, &NotFoundError{Stack: name}
 	}
 	dir := d.workDir(name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -175,9 +174,16 @@ func (d *Driver) stack(ctx context.Context, name string, create bool) (auto.Stac
 		opts = append(opts, auto.Project(*d.project))
 	}
 	var err error
-	if create {
+	switch {
+	case create && known && !exists:
+		// The directory says it is new: `stack init` alone, not a `stack select` that fails first
+		// (unless another process made it meanwhile).
+		if s, err = auto.NewStackInlineSource(ctx, name, "", d.profile.program, opts...); auto.IsCreateStack409Error(err) {
+			s, err = auto.SelectStackInlineSource(ctx, name, "", d.profile.program, opts...)
+		}
+	case create && !known:
 		s, err = auto.UpsertStackInlineSource(ctx, name, "", d.profile.program, opts...)
-	} else {
+	default:
 		s, err = auto.SelectStackInlineSource(ctx, name, "", d.profile.program, opts...)
 	}
 	if err != nil {
