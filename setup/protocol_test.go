@@ -16,11 +16,15 @@ import (
 )
 
 // toyScript behaves like the setup script as far as the protocol sees it: it counts its runs,
-// takes a while, and leaves a token and the complete marker (or an error marker).
-func toyScript(seconds float64, fail bool) []byte {
+// runs until the file gate exists (not at all when gate is empty), and leaves a token and the
+// complete marker (or an error marker). A test opens the gate (open) when it has seen what it
+// must see while the script runs, however slow the machine.
+func toyScript(gate string, fail bool) []byte {
 	body := "#!/usr/bin/env bash\nset -eu\n" +
-		`echo run >> "$OPENCLAW_SETUP_ROOT/runs"` + "\n" +
-		fmt.Sprintf("sleep %g\n", seconds)
+		`echo run >> "$OPENCLAW_SETUP_ROOT/runs"` + "\n"
+	if gate != "" {
+		body += fmt.Sprintf("until [ -e %q ]; do sleep 0.05; done\n", gate)
+	}
 	if fail {
 		body += `printf 'FAILED: line 5: docker compose pull\n' > "$OPENCLAW_SETUP_ROOT/.openclaw-setup-error"` + "\nexit 1\n"
 	} else {
@@ -28,6 +32,17 @@ func toyScript(seconds float64, fail bool) []byte {
 			`cp "$OPENCLAW_SETUP_ROOT/.openclaw-setup-started" "$OPENCLAW_SETUP_ROOT/.openclaw-setup-complete"` + "\n"
 	}
 	return []byte(body)
+}
+
+// newGate returns the path of a gate for toyScript, not open yet.
+func newGate(t *testing.T) string { return filepath.Join(t.TempDir(), "gate") }
+
+// open opens a gate: the scripts waiting on it go on.
+func open(t *testing.T, gate string) {
+	t.Helper()
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // shell runs a protocol command with bash, as one SSH exec would, and returns its output and
@@ -67,10 +82,10 @@ func runs(t *testing.T, root string) int {
 // "already-running"; a test that means "the script has finished" waits for this as well.
 func WaitExited(t testing.TB, root string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for exec.Command("flock", "-n", filepath.Join(root, LockFile), "true").Run() != nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("a setup script under %s still holds its lock after 30s", root)
+			t.Fatalf("a setup script under %s still holds its lock after 3 minutes", root)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -80,14 +95,14 @@ func WaitExited(t testing.TB, root string) {
 // child holds the run lock (the poll says RUNNING) a moment before it becomes the script.
 func scriptPID(t *testing.T, root string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		pid, err := exec.Command("pgrep", "-f", filepath.Join(root, ScriptFile)).Output()
 		if err == nil {
 			return strings.TrimSpace(string(pid))
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no setup script runs under %s after 10s: pgrep: %v", root, err)
+			t.Fatalf("no setup script runs under %s after a minute: pgrep: %v", root, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -95,7 +110,7 @@ func scriptPID(t *testing.T, root string) string {
 
 func waitFor(t *testing.T, root string, want State) Status {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		out, _ := shell(t, PollCommand(root))
 		st, err := ParseStatus(out)
@@ -162,25 +177,24 @@ func TestParseStatus(t *testing.T) {
 	}
 }
 
-// TestLaunchReturnsAtOnceAndTheScriptFinishes: the launch returns in well under a second while
-// the script runs for 3 s on its own, and the poll follows it to COMPLETE.
+// TestLaunchReturnsAtOnceAndTheScriptFinishes: the launch returns while the script runs on its
+// own (it cannot end before the test opens its gate), and the poll follows it to COMPLETE.
 func TestLaunchReturnsAtOnceAndTheScriptFinishes(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	stopScripts(t, root)
+	gate := newGate(t)
 	start := time.Now()
-	out, code := shell(t, Launch{Root: root, Script: toyScript(3, false)}.Command())
+	out, code := shell(t, Launch{Root: root, Script: toyScript(gate, false)}.Command())
 	took := time.Since(start)
 	if code != 0 || out != "LAUNCH started" {
 		t.Fatalf("launch: %q exit %d", out, code)
 	}
-	if took > time.Second {
-		t.Errorf("launch took %s, want under 1s", took)
-	}
-	t.Logf("launch returned in %dms while the script runs for 3s", took.Milliseconds())
+	t.Logf("launch returned in %dms while the script runs", took.Milliseconds())
 	if out, _ := shell(t, PollCommand(root)); out != "RUNNING" {
-		t.Errorf("poll right after launch = %q", out)
+		t.Errorf("poll after launch, the script's gate closed = %q", out)
 	}
+	open(t, gate)
 	st := waitFor(t, root, Complete)
 	if st.Token != "tok-123" || runs(t, root) != 1 {
 		t.Errorf("status %+v after %d runs", st, runs(t, root))
@@ -195,7 +209,8 @@ func TestLaunchIsIdempotent(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	stopScripts(t, root)
-	script := toyScript(2, false)
+	gate := newGate(t)
+	script := toyScript(gate, false)
 	launch := Launch{Root: root, Script: script}.Command()
 	if out, _ := shell(t, launch); out != "LAUNCH started" {
 		t.Fatalf("first launch: %q", out)
@@ -203,10 +218,11 @@ func TestLaunchIsIdempotent(t *testing.T) {
 	if out, code := shell(t, launch); out != "LAUNCH already-running" || code != 0 {
 		t.Errorf("launch while running: %q exit %d", out, code)
 	}
-	other, code := shell(t, Launch{Root: root, Script: toyScript(1, false)}.Command())
+	other, code := shell(t, Launch{Root: root, Script: toyScript("", false)}.Command())
 	if code != ExitBusy || !strings.HasPrefix(other, "LAUNCH busy") {
 		t.Errorf("launching another script while one runs: %q exit %d", other, code)
 	}
+	open(t, gate)
 	waitFor(t, root, Complete)
 	WaitExited(t, root)
 	if out, code := shell(t, launch); out != "LAUNCH already-complete" || code != 0 {
@@ -216,7 +232,7 @@ func TestLaunchIsIdempotent(t *testing.T) {
 		t.Fatalf("the script ran %d times, want 1", n)
 	}
 	// A changed script is launched again.
-	changed := Launch{Root: root, Script: toyScript(0.1, false)}.Command()
+	changed := Launch{Root: root, Script: toyScript("", false)}.Command()
 	if out, _ := shell(t, changed); out != "LAUNCH started" {
 		t.Errorf("changed script: %q", out)
 	}
@@ -230,7 +246,8 @@ func TestConcurrentLaunchesStartOneScript(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	stopScripts(t, root)
-	launch := Launch{Root: root, Script: toyScript(1, false)}.Command()
+	gate := newGate(t)
+	launch := Launch{Root: root, Script: toyScript(gate, false)}.Command()
 	var wg sync.WaitGroup
 	outs := make([]string, 10)
 	for i := range outs {
@@ -241,6 +258,7 @@ func TestConcurrentLaunchesStartOneScript(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	open(t, gate)
 	started := 0
 	for _, o := range outs {
 		switch o {
@@ -264,7 +282,7 @@ func TestPollReportsFailuresAndDeadScripts(t *testing.T) {
 	if out, _ := shell(t, PollCommand(root)); out != "NOT_STARTED" {
 		t.Errorf("fresh host: %q", out)
 	}
-	shell(t, Launch{Root: root, Script: toyScript(0.1, true)}.Command())
+	shell(t, Launch{Root: root, Script: toyScript("", true)}.Command())
 	st := waitFor(t, root, Failed)
 	if st.Reason != "line 5: docker compose pull" {
 		t.Errorf("reason = %q", st.Reason)
@@ -275,7 +293,7 @@ func TestPollReportsFailuresAndDeadScripts(t *testing.T) {
 	// restart would.
 	dead := t.TempDir()
 	stopScripts(t, dead)
-	shell(t, Launch{Root: dead, Script: toyScript(30, false)}.Command())
+	shell(t, Launch{Root: dead, Script: toyScript(newGate(t), false)}.Command()) // never opened
 	waitFor(t, dead, Running)
 	if _, err := shell(t, "kill -KILL -- -"+scriptPID(t, dead)); err != 0 {
 		t.Fatalf("kill exited %d", err)
@@ -310,7 +328,8 @@ func TestLockSurvivesTheLauncher(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	stopScripts(t, root)
-	shell(t, Launch{Root: root, Script: toyScript(3, false)}.Command())
+	gate := newGate(t)
+	shell(t, Launch{Root: root, Script: toyScript(gate, false)}.Command())
 	f, err := os.OpenFile(filepath.Join(root, LockFile), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -319,6 +338,7 @@ func TestLockSurvivesTheLauncher(t *testing.T) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
 		t.Errorf("the lock was free while the script ran")
 	}
+	open(t, gate)
 	waitFor(t, root, Complete)
 	WaitExited(t, root) // fails unless the script lets go of the lock as it ends
 }
