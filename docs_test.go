@@ -127,6 +127,18 @@ func TestDocLinksResolve(t *testing.T) {
 	}
 }
 
+// TestREADMEIsAGuide: the README stays a guide of at most 200 lines; the reference is in docs/.
+func TestREADMEIsAGuide(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "\n"); n > 200 {
+		t.Errorf("README.md has %d lines, more than 200: move the detail to a guide in docs/", n)
+	}
+}
+
 // listedPackage is what `go list` says of one package of the module.
 type listedPackage struct {
 	ImportPath string

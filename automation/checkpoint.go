@@ -262,7 +262,7 @@ func (d *Driver) rollbackConfig(ctx context.Context, stack string, in ConfigInpu
 	d.note(stack, "rolling back to %s, the last image that reached READY", rec.LastGoodImage)
 	var cp Checkpoint
 	if json.Unmarshal([]byte(rec.Checkpoint), &cp) == nil && cp.From == rec.LastGoodImage {
-		restore := "(README, \"Restore onto a running stack\")"
+		restore := "(docs/operator.md, \"Restore onto a running stack\")"
 		if cp.Snapshot != "" {
 			restore = fmt.Sprintf("(`clawdeploy restore --stack %s --snapshot %s`)", stack, cp.Snapshot)
 		}

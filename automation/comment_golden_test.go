@@ -33,8 +33,8 @@ func examplePreview() *PreviewResult {
 	}
 }
 
-// TestCommentGolden renders the example comment the README shows; regenerate with
-// CLAWDEPLOY_ACCEPT=true, and the README's copy must match.
+// TestCommentGolden renders the example comment docs/ci.md shows; regenerate with
+// CLAWDEPLOY_ACCEPT=true, and docs/ci.md's copy must match.
 func TestCommentGolden(t *testing.T) {
 	t.Parallel()
 	got := examplePreview().Comment("openclaw", "dev", "4f3a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39")
@@ -48,11 +48,11 @@ func TestCommentGolden(t *testing.T) {
 	if err != nil || got != string(want) {
 		t.Fatalf("the comment differs from %s (regenerate with CLAWDEPLOY_ACCEPT=true): %v\n%s", golden, err, got)
 	}
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	page, err := os.ReadFile(filepath.Join("..", "docs", "ci.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), "````markdown\n"+got+"````\n") {
-		t.Errorf("README.md's example comment is not %s: paste it inside a ````markdown block", golden)
+	if !strings.Contains(string(page), "````markdown\n"+got+"````\n") {
+		t.Errorf("docs/ci.md's example comment is not %s: paste it inside a ````markdown block", golden)
 	}
 }

@@ -42,7 +42,7 @@ var required = map[string][]string{
 	"result":     {"operation", "ok", "exitCode"},
 }
 
-// checkNDJSON holds every line of lines to the README's contract and returns the events by type.
+// checkNDJSON holds every line of lines to the contract of docs/reference.md and returns the events by type.
 func checkNDJSON(t *testing.T, lines []string, stack string) map[string][]map[string]any {
 	t.Helper()
 	byType := map[string][]map[string]any{}
@@ -78,7 +78,7 @@ func checkNDJSON(t *testing.T, lines []string, stack string) map[string][]map[st
 }
 
 // TestNDJSONContract runs a successful up, a failing up and an up with invalid configuration
-// with --json, and holds every line of stdout to the contract the README documents.
+// with --json, and holds every line of stdout to the contract docs/reference.md documents.
 func TestNDJSONContract(t *testing.T) {
 	t.Parallel()
 	sim := enginetest.NewSim(t, bins)

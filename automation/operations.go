@@ -34,7 +34,7 @@ type UpOptions struct {
 	// Config is set on the stack first, once the whole is valid.
 	Config ConfigInput
 	// Replace forces the replacement of these URNs, as `pulumi up --replace` does: the explicit
-	// way to restore the data volume from a snapshot (see the README).
+	// way to restore the data volume from a snapshot (see docs/operator.md).
 	Replace []string
 	// Retry starts a failed deployment over: stage reset, setup relaunched.
 	Retry bool

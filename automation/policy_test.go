@@ -28,7 +28,7 @@ func analyzerPlugin(t *testing.T, sim *enginetest.Sim) {
 	sim.Env = env
 }
 
-// awsguardExceptions are AWSGuard's findings on the program that the README lists as deliberate
+// awsguardExceptions are AWSGuard's findings on the program that docs/ci.md lists as deliberate
 // exceptions, with their reasons and costs ("AWSGuard's findings"): a new finding fails the test
 // until it is fixed or listed there.
 var awsguardExceptions = []string{
@@ -52,7 +52,7 @@ func awsguardPack(t *testing.T) string {
 
 // TestAWSGuardOnTheProgram runs Pulumi's published AWS rules (AWSGuard, policy/awsguard, pinned
 // with npm) against the real program through the real engine and the simulated provider: the
-// findings are exactly those the README lists as deliberate exceptions. The same pack with every
+// findings are exactly those docs/ci.md lists as deliberate exceptions. The same pack with every
 // rule mandatory fails the preview from the command line (exit 1), its findings still in the
 // changes event.
 func TestAWSGuardOnTheProgram(t *testing.T) {
@@ -74,7 +74,7 @@ func TestAWSGuardOnTheProgram(t *testing.T) {
 	}
 	slices.Sort(found)
 	if !slices.Equal(found, awsguardExceptions) {
-		t.Errorf("AWSGuard found %q, the README lists %q: fix the new finding or document it", found, awsguardExceptions)
+		t.Errorf("AWSGuard found %q, docs/ci.md lists %q: fix the new finding or document it", found, awsguardExceptions)
 	}
 	if comment := res.Comment("openclaw", "dev", ""); !strings.Contains(comment, "#### Policies\n\n3 violation(s), 0 mandatory.") {
 		t.Errorf("the comment's policies:\n%s", comment)

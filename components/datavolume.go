@@ -25,7 +25,8 @@ type DataVolumeArgs struct {
 	SizeGB int
 	// SnapshotID, when set, is the snapshot a new volume is restored from. It must carry the tag
 	// OpenClawAz equal to AvailabilityZone (the AZ guard). Changing it on an existing volume does
-	// nothing: restoring onto a running stack is an explicit replacement (see the README).
+	// nothing: restoring onto a running stack is an explicit replacement (see docs/operator.md,
+	// "Restore onto a running stack").
 	SnapshotID string
 }
 
@@ -60,7 +61,7 @@ func (e *ZoneError) Error() string {
 	switch {
 	case e.Volume != "":
 		return fmt.Sprintf("availability_zone is %s but this stack's data volume %s is in %s: an EBS volume "+
-			"cannot move between zones; snapshot it and restore the snapshot in %s (see the README's restore path), "+
+			"cannot move between zones; snapshot it and restore the snapshot in %s (see docs/operator.md, \"Restore onto a running stack\"), "+
 			"or set availability_zone back to %s", e.Zone, e.Volume, e.Tag, e.Zone, e.Tag)
 	case e.Tag == "":
 		return fmt.Sprintf("data_volume_snapshot_id %s has no %s tag, so its zone is unknown, and availability_zone "+

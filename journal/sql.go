@@ -78,7 +78,7 @@ var migrations = []string{
 	// 4: hosts ordered from a provider: where the order stands.
 	`ALTER TABLE deployments ADD COLUMN host_order TEXT NOT NULL DEFAULT ''`,
 	// 5: operations queued for the workers (clawdeploy up|destroy --enqueue, or a backend's
-	// own INSERT): see the README's "Running several replicas".
+	// own INSERT): see docs/backend.md, "Running several replicas".
 	`CREATE TABLE IF NOT EXISTS requests (
 	id TEXT PRIMARY KEY,
 	stack TEXT NOT NULL,

@@ -52,7 +52,7 @@ func TestSnapshotsCommands(t *testing.T) {
 	}
 
 	out, stderr, code := clawdeploy("", "snapshots", "list", "--stack", "gone", "--region", moto.Region)
-	t.Logf("clawdeploy snapshots list --stack gone --region %s (the README shows this):\n%s", moto.Region, out)
+	t.Logf("clawdeploy snapshots list --stack gone --region %s (docs/operator.md shows this):\n%s", moto.Region, out)
 	if code != 0 || !strings.HasPrefix(out, "TIME ") || strings.Count(out, "\n") != 4 || !strings.Contains(out, final) || strings.Contains(out, other) {
 		t.Errorf("list: exit %d, want a table of gone's three snapshots:\n%s%s", code, out, stderr)
 	}
@@ -66,7 +66,7 @@ func TestSnapshotsCommands(t *testing.T) {
 		CopyTags: true, Created: time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)})
 	env = append(env, "AWS_ENDPOINT_URL_DLM="+lifecycle.URL)
 	out, stderr, code = clawdeploy("", "snapshots", "policy", "--stack", "gone", "--region", moto.Region)
-	t.Logf("clawdeploy snapshots policy --stack gone --region %s (the README shows this):\n%s", moto.Region, out)
+	t.Logf("clawdeploy snapshots policy --stack gone --region %s (docs/operator.md shows this):\n%s", moto.Region, out)
 	for _, want := range []string{"policy policy-0a1b2c3d4e5f60718: ENABLED\n", "schedule: every 24 hours from 03:00 UTC, keeps the newest 7, copies the volume's tags: true\n",
 		"targets: volumes tagged OpenClawData=true, OpenClawStack=gone\n", "newest snapshots:\n", dlm} {
 		if code != 0 || !strings.Contains(out, want) {

@@ -35,7 +35,7 @@ func TestSpotPricesCommand(t *testing.T) {
 		"AWS_ENDPOINT_URL_EC2="+spot.URL, "AWS_ENDPOINT_URL_PRICING="+prices.URL)
 
 	out, stderr, code := run(t, env, "spot-prices", "--instance-types", "t4g.small, t4g.medium", "--region", "me-central-1")
-	t.Logf("clawdeploy spot-prices --instance-types \"t4g.small t4g.medium\" --region me-central-1 (the README shows this):\n%s", out)
+	t.Logf("clawdeploy spot-prices --instance-types \"t4g.small t4g.medium\" --region me-central-1 (docs/operator.md shows this):\n%s", out)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) < 7 {
 		t.Fatalf("exit %d:\n%s%s", code, out, stderr)

@@ -124,7 +124,7 @@ var (
 	}
 	replaceFlag = &cli.StringSliceFlag{
 		Name:  "replace",
-		Usage: "replace the resource with this URN even if nothing changed (repeatable); see the README's restore path",
+		Usage: "replace the resource with this URN even if nothing changed (repeatable); see docs/operator.md, \"Restore onto a running stack\"",
 	}
 	waitFlag = &cli.DurationFlag{
 		Name:  "wait",
