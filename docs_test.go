@@ -1,7 +1,6 @@
 package clawdeploy_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -31,16 +30,13 @@ var markdownLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 // prose returns the lines of a Markdown file outside its fenced code blocks, numbered from 1.
 func prose(t *testing.T, path string) map[int]string {
 	t.Helper()
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	lines := map[int]string{}
 	fence := ""
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
+	for i, line := range strings.Split(string(b), "\n") {
 		trimmed := strings.TrimLeft(line, " ")
 		switch {
 		case fence == "" && (strings.HasPrefix(trimmed, "```") || strings.HasPrefix(trimmed, "~~~")):
@@ -48,11 +44,8 @@ func prose(t *testing.T, path string) map[int]string {
 		case fence != "" && strings.HasPrefix(trimmed, fence) && leadingRun(trimmed) == trimmed:
 			fence = ""
 		case fence == "":
-			lines[n] = line
+			lines[i+1] = line
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return lines
 }
@@ -177,7 +170,10 @@ func relative(importPath string) string {
 }
 
 // layerRow is a row of the layer table: | layer | `pkg`, `pkg` | what it holds |.
-var layerRow = regexp.MustCompile("^\\| (\\d+) \\| ([^|]+) \\|")
+var layerRow = regexp.MustCompile(`^\| (\d+) \| ([^|]+) \|`)
+
+// codeSpan is a name in backquotes.
+var codeSpan = regexp.MustCompile("`([^`]+)`")
 
 // layers reads docs/architecture.md's layer table: each package's layer.
 func layers(t *testing.T) map[string]int {
@@ -189,7 +185,7 @@ func layers(t *testing.T) map[string]int {
 			continue
 		}
 		n, _ := strconv.Atoi(m[1])
-		for _, name := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(m[2], -1) {
+		for _, name := range codeSpan.FindAllStringSubmatch(m[2], -1) {
 			layer[strings.TrimSuffix(name[1], "/")] = n
 		}
 	}
