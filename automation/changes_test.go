@@ -17,6 +17,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/internal/moto"
 	"github.com/clawdeploy/clawdeploy/internal/pricingfake"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
+	"github.com/clawdeploy/clawdeploy/prcomment"
 )
 
 // TestPreviewSumsUpTheRisks previews the real program on the simulated provider: a new stack
@@ -107,7 +108,7 @@ func TestPreviewSumsUpTheRisks(t *testing.T) {
 		t.Errorf("replacing the volume: %+v", res.Changes.Resources)
 	}
 	comment := res.Comment("openclaw", "dev", "0123456789abcdef0123")
-	for _, want := range []string{CommentMarker("openclaw", "dev"), "### clawdeploy preview: `openclaw` / `dev` at `0123456789ab`",
+	for _, want := range []string{prcomment.Marker("openclaw", "dev"), "### clawdeploy preview: `openclaw` / `dev` at `0123456789ab`",
 		"**⚠️ DATA AT RISK", "#### Data at risk", "#### Downtime", "<details><summary>Full diff</summary>"} {
 		if !strings.Contains(comment, want) {
 			t.Errorf("the comment lacks %q:\n%s", want, comment)
@@ -140,7 +141,7 @@ func TestPreviewSumsUpTheRisks(t *testing.T) {
 	if changes.Type != "changes" || changes.Counts["replace"] == 0 || len(changes.Of(RiskDowntime)) == 0 || !strings.HasPrefix(changes.Verdict, "downtime") {
 		t.Errorf("changes event %+v in %q", changes, p.lines)
 	}
-	if body, err := os.ReadFile(file); err != nil || !strings.HasPrefix(string(body), CommentMarker("openclaw", "dev")) ||
+	if body, err := os.ReadFile(file); err != nil || !strings.HasPrefix(string(body), prcomment.Marker("openclaw", "dev")) ||
 		!strings.Contains(string(body), "at `abc123`") {
 		t.Errorf("comment file: %v\n%s", err, body)
 	}
@@ -183,8 +184,8 @@ func TestCommentIsCutToGitHubsLimit(t *testing.T) {
 	}
 	res.Diff = diff.String()
 	comment := res.Comment("openclaw", "dev", "")
-	if n := utf8.RuneCountInString(comment); n > MaxCommentLength || n < MaxCommentLength-300 {
-		t.Errorf("comment of %d characters, want just under %d", n, MaxCommentLength)
+	if n := utf8.RuneCountInString(comment); n > prcomment.MaxLength || n < prcomment.MaxLength-300 {
+		t.Errorf("comment of %d characters, want just under %d", n, prcomment.MaxLength)
 	}
 	for i := range 300 {
 		if !strings.Contains(comment, fmt.Sprintf("`policy-%03d` (`aws:iam/rolePolicy:RolePolicy`)", i)) {
@@ -242,7 +243,7 @@ func TestPreviewFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{CommentMarker("openclaw", "*"), "**2 of 2 stacks would replace their instance, 0 put data at risk**",
+	for _, want := range []string{prcomment.Marker("openclaw", "*"), "**2 of 2 stacks would replace their instance, 0 put data at risk**",
 		"| `alpha` | downtime:", "| `beta` | downtime:", "<details><summary><code>alpha</code>: downtime"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("the fleet comment lacks %q:\n%s", want, body)

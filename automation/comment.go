@@ -4,24 +4,17 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/clawdeploy/clawdeploy/prcomment"
 )
-
-// MaxCommentLength is the longest comment body GitHub accepts, in characters.
-const MaxCommentLength = 65536
-
-// CommentMarker is the hidden line that names a comment's project and stack, so that the
-// comment can be found and edited by the next preview instead of posting another.
-func CommentMarker(project, stack string) string {
-	return fmt.Sprintf("<!-- clawdeploy-preview project=%s stack=%s -->", project, stack)
-}
 
 // Comment renders the preview as the Markdown body of a pull-request comment: the marker, a
 // heading, the verdict, the counts, data at risk (first), downtime, access, ignored
-// configuration, then the engine's diff in a collapsed block. A body over MaxCommentLength
+// configuration, then the engine's diff in a collapsed block. A body over prcomment.MaxLength
 // loses the end of the diff, never the summary, and says where it was cut.
 func (r *PreviewResult) Comment(project, stack, commit string) string {
-	head := CommentMarker(project, stack) + "\n" + fmt.Sprintf("### clawdeploy preview: `%s` / `%s`%s\n\n", project, stack, atCommit(commit)) + r.summary()
-	return head + r.diffBlock(stack, MaxCommentLength-runes(head))
+	head := prcomment.Marker(project, stack) + "\n" + fmt.Sprintf("### clawdeploy preview: `%s` / `%s`%s\n\n", project, stack, atCommit(commit)) + r.summary()
+	return head + r.diffBlock(stack, prcomment.MaxLength-runes(head))
 }
 
 // summary is the verdict, the counts and the blocks of risky changes, in Markdown.
@@ -179,7 +172,7 @@ func FleetComment(project, commit string, previews []StackPreview) string {
 			c.Counts["create"], c.Counts["update"], c.Counts["replace"], c.Counts["delete"])
 	}
 	var b strings.Builder
-	b.WriteString(CommentMarker(project, "*") + "\n")
+	b.WriteString(prcomment.Marker(project, "*") + "\n")
 	fmt.Fprintf(&b, "### clawdeploy preview: `%s`, %d stacks%s\n\n", project, len(previews), atCommit(commit))
 	fmt.Fprintf(&b, "**%d of %d stacks would replace their instance, %d put data at risk", replacing, len(previews), atRisk)
 	if failed > 0 {
@@ -192,7 +185,7 @@ func FleetComment(project, commit string, previews []StackPreview) string {
 			details = append(details, fmt.Sprintf("<details><summary><code>%s</code>: %s</summary>\n\n%s", p.Stack, p.Result.Changes.Verdict(), p.Result.summary()))
 		}
 	}
-	room := MaxCommentLength - runes(b.String())
+	room := prcomment.MaxLength - runes(b.String())
 	for _, d := range details {
 		room -= runes(d) + runes("</details>\n")
 	}

@@ -3,9 +3,9 @@ package automation
 import (
 	"errors"
 	"fmt"
-	"regexp"
 
 	"github.com/clawdeploy/clawdeploy/journal"
+	"github.com/clawdeploy/clawdeploy/names"
 )
 
 // Exit codes of the command-line contract.
@@ -105,18 +105,13 @@ func (e *InterruptedError) Error() string {
 	return fmt.Sprintf("%s of stack %s was interrupted; `clawdeploy resume --stack %s` continues it", e.Operation, e.Stack, e.Stack)
 }
 
-// stackNamePattern is Pulumi's rule for a stack name (tokens.ParseStackName): letters, digits,
-// hyphens, underscores and periods, 1 to 100 of them.
-var stackNamePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
-
 // CheckStackName refuses, with a *UsageError, a stack name that is not a plain Pulumi stack
 // name: a qualified name (organization/project/stack) would be a second name for the same
 // stack, and . or .. would be read as directories. Every operation checks its stack's name
 // before anything else, so that no path is ever built from an unchecked name.
 func CheckStackName(name string) error {
-	if !stackNamePattern.MatchString(name) || name == "." || name == ".." {
-		return &UsageError{Err: fmt.Errorf("stack name %q is not valid: a stack name is 1 to 100 letters, digits, "+
-			"hyphens, underscores or periods (not . or .., and no /)", name)}
+	if !names.IsStack(name) {
+		return &UsageError{Err: fmt.Errorf("stack name %q is not valid: a stack name is %s", name, names.StackRule)}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/clawdeploy/clawdeploy/names"
 	"github.com/clawdeploy/clawdeploy/setup"
 )
 
@@ -86,8 +87,6 @@ type Args struct {
 }
 
 var (
-	stackPattern     = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}$`)
-	regionPattern    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 	volumePattern    = regexp.MustCompile(`^vol-([0-9a-f]{8}|[0-9a-f]{17})$`)
 	bucketPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	parameterPattern = regexp.MustCompile(`^/[A-Za-z0-9_./-]+$`)
@@ -101,7 +100,7 @@ var (
 func (a Args) Validate() error {
 	var p problems
 	p.checkGateway(a.Stack, a.Image, a.OnboardAuthChoice)
-	p.check(regionPattern.MatchString(a.Region), "Region", a.Region, "an AWS region")
+	p.check(names.IsRegion(a.Region), "Region", a.Region, "an AWS region")
 	p.check(volumePattern.MatchString(a.VolumeID), "VolumeID", a.VolumeID, "an EBS volume id")
 	p.check(bucketPattern.MatchString(a.BackupBucket), "BackupBucket", a.BackupBucket, "an S3 bucket name")
 	p.check(parameterPattern.MatchString(a.SecretsPath), "SecretsPath", a.SecretsPath, "an SSM path")
@@ -125,7 +124,7 @@ func (p *problems) check(ok bool, field, value, allowed string) {
 
 // checkGateway checks the arguments both targets' settings carry.
 func (p *problems) checkGateway(stack, image, authChoice string) {
-	p.check(stackPattern.MatchString(stack), "Stack", stack, "a stack name")
+	p.check(names.IsStack(stack), "Stack", stack, "a stack name")
 	p.check(safePattern.MatchString(image), "Image", image, "an image reference without spaces, quotes or $")
 	p.check(wordPattern.MatchString(authChoice), "OnboardAuthChoice", authChoice, "letters, digits and dashes")
 }

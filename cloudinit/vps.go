@@ -3,9 +3,10 @@ package cloudinit
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/clawdeploy/clawdeploy/names"
 )
 
 // A vps has no cloud-init: the launch of the setup script writes what a bare host needs, in its
@@ -70,8 +71,6 @@ func VPSFiles(secrets map[string]string) ([]File, error) {
 	return append(files, File{Path: SecretsFile, Mode: "0600", Content: content}), nil
 }
 
-var variablePattern = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
-
 // secretsFile returns the KEY=value lines of the secrets file, sorted. A value is taken
 // verbatim to the end of its line, so it may hold anything but a line break; errors name the
 // variable, never the value.
@@ -79,7 +78,7 @@ func secretsFile(secrets map[string]string) (string, error) {
 	var b strings.Builder
 	for _, name := range slices.Sorted(maps.Keys(secrets)) {
 		value := secrets[name]
-		if !variablePattern.MatchString(name) {
+		if !names.IsEnvVar(name) {
 			return "", fmt.Errorf("cloudinit: secret name %q is not an environment variable name", name)
 		}
 		if strings.ContainsAny(value, "\n\r\x00") {

@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ssm"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/clawdeploy/clawdeploy/names"
 )
 
 // TypeSecrets is the Secrets component's type token.
@@ -38,8 +39,6 @@ type Secrets struct {
 	StatusParameter pulumi.StringOutput `pulumi:"statusParameter"`
 }
 
-var envName = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
-
 // NewSecrets creates the parameters.
 func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pulumi.ResourceOption) (*Secrets, error) {
 	if args == nil {
@@ -54,7 +53,7 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 	}
 	envPath := args.Path + "/env"
 	for _, key := range slices.Sorted(maps.Keys(args.Values)) {
-		if !envName.MatchString(key) {
+		if !names.IsEnvVar(key) {
 			return nil, fmt.Errorf("components: NewSecrets %s: %q is not an environment variable name", name, key)
 		}
 		paramName := name + "-" + strings.ToLower(strings.ReplaceAll(key, "_", "-"))

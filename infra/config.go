@@ -15,6 +15,7 @@ import (
 
 	"github.com/clawdeploy/clawdeploy/cloudinit"
 	"github.com/clawdeploy/clawdeploy/components"
+	"github.com/clawdeploy/clawdeploy/names"
 )
 
 // Config keys in the project namespace, named as in the runbook. Pulumi.yaml declares each of them;
@@ -386,8 +387,6 @@ func sortedSecretKeys() []string {
 }
 
 var (
-	regionPattern       = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-	zonePattern         = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+[a-z]$`)
 	instanceTypePattern = regexp.MustCompile(
 		`^[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal(-[0-9]+xl)?)$`)
 	snapshotIDPattern = regexp.MustCompile(`^snap-([0-9a-f]{8}|[0-9a-f]{17})$`)
@@ -411,7 +410,7 @@ func (c *Config) Validate() error {
 		fields = append(fields, &FieldError{Key: key, Value: value, Allowed: allowed})
 	}
 
-	regionOK := regionPattern.MatchString(c.Region)
+	regionOK := names.IsRegion(c.Region)
 	switch {
 	case c.Region == "":
 		bad(KeyRegion, c.Region, "set to the AWS region to deploy to (pulumi config set aws:region me-central-1)")
@@ -426,7 +425,7 @@ func (c *Config) Validate() error {
 	case regionOK && !isZoneOf(c.AvailabilityZone, c.Region):
 		bad(KeyAvailabilityZone, c.AvailabilityZone,
 			fmt.Sprintf("an availability zone of region %s, like %sa", c.Region, c.Region))
-	case !regionOK && !zonePattern.MatchString(c.AvailabilityZone):
+	case !regionOK && !names.IsZone(c.AvailabilityZone):
 		bad(KeyAvailabilityZone, c.AvailabilityZone, "an availability zone name like me-central-1a")
 	}
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -17,6 +18,20 @@ import (
 
 // MaxLength is the longest comment GitHub accepts, in characters.
 const MaxLength = 65536
+
+// Marker is the hidden line that names a preview comment's project and stack ("*" for a fleet's
+// comment), so that the next preview finds the comment and edits it instead of posting another.
+func Marker(project, stack string) string {
+	return fmt.Sprintf("<!-- clawdeploy-preview project=%s stack=%s -->", project, stack)
+}
+
+// markerLine matches any line Marker writes.
+var markerLine = regexp.MustCompile(`<!-- clawdeploy-preview [^>]*-->`)
+
+// FindMarker returns the first marker Marker wrote in body, or "" when it carries none.
+func FindMarker(body string) string {
+	return markerLine.FindString(body)
+}
 
 // Result is what Post did.
 type Result struct {

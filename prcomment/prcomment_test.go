@@ -91,3 +91,21 @@ func TestPostSaysWhatGitHubRefused(t *testing.T) {
 		t.Errorf("%d comments posted by refused requests", n)
 	}
 }
+
+// TestMarkerIsFoundAgain: the marker a preview writes is the one comment github finds in the
+// body, for one stack and for a fleet's comment.
+func TestMarkerIsFoundAgain(t *testing.T) {
+	t.Parallel()
+	for _, stack := range []string{"dev", "*"} {
+		m := prcomment.Marker("openclaw", stack)
+		if got := prcomment.FindMarker("text before\n" + m + "\n### clawdeploy preview\n"); got != m {
+			t.Errorf("FindMarker found %q, want %q", got, m)
+		}
+	}
+	if got := prcomment.Marker("openclaw", "dev"); got != marker {
+		t.Errorf("Marker wrote %q, want %q", got, marker)
+	}
+	if got := prcomment.FindMarker("<!-- another tool's marker -->"); got != "" {
+		t.Errorf("FindMarker found %q in a body without clawdeploy's marker", got)
+	}
+}

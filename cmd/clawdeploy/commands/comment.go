@@ -13,9 +13,6 @@ import (
 	"github.com/clawdeploy/clawdeploy/prcomment"
 )
 
-// markerLine finds the marker `preview --comment` writes.
-var markerLine = regexp.MustCompile(`<!-- clawdeploy-preview [^>]*-->`)
-
 // repoName is GitHub's owner/name.
 var repoName = regexp.MustCompile(`^([A-Za-z0-9-]+)/([A-Za-z0-9._-]+)$`)
 
@@ -63,7 +60,7 @@ no marker, a body over 65,536 characters): nothing was posted.`,
 			}
 			marker := cliContext.String("marker")
 			if marker == "" {
-				if marker = markerLine.FindString(string(body)); marker == "" {
+				if marker = prcomment.FindMarker(string(body)); marker == "" {
 					return usageError("%s carries no clawdeploy-preview marker: pass --marker TEXT to name the comment to edit", cliContext.String("file"))
 				}
 			}
