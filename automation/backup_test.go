@@ -22,6 +22,8 @@ import (
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 	"github.com/clawdeploy/clawdeploy/internal/spotpricefake"
 	"github.com/clawdeploy/clawdeploy/journal"
+	"github.com/clawdeploy/clawdeploy/runbook"
+	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
 )
 
 // backupReport is the report a `backup verify --json` printed.
@@ -110,7 +112,7 @@ func TestRunbookCommandsOnADeployment(t *testing.T) {
 	if code := p.wait(time.Minute); code != 0 {
 		t.Fatalf("spot-prices --stack dev: exit %d\n%s", code, p.stderr.String())
 	}
-	var report SpotPriceReport
+	var report runbook.SpotPriceReport
 	for _, line := range p.lines {
 		if strings.Contains(line, `"type":"spotPrices"`) {
 			_ = json.Unmarshal([]byte(line), &report)
@@ -197,13 +199,13 @@ func TestRunbookCommandsOnADeployment(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("restore --latest: exit %d\n%s", code, p.stderr.String())
 	}
-	var plan RestorePlan
+	var plan runbook.RestorePlan
 	for _, line := range p.lines {
 		if strings.Contains(line, `"type":"restorePlan"`) {
 			_ = json.Unmarshal([]byte(line), &plan)
 		}
 	}
-	if plan.Snapshot.ID != chosen || !plan.Existing || plan.Volume != volume || len(plan.Replace) != 2 || plan.Replace[0] != DataVolumeURN("dev") {
+	if plan.Snapshot.ID != chosen || !plan.Existing || plan.Volume != volume || len(plan.Replace) != 2 || plan.Replace[0] != ec2spot.DataVolumeURN("dev") {
 		t.Errorf("restore plan %+v, want %s replacing %s and the instance", plan, chosen, volume)
 	}
 	var restored []string

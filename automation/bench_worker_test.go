@@ -13,6 +13,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/internal/pgtest"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 	"github.com/clawdeploy/clawdeploy/journal"
+	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
 )
 
 // BenchmarkTakeover measures how long after a worker's death its deployments are taken over, as
@@ -78,7 +79,7 @@ func BenchmarkClaims(b *testing.B) {
 		t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 		for i := range deployments {
 			stack := fmt.Sprintf("d-%04d", i)
-			if _, err := seed.Ensure(context.Background(), stack, TargetEC2Spot, t0); err != nil {
+			if _, err := seed.Ensure(context.Background(), stack, ec2spot.Name, t0); err != nil {
 				b.Fatal(err)
 			}
 			if _, err := seed.Acquire(context.Background(), stack, "dead", t0, t0.Add(time.Second), nil); err != nil {

@@ -18,6 +18,9 @@ import (
 	"github.com/clawdeploy/clawdeploy/internal/pricingfake"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 	"github.com/clawdeploy/clawdeploy/prcomment"
+	"github.com/clawdeploy/clawdeploy/preview"
+	"github.com/clawdeploy/clawdeploy/targets"
+	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
 )
 
 // TestPreviewSumsUpTheRisks previews the real program on the simulated provider: a new stack
@@ -36,11 +39,11 @@ func TestPreviewSumsUpTheRisks(t *testing.T) {
 		t.Fatalf("preview of a new stack: %v\n%s", err, progress)
 	}
 	c := res.Changes
-	if c.Counts["create"] < 20 || c.Changed() != c.Counts["create"] || len(c.Of(RiskData))+len(c.Of(RiskDowntime)) != 0 {
+	if c.Counts["create"] < 20 || c.Changed() != c.Counts["create"] || len(c.Of(targets.RiskData))+len(c.Of(targets.RiskDowntime)) != 0 {
 		t.Errorf("new stack: counts %v, resources %+v", c.Counts, c.Resources)
 	}
-	if len(c.Of(RiskAccess)) == 0 || c.Verdict() != "access changes: review the IAM, security group and bucket policy changes" {
-		t.Errorf("new stack: verdict %q, access %+v", c.Verdict(), c.Of(RiskAccess))
+	if len(c.Of(targets.RiskAccess)) == 0 || c.Verdict() != "access changes: review the IAM, security group and bucket policy changes" {
+		t.Errorf("new stack: verdict %q, access %+v", c.Verdict(), c.Of(targets.RiskAccess))
 	}
 
 	if _, err := d.Up(ctx, "dev", &UpOptions{Config: exampleConfig()}); err != nil {
@@ -57,13 +60,13 @@ func TestPreviewSumsUpTheRisks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	downtime := res.Changes.Of(RiskDowntime)
+	downtime := res.Changes.Of(targets.RiskDowntime)
 	if len(downtime) == 0 || downtime[0].Type != "aws:ec2/instance:Instance" || downtime[0].Op != "replace" ||
-		!strings.Contains(downtime[0].Reason, "config: openclaw_image") || downtime[0].DowntimeMinutes != ReadyAgainMinutes {
+		!strings.Contains(downtime[0].Reason, "config: openclaw_image") || downtime[0].DowntimeMinutes != ec2spot.ReadyAgainMinutes {
 		t.Errorf("new image: %+v", res.Changes.Resources)
 	}
-	if len(res.Changes.Of(RiskData)) != 0 || !strings.HasPrefix(res.Changes.Verdict(), "downtime:") {
-		t.Errorf("new image: verdict %q, data %+v", res.Changes.Verdict(), res.Changes.Of(RiskData))
+	if len(res.Changes.Of(targets.RiskData)) != 0 || !strings.HasPrefix(res.Changes.Verdict(), "downtime:") {
+		t.Errorf("new image: verdict %q, data %+v", res.Changes.Verdict(), res.Changes.Of(targets.RiskData))
 	}
 
 	// A snapshot of the stack's zone: ignored by the deployed stack, and said so.
@@ -103,7 +106,7 @@ func TestPreviewSumsUpTheRisks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := res.Changes.Of(RiskData)
+	data := res.Changes.Of(targets.RiskData)
 	if len(data) != 1 || data[0].URN != volume || res.Changes.Resources[0].URN != volume {
 		t.Errorf("replacing the volume: %+v", res.Changes.Resources)
 	}
@@ -131,14 +134,14 @@ func TestPreviewSumsUpTheRisks(t *testing.T) {
 	var changes struct {
 		Type    string `json:"type"`
 		Verdict string `json:"verdict"`
-		Changes
+		preview.Changes
 	}
 	for _, line := range p.lines {
 		if json.Unmarshal([]byte(line), &changes) == nil && changes.Type == "changes" {
 			break
 		}
 	}
-	if changes.Type != "changes" || changes.Counts["replace"] == 0 || len(changes.Of(RiskDowntime)) == 0 || !strings.HasPrefix(changes.Verdict, "downtime") {
+	if changes.Type != "changes" || changes.Counts["replace"] == 0 || len(changes.Of(targets.RiskDowntime)) == 0 || !strings.HasPrefix(changes.Verdict, "downtime") {
 		t.Errorf("changes event %+v in %q", changes, p.lines)
 	}
 	if body, err := os.ReadFile(file); err != nil || !strings.HasPrefix(string(body), prcomment.Marker("openclaw", "dev")) ||
@@ -171,12 +174,12 @@ func TestPreviewSumsUpTheRisks(t *testing.T) {
 // end, never the summary, and the comment says where it was cut.
 func TestCommentIsCutToGitHubsLimit(t *testing.T) {
 	t.Parallel()
-	res := &PreviewResult{Changes: &Changes{Counts: map[string]int{"update": 300}}}
+	res := &PreviewResult{Changes: &preview.Changes{Counts: map[string]int{"update": 300}}}
 	var diff strings.Builder
 	for i := range 300 {
 		urn := fmt.Sprintf("urn:pulumi:dev::openclaw::clawdeploy:compute:InstanceRole$aws:iam/rolePolicy:RolePolicy::policy-%03d", i)
-		res.Changes.Resources = append(res.Changes.Resources, ResourceChange{URN: urn, Type: "aws:iam/rolePolicy:RolePolicy", Op: "update",
-			Risk: RiskAccess, Reason: "RolePolicy would be updated"})
+		res.Changes.Resources = append(res.Changes.Resources, preview.ResourceChange{URN: urn, Type: "aws:iam/rolePolicy:RolePolicy", Op: "update",
+			Risk: targets.RiskAccess, Reason: "RolePolicy would be updated"})
 		fmt.Fprintf(&diff, "    ~ aws:iam/rolePolicy:RolePolicy: (update)\n        [urn=%s]\n", urn)
 		for j := range 30 {
 			fmt.Fprintf(&diff, "      ~ policy: \"…é statement %d…\" => \"…statement %d…\"\n", j, j+1)
@@ -196,7 +199,7 @@ func TestCommentIsCutToGitHubsLimit(t *testing.T) {
 		!strings.HasSuffix(comment, "```\n</details>\n") {
 		t.Errorf("cut comment ends:\n%s", comment[len(comment)-400:])
 	}
-	short := (&PreviewResult{Changes: &Changes{Counts: map[string]int{}}, Diff: "  pulumi:pulumi:Stack openclaw-dev\n"}).Comment("openclaw", "dev", "")
+	short := (&PreviewResult{Changes: &preview.Changes{Counts: map[string]int{}}, Diff: "  pulumi:pulumi:Stack openclaw-dev\n"}).Comment("openclaw", "dev", "")
 	if strings.Contains(short, "cut here") || !strings.Contains(short, "**no changes**") {
 		t.Errorf("short comment:\n%s", short)
 	}

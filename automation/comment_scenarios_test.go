@@ -10,6 +10,8 @@ import (
 
 	. "github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
+	"github.com/clawdeploy/clawdeploy/preview"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
 var (
@@ -90,7 +92,7 @@ func TestCommentScenarios(t *testing.T) {
 	ctx := t.Context()
 	sim := enginetest.NewSim(t, bins)
 	d, _, progress := newSimDriver(t, sim, nil, nil)
-	preview := func(name, stack string, opts *UpOptions) *PreviewResult {
+	previewOf := func(name, stack string, opts *UpOptions) *PreviewResult {
 		t.Helper()
 		res, err := d.Preview(ctx, stack, opts)
 		if err != nil {
@@ -99,7 +101,7 @@ func TestCommentScenarios(t *testing.T) {
 		golden(t, name, res.Comment("openclaw", stack, "4f3a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39"))
 		return res
 	}
-	if res := preview("comment-create", "dev", &UpOptions{Config: exampleConfig()}); res.Changes.Counts["create"] == 0 {
+	if res := previewOf("comment-create", "dev", &UpOptions{Config: exampleConfig()}); res.Changes.Counts["create"] == 0 {
 		t.Errorf("first creation: %v", res.Changes.Counts)
 	}
 	// Three stacks; us runs another instance type, which the fleet's preview sets back.
@@ -112,23 +114,23 @@ func TestCommentScenarios(t *testing.T) {
 			t.Fatalf("up %s: %v\n%s", stack, err, progress)
 		}
 	}
-	if res := preview("comment-nochange", "dev", nil); res.Changes.Changed() != 0 {
+	if res := previewOf("comment-nochange", "dev", nil); res.Changes.Changed() != 0 {
 		t.Errorf("no change: %v", res.Changes.Counts)
 	}
-	if res := preview("comment-update", "dev", &UpOptions{Config: ConfigInput{Values: map[string]string{"log_retention_days": "90"}}}); res.Changes.Counts["update"] == 0 ||
+	if res := previewOf("comment-update", "dev", &UpOptions{Config: ConfigInput{Values: map[string]string{"log_retention_days": "90"}}}); res.Changes.Counts["update"] == 0 ||
 		res.Changes.Counts["replace"] != 0 {
 		t.Errorf("in-place update: %v", res.Changes.Counts)
 	}
-	res := preview("comment-instance-type", "dev", &UpOptions{Config: ConfigInput{Values: map[string]string{"instance_type": "t4g.medium", "instance_types": "t4g.medium"}}})
-	if down := res.Changes.Of(RiskDowntime); len(down) == 0 || !strings.Contains(down[0].Reason, "instanceType (config: instance_type") {
+	res := previewOf("comment-instance-type", "dev", &UpOptions{Config: ConfigInput{Values: map[string]string{"instance_type": "t4g.medium", "instance_types": "t4g.medium"}}})
+	if down := res.Changes.Of(targets.RiskDowntime); len(down) == 0 || !strings.Contains(down[0].Reason, "instanceType (config: instance_type") {
 		t.Errorf("new instance type: %+v", res.Changes.Resources)
 	}
 	volume := "urn:pulumi:dev::openclaw::clawdeploy:storage:DataVolume$aws:ebs/volume:Volume::data-volume"
-	res = preview("comment-replace-volume", "dev", &UpOptions{Replace: []string{volume}})
-	if data := res.Changes.Of(RiskData); len(data) == 0 || data[0].URN != volume {
+	res = previewOf("comment-replace-volume", "dev", &UpOptions{Replace: []string{volume}})
+	if data := res.Changes.Of(targets.RiskData); len(data) == 0 || data[0].URN != volume {
 		t.Errorf("volume replaced: %+v", res.Changes.Resources)
 	}
-	res = preview("comment-delete", "dev", &UpOptions{Config: ConfigInput{Values: map[string]string{"subnet_id": "subnet-0123456789abcdef0"}}})
+	res = previewOf("comment-delete", "dev", &UpOptions{Config: ConfigInput{Values: map[string]string{"subnet_id": "subnet-0123456789abcdef0"}}})
 	if res.Changes.Counts["delete"] == 0 {
 		t.Errorf("deletion: %v", res.Changes.Counts)
 	}
@@ -143,7 +145,7 @@ func TestCommentScenarios(t *testing.T) {
 			t.Fatalf("fleet: %s: %v", p.Stack, p.Err)
 		}
 	}
-	fleet := FleetComment("openclaw", "4f3a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39", previews)
+	fleet := preview.FleetComment("openclaw", "4f3a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39", previews)
 	if !strings.Contains(fleet, "**1 of 3 stacks would replace their instance, 0 put data at risk**") {
 		t.Errorf("fleet:\n%s", fleet)
 	}

@@ -68,18 +68,18 @@ func fullKey(k string) string {
 // otherwise be ignored, and a provider key (aws:secretKey, say) would be stored unchecked, in
 // plain text. A program of the caller's takes any key.
 func (d *Driver) checkKeys(in ConfigInput) error {
-	if d.profile.keys == nil {
+	if !d.profile.own {
 		return nil
 	}
 	known := map[string]bool{}
-	for _, k := range d.profile.helpKeys {
+	for _, k := range d.profile.Keys().Help {
 		known[fullKey(k)] = true
 	}
 	for _, set := range []map[string]string{in.Values, in.Secrets} {
 		for _, k := range slices.Sorted(maps.Keys(set)) {
 			if !known[fullKey(k)] {
 				return &ConfigError{Err: fmt.Errorf("unknown config key %s for target %s; known keys: %s",
-					k, d.profile.name, strings.Join(d.profile.helpKeys, ", "))}
+					k, d.profile.Name(), strings.Join(d.profile.Keys().Help, ", "))}
 			}
 		}
 	}
@@ -88,11 +88,11 @@ func (d *Driver) checkKeys(in ConfigInput) error {
 
 // check validates a whole configuration with the target's check, when it has one.
 func (d *Driver) check(stack string, config auto.ConfigMap) error {
-	if d.profile.check == nil {
+	if !d.profile.own {
 		return nil
 	}
 	values, secrets := flatten(config)
-	if err := d.profile.check(d.projectName, stack, values, secrets); err != nil {
+	if err := d.profile.Check(d.projectName, stack, values, secrets); err != nil {
 		return &ConfigError{Err: err}
 	}
 	return nil
@@ -102,7 +102,7 @@ func (d *Driver) check(stack string, config auto.ConfigMap) error {
 // whole is valid. For a target's own program every operation goes through it, so invalid
 // configuration fails before the engine starts.
 func (d *Driver) applyConfig(ctx context.Context, s auto.Stack, in ConfigInput) error {
-	if d.profile.check == nil && in.empty() {
+	if !d.profile.own && in.empty() {
 		return nil
 	}
 	current, err := s.GetAllConfig(ctx)
@@ -127,7 +127,7 @@ func (d *Driver) setConfig(ctx context.Context, stack, file string, in ConfigInp
 	var plain []string
 	lists := map[string]any{}
 	for _, k := range slices.Sorted(maps.Keys(in.Values)) {
-		if !slices.Contains(d.profile.listKeys, strings.TrimPrefix(fullKey(k), clawdeploy.Project+":")) {
+		if !slices.Contains(d.profile.Keys().List, strings.TrimPrefix(fullKey(k), clawdeploy.Project+":")) {
 			plain = append(plain, "--plaintext", fullKey(k)+"="+in.Values[k])
 			continue
 		}
@@ -185,20 +185,20 @@ func (d *Driver) Config(ctx context.Context, stack string, in ConfigInput) (map[
 	return values, secrets, nil
 }
 
-// checkConfig validates the configuration an operation would run with, before anything is
+// CheckConfig validates the configuration an operation would run with, before anything is
 // touched (exit 2 means nothing was): a new stack's is its stack file (operator mode,
 // Pulumi.<stack>.yaml) with in over it; an existing stack's is its own with in over it, and it
 // must be this target's (checkTarget). A stack
 // that cannot be opened yet (recovery repairs what a killed process left) is validated once it
 // is open, before any change.
-func (d *Driver) checkConfig(ctx context.Context, stack string, in ConfigInput) error {
+func (d *Driver) CheckConfig(ctx context.Context, stack string, in ConfigInput) error {
 	if err := d.checkKeys(in); err != nil {
 		return err
 	}
 	s, err := d.stack(ctx, stack, false)
 	var notFound *NotFoundError
 	switch {
-	case errors.As(err, &notFound) && d.profile.check == nil:
+	case errors.As(err, &notFound) && !d.profile.own:
 		return nil
 	case errors.As(err, &notFound):
 		file := auto.ConfigMap{}
@@ -211,7 +211,7 @@ func (d *Driver) checkConfig(ctx context.Context, stack string, in ConfigInput) 
 	case err != nil:
 		return nil
 	}
-	if _, err := d.checkTarget(ctx, s); err != nil || d.profile.check == nil {
+	if _, err := d.checkTarget(ctx, s); err != nil || !d.profile.own {
 		return err
 	}
 	current, err := s.GetAllConfig(ctx)

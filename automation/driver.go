@@ -1,3 +1,36 @@
+// Package automation is the clawdeploy driver: it runs a target's deployment program inline
+// through the Pulumi Automation API, so the operator's shell, a provisioning backend and CI all
+// execute the same code against the same state, and it keeps a journal of every deployment so
+// that whatever a dead process left half done is continued, never done twice.
+//
+// The driver needs the Pulumi CLI (`make tools` builds the pinned version into ./bin) but no
+// language plugin: the program runs in the driver's own process.
+//
+// The targets are packages of their own (targets/ec2spot, targets/vps): the driver asks them
+// through package targets and lists them in registry.go. What is not the driver is beside it:
+// package preview sums a preview up, package runbook is the runbook's AWS commands on a
+// deployment, package fleet is the worker of several replicas.
+//
+// The files, top-down (docs/architecture.md draws the flows):
+//
+//	driver.go       Options, New, the Driver
+//	registry.go     the registry of targets; the driver's profile of its target; what a
+//	                target's hooks see of a deployment and of its lease
+//	up.go           Up: the engine, the setup wait, the pre-upgrade checkpoint, --rollback
+//	preview.go      Preview and PreviewStacks: the engine's preview, the cost, ignored config
+//	operations.go   Destroy, Refresh, Outputs, Status, Cancel, UserData; forEach, the fan-out
+//	                of every --all
+//	resume.go       Resume and ResumeAll; SweepStuck
+//	heal.go         Heal and HealAll: a host taken away, brought back
+//	lease.go        step 1: the deployment's lease, its heartbeat, the journal's writes, stages
+//	recovery.go     steps 2 and 3: leftovers, dead locks, torn state files, pending creates
+//	locks.go        who holds a stack: the driver's identity, the processes that work for it,
+//	                the backend's locks (read, judged by recovery.go, removed)
+//	config.go       configuration: keys, validation before anything is touched, stack files
+//	workspace.go    the project, the state backend, the stacks' work directories, the Pulumi
+//	                CLI (its version checked once per binary)
+//	events.go       the NDJSON and human event streams; the engine's events streamed
+//	errors.go       typed errors and the exit codes they map to
 package automation
 
 import (
@@ -17,6 +50,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/clawdeploy/clawdeploy/journal"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
 // CLIVersion is the Pulumi CLI version the driver is built and tested against; `make tools` builds
@@ -27,18 +61,14 @@ var CLIVersion = semver.MustParse("3.259.0")
 const (
 	// DefaultLeaseTTL is how long a lease lasts without a heartbeat.
 	DefaultLeaseTTL = time.Minute
-	// DefaultDrain is how long an interrupted operation gets to checkpoint.
+	// DefaultDrain is how long an interrupted operation gets to save its state.
 	DefaultDrain = 25 * time.Second
-	// DefaultSetupPoll is the interval between two polls of the setup's status.
-	DefaultSetupPoll = 30 * time.Second
-	// DefaultSetupTimeout is how long the setup may take after the engine is done.
-	DefaultSetupTimeout = 20 * time.Minute
 )
 
 // Options configures a Driver. The zero value (or nil) means defaults.
 type Options struct {
-	// Target is the deployment target, ec2-spot or vps; empty means ec2-spot. The journal
-	// records it, and a deployment keeps the one it was created with.
+	// Target is the deployment target's name (Targets lists them: ec2-spot, vps); empty means
+	// DefaultTarget. The journal records it, and a deployment keeps the one it was created with.
 	Target string
 	// Program is the Pulumi program run inline. Nil means the target's own, with its project
 	// definition, config validation, stages, setup wait and relaunch. A program of the caller's
@@ -81,14 +111,14 @@ type Options struct {
 	// default one (environment, shared files, instance role) with the stack's region.
 	AWS *aws.Config
 	// Checkpointer takes the checkpoint before an up deploys a new OpenClaw image. Nil means the
-	// target's (ec2-spot: AWSCheckpointer, a snapshot and a backup the instance takes for it); none for a
-	// target whose data stays on its host.
+	// target's (a targets.Upgrader's: for ec2-spot, a snapshot and a backup the instance takes
+	// for it); none for a target whose data stays on its host.
 	Checkpointer Checkpointer
 	// FinalSnapshots marks the snapshot a destroy leaves of the data volume; nil means the
-	// target's (ec2-spot: AWSFinalSnapshots); none for a target without a volume.
+	// target's (a targets.DataVolume's); none for a target without a volume.
 	FinalSnapshots FinalSnapshots
-	// HostChecker tells Heal whether a deployment's host is gone. Nil means the target's (for
-	// ec2-spot, SpotHostChecker); none for a target whose hosts are not taken away.
+	// HostChecker tells Heal whether a deployment's host is gone. Nil means the target's (a
+	// targets.Healer's); none for a target whose hosts are not taken away.
 	HostChecker HostChecker
 	// RelaunchURNs are replaced by `up --retry` to run the setup again; nil means the target's.
 	RelaunchURNs func(stack string) []string
@@ -99,7 +129,7 @@ type Options struct {
 	// LeaseTTL is how long a lease lasts without a heartbeat; 0 means DefaultLeaseTTL.
 	// Heartbeats come every third of it.
 	LeaseTTL time.Duration
-	// Drain is how long an interrupted operation gets to checkpoint; 0 means DefaultDrain.
+	// Drain is how long an interrupted operation gets to save its state; 0 means DefaultDrain.
 	Drain time.Duration
 	// WaitForLease waits this long for a deployment held by a live owner instead of refusing at
 	// once; 0 refuses at once.
@@ -184,23 +214,23 @@ func New(ctx context.Context, opts *Options) (*Driver, error) {
 		orderPoll: opts.SetupPoll,
 	}
 	if d.finder == nil {
-		d.finder = p.newFinder()
+		d.finder = p.NewFinder()
 	}
 	if d.waiter == nil {
-		d.waiter = p.newWaiter(opts.SetupPoll, opts.SetupTimeout)
+		d.waiter = p.NewWaiter(opts.SetupPoll, opts.SetupTimeout)
 	}
 	d.aws = opts.AWS
-	if d.hostChecker = opts.HostChecker; d.hostChecker == nil && p.newHostChecker != nil {
-		d.hostChecker = p.newHostChecker()
+	if d.hostChecker = opts.HostChecker; d.hostChecker == nil && p.healer != nil {
+		d.hostChecker = p.healer.NewHostChecker()
 	}
 	if d.now == nil {
 		d.now = time.Now
 	}
-	if d.checkpointer = opts.Checkpointer; d.checkpointer == nil && p.newCheckpointer != nil {
-		d.checkpointer = p.newCheckpointer(opts.AWS, d.now)
+	if d.checkpointer = opts.Checkpointer; d.checkpointer == nil && p.upgrader != nil {
+		d.checkpointer = p.upgrader.NewCheckpointer(opts.AWS, d.now)
 	}
-	if d.finals = opts.FinalSnapshots; d.finals == nil && p.newFinalSnapshots != nil {
-		d.finals = p.newFinalSnapshots(opts.AWS)
+	if d.finals = opts.FinalSnapshots; d.finals == nil && p.own && p.dataVolume != nil {
+		d.finals = p.dataVolume.NewFinalSnapshots(opts.AWS)
 	}
 	if d.events == nil {
 		d.events = discard
@@ -231,29 +261,6 @@ func New(ctx context.Context, opts *Options) (*Driver, error) {
 	return d, nil
 }
 
-// resolveProfile returns the target's profile with what opts replaces.
-func resolveProfile(opts *Options) (profile, error) {
-	name := cmp.Or(opts.Target, TargetEC2Spot)
-	p, ok := profiles[name]
-	if !ok {
-		return profile{}, &UsageError{Err: fmt.Errorf("target %q is not one of %s, %s", name, TargetEC2Spot, TargetVPS)}
-	}
-	switch {
-	case opts.Program != nil:
-		p = p.running(opts.Program)
-	case opts.ProjectDir != "" && !p.fromCheckout:
-		return profile{}, &UsageError{Err: fmt.Errorf("target %s runs with its built-in project, not the one in %s (the %s project): "+
-			"run it without a project directory", name, opts.ProjectDir, TargetEC2Spot)}
-	}
-	if opts.Stages != nil {
-		p.stages = *opts.Stages
-	}
-	if opts.RelaunchURNs != nil {
-		p.relaunch = opts.RelaunchURNs
-	}
-	return p, nil
-}
-
 // Close releases the driver's journal, when it opened it.
 func (d *Driver) Close() error {
 	if d.ownJournal {
@@ -271,6 +278,40 @@ func (d *Driver) Takeovers() int64 { return d.takeovers.Load() }
 
 // Journal is the driver's journal.
 func (d *Driver) Journal() journal.Journal { return d.journal }
+
+// Target is the name of the driver's target.
+func (d *Driver) Target() string { return d.profile.Name() }
+
+// DataVolume is the driver's target as a targets.DataVolume: how its deployments' data volume is
+// restored. Nil for a target that keeps its data on its host.
+func (d *Driver) DataVolume() targets.DataVolume { return d.profile.dataVolume }
+
+// AWS is the configuration of the driver's own AWS calls (Options.AWS); nil means the default.
+func (d *Driver) AWS() *aws.Config { return d.aws }
+
+// Now tells the driver's time (Options.Clock).
+func (d *Driver) Now() time.Time { return d.now() }
+
+// Note emits an informational diagnostic event about stack: what was done and why.
+func (d *Driver) Note(stack, format string, args ...any) { d.note(stack, format, args...) }
+
+// Warn emits a warning diagnostic event about stack: something that did not stop the operation.
+func (d *Driver) Warn(stack, format string, args ...any) { d.warn(stack, format, args...) }
+
+// LeaseTTL is how long a lease lasts without a heartbeat (Options.LeaseTTL).
+func (d *Driver) LeaseTTL() time.Duration { return d.leaseTTL }
+
+// LookupEnv is an environment variable as the Pulumi CLI sees it: Options.Env over the
+// process's environment.
+func (d *Driver) LookupEnv(key string) (string, bool) { return d.lookupEnv(key) }
+
+// CheckTarget refuses (a *UsageError) a deployment the journal records for another target.
+func (d *Driver) CheckTarget(ctx context.Context, stack string) error {
+	if rec, err := d.journal.Get(ctx, stack); err == nil && rec.Target != d.profile.Name() {
+		return otherTarget(rec)
+	}
+	return nil
+}
 
 // emit sends an event, stamped.
 func (d *Driver) emit(stack string, e Event) {

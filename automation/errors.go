@@ -79,14 +79,6 @@ func (e *UsageError) Error() string { return e.Err.Error() }
 // Unwrap returns the cause.
 func (e *UsageError) Unwrap() error { return e.Err }
 
-// ConfigError is invalid configuration, refused before anything was touched.
-type ConfigError struct{ Err error }
-
-func (e *ConfigError) Error() string { return e.Err.Error() }
-
-// Unwrap returns the cause (an *infra.ValidationError for bad values).
-func (e *ConfigError) Unwrap() error { return e.Err }
-
 // NotFoundError is a stack the journal or the backend does not know.
 type NotFoundError struct{ Stack string }
 
@@ -114,4 +106,14 @@ func CheckStackName(name string) error {
 		return &UsageError{Err: fmt.Errorf("stack name %q is not valid: a stack name is %s", name, names.StackRule)}
 	}
 	return nil
+}
+
+// PolicyError is a preview a mandatory policy refused: exit 1.
+type PolicyError struct {
+	Stack      string
+	Violations int
+}
+
+func (e *PolicyError) Error() string {
+	return fmt.Sprintf("the preview of %s has %d mandatory policy violation(s)", e.Stack, e.Violations)
 }

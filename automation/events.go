@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/clawdeploy/clawdeploy/ordering"
-
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
+
+	"github.com/clawdeploy/clawdeploy/ordering"
 )
 
 // Event types of the NDJSON stream.
@@ -152,3 +152,54 @@ func (t *stageTracker) stageOf(e events.EngineEvent) (string, bool) {
 	}
 	return t.forType(e.ResOutputsEvent.Metadata.Type)
 }
+
+// engineEvents consumes the engine's events for one operation: it forwards them as the
+// driver's and advances the stage. It returns the channel to give the engine, and wait, to call
+// once the engine returned: it waits for the last events. The Automation API closes the channel
+// only when the CLI streamed to it; a CLI that failed before it began (a configuration the
+// engine refuses) never does, so wait stops after eventsGrace.
+func (d *Driver) engineEvents(h *hold) (ch chan events.EngineEvent, wait func()) {
+	tracker := newStageTracker(d.profile.stages, h.record.Stage)
+	return streamEvents(func(e events.EngineEvent) {
+		if ev, ok := engineEvent(e); ok {
+			d.emit(h.stack, ev)
+		}
+		if s, ok := tracker.stageOf(e); ok {
+			h.completed(tracker, s)
+		}
+	})
+}
+
+// streamEvents hands each engine event to handle, one at a time. It returns the channel to give
+// the engine, and wait, to call once the engine returned: it waits for the last events, at most
+// eventsGrace (see engineEvents).
+func streamEvents(handle func(events.EngineEvent)) (ch chan events.EngineEvent, wait func()) {
+	ch = make(chan events.EngineEvent)
+	done, stop := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case e, open := <-ch:
+				if !open {
+					return
+				}
+				handle(e)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return ch, func() {
+		select {
+		case <-done:
+		case <-time.After(eventsGrace):
+			close(stop)
+			<-done
+		}
+	}
+}
+
+// eventsGrace is how long the last events may take once the engine returned: its CLI has
+// exited, so its stream ends at once when there was one.
+const eventsGrace = 5 * time.Second

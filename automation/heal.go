@@ -3,38 +3,13 @@ package automation
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
 	"github.com/clawdeploy/clawdeploy/journal"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
-
-// HostChecker tells whether a deployment's host is still there: for ec2-spot, whether its
-// instance was interrupted or terminated. The target's own is used unless Options give one.
-type HostChecker interface {
-	Check(ctx context.Context, stack string, outputs auto.OutputMap) (HostState, error)
-}
-
-// HostCheckerFunc is a HostChecker.
-type HostCheckerFunc func(ctx context.Context, stack string, outputs auto.OutputMap) (HostState, error)
-
-// Check calls f.
-func (f HostCheckerFunc) Check(ctx context.Context, stack string, outputs auto.OutputMap) (HostState, error) {
-	return f(ctx, stack, outputs)
-}
-
-// HostState is what a HostChecker found.
-type HostState struct {
-	// Host is the host checked: the instance id.
-	Host string
-	// Down reports that the host is gone or going: terminated, shutting down, or announced
-	// interrupted.
-	Down bool
-	// Why says what was seen, for the journal and the events.
-	Why string
-}
 
 // HealResult is where a heal left a deployment.
 type HealResult struct {
@@ -60,7 +35,7 @@ func (d *Driver) Heal(ctx context.Context, stack string) (*HealResult, error) {
 	}
 	if d.hostChecker == nil {
 		return nil, &UsageError{Err: fmt.Errorf("heal is for the %s target: a %s host is not taken away by its provider",
-			TargetEC2Spot, d.profile.name)}
+			targetNames(isA[targets.Healer]), d.profile.Name())}
 	}
 	rec, err := d.Status(ctx, stack)
 	if err != nil {
@@ -172,7 +147,7 @@ func (d *Driver) HealAll(ctx context.Context, concurrency int, each func(HealOut
 	var due []string
 	for _, r := range records {
 		switch {
-		case r.Target != d.profile.name:
+		case r.Target != d.profile.Name():
 		case r.Status == journal.Ready:
 			due = append(due, r.Stack)
 		case r.Status == journal.HostLost && (!r.Leased(d.now()) || ownerDeadHere()(r.LeaseOwner)):
@@ -192,43 +167,4 @@ type HealOutcome struct {
 	Stack  string
 	Result *HealResult
 	Err    error
-}
-
-// forEach runs f on each stack, at most concurrency at a time (0: DefaultConcurrency; below 0 a
-// *UsageError), calling each (when not nil) with every outcome as it comes, one call at a time,
-// and returns them all. Stacks not started when ctx ends are left out.
-func forEach[T any](ctx context.Context, stacks []string, concurrency int, f func(context.Context, string) T, each func(T)) ([]T, error) {
-	switch {
-	case concurrency < 0:
-		return nil, &UsageError{Err: fmt.Errorf("--concurrency must be 1 or more, got %d", concurrency)}
-	case concurrency == 0:
-		concurrency = DefaultConcurrency
-	}
-	var (
-		results []T
-		mu      sync.Mutex
-		wg      sync.WaitGroup
-		sem     = make(chan struct{}, concurrency)
-	)
-	for _, stack := range stacks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
-			r := f(ctx, stack)
-			mu.Lock()
-			defer mu.Unlock()
-			results = append(results, r)
-			if each != nil {
-				each(r)
-			}
-		}()
-	}
-	wg.Wait()
-	return results, nil
 }

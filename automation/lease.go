@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
-
 	"github.com/clawdeploy/clawdeploy/journal"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
 // hold is a deployment this process holds: the lease, its heartbeat, and the journal writes.
@@ -40,11 +40,11 @@ func (e *LeaseLostError) Error() string {
 
 // take acquires a deployment for this process, waiting up to WaitForLease for a live owner.
 func (d *Driver) take(ctx context.Context, stack string) (*hold, error) {
-	known, err := d.journal.Ensure(ctx, stack, d.profile.name, d.now())
+	known, err := d.journal.Ensure(ctx, stack, d.profile.Name(), d.now())
 	if err != nil {
 		return nil, err
 	}
-	if known.Target != d.profile.name {
+	if known.Target != d.profile.Name() {
 		// Running another target's program on a stack would delete everything it has.
 		return nil, otherTarget(known)
 	}
@@ -166,7 +166,7 @@ func (d *Driver) claimed(stack string) (journal.Record, bool) {
 }
 
 // run holds a deployment for one operation. body runs under the lease; when ctx is cancelled (a
-// signal) it gets the drain window to checkpoint, after which the deployment is marked
+// signal) it gets the drain window to save its state, after which the deployment is marked
 // interrupted and run returns an *InterruptedError, whether or not body has returned.
 func (d *Driver) run(ctx context.Context, stack, operation string, body func(ctx context.Context, h *hold) error) (journal.Record, error) {
 	h, err := d.take(ctx, stack)
@@ -197,7 +197,7 @@ func (d *Driver) run(ctx context.Context, stack, operation string, body func(ctx
 				n = killProcessesOf(d.owner)
 			}
 			if n > 0 {
-				d.note(stack, "the engine did not checkpoint within the %s drain window: killed its %d processes", d.drain, n)
+				d.note(stack, "the engine did not save its state within the %s drain window: killed its %d processes", d.drain, n)
 			}
 		}
 	}
@@ -223,57 +223,6 @@ func (d *Driver) run(ctx context.Context, stack, operation string, body func(ctx
 	}
 	return h.record, err
 }
-
-// engineEvents consumes the engine's events for one operation: it forwards them as the
-// driver's and advances the stage. It returns the channel to give the engine, and wait, to call
-// once the engine returned: it waits for the last events. The Automation API closes the channel
-// only when the CLI streamed to it; a CLI that failed before it began (a configuration the
-// engine refuses) never does, so wait stops after eventsGrace.
-func (d *Driver) engineEvents(h *hold) (ch chan events.EngineEvent, wait func()) {
-	tracker := newStageTracker(d.profile.stages, h.record.Stage)
-	return streamEvents(func(e events.EngineEvent) {
-		if ev, ok := engineEvent(e); ok {
-			d.emit(h.stack, ev)
-		}
-		if s, ok := tracker.stageOf(e); ok {
-			h.completed(tracker, s)
-		}
-	})
-}
-
-// streamEvents hands each engine event to handle, one at a time. It returns the channel to give
-// the engine, and wait, to call once the engine returned: it waits for the last events, at most
-// eventsGrace (see engineEvents).
-func streamEvents(handle func(events.EngineEvent)) (ch chan events.EngineEvent, wait func()) {
-	ch = make(chan events.EngineEvent)
-	done, stop := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case e, open := <-ch:
-				if !open {
-					return
-				}
-				handle(e)
-			case <-stop:
-				return
-			}
-		}
-	}()
-	return ch, func() {
-		select {
-		case <-done:
-		case <-time.After(eventsGrace):
-			close(stop)
-			<-done
-		}
-	}
-}
-
-// eventsGrace is how long the last events may take once the engine returned: its CLI has
-// exited, so its stream ends at once when there was one.
-const eventsGrace = 5 * time.Second
 
 // completed reports a stage's completion as an event, and records the deployment's stage when it
 // moves.
@@ -303,4 +252,68 @@ func (h *hold) fail(ctx context.Context, err error) error {
 		_ = h.update(journal.Change{Status: ptr(journal.Error), LastError: ptr(err.Error())})
 	}
 	return err
+}
+
+// stageTracker follows the stages an operation completes. Resources finish in parallel, so
+// stages complete in any order: each completion is reported as it happens, and the deployment's
+// stage is the furthest one whose predecessors (in Order) have all completed, so everything up to
+// the recorded stage is done.
+type stageTracker struct {
+	stages targets.Stages
+	mu     sync.Mutex
+	done   map[string]bool
+	prefix int // index in Order of the recorded stage; -1 for none
+}
+
+func newStageTracker(stages targets.Stages, current string) *stageTracker {
+	t := &stageTracker{stages: stages, done: map[string]bool{}, prefix: slices.Index(stages.Order, current)}
+	for _, s := range stages.Order[:t.prefix+1] {
+		t.done[s] = true
+	}
+	return t
+}
+
+// complete records that a stage completed. It reports whether the stage is news, and returns the
+// deployment's stage when that moved.
+func (t *stageTracker) complete(stage string) (news bool, recorded string, moved bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done[stage] || !slices.Contains(t.stages.Order, stage) {
+		return false, "", false
+	}
+	t.done[stage] = true
+	start := t.prefix
+	for {
+		next := t.prefix + 1
+		for next < len(t.stages.Order) && !t.done[t.stages.Order[next]] && slices.Contains(t.stages.Optional, t.stages.Order[next]) {
+			next++
+		}
+		if next >= len(t.stages.Order) || !t.done[t.stages.Order[next]] {
+			break
+		}
+		t.prefix = next
+	}
+	if t.prefix == start {
+		return true, "", false
+	}
+	return true, t.stages.Order[t.prefix], true
+}
+
+// forType returns the stage a resource type's completion marks.
+func (t *stageTracker) forType(typ string) (string, bool) {
+	s, ok := t.stages.ByType[typ]
+	return s, ok
+}
+
+// TakeOver continues a deployment a sweep claimed from a dead owner (journal.ClaimStale, with
+// this driver's Owner): it resumes it from the claimed record, and gives the claim's lease back
+// when the resume never took it (stopped first, or nothing to do), so that the next worker need
+// not wait for it to expire.
+func (d *Driver) TakeOver(ctx context.Context, r journal.Record) (*Result, error) {
+	d.claim(r)
+	res, err := d.Resume(ctx, r.Stack)
+	if _, unused := d.claimed(r.Stack); unused {
+		_ = d.journal.Release(context.Background(), r.Stack, d.owner, d.now())
+	}
+	return res, err
 }

@@ -5,21 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
+	"sync"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
-	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optrefresh"
-	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 
-	"github.com/clawdeploy/clawdeploy/cost"
 	"github.com/clawdeploy/clawdeploy/journal"
 	"github.com/clawdeploy/clawdeploy/ordering"
-	"github.com/clawdeploy/clawdeploy/setup"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
 // Operations the journal records.
@@ -28,26 +23,6 @@ const (
 	OpDestroy = "destroy"
 	OpRefresh = "refresh"
 )
-
-// UpOptions adjust Up and Preview. Nil means none.
-type UpOptions struct {
-	// Config is set on the stack first, once the whole is valid.
-	Config ConfigInput
-	// Replace forces the replacement of these URNs, as `pulumi up --replace` does: the explicit
-	// way to restore the data volume from a snapshot (see docs/operator.md).
-	Replace []string
-	// Retry starts a failed deployment over: stage reset, setup relaunched.
-	Retry bool
-	// Rollback deploys again the OpenClaw image the deployment last reached READY with (the
-	// journal's), undoing an upgrade that did not become healthy. The data stays as the new image
-	// left it: the pre-upgrade checkpoint is named to restore it from.
-	Rollback bool
-	// Cost, for a preview, estimates the monthly cost now and after the change (ec2-spot).
-	Cost bool
-	// PolicyPacks, for a preview, are policy pack directories the engine runs against the
-	// program; their violations go into the changes, and a mandatory one fails the preview.
-	PolicyPacks []string
-}
 
 // Result is where an operation left a deployment.
 type Result struct {
@@ -61,146 +36,6 @@ type Result struct {
 	Released *ordering.Release
 }
 
-// Up creates or updates the deployment, then waits for its setup to complete. The journal goes
-// PROVISIONING, INSTALLING, READY (or ERROR).
-func (d *Driver) Up(ctx context.Context, stack string, opts *UpOptions) (*Result, error) {
-	if err := CheckStackName(stack); err != nil {
-		return nil, err
-	}
-	if opts == nil {
-		opts = &UpOptions{}
-	}
-	if opts.Rollback {
-		in, err := d.rollbackConfig(ctx, stack, opts.Config)
-		if err != nil {
-			return nil, err
-		}
-		opts = &UpOptions{Config: in, Replace: opts.Replace, Retry: opts.Retry}
-	}
-	if err := d.checkConfig(ctx, stack, opts.Config); err != nil {
-		return nil, err
-	}
-	var (
-		out auto.OutputMap
-		cp  *Checkpoint
-	)
-	rec, err := d.run(ctx, stack, OpUp, func(ctx context.Context, h *hold) error {
-		s, err := d.recover(ctx, h, true)
-		if err != nil {
-			return h.fail(ctx, err)
-		}
-		if err := d.applyConfig(ctx, s, opts.Config); err != nil {
-			return err
-		}
-		if _, err := d.ignoredConfig(ctx, stack, s, ConfigInput{}); err != nil {
-			return h.fail(ctx, err)
-		}
-		settled, err := d.resolvePending(ctx, h, s, false)
-		if err != nil {
-			return h.fail(ctx, err)
-		}
-		replace := opts.Replace
-		change := journal.Change{Status: ptr(journal.Provisioning), Operation: ptr(OpUp), Interrupted: ptr(false),
-			LastError: ptr(""), AddAttempt: true}
-		if opts.Retry {
-			change.Stage = ptr("")
-			replace = append(slices.Clone(replace), d.profile.relaunch(stack)...)
-			d.note(stack, "retrying from a clean start: stage reset, setup relaunched")
-		}
-		if err := h.update(change); err != nil {
-			return err
-		}
-		// After an interruption the state may lag the cloud: refresh first.
-		refresh := settled || h.prev.Interrupted || (!h.prev.Status.Terminal() && h.prev.Status != journal.Pending)
-		out, cp, err = d.upAndWait(ctx, h, s, replace, refresh)
-		return err
-	})
-	return &Result{Record: rec, Outputs: out, Checkpoint: cp}, err
-}
-
-// upAndWait runs the engine's up, then the setup wait. An up that deploys another image than
-// the last one that reached READY is an upgrade: a checkpoint is taken first, and a failure
-// says how to roll back.
-func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace []string, refresh bool) (auto.OutputMap, *Checkpoint, error) {
-	image, err := d.configuredImage(ctx, s)
-	if err != nil {
-		return nil, nil, h.fail(ctx, err)
-	}
-	var cp *Checkpoint
-	upgrade := image != "" && h.record.LastGoodImage != "" && image != h.record.LastGoodImage
-	if upgrade {
-		if cp, err = d.preUpgrade(ctx, h, s, image); err != nil {
-			return nil, nil, h.fail(ctx, err)
-		}
-	}
-	// A failure of an upgrade says, in the journal too, how to roll back.
-	failed := func(err error) error {
-		if upgrade && ctx.Err() == nil {
-			err = &UpgradeError{Stack: h.stack, From: h.record.LastGoodImage, To: image, Checkpoint: cp, Err: err}
-		}
-		return h.fail(ctx, err)
-	}
-	if d.profile.beforeEngine != nil {
-		if err := d.profile.beforeEngine(ctx, d, h, s); err != nil {
-			return nil, cp, h.fail(ctx, err)
-		}
-	}
-	var outputs auto.OutputMap
-	for {
-		outputs, err = d.engineUp(ctx, h, s, replace, refresh)
-		if err == nil {
-			break
-		}
-		if d.profile.afterEngineFailure == nil || ctx.Err() != nil {
-			return nil, cp, failed(d.engineError("updating", h.stack, err))
-		}
-		again, reported := d.profile.afterEngineFailure(ctx, d, h.stack, s, err)
-		if !again {
-			if reported == nil {
-				reported = d.engineError("updating", h.stack, err)
-			}
-			return nil, cp, failed(reported)
-		}
-		refresh = true
-	}
-	if err := h.update(journal.Change{Status: ptr(journal.Installing)}); err != nil {
-		return outputs, cp, err
-	}
-	if err := d.waitSetup(ctx, h, outputs); err != nil {
-		return outputs, cp, failed(err)
-	}
-	ready := journal.Change{Status: ptr(journal.Ready)}
-	if image != "" {
-		ready.LastGoodImage = ptr(image)
-	}
-	return outputs, cp, h.update(ready)
-}
-
-// waitSetup waits for the setup to complete and records its stages; the caller records how it
-// ended.
-func (d *Driver) waitSetup(ctx context.Context, h *hold, outputs auto.OutputMap) error {
-	tracker := newStageTracker(d.profile.stages, h.record.Stage)
-	report := func(st setup.Status) {
-		if st.State == setup.Running || st.State == setup.Complete {
-			h.completed(tracker, StageSetupLaunched)
-		}
-	}
-	st, err := d.waiter.Wait(ctx, h.stack, outputs, report)
-	if err != nil {
-		return err
-	}
-	if st.State == setup.Complete {
-		h.completed(tracker, StageSetupLaunched) // a first poll may find the setup complete already
-		h.completed(tracker, StageSetupComplete)
-		// The token is stored as the gatewayToken output (a secret); the host must use that one.
-		if want, ok := outputs["gateway_token"].Value.(string); ok && st.Token != "" && st.Token != want {
-			d.emit(h.stack, Event{Type: EventDiagnostic, Severity: "warning", Message: "the gateway reports a token " +
-				"other than the gateway_token output; read the host's with `openclaw config get gateway.auth.token`"})
-		}
-	}
-	return nil
-}
-
 // engineError wraps a failed engine run.
 func (d *Driver) engineError(op, stack string, err error) error {
 	var lock *LockHeldError
@@ -210,222 +45,12 @@ func (d *Driver) engineError(op, stack string, err error) error {
 	return &EngineError{Op: op, Stack: stack, Err: err, Streamed: d.progress != io.Discard}
 }
 
-// engineUp runs the engine's up once, its events forwarded and its stages recorded.
-//
-// It returns the stack's outputs as the engine's up read them after the update: reading them
-// again would cost two more CLI runs.
-func (d *Driver) engineUp(ctx context.Context, h *hold, s auto.Stack, replace []string, refresh bool) (auto.OutputMap, error) {
-	ch, wait := d.engineEvents(h)
-	uopts := []optup.Option{optup.ProgressStreams(d.progress), optup.ErrorProgressStreams(d.progress), optup.EventStreams(ch)}
-	if len(replace) > 0 {
-		uopts = append(uopts, optup.Replace(replace))
-	}
-	if refresh {
-		uopts = append(uopts, optup.Refresh())
-	}
-	var outputs auto.OutputMap
-	err := d.withLockRecovery(ctx, h, s, func() error {
-		res, err := s.Up(ctx, uopts...)
-		outputs = res.Outputs
-		return err
-	})
-	wait()
-	return outputs, err
-}
-
-// PreviewResult is what a preview found.
-type PreviewResult struct {
-	// Changes sums the preview up for reviewers: counts, risks, ignored configuration.
-	Changes *Changes
-	// Diff is the engine's own rendering of the changes, property by property.
-	Diff string
-	// Cost is the monthly cost now and after, when asked for (UpOptions.Cost).
-	Cost *CostComparison
-}
-
-// Preview shows what Up would change. It takes no lease and changes nothing: the configuration
-// given is previewed from a copy of the stack file, and a stack that did not exist is removed
-// again.
-func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (*PreviewResult, error) {
-	if err := CheckStackName(stack); err != nil {
-		return nil, err
-	}
-	if opts == nil {
-		opts = &UpOptions{}
-	}
-	if err := d.checkConfig(ctx, stack, opts.Config); err != nil {
-		return nil, err
-	}
-	s, err := d.stack(ctx, stack, false)
-	var notFound *NotFoundError
-	existed := !errors.As(err, &notFound)
-	if !existed {
-		// The engine previews a stack: make one for the preview and remove it after, with the
-		// operator's stack file as it was (stack init adds its encryption salt to it).
-		before, _ := os.ReadFile(d.stackFile(stack))
-		if s, err = d.stack(ctx, stack, true); err == nil {
-			defer func() {
-				if rerr := d.removeStack(context.WithoutCancel(ctx), stack, before); rerr != nil {
-					d.emit(stack, Event{Type: EventDiagnostic, Severity: "warning",
-						Message: "removing the stack made for the preview: " + rerr.Error()})
-				}
-			}()
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	collector := &changesCollector{}
-	ch, wait := streamEvents(collector.handle)
-	popts := []optpreview.Option{optpreview.ProgressStreams(d.progress), optpreview.ErrorProgressStreams(d.progress),
-		optpreview.Diff(), optpreview.EventStreams(ch)}
-	if !opts.Config.empty() {
-		file, err := d.previewConfig(ctx, stack, opts.Config)
-		if err != nil {
-			return nil, err
-		}
-		defer func() { _ = os.Remove(file) }()
-		popts = append(popts, optpreview.ConfigFile(file))
-	}
-	if len(opts.Replace) > 0 {
-		popts = append(popts, optpreview.Replace(opts.Replace))
-	}
-	if len(opts.PolicyPacks) > 0 {
-		popts = append(popts, optpreview.PolicyPacks(opts.PolicyPacks...))
-	}
-	res, err := s.Preview(ctx, popts...)
-	wait()
-	out := &PreviewResult{Changes: collector.result(), Diff: res.StdOut}
-	if err != nil && out.Changes.Mandatory() > 0 {
-		// The engine refuses a preview with a mandatory violation: the changes still say which.
-		return out, &PolicyError{Stack: stack, Violations: out.Changes.Mandatory()}
-	}
-	if err != nil {
-		return nil, d.engineError("previewing", stack, err)
-	}
-	if existed {
-		if out.Changes.Ignored, err = d.ignoredConfig(ctx, stack, s, opts.Config); err != nil {
-			return nil, err
-		}
-	}
-	if opts.Cost && d.profile.cost != nil {
-		out.Cost = d.estimateCost(ctx, stack, s, opts.Config, existed)
-	}
-	return out, nil
-}
-
-// PreviewStacks previews several stacks with the same options, at most concurrency at a time
-// (0: DefaultConcurrency), and returns them by stack name; each, when not nil, gets every
-// outcome as it comes, one call at a time. No stacks means every deployment the driver knows:
-// the journal's and, in operator mode, those of the project's stack files (Pulumi.<stack>.yaml).
-func (d *Driver) PreviewStacks(ctx context.Context, stacks []string, opts *UpOptions, concurrency int, each func(StackPreview)) ([]StackPreview, error) {
-	if len(stacks) == 0 {
-		var err error
-		if stacks, err = d.knownStacks(ctx); err != nil {
-			return nil, err
-		}
-	}
-	for _, s := range stacks {
-		if err := CheckStackName(s); err != nil {
-			return nil, err
-		}
-	}
-	out, err := forEach(ctx, stacks, concurrency, func(ctx context.Context, stack string) StackPreview {
-		res, err := d.Preview(ctx, stack, opts)
-		return StackPreview{Stack: stack, Result: res, Err: err}
-	}, each)
-	slices.SortFunc(out, func(a, b StackPreview) int { return strings.Compare(a.Stack, b.Stack) })
-	return out, err
-}
-
-// knownStacks are the journal's deployments and, in operator mode, the project's stack files.
-func (d *Driver) knownStacks(ctx context.Context) ([]string, error) {
-	records, err := d.journal.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var stacks []string
-	for _, r := range records {
-		stacks = append(stacks, r.Stack)
-	}
-	if d.projectDir != "" {
-		files, _ := filepath.Glob(filepath.Join(d.projectDir, "Pulumi.*.yaml"))
-		for _, f := range files {
-			name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "Pulumi."), ".yaml")
-			if CheckStackName(name) == nil && !slices.Contains(stacks, name) {
-				stacks = append(stacks, name)
-			}
-		}
-	}
-	slices.Sort(stacks)
-	if len(stacks) == 0 {
-		return nil, &UsageError{Err: errors.New("no deployments to preview: the journal knows none and there is no Pulumi.<stack>.yaml")}
-	}
-	return stacks, nil
-}
-
-// estimateCost prices the stack now and with in applied; what cannot be priced is a problem of
-// the estimate, never an error of the preview.
-func (d *Driver) estimateCost(ctx context.Context, stack string, s auto.Stack, in ConfigInput, existed bool) *CostComparison {
-	current, err := s.GetAllConfig(ctx)
-	if err == nil {
-		var cmp *CostComparison
-		if cmp, err = d.profile.cost(ctx, d, stack, s, in.over(current), existed); err == nil {
-			return cmp
-		}
-	}
-	return &CostComparison{Change: &cost.Estimate{Problems: []string{"no estimate: " + err.Error()}}}
-}
-
-// ignoredConfig finds, and warns of, the configuration changes the program would ignore on a
-// deployed stack, with in over its configuration.
-func (d *Driver) ignoredConfig(ctx context.Context, stack string, s auto.Stack, in ConfigInput) ([]IgnoredChange, error) {
-	if d.profile.ignored == nil {
-		return nil, nil
-	}
-	current, err := s.GetAllConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading the configuration of stack %s: %w", stack, err)
-	}
-	ignored, err := d.profile.ignored(ctx, d, stack, s, in.over(current))
-	for _, i := range ignored {
-		d.emit(stack, Event{Type: EventDiagnostic, Severity: "warning", Message: fmt.Sprintf(
-			"config %s changed from %q to %q, which this stack ignores: %s. Instead, %s", i.Key, i.From, i.To, i.Reason, i.Instead)})
-	}
-	return ignored, err
-}
-
-// previewConfig writes the stack's configuration with in over it to a copy of the stack file,
-// for a preview: the stack's own configuration stays as it is.
-func (d *Driver) previewConfig(ctx context.Context, stack string, in ConfigInput) (string, error) {
-	b, err := os.ReadFile(d.stackFile(stack))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("reading the configuration of stack %s: %w", stack, err)
-	}
-	f, err := os.CreateTemp(d.workDir(stack), ".preview-*.yaml")
-	if err != nil {
-		return "", fmt.Errorf("writing the preview's configuration of stack %s: %w", stack, err)
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = d.setConfig(ctx, stack, f.Name(), in)
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
-}
-
 // Destroy deletes every resource of the deployment: DESTROYING, then DESTROYED.
 func (d *Driver) Destroy(ctx context.Context, stack string) (*Result, error) {
 	if err := CheckStackName(stack); err != nil {
 		return nil, err
 	}
-	if err := d.existing(ctx, stack); err != nil {
+	if err := d.Existing(ctx, stack); err != nil {
 		return nil, err
 	}
 	var released *ordering.Release
@@ -447,10 +72,10 @@ func (d *Driver) Destroy(ctx context.Context, stack string) (*Result, error) {
 	return &Result{Record: rec, Released: released}, err
 }
 
-// existing refuses, before anything is touched, a stack the backend provably does not hold (a
+// Existing refuses, before anything is touched, a stack the backend provably does not hold (a
 // *NotFoundError) and a stack of another target (a *UsageError). A stack that cannot be opened
 // for another reason is for recovery.
-func (d *Driver) existing(ctx context.Context, stack string) error {
+func (d *Driver) Existing(ctx context.Context, stack string) error {
 	s, err := d.stack(ctx, stack, false)
 	var notFound *NotFoundError
 	switch {
@@ -493,8 +118,8 @@ func (d *Driver) destroy(ctx context.Context, h *hold, s auto.Stack) (*ordering.
 	// The host the deployment ordered stops renewing before the stack, which holds the
 	// provider's credentials, goes.
 	var released *ordering.Release
-	if d.profile.release != nil {
-		if released, err = d.profile.release(ctx, d, h, s); err != nil {
+	if d.profile.releaser != nil {
+		if released, err = d.profile.releaser.Release(ctx, h.lease(s)); err != nil {
 			return nil, h.fail(ctx, err)
 		}
 	}
@@ -516,7 +141,7 @@ func (d *Driver) Refresh(ctx context.Context, stack string) (*Result, error) {
 	if err := CheckStackName(stack); err != nil {
 		return nil, err
 	}
-	if err := d.existing(ctx, stack); err != nil {
+	if err := d.Existing(ctx, stack); err != nil {
 		return nil, err
 	}
 	rec, err := d.run(ctx, stack, OpRefresh, func(ctx context.Context, h *hold) error {
@@ -594,19 +219,17 @@ func (d *Driver) UserData(ctx context.Context, stack string, in ConfigInput) ([]
 	if err := CheckStackName(stack); err != nil {
 		return nil, err
 	}
-	if err := HasUserData(d.profile.name); err != nil {
+	if d.profile.userData == nil {
+		if err := HasUserData(d.profile.Name()); err != nil {
+			return nil, err
+		}
+		return nil, &UsageError{Err: errors.New("render user-data is for the target's own program, not one the caller brings")}
+	}
+	values, secrets, err := d.Config(ctx, stack, in)
+	if err != nil {
 		return nil, err
 	}
-	return d.profile.userData(ctx, d, stack, in)
-}
-
-// HasUserData returns a *UsageError when the target's hosts get no user-data.
-func HasUserData(target string) error {
-	if p, ok := profiles[target]; !ok || p.userData == nil {
-		return &UsageError{Err: fmt.Errorf("render user-data is for the %s target: a %s host gets no user-data, its setup script is launched over SSH",
-			TargetEC2Spot, target)}
-	}
-	return nil
+	return d.profile.userData.UserData(ctx, d.deployment(stack, nil), targets.Config{Values: values, SecretKeys: secrets})
 }
 
 // Cancel frees a deployment whose owner died: it stops the processes that owner left, removes the
@@ -621,7 +244,7 @@ func (d *Driver) Cancel(ctx context.Context, stack string, force bool) (journal.
 	if err != nil {
 		return prev, err
 	}
-	if err := d.existing(ctx, stack); err != nil {
+	if err := d.Existing(ctx, stack); err != nil {
 		return prev, err
 	}
 	if force && prev.Leased(d.now()) && prev.LeaseOwner != d.owner {
@@ -664,4 +287,43 @@ func (d *Driver) Cancel(ctx context.Context, stack string, force bool) (journal.
 		d.note(stack, "removed %d backend lock(s)", len(locks))
 	}
 	return d.journal.Update(ctx, stack, d.owner, d.now(), journal.Change{Interrupted: ptr(!prev.Status.Terminal())})
+}
+
+// forEach runs f on each stack, at most concurrency at a time (0: DefaultConcurrency; below 0 a
+// *UsageError), calling each (when not nil) with every outcome as it comes, one call at a time,
+// and returns them all. Stacks not started when ctx ends are left out.
+func forEach[T any](ctx context.Context, stacks []string, concurrency int, f func(context.Context, string) T, each func(T)) ([]T, error) {
+	switch {
+	case concurrency < 0:
+		return nil, &UsageError{Err: fmt.Errorf("--concurrency must be 1 or more, got %d", concurrency)}
+	case concurrency == 0:
+		concurrency = DefaultConcurrency
+	}
+	var (
+		results []T
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, concurrency)
+	)
+	for _, stack := range stacks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			r := f(ctx, stack)
+			mu.Lock()
+			defer mu.Unlock()
+			results = append(results, r)
+			if each != nil {
+				each(r)
+			}
+		}()
+	}
+	wg.Wait()
+	return results, nil
 }

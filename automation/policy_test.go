@@ -11,6 +11,7 @@ import (
 
 	. "github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
+	"github.com/clawdeploy/clawdeploy/preview"
 )
 
 // analyzerPlugin puts on PATH the analyzer the engine runs a Node.js policy pack with, as the
@@ -104,7 +105,7 @@ func TestAWSGuardOnTheProgram(t *testing.T) {
 	for _, line := range p.lines {
 		var e struct {
 			Type string `json:"type"`
-			Changes
+			preview.Changes
 		}
 		if json.Unmarshal([]byte(line), &e) == nil && e.Type == "changes" {
 			mandatory = e.Mandatory()

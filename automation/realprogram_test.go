@@ -18,6 +18,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 	"github.com/clawdeploy/clawdeploy/journal"
 	"github.com/clawdeploy/clawdeploy/setup"
+	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
 )
 
 // exampleConfig is the runbook's example stack, as a backend passes it.
@@ -47,7 +48,7 @@ func TestRealProgramOnTheSimulatedProvider(t *testing.T) {
 	for _, e := range ev.of(EventStage) {
 		stages = append(stages, e.Stage)
 	}
-	for _, want := range EC2SpotStages.Order {
+	for _, want := range ec2spot.Stages.Order {
 		if !slices.Contains(stages, want) {
 			t.Errorf("stage %s never reported; reported %v", want, stages)
 		}
@@ -198,7 +199,7 @@ func TestUpRetryStartsClean(t *testing.T) {
 	for _, e := range ev.of(EventStage)[mark:] {
 		again = append(again, e.Stage)
 	}
-	for _, want := range EC2SpotStages.Order {
+	for _, want := range ec2spot.Stages.Order {
 		if !slices.Contains(again, want) {
 			t.Errorf("after the reset stage %s was not reported again; reported %v", want, again)
 		}

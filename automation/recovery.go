@@ -129,7 +129,7 @@ func (d *Driver) judgeLocks(h *hold, locks []Lock) error {
 
 // stopLeftovers is recovery step 2's first half: the Pulumi CLI and provider plugins that prev,
 // the deployment's previous owner, started may still run (the CLI in its own process group
-// survives its driver). Each gets an interrupt, so a CLI writes its checkpoint and releases its
+// survives its driver). Each gets an interrupt, so a CLI writes its state and releases its
 // lock, then a kill after the drain.
 func (d *Driver) stopLeftovers(stack, prev string) {
 	if prev == "" || prev == d.owner {
@@ -172,7 +172,7 @@ func (d *Driver) withLockRecovery(ctx context.Context, h *hold, s auto.Stack, op
 // resources are created a second time (seen in the kill tests).
 func (d *Driver) resolvePending(ctx context.Context, h *hold, s auto.Stack, refresh bool) (settled bool, err error) {
 	if pending, known := d.pendingOnDisk(h.stack); known && !pending {
-		return false, nil // the file backend's checkpoint says so: no CLI run to export it
+		return false, nil // the file backend's state file says so: no CLI run to export it
 	}
 	exported, err := s.Export(ctx)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/clawdeploy/clawdeploy/journal"
+	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
 )
 
 // lockedMessage is the diy backend's refusal, as the pinned CLI words it (pkg/backend/diy/lock.go).
@@ -229,11 +230,11 @@ func TestStageTracker(t *testing.T) {
 	if news, _, _ := tr.complete("b"); news {
 		t.Errorf("an optional stage done twice is news")
 	}
-	if !slices.Contains(EC2SpotStages.Order, StageSetupComplete) || EC2SpotStages.Order[len(EC2SpotStages.Order)-1] != StageSetupComplete {
-		t.Errorf("the ec2-spot stages do not end with %s: %v", StageSetupComplete, EC2SpotStages.Order)
+	if !slices.Contains(ec2spot.Stages.Order, StageSetupComplete) || ec2spot.Stages.Order[len(ec2spot.Stages.Order)-1] != StageSetupComplete {
+		t.Errorf("the ec2-spot stages do not end with %s: %v", StageSetupComplete, ec2spot.Stages.Order)
 	}
-	for typ, stage := range EC2SpotStages.ByType {
-		if !slices.Contains(EC2SpotStages.Order, stage) {
+	for typ, stage := range ec2spot.Stages.ByType {
+		if !slices.Contains(ec2spot.Stages.Order, stage) {
 			t.Errorf("%s marks %s, which is not a stage", typ, stage)
 		}
 	}

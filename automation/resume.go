@@ -190,3 +190,24 @@ func (d *Driver) markStuck(ctx context.Context, r journal.Record) error {
 	})
 	return err
 }
+
+// SweepStuck marks ERROR the INSTALLING deployments without news for StuckInstalling, except
+// those a live owner holds (their lease says so, wherever they run).
+func (d *Driver) SweepStuck(ctx context.Context) {
+	records, err := d.journal.List(ctx)
+	if err != nil {
+		return
+	}
+	dead := ownerDeadHere()
+	for _, r := range records {
+		if r.Status != journal.Installing || d.now().Sub(r.Updated) <= StuckInstalling {
+			continue
+		}
+		if d.heldElsewhere(r, dead) {
+			continue // a live owner: its news will come
+		}
+		if err := d.markStuck(ctx, r); err != nil {
+			d.warn(r.Stack, "marking %s ERROR: %v", r.Stack, err)
+		}
+	}
+}

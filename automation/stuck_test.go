@@ -11,9 +11,11 @@ import (
 	"time"
 
 	. "github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/fleet"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
 	"github.com/clawdeploy/clawdeploy/internal/simprogram"
 	"github.com/clawdeploy/clawdeploy/journal"
+	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
 )
 
 // stuckWorld is a journal with three deployments INSTALLING, by a clock of the test's own:
@@ -37,7 +39,7 @@ func stuckWorld(t *testing.T) (*journal.SQL, *Driver, *events, Owner) {
 	}
 	installing := func(stack, owner string, news time.Time, leaseUntil time.Time) {
 		t.Helper()
-		if _, err := j.Ensure(ctx, stack, TargetEC2Spot, news); err != nil {
+		if _, err := j.Ensure(ctx, stack, ec2spot.Name, news); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := j.Acquire(ctx, stack, owner, news, leaseUntil, nil); err != nil {
@@ -115,7 +117,7 @@ func TestWorkerSweepsStuckInstalling(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- d.Work(ctx, WorkerOptions{Concurrency: 2, Poll: 50 * time.Millisecond, StaleEvery: time.Minute})
+		done <- fleet.Work(ctx, d, fleet.Options{Concurrency: 2, Poll: 50 * time.Millisecond, StaleEvery: time.Minute})
 	}()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -179,7 +181,7 @@ func TestResumeWaitsOutAHolderThatFinishes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sql.Ensure(ctx, "dev", TargetEC2Spot, start); err != nil {
+	if _, err := sql.Ensure(ctx, "dev", ec2spot.Name, start); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sql.Acquire(ctx, "dev", holder.String(), start, start.Add(time.Minute), nil); err != nil {

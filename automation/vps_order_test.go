@@ -17,6 +17,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/internal/sshd"
 	"github.com/clawdeploy/clawdeploy/ordering"
 	"github.com/clawdeploy/clawdeploy/setup"
+	"github.com/clawdeploy/clawdeploy/targets/vps"
 )
 
 // ovhWorld is a vps world whose host is ordered from the fake OVH API (ovhfake): every VPS it
@@ -122,8 +123,8 @@ func TestVPSOrderedFromOVH(t *testing.T) {
 	}
 	w.checkOrderedOnce(t, "ovh1")
 	var want []string
-	for _, s := range VPSStages.Order {
-		if s != StageOpenRouterKeyCreated {
+	for _, s := range vps.Stages.Order {
+		if s != vps.StageOpenRouterKeyCreated {
 			want = append(want, s)
 		}
 	}

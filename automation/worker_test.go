@@ -19,6 +19,7 @@ import (
 	"time"
 
 	. "github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/fleet"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
 	"github.com/clawdeploy/clawdeploy/internal/loopback"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
@@ -26,11 +27,12 @@ import (
 	"github.com/clawdeploy/clawdeploy/internal/simprogram"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 	"github.com/clawdeploy/clawdeploy/journal"
+	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
 )
 
-// fleet is a world of several hosts: one PostgreSQL journal, one S3 state backend (moto), the
+// hosts is a world of several hosts: one PostgreSQL journal, one S3 state backend (moto), the
 // simulated provider, and workers each in a UTS namespace of its own (its own host name).
-type fleet struct {
+type hosts struct {
 	sim        *enginetest.Sim
 	journalURL string
 	backend    string
@@ -41,7 +43,7 @@ type fleet struct {
 
 const fleetBucket = "clawdeploy-fleet"
 
-func newFleet(t testing.TB, leaseTTL time.Duration) *fleet {
+func newFleet(t testing.TB, leaseTTL time.Duration) *hosts {
 	t.Helper()
 	pg, err := pgtest.Start()
 	if err != nil {
@@ -54,7 +56,7 @@ func newFleet(t testing.TB, leaseTTL time.Duration) *fleet {
 	}
 	m := moto.Start(t)
 	m.CreateBucket(t, fleetBucket)
-	f := &fleet{sim: enginetest.NewSim(t, bins), journalURL: dsn, moto: m, leaseTTL: leaseTTL,
+	f := &hosts{sim: enginetest.NewSim(t, bins), journalURL: dsn, moto: m, leaseTTL: leaseTTL,
 		backend: "s3://" + fleetBucket + "/states?endpoint=" + url.QueryEscape(m.Endpoint) + "&use_path_style=true&region=" + moto.Region}
 	for _, kv := range m.Env() {
 		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
@@ -69,12 +71,12 @@ func newFleet(t testing.TB, leaseTTL time.Duration) *fleet {
 }
 
 // args are the global flags of every process of the fleet.
-func (f *fleet) args(args ...string) []string {
+func (f *hosts) args(args ...string) []string {
 	return append([]string{"--json", "--journal", f.journalURL, "--backend", f.backend, "--lease-ttl", f.leaseTTL.String()}, args...)
 }
 
 // run runs one clawdeploy-sim command of the fleet to its end.
-func (f *fleet) run(t testing.TB, args ...string) (*proc, int) {
+func (f *hosts) run(t testing.TB, args ...string) (*proc, int) {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(f.sim.Bins.Dir, "clawdeploy-sim"), f.args(args...)...)
 	cmd.Env = f.sim.Environ("SIMDRIVER_PROGRAM=six")
@@ -84,7 +86,7 @@ func (f *fleet) run(t testing.TB, args ...string) (*proc, int) {
 
 // worker starts a worker on a host of its own: its own UTS namespace named host, its own state
 // directory.
-func (f *fleet) worker(t testing.TB, host string, args ...string) *proc {
+func (f *hosts) worker(t testing.TB, host string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command("unshare", append([]string{"--uts", "sh", "-c", `hostname "$0" && exec "$@"`, host,
 		filepath.Join(f.sim.Bins.Dir, "clawdeploy-sim")}, f.args(append([]string{"worker"}, args...)...)...)...)
@@ -93,7 +95,7 @@ func (f *fleet) worker(t testing.TB, host string, args ...string) *proc {
 }
 
 // enqueue queues an up of each stack, a few processes at a time.
-func (f *fleet) enqueue(t testing.TB, stacks []string) {
+func (f *hosts) enqueue(t testing.TB, stacks []string) {
 	t.Helper()
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, 6)
@@ -112,7 +114,7 @@ func (f *fleet) enqueue(t testing.TB, stacks []string) {
 }
 
 // awaitReady waits until every stack is READY in the journal.
-func (f *fleet) awaitReady(t testing.TB, stacks []string, within time.Duration) {
+func (f *hosts) awaitReady(t testing.TB, stacks []string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -391,14 +393,14 @@ func TestWorkerRequeuesARequestItsOwnerNeverBegan(t *testing.T) {
 	j := openSQLite(t)
 	ctx := context.Background()
 	long := time.Now().Add(-time.Hour)
-	if err := j.Enqueue(ctx, journal.Request{ID: "r1", Stack: "dev", Target: TargetEC2Spot, Operation: OpUp}, long); err != nil {
+	if err := j.Enqueue(ctx, journal.Request{ID: "r1", Stack: "dev", Target: ec2spot.Name, Operation: OpUp}, long); err != nil {
 		t.Fatal(err)
 	}
 	dead := "host-z/4194304/1/gone"
 	if taken, err := j.TakeRequests(ctx, dead, long, 1); err != nil || len(taken) != 1 {
 		t.Fatalf("taking: %+v %v", taken, err)
 	}
-	if _, err := j.Ensure(ctx, "dev", TargetEC2Spot, long); err != nil {
+	if _, err := j.Ensure(ctx, "dev", ec2spot.Name, long); err != nil {
 		t.Fatal(err)
 	}
 	// A second after it took the request, it took the deployment: then it died.
@@ -417,7 +419,7 @@ func TestWorkerRequeuesARequestItsOwnerNeverBegan(t *testing.T) {
 	}
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- d.Work(wctx, WorkerOptions{Poll: 100 * time.Millisecond}) }()
+	go func() { done <- fleet.Work(wctx, d, fleet.Options{Poll: 100 * time.Millisecond}) }()
 	deadline := time.Now().Add(45 * time.Second)
 	for {
 		q, _ := j.GetRequest(ctx, "r1")
@@ -459,7 +461,7 @@ func TestStoppedWorkerQueuesAgainWhatItDidNotBegin(t *testing.T) {
 	t.Parallel()
 	sim := enginetest.NewSim(t, bins)
 	sql := openSQLite(t)
-	if err := sql.Enqueue(context.Background(), journal.Request{ID: "r1", Stack: "dev", Target: TargetEC2Spot, Operation: OpUp}, time.Now()); err != nil {
+	if err := sql.Enqueue(context.Background(), journal.Request{ID: "r1", Stack: "dev", Target: ec2spot.Name, Operation: OpUp}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	j := &stalledEnsure{Journal: sql, reached: make(chan struct{})}
@@ -470,7 +472,7 @@ func TestStoppedWorkerQueuesAgainWhatItDidNotBegin(t *testing.T) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- d.Work(ctx, WorkerOptions{Poll: 50 * time.Millisecond}) }()
+	go func() { done <- fleet.Work(ctx, d, fleet.Options{Poll: 50 * time.Millisecond}) }()
 	select {
 	case <-j.reached:
 	case <-time.After(time.Minute):
@@ -513,7 +515,7 @@ func TestStoppedWorkerReleasesAClaimItNeverTook(t *testing.T) {
 	ctx := context.Background()
 	long := time.Now().Add(-time.Hour)
 	dead := "host-z/4194304/1/gone"
-	if _, err := sql.Ensure(ctx, "dev", TargetEC2Spot, long); err != nil {
+	if _, err := sql.Ensure(ctx, "dev", ec2spot.Name, long); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sql.Acquire(ctx, "dev", dead, long, long.Add(time.Minute), nil); err != nil {
@@ -532,7 +534,7 @@ func TestStoppedWorkerReleasesAClaimItNeverTook(t *testing.T) {
 	}
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- d.Work(wctx, WorkerOptions{Poll: 50 * time.Millisecond}) }()
+	go func() { done <- fleet.Work(wctx, d, fleet.Options{Poll: 50 * time.Millisecond}) }()
 	select {
 	case <-j.reached:
 	case <-time.After(time.Minute):

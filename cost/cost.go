@@ -25,6 +25,9 @@ import (
 // HoursPerMonth is AWS's month for prices quoted by the hour.
 const HoursPerMonth = 730
 
+// AssumedStateGB is the size of OpenClaw's state the estimates of backups and snapshots assume.
+const AssumedStateGB = 1
+
 // Inputs are what a deployment's cost depends on.
 type Inputs struct {
 	Region, Zone, InstanceType string

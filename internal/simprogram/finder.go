@@ -11,7 +11,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 )
 
-// Finder looks resources up in the simulated cloud by the identities automation.AWSFinder uses
+// Finder looks resources up in the simulated cloud by the identities ec2spot.Finder uses
 // in AWS: the clawdeploy:urn tag for tagged types, the name for named ones, the identifying
 // inputs for the rest.
 type Finder struct {

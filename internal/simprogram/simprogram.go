@@ -17,6 +17,8 @@ import (
 	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 	"github.com/clawdeploy/clawdeploy/setup"
+	"github.com/clawdeploy/clawdeploy/targets"
+	"github.com/clawdeploy/clawdeploy/targets/vps"
 )
 
 // Thing is a resource of the simulated package.
@@ -122,14 +124,14 @@ func FromEnv() commands.Config {
 		if files == "" {
 			panic("SIMDRIVER_VPS_FILES is not set")
 		}
-		return commands.Config{Program: infra.VPSProgramWith(infra.VPSHost{Script: script, Root: files}), Stages: &automation.VPSStages,
-			Finder: automation.VPSFinder, Waiter: automation.SSHWaiter{Interval: poll, Budget: time.Minute}}
+		return commands.Config{Program: infra.VPSProgramWith(infra.VPSHost{Script: script, Root: files}), Stages: &vps.Stages,
+			Finder: vps.Finder, Waiter: vps.SSHWaiter{Interval: poll, Budget: time.Minute}}
 	}
 	return commands.Config{Program: Six, Stages: &SixStages, Finder: finder, Waiter: automation.NoWait, RelaunchURNs: SixRelaunch,
 		HostChecker: HostChecker{Cloud: cloud, Output: "top"}}
 }
 
-// Checkpointer stands in for automation.AWSCheckpointer on the simulated cloud: the data volume's
+// Checkpointer stands in for ec2spot.Checkpointer on the simulated cloud: the data volume's
 // snapshot is taken in the cloud file, tagged as AWS's would be, and recorded as an op.
 type Checkpointer struct{ Cloud string }
 
@@ -138,7 +140,7 @@ func (c Checkpointer) Checkpoint(_ context.Context, stack string, outputs auto.O
 	volume, _ := outputs["data_volume_id"].Value.(string)
 	zone, _ := outputs["availability_zone"].Value.(string)
 	id, err := simprovider.TakeSnapshot(c.Cloud, volume, map[string]string{
-		"OpenClawData": "true", "OpenClawStack": stack, "OpenClawAz": zone, automation.TagCheckpoint: "pre-upgrade", "OpenClawImage": from,
+		"OpenClawData": "true", "OpenClawStack": stack, "OpenClawAz": zone, targets.TagCheckpoint: "pre-upgrade", "OpenClawImage": from,
 	})
 	if err != nil {
 		return nil, err
@@ -146,7 +148,7 @@ func (c Checkpointer) Checkpoint(_ context.Context, stack string, outputs auto.O
 	return &automation.Checkpoint{From: from, To: to, At: time.Now().UTC(), Snapshot: id, Volume: volume}, nil
 }
 
-// HostChecker stands in for automation.SpotHostChecker on the simulated cloud: the host is the
+// HostChecker stands in for ec2spot.HostChecker on the simulated cloud: the host is the
 // resource whose id the output names, down when it is gone (simprovider.Terminate).
 type HostChecker struct {
 	Cloud  string
@@ -203,7 +205,7 @@ cp "$root/.openclaw-setup-started" "$root/.openclaw-setup-complete"
 `, wait, step)
 }
 
-// FinalSnapshots stands in for automation.AWSFinalSnapshots on the simulated cloud: the snapshot
+// FinalSnapshots stands in for ec2spot.FinalSnapshots on the simulated cloud: the snapshot
 // the simulated volume's deletion left (its tags, the URN among them, and no other mark) is
 // tagged CreatedBy=final-on-destroy.
 type FinalSnapshots struct{ Cloud string }

@@ -93,7 +93,7 @@ var autonamed = map[string]string{
 }
 
 // Check fills in autonames, keeping the one a resource already has, as the AWS provider does:
-// the name is in the checkpoint before the resource is created.
+// the name is in the state before the resource is created.
 func (p *Provider) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
 	news, err := unmarshal(req.GetNews())
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/backup"
+	"github.com/clawdeploy/clawdeploy/runbook"
 )
 
 // Backup groups what clawdeploy does with an ec2-spot deployment's backups.
@@ -41,7 +42,7 @@ Older versions: aws s3api list-object-versions --bucket <backup_bucket>
 				return err
 			}
 			return withDriver(cliContext, func(d *automation.Driver) error {
-				report, err := d.VerifyBackup(cliContext.Context, stack, cliContext.String("version"))
+				report, err := runbook.New(d).VerifyBackup(cliContext.Context, stack, cliContext.String("version"))
 				if err == nil && !report.Restorable {
 					err = &NotRestorableError{Report: report}
 				}

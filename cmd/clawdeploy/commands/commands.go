@@ -63,8 +63,8 @@ var GlobalFlags = []cli.Flag{
 	},
 	&cli.StringFlag{
 		Name:    "target",
-		Usage:   "deployment target: ec2-spot or vps",
-		Value:   automation.TargetEC2Spot,
+		Usage:   "deployment target: " + targetNames(),
+		Value:   automation.DefaultTarget(),
 		EnvVars: []string{"CLAWDEPLOY_TARGET"},
 	},
 	&cli.BoolFlag{
@@ -74,7 +74,7 @@ var GlobalFlags = []cli.Flag{
 	},
 	&cli.DurationFlag{
 		Name:    "drain",
-		Usage:   "on SIGTERM or SIGINT, how long the engine gets to checkpoint before the process exits (code 4)",
+		Usage:   "on SIGTERM or SIGINT, how long the engine gets to save its state before the process exits (code 4)",
 		Value:   automation.DefaultDrain,
 		EnvVars: []string{"CLAWDEPLOY_DRAIN"},
 	},
@@ -494,4 +494,13 @@ func printEvent(typ, stack string, body any) {
 		return
 	}
 	fmt.Printf("%s,%s\n", head[:len(head)-1], fields[1:])
+}
+
+// targetNames are the targets' names, for help texts: "ec2-spot or vps".
+func targetNames() string {
+	var names []string
+	for _, t := range automation.Targets() {
+		names = append(names, t.Name)
+	}
+	return strings.Join(names, " or ")
 }

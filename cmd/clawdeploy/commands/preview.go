@@ -12,6 +12,8 @@ import (
 
 	"github.com/clawdeploy/clawdeploy"
 	"github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/preview"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
 // Preview shows what up would change.
@@ -86,8 +88,8 @@ type changesEvent struct {
 	Type    string    `json:"type"`
 	Stack   string    `json:"stack"`
 	Verdict string    `json:"verdict"`
-	*automation.Changes
-	Cost *automation.CostComparison `json:"cost,omitempty"`
+	*preview.Changes
+	Cost *targets.CostComparison `json:"cost,omitempty"`
 }
 
 // reportChanges prints or writes what the preview found, and fails when changes were not
@@ -166,7 +168,7 @@ func previewFleet(cliContext *cli.Context) error {
 			return finish(cliContext, "", "preview", nil, err)
 		}
 		if file := cliContext.String("comment"); file != "" {
-			body := automation.FleetComment(clawdeploy.Project, cliContext.String("commit"), previews)
+			body := preview.FleetComment(clawdeploy.Project, cliContext.String("commit"), previews)
 			if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
 				return fmt.Errorf("writing the comment: %w", err)
 			}

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/runbook"
 )
 
 // Restore brings a deployment's data back from a snapshot of its data volume.
@@ -43,7 +44,7 @@ config), the up's events, then the result line.`,
 			return usageError("--json cannot ask: pass --yes")
 		}
 		return withDriver(cliContext, func(d *automation.Driver) error {
-			plan, err := d.PlanRestore(cliContext.Context, stack, cliContext.String(regionFlag.Name), cliContext.String("snapshot"),
+			plan, err := runbook.New(d).PlanRestore(cliContext.Context, stack, cliContext.String(regionFlag.Name), cliContext.String("snapshot"),
 				cliContext.Bool("latest"), in)
 			if err != nil {
 				return finish(cliContext, stack, "restore", nil, err)
@@ -58,7 +59,7 @@ config), the up's events, then the result line.`,
 			if !cliContext.Bool("yes") && !confirm(os.Stdin, fmt.Sprintf("restore %s into %s?", plan.Snapshot.ID, stack)) {
 				return finish(cliContext, stack, "restore", nil, usageError("not confirmed: nothing restored (--yes does not ask)"))
 			}
-			res, err := d.Restore(cliContext.Context, plan, in)
+			res, err := runbook.New(d).Restore(cliContext.Context, plan, in)
 			return finish(cliContext, stack, "restore", outputsOf(res), err)
 		})
 	},

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/runbook"
 	"github.com/clawdeploy/clawdeploy/snapshots"
 )
 
@@ -39,7 +40,7 @@ problem with the zone tag (missing, or not the zone of the stack's volume).
 progress, sizeGiB, volumeId, origin, problem), then the result line.`,
 		Flags: []cli.Flag{stackFlag, regionFlag},
 		Action: onStack("snapshots list", func(cliContext *cli.Context, d *automation.Driver, stack string) ([]snapshots.Snapshot, error) {
-			return d.ListSnapshots(cliContext.Context, stack, cliContext.String(regionFlag.Name))
+			return runbook.New(d).ListSnapshots(cliContext.Context, stack, cliContext.String(regionFlag.Name))
 		}, printSnapshots),
 	}, {
 		Name:      "final",
@@ -51,7 +52,7 @@ prints its id. Take one before a destroy you may want to undo; destroy takes
 one of its own as well (final-on-destroy).`,
 		Flags: []cli.Flag{stackFlag, regionFlag, &cli.DurationFlag{Name: "poll", Value: 15 * time.Second, Usage: "how often to read the snapshot's progress"}},
 		Action: onStack("snapshots final", func(cliContext *cli.Context, d *automation.Driver, stack string) ([]snapshots.Snapshot, error) {
-			snap, err := d.FinalSnapshot(cliContext.Context, stack, cliContext.String(regionFlag.Name), cliContext.Duration("poll"))
+			snap, err := runbook.New(d).FinalSnapshot(cliContext.Context, stack, cliContext.String(regionFlag.Name), cliContext.Duration("poll"))
 			return []snapshots.Snapshot{snap}, err
 		}, printSnapshots),
 	}, {
@@ -67,7 +68,7 @@ made. A stack with no policy exits 1, naming the tag it looked for.
 --json: one "snapshotPolicy" event, then the result line.`,
 		Flags: []cli.Flag{stackFlag, regionFlag},
 		Action: onStack("snapshots policy", func(cliContext *cli.Context, d *automation.Driver, stack string) (*snapshots.Policy, error) {
-			return d.SnapshotPolicy(cliContext.Context, stack, cliContext.String(regionFlag.Name))
+			return runbook.New(d).SnapshotPolicy(cliContext.Context, stack, cliContext.String(regionFlag.Name))
 		}, printPolicy),
 	}, {
 		Name:      "delete",
@@ -97,7 +98,7 @@ would delete and asks; --yes does not ask (and --json needs it).`,
 				return usageError("--json cannot ask: pass --yes")
 			}
 			return withDriver(cliContext, func(d *automation.Driver) error {
-				plan, err := d.PlanSnapshotDeletion(cliContext.Context, stack, cliContext.String(regionFlag.Name),
+				plan, err := runbook.New(d).PlanSnapshotDeletion(cliContext.Context, stack, cliContext.String(regionFlag.Name),
 					cliContext.Args().Slice(), olderThan, cliContext.Bool("force"))
 				if err != nil {
 					return finish(cliContext, stack, "snapshots delete", nil, err)
@@ -113,7 +114,7 @@ would delete and asks; --yes does not ask (and --json needs it).`,
 						return finish(cliContext, stack, "snapshots delete", nil, usageError("not confirmed: nothing deleted (--yes does not ask)"))
 					}
 				}
-				_, err = d.DeleteSnapshots(cliContext.Context, plan)
+				_, err = runbook.New(d).DeleteSnapshots(cliContext.Context, plan)
 				return finish(cliContext, stack, "snapshots delete", nil, err)
 			})
 		},

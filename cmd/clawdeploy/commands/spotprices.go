@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/runbook"
 )
 
 // SpotPrices is the runbook's first step: choose the instance type and the zone by Spot price.
@@ -41,7 +42,7 @@ then the result line.`,
 		}
 		types := strings.FieldsFunc(cliContext.String("instance-types"), func(r rune) bool { return r == ' ' || r == ',' })
 		return withDriver(cliContext, func(d *automation.Driver) error {
-			report, err := d.SpotPrices(cliContext.Context, stack, cliContext.String(regionFlag.Name), types)
+			report, err := runbook.New(d).SpotPrices(cliContext.Context, stack, cliContext.String(regionFlag.Name), types)
 			if err == nil {
 				if cliContext.Bool("json") {
 					printEvent("spotPrices", stack, report)
@@ -54,7 +55,7 @@ then the result line.`,
 	},
 }
 
-func printSpotPrices(r *automation.SpotPriceReport) {
+func printSpotPrices(r *runbook.SpotPriceReport) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	_, _ = fmt.Fprintln(w, "TYPE\tZONE\tNOW $/h\t7-DAY MEDIAN\t7-DAY MAX\tON-DEMAND\t")
 	price := func(v float64) string {

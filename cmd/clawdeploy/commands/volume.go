@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/runbook"
 	"github.com/clawdeploy/clawdeploy/volumes"
 )
 
@@ -48,7 +49,7 @@ instanceState, attachment, since, why), then the result line.`,
 				return usageError("--json cannot ask: pass --yes")
 			}
 			return withDriver(cliContext, func(d *automation.Driver) error {
-				found, err := d.DiagnoseVolume(cliContext.Context, stack, cliContext.String(regionFlag.Name))
+				found, err := runbook.New(d).DiagnoseVolume(cliContext.Context, stack, cliContext.String(regionFlag.Name))
 				if err != nil {
 					return finish(cliContext, stack, "volume unstick", nil, err)
 				}
@@ -67,7 +68,7 @@ instanceState, attachment, since, why), then the result line.`,
 				case !cliContext.Bool("yes") && !confirm(os.Stdin, fmt.Sprintf("detach %s from %s and refresh %s?", diag.Volume, diag.Instance, stack)):
 					return finish(cliContext, stack, "volume unstick", nil, usageError("not confirmed: nothing detached (--yes does not ask)"))
 				}
-				res, err := d.Unstick(cliContext.Context, found, cliContext.Bool("force-detach"), cliContext.Duration("poll"))
+				res, err := runbook.New(d).Unstick(cliContext.Context, found, cliContext.Bool("force-detach"), cliContext.Duration("poll"))
 				if err == nil && cliContext.Bool("apply") {
 					res, err = d.Up(cliContext.Context, stack, &automation.UpOptions{})
 				}

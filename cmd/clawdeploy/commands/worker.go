@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/fleet"
 	"github.com/clawdeploy/clawdeploy/journal"
 )
 
@@ -33,7 +34,7 @@ requests table), the requests of one deployment one at a time, in order. Every
 minute it marks ERROR the INSTALLING deployments without news for 45 minutes that no
 live owner holds.
 
-On SIGTERM it takes no more work and interrupts its operations: each checkpoints
+On SIGTERM it takes no more work and interrupts its operations: each saves its state
 within --drain, is marked interrupted and its lease released, so another worker
 takes it over at once; the worker exits when they have.
 
@@ -43,7 +44,7 @@ clawdeploy_operations_in_flight, clawdeploy_takeovers_total,
 clawdeploy_operations_total{operation}, clawdeploy_operation_failures_total{operation}.`,
 	Flags: []cli.Flag{
 		&cli.IntFlag{Name: "concurrency", Usage: "how many operations at once", Value: automation.DefaultConcurrency},
-		&cli.DurationFlag{Name: "poll", Usage: "how often to look for work", Value: automation.DefaultWorkerPoll},
+		&cli.DurationFlag{Name: "poll", Usage: "how often to look for work", Value: fleet.DefaultPoll},
 		&cli.StringFlag{Name: "listen", Usage: "serve /healthz and /metrics on this address, like 127.0.0.1:9464"},
 	},
 	Action: func(cliContext *cli.Context) error {
@@ -62,14 +63,14 @@ clawdeploy_operations_total{operation}, clawdeploy_operation_failures_total{oper
 			listener = l
 		}
 		return withDriver(cliContext, func(d *automation.Driver) error {
-			stats := &automation.WorkerStats{}
+			stats := &fleet.Stats{}
 			poll := cliContext.Duration("poll")
 			if listener != nil {
 				srv := &http.Server{Handler: workerHandler(d, stats, poll), ReadHeaderTimeout: 10 * time.Second}
 				go func() { _ = srv.Serve(listener) }()
 				defer func() { _ = srv.Close() }()
 			}
-			return d.Work(cliContext.Context, automation.WorkerOptions{
+			return fleet.Work(cliContext.Context, d, fleet.Options{
 				Concurrency: cliContext.Int("concurrency"), Poll: poll, Stats: stats,
 			})
 		})
@@ -77,7 +78,7 @@ clawdeploy_operations_total{operation}, clawdeploy_operation_failures_total{oper
 }
 
 // workerHandler serves /healthz and /metrics.
-func workerHandler(d *automation.Driver, stats *automation.WorkerStats, poll time.Duration) http.Handler {
+func workerHandler(d *automation.Driver, stats *fleet.Stats, poll time.Duration) http.Handler {
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "clawdeploy_operations_in_flight", Help: "Operations this worker runs now."},
@@ -105,7 +106,7 @@ func workerHandler(d *automation.Driver, stats *automation.WorkerStats, poll tim
 // and the worker's operation counts, read at each scrape.
 type journalCollector struct {
 	d     *automation.Driver
-	stats *automation.WorkerStats
+	stats *fleet.Stats
 }
 
 var (
@@ -161,7 +162,7 @@ func (c *journalCollector) Collect(ch chan<- prometheus.Metric) {
 // enqueue queues an operation for the workers and prints its request: with --json a "request"
 // event, then the result line.
 func enqueue(cliContext *cli.Context, d *automation.Driver, stack, operation string, opts *automation.UpOptions) error {
-	q, err := d.Enqueue(cliContext.Context, stack, operation, opts)
+	q, err := fleet.Enqueue(cliContext.Context, d, stack, operation, opts)
 	if err == nil {
 		if cliContext.Bool("json") {
 			printEvent("request", stack, struct {

@@ -1,4 +1,4 @@
-package automation
+package runbook
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/awsapi"
 	"github.com/clawdeploy/clawdeploy/backup"
 	"github.com/clawdeploy/clawdeploy/cloudinit"
 )
@@ -15,17 +17,17 @@ import (
 // the archive and every file against what the backup recorded, every SQLite database with
 // PRAGMA integrity_check, unpacked into a scratch directory that is removed afterwards. A report
 // that is not Restorable names what failed; the error is for what kept it from looking at all.
-func (d *Driver) VerifyBackup(ctx context.Context, stack, version string) (*backup.Report, error) {
-	if err := CheckStackName(stack); err != nil {
+func (r *Runbook) VerifyBackup(ctx context.Context, stack, version string) (*backup.Report, error) {
+	if err := automation.CheckStackName(stack); err != nil {
 		return nil, err
 	}
-	if d.profile.name != TargetEC2Spot {
-		return nil, &UsageError{Err: fmt.Errorf("a %s deployment keeps its data on the host's disk and has no backups in a bucket to verify", d.profile.name)}
+	if r.d.DataVolume() == nil {
+		return nil, &automation.UsageError{Err: fmt.Errorf("a %s deployment keeps its data on the host's disk and has no backups in a bucket to verify", r.d.Target())}
 	}
-	if err := d.existing(ctx, stack); err != nil {
+	if err := r.d.Existing(ctx, stack); err != nil {
 		return nil, err
 	}
-	out, err := d.Outputs(ctx, stack)
+	out, err := r.d.Outputs(ctx, stack)
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +36,7 @@ func (d *Driver) VerifyBackup(ctx context.Context, stack, version string) (*back
 	if bucket == "" {
 		return nil, fmt.Errorf("stack %s has no backup_bucket output: `clawdeploy up --stack %s` creates its bucket", stack, stack)
 	}
-	cfg, err := awsConfig(ctx, d.aws, region)
+	cfg, err := awsapi.Config(ctx, r.d.AWS(), region)
 	if err != nil {
 		return nil, err
 	}
@@ -44,9 +46,9 @@ func (d *Driver) VerifyBackup(ctx context.Context, stack, version string) (*back
 	}
 	defer func() { _ = os.RemoveAll(scratch) }()
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
-	d.note(stack, "verifying s3://%s/%s%s", bucket, cloudinit.BackupObject, versionNote(version))
+	r.d.Note(stack, "verifying s3://%s/%s%s", bucket, cloudinit.BackupObject, versionNote(version))
 	report, err := backup.Verify(ctx, client, bucket, cloudinit.BackupObject, version, scratch)
-	if err != nil && version == "" && notFound(err, "NoSuchKey") {
+	if err != nil && version == "" && awsapi.NotFound(err, "NoSuchKey") {
 		return nil, fmt.Errorf("stack %s has no backup yet at s3://%s/%s: the instance takes one every backup_interval_minutes", stack, bucket, cloudinit.BackupObject)
 	}
 	return report, err

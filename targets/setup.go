@@ -1,4 +1,4 @@
-package automation
+package targets
 
 import (
 	"cmp"
@@ -10,6 +10,31 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
 	"github.com/clawdeploy/clawdeploy/setup"
+)
+
+// Stages are one target's stages in order, and the resource types whose completion marks each
+// (a component's outputs registered, or a custom resource created). The last two stages come from
+// the setup's completion poll, not the engine.
+type Stages struct {
+	Order  []string
+	ByType map[string]string
+	// Optional stages are passed over when a deployment does not have them: the recorded stage
+	// moves past one that is not done once the next required stage is.
+	Optional []string
+}
+
+// Setup stages, shared by every target.
+const (
+	StageSetupLaunched = "setup_script_launched"
+	StageSetupComplete = "setup_complete"
+)
+
+// Defaults of the setup's wait. The command line's flags show the same values.
+const (
+	// DefaultSetupPoll is the interval between two polls of the setup's status.
+	DefaultSetupPoll = 30 * time.Second
+	// DefaultSetupTimeout is how long the setup may take after the engine is done.
+	DefaultSetupTimeout = 20 * time.Minute
 )
 
 // Waiter waits until the setup script completes on the deployment's host. It calls report with
@@ -57,16 +82,19 @@ func (e *SetupError) Error() string {
 	return "the setup failed: " + e.Status.Reason
 }
 
-// errStopPolling wraps a read error that no later poll can fix: poll returns it at once.
-type errStopPolling struct{ error }
+// StopPolling wraps a read error that no later poll can fix: Poll returns it at once.
+func StopPolling(err error) error { return stopPolling{err} }
 
-func (e errStopPolling) Unwrap() error { return e.error }
+type stopPolling struct{ error }
 
-// poll reads the setup's status every interval until it is final or the budget runs out. A read
+func (e stopPolling) Unwrap() error { return e.error }
+
+// Poll reads the setup's status every interval until it is final or the budget runs out. A read
 // that fails is tried again at the next interval (the host may be restarting), unless it says
-// to stop; the timeout names the last status read and why the last read failed, if it did.
-// An interval or a budget of 0 means the default (DefaultSetupPoll, DefaultSetupTimeout).
-func poll(ctx context.Context, interval, budget time.Duration, report func(setup.Status),
+// to stop (StopPolling); the timeout names the last status read and why the last read failed,
+// if it did. An interval or a budget of 0 means the default (DefaultSetupPoll,
+// DefaultSetupTimeout).
+func Poll(ctx context.Context, interval, budget time.Duration, report func(setup.Status),
 	read func(context.Context) (setup.Status, error)) (setup.Status, error) {
 	interval = cmp.Or(interval, DefaultSetupPoll)
 	budget = cmp.Or(budget, DefaultSetupTimeout)
@@ -76,7 +104,7 @@ func poll(ctx context.Context, interval, budget time.Duration, report func(setup
 	var lastErr error
 	for {
 		st, err := read(ctx)
-		var stop errStopPolling
+		var stop stopPolling
 		switch {
 		case errors.As(err, &stop):
 			return last, stop.error

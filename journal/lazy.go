@@ -12,14 +12,14 @@ import (
 	"time"
 )
 
-// File is the embedded journal: a SQLite file (OpenSQLite), opened when it is first needed.
-// Reads of a journal that does not exist yet find nothing and create nothing; the first write
-// creates the file and its directory. So a command refused before it changes anything leaves no
-// journal behind.
+// Lazy is the journal a driver opens: a SQLite file (OpenSQLite) or a shared PostgreSQL
+// database (OpenPostgres), opened when it is first needed. Reads of a SQLite journal that does not
+// exist yet find nothing and create nothing; the first write creates the file and its
+// directory. So a command refused before it changes anything leaves no journal behind.
 //
 // Errors of the file itself (damaged, unreadable, read-only) are *FileError, naming the file and
 // what to do.
-type File struct {
+type Lazy struct {
 	path string
 	mu   sync.Mutex
 	sql  *SQL
@@ -29,18 +29,18 @@ type File struct {
 }
 
 // NewFile returns the journal at path, without opening it.
-func NewFile(path string) *File { return &File{path: path} }
+func NewFile(path string) *Lazy { return &Lazy{path: path} }
 
 // NewShared returns the shared journal in the PostgreSQL database at url, connected (and its
 // schema migrated) when it is first used.
-func NewShared(url string) *File {
-	return &File{path: Redact(url), dial: func(ctx context.Context) (*SQL, error) { return OpenPostgres(ctx, url) }}
+func NewShared(url string) *Lazy {
+	return &Lazy{path: Redact(url), dial: func(ctx context.Context) (*SQL, error) { return OpenPostgres(ctx, url) }}
 }
 
 // Open returns the journal a --journal URL names: "" for the SQLite file journal.db under
 // stateDir, sqlite:PATH for another SQLite file, postgres://… (or postgresql://…) for a shared
 // PostgreSQL journal. Nothing is opened yet.
-func Open(spec, stateDir string) (*File, error) {
+func Open(spec, stateDir string) (*Lazy, error) {
 	switch {
 	case spec == "":
 		return NewFile(filepath.Join(stateDir, "journal.db")), nil
@@ -61,7 +61,7 @@ func Open(spec, stateDir string) (*File, error) {
 }
 
 // Path is the journal's file.
-func (f *File) Path() string { return f.path }
+func (f *Lazy) Path() string { return f.path }
 
 // FileError is a journal file that cannot be used: damaged, unreadable or read-only. It is an
 // operational failure, not bad usage.
@@ -91,7 +91,7 @@ func (e *FileError) Error() string {
 func (e *FileError) Unwrap() error { return e.Err }
 
 // open returns the open journal; with create false, nil when the file does not exist.
-func (f *File) open(ctx context.Context, create bool) (*SQL, error) {
+func (f *Lazy) open(ctx context.Context, create bool) (*SQL, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.sql != nil {
@@ -120,7 +120,7 @@ func (f *File) open(ctx context.Context, create bool) (*SQL, error) {
 
 // failed wraps an error of the file; the journal's own answers (not found, held, a transition
 // refused) pass as they are.
-func (f *File) failed(err error) error {
+func (f *Lazy) failed(err error) error {
 	var (
 		held       *LeaseHeldError
 		transition *TransitionError
@@ -134,7 +134,7 @@ func (f *File) failed(err error) error {
 }
 
 // Get returns a deployment; ErrNotFound when the journal does not exist yet.
-func (f *File) Get(ctx context.Context, stack string) (Record, error) {
+func (f *Lazy) Get(ctx context.Context, stack string) (Record, error) {
 	j, err := f.open(ctx, false)
 	if err != nil {
 		return Record{}, err
@@ -147,7 +147,7 @@ func (f *File) Get(ctx context.Context, stack string) (Record, error) {
 }
 
 // List returns every deployment; none when the journal does not exist yet.
-func (f *File) List(ctx context.Context) ([]Record, error) {
+func (f *Lazy) List(ctx context.Context) ([]Record, error) {
 	j, err := f.open(ctx, false)
 	if err != nil || j == nil {
 		return nil, err
@@ -157,7 +157,7 @@ func (f *File) List(ctx context.Context) ([]Record, error) {
 }
 
 // Ensure creates the deployment if absent, and the journal with it.
-func (f *File) Ensure(ctx context.Context, stack, target string, now time.Time) (Record, error) {
+func (f *Lazy) Ensure(ctx context.Context, stack, target string, now time.Time) (Record, error) {
 	j, err := f.open(ctx, true)
 	if err != nil {
 		return Record{}, err
@@ -167,7 +167,7 @@ func (f *File) Ensure(ctx context.Context, stack, target string, now time.Time) 
 }
 
 // Acquire takes the lease.
-func (f *File) Acquire(ctx context.Context, stack, owner string, now, expires time.Time, dead func(string) bool) (Record, error) {
+func (f *Lazy) Acquire(ctx context.Context, stack, owner string, now, expires time.Time, dead func(string) bool) (Record, error) {
 	j, err := f.open(ctx, true)
 	if err != nil {
 		return Record{}, err
@@ -177,7 +177,7 @@ func (f *File) Acquire(ctx context.Context, stack, owner string, now, expires ti
 }
 
 // Renew extends owner's lease.
-func (f *File) Renew(ctx context.Context, stack, owner string, now, expires time.Time) error {
+func (f *Lazy) Renew(ctx context.Context, stack, owner string, now, expires time.Time) error {
 	j, err := f.open(ctx, true)
 	if err != nil {
 		return err
@@ -186,7 +186,7 @@ func (f *File) Renew(ctx context.Context, stack, owner string, now, expires time
 }
 
 // Release gives up owner's lease.
-func (f *File) Release(ctx context.Context, stack, owner string, now time.Time) error {
+func (f *Lazy) Release(ctx context.Context, stack, owner string, now time.Time) error {
 	j, err := f.open(ctx, true)
 	if err != nil {
 		return err
@@ -195,7 +195,7 @@ func (f *File) Release(ctx context.Context, stack, owner string, now time.Time) 
 }
 
 // Update applies change to a deployment owner holds.
-func (f *File) Update(ctx context.Context, stack, owner string, now time.Time, change Change) (Record, error) {
+func (f *Lazy) Update(ctx context.Context, stack, owner string, now time.Time, change Change) (Record, error) {
 	j, err := f.open(ctx, true)
 	if err != nil {
 		return Record{}, err
@@ -205,7 +205,7 @@ func (f *File) Update(ctx context.Context, stack, owner string, now time.Time, c
 }
 
 // Close closes the journal when it was opened.
-func (f *File) Close() error {
+func (f *Lazy) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.sql == nil {
@@ -215,7 +215,7 @@ func (f *File) Close() error {
 }
 
 // ClaimStale takes over deployments left by dead owners; none when the journal does not exist.
-func (f *File) ClaimStale(ctx context.Context, owner string, now, expires time.Time, limit int) ([]Record, error) {
+func (f *Lazy) ClaimStale(ctx context.Context, owner string, now, expires time.Time, limit int) ([]Record, error) {
 	j, err := f.open(ctx, false)
 	if err != nil || j == nil {
 		return nil, err
@@ -225,7 +225,7 @@ func (f *File) ClaimStale(ctx context.Context, owner string, now, expires time.T
 }
 
 // Enqueue queues a request, creating the journal.
-func (f *File) Enqueue(ctx context.Context, r Request, now time.Time) error {
+func (f *Lazy) Enqueue(ctx context.Context, r Request, now time.Time) error {
 	j, err := f.open(ctx, true)
 	if err != nil {
 		return err
@@ -234,7 +234,7 @@ func (f *File) Enqueue(ctx context.Context, r Request, now time.Time) error {
 }
 
 // TakeRequests takes queued requests; none when the journal does not exist.
-func (f *File) TakeRequests(ctx context.Context, owner string, now time.Time, limit int) ([]Request, error) {
+func (f *Lazy) TakeRequests(ctx context.Context, owner string, now time.Time, limit int) ([]Request, error) {
 	j, err := f.open(ctx, false)
 	if err != nil || j == nil {
 		return nil, err
@@ -244,7 +244,7 @@ func (f *File) TakeRequests(ctx context.Context, owner string, now time.Time, li
 }
 
 // FinishRequests records how requests ended.
-func (f *File) FinishRequests(ctx context.Context, stack string, now time.Time, failure error) error {
+func (f *Lazy) FinishRequests(ctx context.Context, stack string, now time.Time, failure error) error {
 	j, err := f.open(ctx, false)
 	if err != nil || j == nil {
 		return err
@@ -253,7 +253,7 @@ func (f *File) FinishRequests(ctx context.Context, stack string, now time.Time, 
 }
 
 // Requeue queues a request again.
-func (f *File) Requeue(ctx context.Context, id, owner string) error {
+func (f *Lazy) Requeue(ctx context.Context, id, owner string) error {
 	j, err := f.open(ctx, false)
 	if err != nil || j == nil {
 		return err
@@ -262,7 +262,7 @@ func (f *File) Requeue(ctx context.Context, id, owner string) error {
 }
 
 // GetRequest returns a request; ErrNotFound when the journal does not exist.
-func (f *File) GetRequest(ctx context.Context, id string) (Request, error) {
+func (f *Lazy) GetRequest(ctx context.Context, id string) (Request, error) {
 	j, err := f.open(ctx, false)
 	if err != nil {
 		return Request{}, err
@@ -275,7 +275,7 @@ func (f *File) GetRequest(ctx context.Context, id string) (Request, error) {
 }
 
 // Requests lists the requests; none when the journal does not exist.
-func (f *File) Requests(ctx context.Context) ([]Request, error) {
+func (f *Lazy) Requests(ctx context.Context) ([]Request, error) {
 	j, err := f.open(ctx, false)
 	if err != nil || j == nil {
 		return nil, err

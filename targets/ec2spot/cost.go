@@ -1,53 +1,42 @@
-package automation
+package ec2spot
 
 import (
 	"context"
 	"strconv"
 	"strings"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 
+	"github.com/clawdeploy/clawdeploy/awsapi"
 	"github.com/clawdeploy/clawdeploy/components"
 	"github.com/clawdeploy/clawdeploy/cost"
 	"github.com/clawdeploy/clawdeploy/infra"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
-// AssumedStateGB is the size of OpenClaw's state the estimates of backups and snapshots assume.
-const AssumedStateGB = 1
-
-// CostComparison is the monthly cost of what runs now and of what the up would make, in USD.
-type CostComparison struct {
-	// Now is what the deployed resources cost; nil for a stack not deployed yet.
-	Now    *cost.Estimate `json:"now,omitempty"`
-	Change *cost.Estimate `json:"change"`
-	Delta  float64        `json:"delta"`
-}
-
-// ec2SpotCost estimates what the stack costs now (its deployed instance type and volume size,
-// read from the state) and with config, the configuration the up would apply.
-func ec2SpotCost(ctx context.Context, d *Driver, stack string, s auto.Stack, cfgMap auto.ConfigMap, existed bool) (*CostComparison, error) {
-	values, secrets := flatten(cfgMap)
-	cfg, err := infra.LoadConfig(d.projectName, stack, values, secrets)
+// Cost implements targets.Previewer: what the stack costs now (its deployed instance type and
+// volume size, read from the state) and with config, the configuration the up would apply.
+func (Target) Cost(ctx context.Context, d targets.Deployment, config targets.Config, existed bool) (*targets.CostComparison, error) {
+	cfg, err := infra.LoadConfig(d.Project(), d.Stack(), config.Values, config.SecretKeys)
 	if err != nil {
-		return nil, &ConfigError{Err: err}
+		return nil, &targets.ConfigError{Err: err}
 	}
 	change := costInputs(cfg.Region, cfg.AvailabilityZone, cfg.InstanceType, cfg.DataVolumeSizeGB, cfg.BackupIntervalMinutes)
-	awsCfg, err := awsConfig(ctx, d.aws, cfg.Region)
+	awsCfg, err := awsapi.Config(ctx, d.AWS(), cfg.Region)
 	if err != nil {
 		return nil, err
 	}
 	e := cost.NewEstimator(awsCfg, cfg.Region)
-	cmp := &CostComparison{Change: e.Estimate(ctx, change)}
+	cmp := &targets.CostComparison{Change: e.Estimate(ctx, change)}
 	if existed {
 		now := change
-		if state, err := exportState(ctx, s); err == nil && state != nil {
+		if state, err := d.State(ctx); err == nil && state != nil {
 			deployed(&now, state)
 		}
 		// The interval of the backups is the stack's own configuration's, not the change's.
 		interval := infra.DefaultBackupIntervalMinutes
-		if current, err := s.GetAllConfig(ctx); err == nil {
-			if v, err := strconv.Atoi(current[fullKey(infra.KeyBackupIntervalMinutes)].Value); err == nil && v > 0 {
+		if current, err := d.Config(ctx); err == nil {
+			if v, err := strconv.Atoi(current.Value(infra.KeyBackupIntervalMinutes)); err == nil && v > 0 {
 				interval = v
 			}
 		}
@@ -66,7 +55,7 @@ func ec2SpotCost(ctx context.Context, d *Driver, stack string, s auto.Stack, cfg
 func costInputs(region, zone, instanceType string, dataGB, backupIntervalMinutes int) cost.Inputs {
 	replaced := components.DefaultNoncurrentVersionDays * 24 * 60 / max(backupIntervalMinutes, 1)
 	return cost.Inputs{Region: region, Zone: zone, InstanceType: instanceType, DataVolumeGB: dataGB,
-		RootVolumeGB: components.DefaultRootVolumeSizeGB, StateGB: AssumedStateGB,
+		RootVolumeGB: components.DefaultRootVolumeSizeGB, StateGB: cost.AssumedStateGB,
 		BackupVersions: 1 + max(replaced, components.DefaultKeepNoncurrentVersions)}
 }
 

@@ -1,31 +1,33 @@
-package automation
+package preview
 
 import (
 	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/clawdeploy/clawdeploy/cost"
 	"github.com/clawdeploy/clawdeploy/prcomment"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
 // Comment renders the preview as the Markdown body of a pull-request comment: the marker, a
 // heading, the verdict, the counts, data at risk (first), downtime, access, ignored
 // configuration, then the engine's diff in a collapsed block. A body over prcomment.MaxLength
 // loses the end of the diff, never the summary, and says where it was cut.
-func (r *PreviewResult) Comment(project, stack, commit string) string {
+func (r *Result) Comment(project, stack, commit string) string {
 	head := prcomment.Marker(project, stack) + "\n" + fmt.Sprintf("### clawdeploy preview: `%s` / `%s`%s\n\n", project, stack, atCommit(commit)) + r.summary()
 	return head + r.diffBlock(stack, prcomment.MaxLength-runes(head))
 }
 
 // summary is the verdict, the counts and the blocks of risky changes, in Markdown.
-func (r *PreviewResult) summary() string {
+func (r *Result) summary() string {
 	c := r.Changes
 	var b strings.Builder
-	icon := map[bool]string{true: "⚠️ ", false: ""}[len(c.Of(RiskData))+len(c.Ignored) > 0]
+	icon := map[bool]string{true: "⚠️ ", false: ""}[len(c.Of(targets.RiskData))+len(c.Ignored) > 0]
 	fmt.Fprintf(&b, "**%s%s**\n\n", icon, c.Verdict())
 	fmt.Fprintf(&b, "| create | update | replace | delete | unchanged |\n|---:|---:|---:|---:|---:|\n| %d | %d | %d | %d | %d |\n\n",
 		c.Counts["create"], c.Counts["update"], c.Counts["replace"], c.Counts["delete"], c.Counts["same"])
-	if data := c.Of(RiskData); len(data) > 0 || len(c.Ignored) > 0 {
+	if data := c.Of(targets.RiskData); len(data) > 0 || len(c.Ignored) > 0 {
 		b.WriteString("#### Data at risk\n\n")
 		for _, i := range c.Ignored {
 			from := "none"
@@ -37,12 +39,12 @@ func (r *PreviewResult) summary() string {
 		writeChanges(&b, data)
 		b.WriteString("\n")
 	}
-	if downtime := c.Of(RiskDowntime); len(downtime) > 0 {
+	if downtime := c.Of(targets.RiskDowntime); len(downtime) > 0 {
 		fmt.Fprintf(&b, "#### Downtime\n\nAbout %d minutes until `READY` again.\n\n", c.downtimeMinutes())
 		writeChanges(&b, downtime)
 		b.WriteString("\n")
 	}
-	if access := c.Of(RiskAccess); len(access) > 0 {
+	if access := c.Of(targets.RiskAccess); len(access) > 0 {
 		b.WriteString("#### Access\n\n")
 		writeChanges(&b, access)
 		b.WriteString("\n")
@@ -62,7 +64,7 @@ func (r *PreviewResult) summary() string {
 
 // writeCost is the cost block: a row per item, now and after, the totals and the delta, then
 // what each price is based on and what could not be priced.
-func writeCost(b *strings.Builder, c *CostComparison) {
+func writeCost(b *strings.Builder, c *targets.CostComparison) {
 	b.WriteString("#### Cost (USD per month)\n\n| item | now | after | delta |\n|---|---:|---:|---:|\n")
 	now := map[string]float64{}
 	var items []string
@@ -117,12 +119,12 @@ func writeCost(b *strings.Builder, c *CostComparison) {
 	for _, p := range problems {
 		fmt.Fprintf(b, "- not priced: %s\n", p)
 	}
-	fmt.Fprintf(b, "- The backup and snapshot lines assume %d GB of OpenClaw state.\n\n", AssumedStateGB)
+	fmt.Fprintf(b, "- The backup and snapshot lines assume %d GB of OpenClaw state.\n\n", cost.AssumedStateGB)
 }
 
 // diffBlock is the engine's diff, collapsed, in at most room characters: a diff too long loses
 // its end, at a line the block names.
-func (r *PreviewResult) diffBlock(stack string, room int) string {
+func (r *Result) diffBlock(stack string, room int) string {
 	const open, closing = "<details><summary>Full diff</summary>\n\n```diff\n", "\n```\n</details>\n"
 	diff := strings.TrimRight(r.Diff, "\n")
 	room -= runes(open) + runes(closing)
@@ -141,17 +143,17 @@ func (r *PreviewResult) diffBlock(stack string, room int) string {
 	return open + diff + closing
 }
 
-// StackPreview is one stack's preview in PreviewStacks.
-type StackPreview struct {
+// Stack is one stack's preview, in a fleet's.
+type Stack struct {
 	Stack  string
-	Result *PreviewResult
+	Result *Result
 	Err    error
 }
 
 // FleetComment renders the previews of several stacks as one pull-request comment: how many
 // would replace their instance and how many put data at risk, a row per stack, and each
 // stack's details collapsed, their diffs sharing what room GitHub's limit leaves.
-func FleetComment(project, commit string, previews []StackPreview) string {
+func FleetComment(project, commit string, previews []Stack) string {
 	replacing, atRisk, failed := 0, 0, 0
 	var table strings.Builder
 	table.WriteString("| stack | verdict | create | update | replace | delete |\n|---|---|---:|---:|---:|---:|\n")
@@ -162,10 +164,10 @@ func FleetComment(project, commit string, previews []StackPreview) string {
 			continue
 		}
 		c := p.Result.Changes
-		if c.replacesInstance() {
+		if c.replacesHost() {
 			replacing++
 		}
-		if len(c.Of(RiskData))+len(c.Ignored) > 0 {
+		if len(c.Of(targets.RiskData))+len(c.Ignored) > 0 {
 			atRisk++
 		}
 		fmt.Fprintf(&table, "| `%s` | %s | %d | %d | %d | %d |\n", p.Stack, c.Verdict(),
@@ -203,13 +205,8 @@ func FleetComment(project, commit string, previews []StackPreview) string {
 	return b.String()
 }
 
-func (c *Changes) replacesInstance() bool {
-	for _, r := range c.Of(RiskDowntime) {
-		if r.Type == "aws:ec2/instance:Instance" {
-			return true
-		}
-	}
-	return false
+func (c *Changes) replacesHost() bool {
+	return slices.ContainsFunc(c.Resources, func(r ResourceChange) bool { return r.ReplacesHost })
 }
 
 func atCommit(commit string) string {

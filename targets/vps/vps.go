@@ -1,4 +1,9 @@
-package automation
+// Package vps is the vps target: a host reachable over SSH, given (vps_host) or ordered from a
+// provider (vps_provider). It owns its stages, the launch `up --retry` replaces, the finder of
+// its interrupted creations, the setup wait over SSH, the order of an ordered VPS (package
+// ordering) before the engine and its release on destroy, and the host key trusted on first
+// contact.
+package vps
 
 import (
 	"context"
@@ -15,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/clawdeploy/clawdeploy"
@@ -24,22 +30,74 @@ import (
 	"github.com/clawdeploy/clawdeploy/ordering"
 	"github.com/clawdeploy/clawdeploy/setup"
 	"github.com/clawdeploy/clawdeploy/sshexec"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
-// The vps target: its stages, the launch `up --retry` replaces, the finder of its interrupted
-// creations, and the setup wait over SSH.
+// Name is the target's name.
+const Name = "vps"
 
-// VPSStages are the vps stages of DESIGN.md: openrouter_key_created only with a provisioning
+// Target is the vps target.
+type Target struct{}
+
+var (
+	_ targets.Target   = Target{}
+	_ targets.Preparer = Target{}
+	_ targets.Releaser = Target{}
+)
+
+// Name implements targets.Target.
+func (Target) Name() string { return Name }
+
+// Summary implements targets.Target.
+func (Target) Summary() string {
+	return `a host reachable over SSH as root or with passwordless sudo, given
+(vps_host) or ordered from OVHcloud (vps_provider ovh): the setup
+script is launched detached and polled; Docker is installed when
+missing. Backend mode only.`
+}
+
+// Program implements targets.Target: infra.VPSProgram.
+func (Target) Program() pulumi.RunFunc { return infra.VPSProgram }
+
+// Stages implements targets.Target.
+func (Target) Stages() targets.Stages { return Stages }
+
+// Keys implements targets.Target: infra.VPSKeys.
+func (Target) Keys() targets.Keys { return targets.Keys{Program: infra.VPSKeys, Help: infra.VPSKeys} }
+
+// Check implements targets.Target: infra.CheckVPSConfig.
+func (Target) Check(project, stack string, values map[string]string, secretKeys []string) error {
+	return infra.CheckVPSConfig(project, stack, values, secretKeys)
+}
+
+// ProjectYAML implements targets.Target: infra.VPSProjectYAML.
+func (Target) ProjectYAML() []byte { return infra.VPSProjectYAML }
+
+// FromCheckout implements targets.Target: the vps target runs with its built-in project only.
+func (Target) FromCheckout() bool { return false }
+
+// NewWaiter implements targets.Target: an SSHWaiter.
+func (Target) NewWaiter(poll, timeout time.Duration) targets.Waiter {
+	return SSHWaiter{Interval: poll, Budget: timeout}
+}
+
+// Relaunch implements targets.Target: the launch command.
+func (Target) Relaunch(stack string) []string { return []string{LaunchURN(stack)} }
+
+// NewFinder implements targets.Target: Finder.
+func (Target) NewFinder() targets.Finder { return Finder }
+
+// Stages are the vps stages of DESIGN.md: openrouter_key_created only with a provisioning
 // key, the ordering stages only for a VPS ordered from a provider (clawdeploy orders it before
 // the engine runs, so the OpenRouter key is made after them).
-var VPSStages = Stages{
+var Stages = targets.Stages{
 	Order: slices.Concat([]string{"ssh_key_generated", StageOpenRouterKeyCreated}, ordering.Stages,
-		[]string{"ssh_ready", StageSetupLaunched, StageSetupComplete}),
+		[]string{"ssh_ready", targets.StageSetupLaunched, targets.StageSetupComplete}),
 	ByType: map[string]string{
 		components.TypeSSHKey:        "ssh_key_generated",
 		components.TypeOpenRouterKey: StageOpenRouterKeyCreated,
 		components.TypeSSHAccess:     "ssh_ready",
-		components.TypeVPSSetup:      StageSetupLaunched,
+		components.TypeVPSSetup:      targets.StageSetupLaunched,
 	},
 	Optional: append([]string{StageOpenRouterKeyCreated}, ordering.Stages...),
 }
@@ -47,21 +105,21 @@ var VPSStages = Stages{
 // StageOpenRouterKeyCreated is the optional vps stage of the deployment's own OpenRouter key.
 const StageOpenRouterKeyCreated = "openrouter_key_created"
 
-// VPSLaunchURN is the URN of a vps stack's launch command: `up --retry` replaces it, which
+// LaunchURN is the URN of a vps stack's launch command: `up --retry` replaces it, which
 // launches the setup script again.
-func VPSLaunchURN(stack string) string {
+func LaunchURN(stack string) string {
 	return "urn:pulumi:" + stack + "::" + clawdeploy.Project + "::" + components.TypeVPSSetup + "$command:remote:Command::" +
 		infra.NameVPSSetup + "-launch"
 }
 
-// VPSFinder settles the vps program's interrupted creations. None of them leaves anything
+// Finder settles the vps program's interrupted creations. None of them leaves anything
 // behind that could be lost or doubled by creating it again: a key pair is computed in the
 // engine, the key authorization appends a line only when it is missing, the launch does nothing
 // on a host where the same script is running or complete, and the OpenRouter key's creation
 // first deletes any key with the deployment's name (which only an interrupted creation leaves,
 // its secret never received). So each is provably safe to clear, and the next `up` creates it
 // again.
-var VPSFinder = FinderFunc(func(_ context.Context, pc PendingCreate) (string, bool, error) {
+var Finder = targets.FinderFunc(func(_ context.Context, pc targets.PendingCreate) (string, bool, error) {
 	switch pc.Type {
 	case "tls:index/privateKey:PrivateKey", "command:remote:Command", "command:local:Command":
 		return "", false, nil
@@ -74,9 +132,9 @@ var VPSFinder = FinderFunc(func(_ context.Context, pc PendingCreate) (string, bo
 // and checking the pinned host key. A host that cannot be reached is polled again at the next
 // interval; the budget bounds the whole wait.
 type SSHWaiter struct {
-	// Interval between polls; 0 means DefaultSetupPoll.
+	// Interval between polls; 0 means targets.DefaultSetupPoll.
 	Interval time.Duration
-	// Budget for the whole wait; 0 means DefaultSetupTimeout.
+	// Budget for the whole wait; 0 means targets.DefaultSetupTimeout.
 	Budget time.Duration
 	// PollTimeout bounds each poll, dials and command together; 0 means DefaultPollTimeout. A
 	// host that accepts and then never answers costs one poll, not the whole budget.
@@ -117,7 +175,7 @@ func (w SSHWaiter) Wait(ctx context.Context, stack string, outputs auto.OutputMa
 	if bound == 0 {
 		bound = DefaultPollTimeout
 	}
-	return poll(ctx, w.Interval, w.Budget, report, func(ctx context.Context) (setup.Status, error) {
+	return targets.Poll(ctx, w.Interval, w.Budget, report, func(ctx context.Context) (setup.Status, error) {
 		pollCtx, cancel := context.WithTimeout(ctx, bound)
 		defer cancel()
 		// The host ends the poll by itself too, when this side gives up on it.
@@ -132,7 +190,7 @@ func (w SSHWaiter) Wait(ctx context.Context, stack string, outputs auto.OutputMa
 		if errors.As(err, &hostKey) || errors.As(err, &tooMuch) {
 			// Not the host we set up, or not answering as the protocol does: waiting will not
 			// change that.
-			return setup.Status{}, errStopPolling{err}
+			return setup.Status{}, targets.StopPolling(err)
 		}
 		if err != nil {
 			return setup.Status{}, err
@@ -141,16 +199,16 @@ func (w SSHWaiter) Wait(ctx context.Context, stack string, outputs auto.OutputMa
 	})
 }
 
-// vpsPinHostKey trusts a host's key on first contact, and only then: when the stack allows
-// unknown host keys (vps_allow_unknown_host_key) and none is pinned yet, it reads the key the
-// host presents (without logging in) and sets it as vps_host_key. Every later connection, the
+// pinHostKey trusts a host's key on first contact, and only then: when the stack allows unknown
+// host keys (vps_allow_unknown_host_key) and none is pinned yet, it reads the key the host
+// presents (without logging in) and sets it as vps_host_key. Every later connection, the
 // engine's and the driver's polls, checks that key and refuses another.
-func vpsPinHostKey(ctx context.Context, d *Driver, stack string, s auto.Stack) error {
-	config, err := s.GetAllConfig(ctx)
+func pinHostKey(ctx context.Context, d targets.Deployment) error {
+	config, err := d.Config(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the configuration of stack %s: %w", stack, err)
+		return err
 	}
-	value := func(key string) string { return strings.TrimSpace(config[fullKey(key)].Value) }
+	value := func(key string) string { return strings.TrimSpace(config.Value(key)) }
 	allow, _ := strconv.ParseBool(value(infra.KeyVPSAllowUnknownHostKey))
 	if !allow || value(infra.KeyVPSHostKey) != "" {
 		return nil
@@ -164,10 +222,9 @@ func vpsPinHostKey(ctx context.Context, d *Driver, stack string, s auto.Stack) e
 	if err != nil {
 		return err
 	}
-	d.emit(stack, Event{Type: EventDiagnostic, Severity: "warning", Message: fmt.Sprintf(
-		"trusting the host key %s of %s on first contact (vps_allow_unknown_host_key) and pinning it as vps_host_key: "+
-			"a host presenting another key is refused from now on", fingerprint(key), address)})
-	return d.setConfig(ctx, stack, "", ConfigInput{Values: map[string]string{infra.KeyVPSHostKey: key}})
+	d.Warn("trusting the host key %s of %s on first contact (vps_allow_unknown_host_key) and pinning it as vps_host_key: "+
+		"a host presenting another key is refused from now on", fingerprint(key), address)
+	return d.SetConfig(ctx, map[string]string{infra.KeyVPSHostKey: key}, nil)
 }
 
 // fingerprint is a public key's SHA256 fingerprint, as ssh-keygen -l prints it.
@@ -179,31 +236,30 @@ func fingerprint(authorizedKey string) string {
 	return ssh.FingerprintSHA256(k)
 }
 
-// vpsBeforeEngine readies the host before every up's engine: an ordered VPS is ordered,
-// delivered and rebuilt first (vpsOrder), then a host key trusted on first contact is pinned.
-func vpsBeforeEngine(ctx context.Context, d *Driver, h *hold, s auto.Stack) error {
-	if err := vpsOrder(ctx, d, h, s); err != nil {
+// BeforeEngine implements targets.Preparer: an ordered VPS is ordered, delivered and rebuilt
+// first (order), then a host key trusted on first contact is pinned.
+func (Target) BeforeEngine(ctx context.Context, l targets.Lease) error {
+	if err := order(ctx, l); err != nil {
 		return err
 	}
-	return vpsPinHostKey(ctx, d, h.stack, s)
+	return pinHostKey(ctx, l)
 }
 
-// vpsConfig reads a vps stack's configuration as the program will.
-func vpsConfig(ctx context.Context, d *Driver, s auto.Stack) (*infra.VPSConfig, error) {
-	config, err := s.GetAllConfig(ctx)
+// readConfig reads a vps stack's configuration as the program will.
+func readConfig(ctx context.Context, d targets.Deployment) (*infra.VPSConfig, error) {
+	config, err := d.Config(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("reading the configuration of stack %s: %w", s.Name(), err)
+		return nil, err
 	}
-	values, secrets := flatten(config)
-	cfg, err := infra.ReadVPSConfig(d.projectName, s.Name(), values, secrets)
+	cfg, err := infra.ReadVPSConfig(d.Project(), d.Stack(), config.Values, config.SecretKeys)
 	if err != nil {
-		return nil, &ConfigError{Err: err}
+		return nil, &targets.ConfigError{Err: err}
 	}
 	return cfg, nil
 }
 
-// vpsProvider returns the provider an ordered VPS comes from: one case per vps_provider.
-func vpsProvider(cfg *infra.VPSConfig) (ordering.Provider, error) {
+// providerOf returns the provider an ordered VPS comes from: one case per vps_provider.
+func providerOf(cfg *infra.VPSConfig) (ordering.Provider, error) {
 	switch cfg.Provider {
 	case infra.VPSProviderOVH:
 		return ordering.NewOVH(*cfg.OVH)
@@ -211,68 +267,69 @@ func vpsProvider(cfg *infra.VPSConfig) (ordering.Provider, error) {
 	return nil, fmt.Errorf("vps_provider %q orders nothing", cfg.Provider)
 }
 
-// vpsOrder takes an ordered VPS through the ordering stages, from where the journal's record of
+// order takes an ordered VPS through the ordering stages, from where the journal's record of
 // its order stands (ordering.Order records every step there as it happens), and points the
 // stack at it: vps_host its address, its host key trusted on first contact (the rebuild made a
 // new one) and pinned from then on. The deployment's login key, which the rebuild installs, is
 // made first (ssh_key_generated) and kept as the secret vps_ssh_private_key, unless one is set.
 // A VPS already ordered and pointed at costs no call.
-func vpsOrder(ctx context.Context, d *Driver, h *hold, s auto.Stack) error {
-	cfg, err := vpsConfig(ctx, d, s)
+func order(ctx context.Context, l targets.Lease) error {
+	cfg, err := readConfig(ctx, l)
 	if err != nil || !cfg.Ordered() {
 		return err
 	}
-	st, err := hostOrder(h)
+	st, err := hostOrder(l)
 	if err != nil {
 		return err
 	}
 	if st.Ready() && cfg.Host == st.IP && cfg.PrivateKey != nil {
 		return nil
 	}
-	tracker := newStageTracker(d.profile.stages, h.record.Stage)
 	if cfg.PrivateKey == nil {
 		key, err := newLoginKey()
 		if err != nil {
 			return err
 		}
-		if err := d.setConfig(ctx, h.stack, "", ConfigInput{Secrets: map[string]string{infra.KeyVPSSSHPrivateKey: key}}); err != nil {
+		if err := l.SetConfig(ctx, nil, map[string]string{infra.KeyVPSSSHPrivateKey: key}); err != nil {
 			return err
 		}
-		if cfg, err = vpsConfig(ctx, d, s); err != nil {
+		if cfg, err = readConfig(ctx, l); err != nil {
 			return err
 		}
 	}
-	h.completed(tracker, "ssh_key_generated")
+	l.Completed("ssh_key_generated")
 	signer, err := ssh.ParsePrivateKey([]byte(cfg.PrivateKey.Reveal()))
 	if err != nil {
-		return &ConfigError{Err: fmt.Errorf("vps_ssh_private_key: %w", err)}
+		return &targets.ConfigError{Err: fmt.Errorf("vps_ssh_private_key: %w", err)}
 	}
-	provider, err := vpsProvider(cfg)
+	provider, err := providerOf(cfg)
 	if err != nil {
-		return &ConfigError{Err: err}
+		return &targets.ConfigError{Err: err}
 	}
 	o := &ordering.Order{
 		Provider:    provider,
-		PublicKey:   strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))) + " clawdeploy-" + h.stack,
-		Description: "clawdeploy " + h.stack,
+		PublicKey:   strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey()))) + " clawdeploy-" + l.Stack(),
+		Description: "clawdeploy " + l.Stack(),
 		Save: func(st ordering.State) error {
 			data, err := json.Marshal(st)
 			if err != nil {
 				return err
 			}
-			return h.update(journal.Change{HostOrder: ptr(string(data))})
+			s := string(data)
+			return l.Update(journal.Change{HostOrder: &s})
 		},
-		Stage: func(stage string) { h.completed(tracker, stage) },
+		Stage: l.Completed,
 		Ordering: func(placed bool) error {
+			status := journal.Provisioning
 			if placed {
-				return h.update(journal.Change{Status: ptr(journal.Ordering)})
+				status = journal.Ordering
 			}
-			return h.update(journal.Change{Status: ptr(journal.Provisioning)})
+			return l.Update(journal.Change{Status: &status})
 		},
-		Note:            func(msg string) { d.note(h.stack, "%s", msg) },
-		Poll:            d.orderPoll,
+		Note:            func(msg string) { l.Note("%s", msg) },
+		Poll:            l.OrderPoll(),
 		DeliveryTimeout: cfg.DeliveryTimeout,
-		Now:             d.now,
+		Now:             l.Now,
 	}
 	if err := o.Run(ctx, &st); err != nil {
 		return err
@@ -281,20 +338,21 @@ func vpsOrder(ctx context.Context, d *Driver, h *hold, s auto.Stack) error {
 		return nil
 	}
 	// The rebuilt VPS's host key is new: trusted at the first connection, pinned after it.
-	return d.setConfig(ctx, h.stack, "", ConfigInput{Values: map[string]string{
+	return l.SetConfig(ctx, map[string]string{
 		infra.KeyVPSHost: st.IP, infra.KeyVPSHostKey: "", infra.KeyVPSAllowUnknownHostKey: "true",
-	}})
+	}, nil)
 }
 
 // hostOrder is the journal's record of where the deployment's VPS order stands; empty for a
 // host the user brings or one not ordered yet.
-func hostOrder(h *hold) (ordering.State, error) {
+func hostOrder(l targets.Lease) (ordering.State, error) {
 	var st ordering.State
-	if h.record.HostOrder == "" {
+	record := l.Record()
+	if record.HostOrder == "" {
 		return st, nil
 	}
-	if err := json.Unmarshal([]byte(h.record.HostOrder), &st); err != nil {
-		return st, fmt.Errorf("the journal's record of the VPS order of %s is damaged: %s: %w", h.stack, h.record.HostOrder, err)
+	if err := json.Unmarshal([]byte(record.HostOrder), &st); err != nil {
+		return st, fmt.Errorf("the journal's record of the VPS order of %s is damaged: %s: %w", l.Stack(), record.HostOrder, err)
 	}
 	return st, nil
 }
@@ -312,25 +370,25 @@ func newLoginKey() (string, error) {
 	return string(pem.EncodeToMemory(block)), nil
 }
 
-// vpsRelease stops the renewal of the VPS a deployment ordered, after its destroy's engine, and
-// reports what was done and what the account holder still has to confirm. An order that was
+// Release implements targets.Releaser: it stops the renewal of the VPS a deployment ordered,
+// after its destroy's engine, and reports what was done and what the account holder still has to confirm. An order that was
 // placed but never delivered (or whose id was lost) cannot be released here: the destroy fails,
 // saying which order to cancel, rather than leave it billing silently.
-func vpsRelease(ctx context.Context, d *Driver, h *hold, s auto.Stack) (*ordering.Release, error) {
-	st, err := hostOrder(h)
+func (Target) Release(ctx context.Context, l targets.Lease) (*ordering.Release, error) {
+	st, err := hostOrder(l)
 	if err != nil {
 		return nil, err
 	}
 	if st.CheckoutStarted.IsZero() && st.OrderID == 0 && st.Service == "" {
 		return nil, nil // nothing was ordered
 	}
-	cfg, err := vpsConfig(ctx, d, s)
+	cfg, err := readConfig(ctx, l)
 	if err != nil {
 		return nil, err
 	}
-	provider, err := vpsProvider(cfg)
+	provider, err := providerOf(cfg)
 	if err != nil {
-		return nil, &ConfigError{Err: err}
+		return nil, &targets.ConfigError{Err: err}
 	}
 	if st.Service == "" && st.OrderID != 0 {
 		delivery, err := provider.Delivery(ctx, st.OrderID)
@@ -345,18 +403,18 @@ func vpsRelease(ctx context.Context, d *Driver, h *hold, s auto.Stack) (*orderin
 			what = fmt.Sprintf("the order the checkout of cart %s at %s may have placed", st.CartID, st.CheckoutStarted.UTC().Format(time.RFC3339))
 		}
 		return nil, fmt.Errorf("the resources of %s are deleted, but its VPS is not delivered, so it cannot be released: cancel %s "+
-			"in the %s manager (it bills once delivered), or run destroy again once it is delivered", h.stack, what, st.Provider)
+			"in the %s manager (it bills once delivered), or run destroy again once it is delivered", l.Stack(), what, st.Provider)
 	}
 	r, err := provider.Release(ctx, st.Service)
 	if err != nil {
 		return nil, fmt.Errorf("the resources of %s are deleted, but releasing VPS %s failed (it still renews; run destroy again): %w",
-			h.stack, st.Service, err)
+			l.Stack(), st.Service, err)
 	}
 	for _, done := range r.Done {
-		d.note(h.stack, "%s", done)
+		l.Note("%s", done)
 	}
 	for _, confirm := range r.ToConfirm {
-		d.warn(h.stack, "to confirm by the account holder: %s", confirm)
+		l.Warn("to confirm by the account holder: %s", confirm)
 	}
 	return &r, nil
 }

@@ -1,4 +1,10 @@
-package automation
+// Package ec2spot is the ec2-spot target: an EC2 Spot instance with a persistent, snapshotted
+// data volume. It owns everything only this target knows: its stages, the instance `up --retry`
+// replaces, the setup wait on the SSM status parameter, the user-data, the fallback to the next
+// instance type without Spot capacity, what tells heal the instance is gone, the finder of
+// interrupted creations (finder.go), the cost (cost.go) and the pre-upgrade checkpoint and final
+// snapshots of the data volume (data.go).
+package ec2spot
 
 import (
 	"context"
@@ -10,27 +16,103 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/clawdeploy/clawdeploy"
+	"github.com/clawdeploy/clawdeploy/awsapi"
 	"github.com/clawdeploy/clawdeploy/cloudinit"
 	"github.com/clawdeploy/clawdeploy/components"
 	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/setup"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
-// The ec2-spot target: its stages, the instance `up --retry` replaces, the setup wait on the SSM
-// status parameter, and the user-data. Its finder is AWSFinder (ec2spot_finder.go).
+// Name is the target's name.
+const Name = "ec2-spot"
 
-// EC2SpotStages are the ec2-spot stages of DESIGN.md.
-var EC2SpotStages = Stages{
+// Target is the ec2-spot target.
+type Target struct{}
+
+var (
+	_ targets.Target           = Target{}
+	_ targets.Retrier          = Target{}
+	_ targets.Healer           = Target{}
+	_ targets.Upgrader         = Target{}
+	_ targets.DataVolume       = Target{}
+	_ targets.Previewer        = Target{}
+	_ targets.UserDataRenderer = Target{}
+)
+
+// Name implements targets.Target.
+func (Target) Name() string { return Name }
+
+// Summary implements targets.Target.
+func (Target) Summary() string {
+	return `(default) an EC2 Spot instance with a persistent, snapshotted data
+volume.`
+}
+
+// Program implements targets.Target: infra.Program.
+func (Target) Program() pulumi.RunFunc { return infra.Program }
+
+// Stages implements targets.Target.
+func (Target) Stages() targets.Stages { return Stages }
+
+// Keys implements targets.Target: infra.Keys, and aws:region.
+func (Target) Keys() targets.Keys {
+	return targets.Keys{Program: infra.Keys, Help: append([]string{infra.KeyRegion}, infra.Keys...),
+		List: []string{infra.KeyInstanceTypes}}
+}
+
+// Check implements targets.Target: infra.CheckConfig.
+func (Target) Check(project, stack string, values map[string]string, secretKeys []string) error {
+	return infra.CheckConfig(project, stack, values, secretKeys)
+}
+
+// ProjectYAML implements targets.Target: the repository's Pulumi.yaml.
+func (Target) ProjectYAML() []byte { return clawdeploy.ProjectYAML }
+
+// FromCheckout implements targets.Target: an operator's checkout holds this project.
+func (Target) FromCheckout() bool { return true }
+
+// NewWaiter implements targets.Target: an SSMWaiter.
+func (Target) NewWaiter(poll, timeout time.Duration) targets.Waiter {
+	return SSMWaiter{Interval: poll, Budget: timeout}
+}
+
+// Relaunch implements targets.Target: the instance.
+func (Target) Relaunch(stack string) []string { return []string{InstanceURN(stack)} }
+
+// NewFinder implements targets.Target: a Finder in AWS.
+func (Target) NewFinder() targets.Finder { return &Finder{} }
+
+// NewHostChecker implements targets.Healer.
+func (Target) NewHostChecker() targets.HostChecker { return &HostChecker{} }
+
+// NewCheckpointer implements targets.Upgrader.
+func (Target) NewCheckpointer(cfg *aws.Config, now func() time.Time) targets.Checkpointer {
+	return &Checkpointer{Config: cfg, Now: now}
+}
+
+// RestoreReplaces implements targets.DataVolume: the data volume and the instance.
+func (Target) RestoreReplaces(stack string) []string {
+	return []string{DataVolumeURN(stack), InstanceURN(stack)}
+}
+
+// NewFinalSnapshots implements targets.DataVolume.
+func (Target) NewFinalSnapshots(cfg *aws.Config) targets.FinalSnapshots {
+	return &FinalSnapshots{Config: cfg}
+}
+
+// Stages are the ec2-spot stages of DESIGN.md.
+var Stages = targets.Stages{
 	Order: []string{
 		"secrets_stored", "network_ready", "iam_ready", "backup_bucket_ready", "data_volume_ready",
-		"instance_launched", "volume_attached", "snapshot_policy_ready", StageSetupLaunched, StageSetupComplete,
+		"instance_launched", "volume_attached", "snapshot_policy_ready", targets.StageSetupLaunched, targets.StageSetupComplete,
 	},
 	ByType: map[string]string{
 		components.TypeSecrets:                      "secrets_stored",
@@ -44,9 +126,9 @@ var EC2SpotStages = Stages{
 	},
 }
 
-// SpotInstanceURN is the ec2-spot instance of a stack: `up --retry` replaces it so that cloud-init
-// runs the setup again.
-func SpotInstanceURN(stack string) string {
+// InstanceURN is the instance of a stack: `up --retry` replaces it so that cloud-init runs the
+// setup again.
+func InstanceURN(stack string) string {
 	return "urn:pulumi:" + stack + "::" + clawdeploy.Project + "::" + components.TypeSpotInstance + "$aws:ec2/instance:Instance::" +
 		infra.NameSpot + "-instance"
 }
@@ -55,9 +137,9 @@ func SpotInstanceURN(stack string) string {
 // is "<instance-id> <status line>": a line from another instance (a replaced one) counts as
 // NOT_STARTED.
 type SSMWaiter struct {
-	// Interval between polls; 0 means DefaultSetupPoll.
+	// Interval between polls; 0 means targets.DefaultSetupPoll.
 	Interval time.Duration
-	// Budget for the whole wait; 0 means DefaultSetupTimeout.
+	// Budget for the whole wait; 0 means targets.DefaultSetupTimeout.
 	Budget time.Duration
 	// Client reads the parameter; nil means one from the default AWS configuration (environment,
 	// shared config, instance role), with the stack's region.
@@ -76,13 +158,13 @@ func (w SSMWaiter) Wait(ctx context.Context, stack string, outputs auto.OutputMa
 	}
 	client := w.Client
 	if client == nil {
-		cfg, err := awsConfig(ctx, nil, region)
+		cfg, err := awsapi.Config(ctx, nil, region)
 		if err != nil {
 			return setup.Status{}, err
 		}
 		client = ssm.NewFromConfig(cfg)
 	}
-	return poll(ctx, w.Interval, w.Budget, report, func(ctx context.Context) (setup.Status, error) {
+	return targets.Poll(ctx, w.Interval, w.Budget, report, func(ctx context.Context) (setup.Status, error) {
 		return w.read(ctx, client, param, instance)
 	})
 }
@@ -102,21 +184,18 @@ func (w SSMWaiter) read(ctx context.Context, client interface {
 	return setup.ParseStatus(line)
 }
 
-// ec2SpotUserData renders the cloud-config `up` would pass to the instance, uncompressed, for the
-// stack's configuration with in applied. The header names each secret by the SSM parameter the
-// instance reads it from, never its value. A deployed stack's volume and bucket are used;
-// placeholders stand in for those of a stack not deployed yet.
-func ec2SpotUserData(ctx context.Context, d *Driver, stack string, in ConfigInput) ([]byte, error) {
-	values, secrets, err := d.Config(ctx, stack, in)
+// UserData implements targets.UserDataRenderer: the cloud-config `up` would pass to the instance,
+// uncompressed, for config. The header names each secret by the SSM parameter the instance reads
+// it from, never its value. A deployed stack's volume and bucket are used; placeholders stand in
+// for those of a stack not deployed yet.
+func (Target) UserData(ctx context.Context, d targets.Deployment, config targets.Config) ([]byte, error) {
+	stack := d.Stack()
+	cfg, err := infra.LoadConfig(d.Project(), stack, config.Values, config.SecretKeys)
 	if err != nil {
-		return nil, err
-	}
-	cfg, err := infra.LoadConfig(d.projectName, stack, values, secrets)
-	if err != nil {
-		return nil, &ConfigError{Err: err}
+		return nil, &targets.ConfigError{Err: err}
 	}
 	volume, bucket := "vol-00000000000000000", clawdeploy.Project+"-"+strings.ToLower(stack)+"-backup-placeholder"
-	if out, err := d.Outputs(ctx, stack); err == nil {
+	if out, err := d.Outputs(ctx); err == nil {
 		if v, ok := out["data_volume_id"].Value.(string); ok && v != "" {
 			volume = v
 		}
@@ -161,64 +240,62 @@ func (e *CapacityError) Error() string {
 // Unwrap returns the engine's error.
 func (e *CapacityError) Unwrap() error { return e.Err }
 
-// ec2SpotCapacity falls back to the next of instance_types when a launch failed for capacity:
-// it records the type to use (clawdeploy:instanceType, which the program uses while it is
-// listed) and asks for the engine again. When no type is left, it goes back to the first for the
-// next try and reports a *CapacityError.
-func ec2SpotCapacity(ctx context.Context, d *Driver, stack string, s auto.Stack, err error) (bool, error) {
+// AfterEngineFailure implements targets.Retrier: it falls back to the next of instance_types
+// when a launch failed for capacity. It records the type to use (clawdeploy:instanceType, which
+// the program uses while it is listed) and asks for the engine again. When no type is left, it
+// goes back to the first for the next try and reports a *CapacityError.
+func (Target) AfterEngineFailure(ctx context.Context, d targets.Deployment, err error) (bool, error) {
 	code := capacityCodes.FindString(err.Error())
 	if code == "" {
 		return false, nil
 	}
-	config, cerr := s.GetAllConfig(ctx)
+	config, cerr := d.Config(ctx)
 	if cerr != nil {
-		return false, fmt.Errorf("reading the configuration of stack %s: %w", stack, cerr)
+		return false, cerr
 	}
-	values, secrets := flatten(config)
-	cfg, cerr := infra.LoadConfig(d.projectName, stack, values, secrets)
+	cfg, cerr := infra.LoadConfig(d.Project(), d.Stack(), config.Values, config.SecretKeys)
 	if cerr != nil {
-		return false, &ConfigError{Err: cerr}
+		return false, &targets.ConfigError{Err: cerr}
 	}
 	i := slices.Index(cfg.InstanceTypes, cfg.InstanceType)
 	next := cfg.InstanceTypes[0] // none left: the next try starts from the first again
 	if i+1 < len(cfg.InstanceTypes) {
 		next = cfg.InstanceTypes[i+1]
 	}
-	if serr := d.setConfig(ctx, stack, "", ConfigInput{Values: map[string]string{infra.KeyInstanceTypeChosen: next}}); serr != nil {
+	if serr := d.SetConfig(ctx, map[string]string{infra.KeyInstanceTypeChosen: next}, nil); serr != nil {
 		return false, serr
 	}
 	if i+1 >= len(cfg.InstanceTypes) {
 		return false, &CapacityError{Zone: cfg.AvailabilityZone, Types: cfg.InstanceTypes, Code: code, Err: err}
 	}
-	d.emit(stack, Event{Type: EventDiagnostic, Severity: "warning", Message: fmt.Sprintf(
-		"no Spot capacity for %s in %s (%s): trying %s", cfg.InstanceType, cfg.AvailabilityZone, code, next)})
+	d.Warn("no Spot capacity for %s in %s (%s): trying %s", cfg.InstanceType, cfg.AvailabilityZone, code, next)
 	return true, nil
 }
 
-// SpotHostChecker tells whether an ec2-spot deployment's instance is gone: the status parameter
+// HostChecker tells whether an ec2-spot deployment's instance is gone: the status parameter
 // carries the watcher's INTERRUPTED line for it, or EC2 describes it as shutting down, stopping,
 // stopped or terminated, or no longer knows it.
-type SpotHostChecker struct {
+type HostChecker struct {
 	// Config is the AWS configuration; nil loads the default one, with the stack's region.
 	Config *aws.Config
 }
 
 // Check reads the status parameter and the instance.
-func (c *SpotHostChecker) Check(ctx context.Context, stack string, outputs auto.OutputMap) (HostState, error) {
+func (c *HostChecker) Check(ctx context.Context, stack string, outputs auto.OutputMap) (targets.HostState, error) {
 	instance, _ := outputs["instance_id"].Value.(string)
 	param, _ := outputs["setup_status_parameter"].Value.(string)
 	region, _ := outputs["region"].Value.(string)
 	if instance == "" {
-		return HostState{Down: true, Why: "the stack has no instance"}, nil
+		return targets.HostState{Down: true, Why: "the stack has no instance"}, nil
 	}
-	cfg, err := awsConfig(ctx, c.Config, region)
+	cfg, err := awsapi.Config(ctx, c.Config, region)
 	if err != nil {
-		return HostState{}, err
+		return targets.HostState{}, err
 	}
-	st := HostState{Host: instance}
+	st := targets.HostState{Host: instance}
 	if param != "" {
 		out, err := ssm.NewFromConfig(cfg).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(param), WithDecryption: aws.Bool(true)})
-		if err != nil && !notFound(err, "ParameterNotFound") {
+		if err != nil && !awsapi.NotFound(err, "ParameterNotFound") {
 			return st, fmt.Errorf("reading %s: %w", param, err)
 		}
 		if err == nil {
@@ -229,7 +306,7 @@ func (c *SpotHostChecker) Check(ctx context.Context, stack string, outputs auto.
 		}
 	}
 	out, err := ec2.NewFromConfig(cfg).DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instance}})
-	if notFound(err, "InvalidInstanceID.NotFound") {
+	if awsapi.NotFound(err, "InvalidInstanceID.NotFound") {
 		st.Down, st.Why = true, fmt.Sprintf("instance %s no longer exists", instance)
 		return st, nil
 	}
@@ -258,11 +335,11 @@ func (c *SpotHostChecker) Check(ctx context.Context, stack string, outputs auto.
 // when a Spot interruption notice arrives: "<instance id> INTERRUPTED <instance id>".
 const StatusInterrupted = "INTERRUPTED"
 
-// ec2SpotIgnored finds the configuration changes the program ignores on a deployed stack: its
-// data volume keeps the snapshot it was made from, whatever data_volume_snapshot_id says now. (A
-// new availability_zone the program refuses outright, naming the volume's zone.)
-func ec2SpotIgnored(ctx context.Context, d *Driver, stack string, s auto.Stack, config auto.ConfigMap) ([]IgnoredChange, error) {
-	state, err := exportState(ctx, s)
+// Ignored implements targets.Previewer: the program ignores a new data_volume_snapshot_id on a
+// deployed stack, whose data volume keeps the snapshot it was made from. (A new
+// availability_zone the program refuses outright, naming the volume's zone.)
+func (Target) Ignored(ctx context.Context, d targets.Deployment, config targets.Config) ([]targets.IgnoredChange, error) {
+	state, err := d.State(ctx)
 	if err != nil || state == nil {
 		return nil, err
 	}
@@ -270,11 +347,11 @@ func ec2SpotIgnored(ctx context.Context, d *Driver, stack string, s auto.Stack, 
 		if string(r.Type) != "aws:ebs/volume:Volume" || r.Delete {
 			continue
 		}
-		var ignored []IgnoredChange
+		var ignored []targets.IgnoredChange
 		snapshot, _ := r.Inputs["snapshotId"].(string)
-		if want := config[fullKey(infra.KeyDataVolumeSnapshotID)].Value; want != "" && want != snapshot {
-			restore := fmt.Sprintf("restore explicitly: `clawdeploy restore --stack %s --snapshot %s` replaces the volume and the instance together", stack, want)
-			ignored = append(ignored, IgnoredChange{Key: infra.KeyDataVolumeSnapshotID, From: snapshot, To: want,
+		if want := config.Value(infra.KeyDataVolumeSnapshotID); want != "" && want != snapshot {
+			restore := fmt.Sprintf("restore explicitly: `clawdeploy restore --stack %s --snapshot %s` replaces the volume and the instance together", d.Stack(), want)
+			ignored = append(ignored, targets.IgnoredChange{Key: infra.KeyDataVolumeSnapshotID, From: snapshot, To: want,
 				Reason:  "the existing data volume is kept: a snapshot id only applies to a new volume",
 				Instead: restore})
 		}
@@ -283,21 +360,8 @@ func ec2SpotIgnored(ctx context.Context, d *Driver, stack string, s auto.Stack, 
 	return nil, nil
 }
 
-// awsConfig is given when it is not nil, else the default AWS configuration (environment, shared
-// files, instance role, AWS_ENDPOINT_URL*); either way in region when it is not empty: the
-// stack's, or the one an operator named.
-func awsConfig(ctx context.Context, given *aws.Config, region string) (aws.Config, error) {
-	var cfg aws.Config
-	if given != nil {
-		cfg = *given
-	} else {
-		var err error
-		if cfg, err = config.LoadDefaultConfig(ctx); err != nil {
-			return aws.Config{}, fmt.Errorf("loading the AWS configuration: %w", err)
-		}
-	}
-	if region != "" {
-		cfg.Region = region
-	}
-	return cfg, nil
+// DataVolumeURN is the URN of a stack's data volume: what a restore replaces, with the instance.
+func DataVolumeURN(stack string) string {
+	return "urn:pulumi:" + stack + "::" + clawdeploy.Project + "::" + components.TypeDataVolume + "$aws:ebs/volume:Volume::" +
+		infra.NameData + "-volume"
 }

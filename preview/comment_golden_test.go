@@ -1,4 +1,4 @@
-package automation_test
+package preview_test
 
 import (
 	"os"
@@ -6,26 +6,28 @@ import (
 	"strings"
 	"testing"
 
-	. "github.com/clawdeploy/clawdeploy/automation"
+	. "github.com/clawdeploy/clawdeploy/preview"
+	"github.com/clawdeploy/clawdeploy/targets"
+	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
 )
 
 // examplePreview is a pull request's preview as a reviewer sees it: a new image and a snapshot id
 // the stack ignores.
-func examplePreview() *PreviewResult {
-	return &PreviewResult{
+func examplePreview() *Result {
+	return &Result{
 		Changes: &Changes{
 			Counts: map[string]int{"replace": 2, "update": 1, "same": 37},
 			Resources: []ResourceChange{
 				{URN: "urn:pulumi:dev::openclaw::clawdeploy:compute:SpotInstance$aws:ec2/instance:Instance::spot-instance",
-					Type: "aws:ec2/instance:Instance", Op: "replace", ReplaceKeys: []string{"userData"}, Risk: RiskDowntime, DowntimeMinutes: ReadyAgainMinutes,
+					Type: "aws:ec2/instance:Instance", Op: "replace", ReplaceKeys: []string{"userData"}, Risk: targets.RiskDowntime, DowntimeMinutes: ec2spot.ReadyAgainMinutes,
 					Reason: "the instance would be replaced, forced by userData (config: openclaw_image, backup_interval_minutes or another setting the instance's user-data carries)"},
 				{URN: "urn:pulumi:dev::openclaw::clawdeploy:compute:SpotInstance$aws:ec2/volumeAttachment:VolumeAttachment::data-attachment",
-					Type: "aws:ec2/volumeAttachment:VolumeAttachment", Op: "replace", ReplaceKeys: []string{"instanceId"}, Risk: RiskDowntime, DowntimeMinutes: ReadyAgainMinutes,
+					Type: "aws:ec2/volumeAttachment:VolumeAttachment", Op: "replace", ReplaceKeys: []string{"instanceId"}, Risk: targets.RiskDowntime, DowntimeMinutes: ec2spot.ReadyAgainMinutes,
 					Reason: "the data volume would be detached and attached again, forced by instanceId"},
 				{URN: "urn:pulumi:dev::openclaw::clawdeploy:compute:InstanceRole$aws:iam/rolePolicy:RolePolicy::instance-role-policy",
-					Type: "aws:iam/rolePolicy:RolePolicy", Op: "update", Risk: RiskAccess, Reason: "RolePolicy would be updated"},
+					Type: "aws:iam/rolePolicy:RolePolicy", Op: "update", Risk: targets.RiskAccess, Reason: "RolePolicy would be updated"},
 			},
-			Ignored: []IgnoredChange{{Key: "data_volume_snapshot_id", From: "", To: "snap-0123456789abcdef0",
+			Ignored: []targets.IgnoredChange{{Key: "data_volume_snapshot_id", From: "", To: "snap-0123456789abcdef0",
 				Reason:  "the existing data volume is kept: a snapshot id only applies to a new volume",
 				Instead: "restore explicitly: `clawdeploy restore --stack dev --snapshot snap-0123456789abcdef0` replaces the volume and the instance together"}},
 		},

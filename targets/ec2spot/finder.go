@@ -1,8 +1,7 @@
-package automation
+package ec2spot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -17,16 +16,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/smithy-go"
 
+	"github.com/clawdeploy/clawdeploy/awsapi"
 	"github.com/clawdeploy/clawdeploy/components"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
-// AWSFinder looks up, in AWS, resources whose creation was interrupted: EC2 resources by their
+// Finder looks up, in AWS, resources whose creation was interrupted: EC2 resources by their
 // clawdeploy:urn tag, named resources (buckets, roles, parameters, log groups) by the name the
 // checkpoint holds, and the rest (attachments, associations, bucket settings) by the inputs that
 // identify them. It returns the id in the form the provider imports.
-type AWSFinder struct {
+type Finder struct {
 	// Config is the AWS configuration; nil loads the default one (environment, shared files,
 	// instance role).
 	Config *aws.Config
@@ -41,9 +41,9 @@ type AWSFinder struct {
 	dlm  *dlm.Client
 }
 
-func (f *AWSFinder) clients(ctx context.Context) error {
+func (f *Finder) clients(ctx context.Context) error {
 	f.once.Do(func() {
-		cfg, err := awsConfig(ctx, f.Config, "")
+		cfg, err := awsapi.Config(ctx, f.Config, "")
 		if err != nil {
 			f.err = err
 			return
@@ -58,27 +58,6 @@ func (f *AWSFinder) clients(ctx context.Context) error {
 	return f.err
 }
 
-// input returns a string input of a pending create.
-func input(pc PendingCreate, key string) string {
-	v, _ := pc.Inputs[key].(string)
-	return v
-}
-
-// notFound reports whether err is the API's own "does not exist", by code: only that proves a
-// resource absent.
-func notFound(err error, codes ...string) bool {
-	var api smithy.APIError
-	if !errors.As(err, &api) {
-		return false
-	}
-	for _, c := range codes {
-		if api.ErrorCode() == c {
-			return true
-		}
-	}
-	return false
-}
-
 // ec2Tagged are the EC2 types found by their clawdeploy:urn tag.
 var ec2Tagged = map[string]bool{
 	"aws:ebs/volume:Volume":                   true,
@@ -91,7 +70,7 @@ var ec2Tagged = map[string]bool{
 }
 
 // Find looks a pending create up.
-func (f *AWSFinder) Find(ctx context.Context, pc PendingCreate) (string, bool, error) {
+func (f *Finder) Find(ctx context.Context, pc targets.PendingCreate) (string, bool, error) {
 	if err := f.clients(ctx); err != nil {
 		return "", false, err
 	}
@@ -103,24 +82,24 @@ func (f *AWSFinder) Find(ctx context.Context, pc PendingCreate) (string, bool, e
 	case pc.Type == "aws:ec2/routeTableAssociation:RouteTableAssociation":
 		return f.association(ctx, pc)
 	case pc.Type == "aws:s3/bucketV2:BucketV2":
-		_, err := f.s3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(input(pc, "bucket"))})
-		return found(input(pc, "bucket"), err, "NotFound", "NoSuchBucket")
+		_, err := f.s3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(pc.Input("bucket"))})
+		return found(pc.Input("bucket"), err, "NotFound", "NoSuchBucket")
 	case strings.HasPrefix(pc.Type, "aws:s3/bucket"):
 		return f.bucketSetting(ctx, pc)
 	case pc.Type == "aws:iam/role:Role":
-		_, err := f.iam.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(input(pc, "name"))})
-		return found(input(pc, "name"), err, "NoSuchEntity")
+		_, err := f.iam.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(pc.Input("name"))})
+		return found(pc.Input("name"), err, "NoSuchEntity")
 	case pc.Type == "aws:iam/instanceProfile:InstanceProfile":
-		_, err := f.iam.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(input(pc, "name"))})
-		return found(input(pc, "name"), err, "NoSuchEntity")
+		_, err := f.iam.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(pc.Input("name"))})
+		return found(pc.Input("name"), err, "NoSuchEntity")
 	case pc.Type == "aws:iam/rolePolicy:RolePolicy":
-		_, err := f.iam.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(input(pc, "role")), PolicyName: aws.String(input(pc, "name"))})
-		return found(input(pc, "role")+":"+input(pc, "name"), err, "NoSuchEntity")
+		_, err := f.iam.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(pc.Input("role")), PolicyName: aws.String(pc.Input("name"))})
+		return found(pc.Input("role")+":"+pc.Input("name"), err, "NoSuchEntity")
 	case pc.Type == "aws:ssm/parameter:Parameter":
-		_, err := f.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(input(pc, "name"))})
-		return found(input(pc, "name"), err, "ParameterNotFound")
+		_, err := f.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(pc.Input("name"))})
+		return found(pc.Input("name"), err, "ParameterNotFound")
 	case pc.Type == "aws:cloudwatch/logGroup:LogGroup":
-		name := input(pc, "name")
+		name := pc.Input("name")
 		out, err := f.logs.DescribeLogGroups(ctx, &cloudwatchlogs.DescribeLogGroupsInput{LogGroupNamePrefix: aws.String(name)})
 		if err != nil {
 			return "", false, err
@@ -142,13 +121,13 @@ func found(id string, err error, absent ...string) (string, bool, error) {
 	switch {
 	case err == nil:
 		return id, true, nil
-	case notFound(err, absent...):
+	case awsapi.NotFound(err, absent...):
 		return "", false, nil
 	}
 	return "", false, err
 }
 
-func (f *AWSFinder) byTag(ctx context.Context, pc PendingCreate) (string, bool, error) {
+func (f *Finder) byTag(ctx context.Context, pc targets.PendingCreate) (string, bool, error) {
 	out, err := f.ec2.DescribeTags(ctx, &ec2.DescribeTagsInput{Filters: []ec2types.Filter{
 		{Name: aws.String("key"), Values: []string{components.TagURN}},
 		{Name: aws.String("value"), Values: []string{pc.URN}},
@@ -188,8 +167,8 @@ func (f *AWSFinder) byTag(ctx context.Context, pc PendingCreate) (string, bool, 
 	return "", false, fmt.Errorf("%d resources carry the identity of %s (%s): resolve by hand", len(ids), pc.URN, strings.Join(ids, ", "))
 }
 
-func (f *AWSFinder) attachment(ctx context.Context, pc PendingCreate) (string, bool, error) {
-	volume, instance, device := input(pc, "volumeId"), input(pc, "instanceId"), input(pc, "deviceName")
+func (f *Finder) attachment(ctx context.Context, pc targets.PendingCreate) (string, bool, error) {
+	volume, instance, device := pc.Input("volumeId"), pc.Input("instanceId"), pc.Input("deviceName")
 	out, err := f.ec2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{volume}})
 	if err != nil {
 		return found("", err, "InvalidVolume.NotFound")
@@ -205,8 +184,8 @@ func (f *AWSFinder) attachment(ctx context.Context, pc PendingCreate) (string, b
 	return "", false, nil
 }
 
-func (f *AWSFinder) association(ctx context.Context, pc PendingCreate) (string, bool, error) {
-	subnet, table := input(pc, "subnetId"), input(pc, "routeTableId")
+func (f *Finder) association(ctx context.Context, pc targets.PendingCreate) (string, bool, error) {
+	subnet, table := pc.Input("subnetId"), pc.Input("routeTableId")
 	out, err := f.ec2.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{RouteTableIds: []string{table}})
 	if err != nil {
 		return found("", err, "InvalidRouteTableID.NotFound")
@@ -222,8 +201,8 @@ func (f *AWSFinder) association(ctx context.Context, pc PendingCreate) (string, 
 }
 
 // bucketSetting finds one of a bucket's settings; its id is the bucket's name.
-func (f *AWSFinder) bucketSetting(ctx context.Context, pc PendingCreate) (string, bool, error) {
-	bucket := aws.String(input(pc, "bucket"))
+func (f *Finder) bucketSetting(ctx context.Context, pc targets.PendingCreate) (string, bool, error) {
+	bucket := aws.String(pc.Input("bucket"))
 	var err error
 	switch pc.Type {
 	case "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock":
@@ -249,7 +228,7 @@ func (f *AWSFinder) bucketSetting(ctx context.Context, pc PendingCreate) (string
 }
 
 // lifecyclePolicy finds a DLM policy by its target tags and its clawdeploy:urn tag.
-func (f *AWSFinder) lifecyclePolicy(ctx context.Context, pc PendingCreate) (string, bool, error) {
+func (f *Finder) lifecyclePolicy(ctx context.Context, pc targets.PendingCreate) (string, bool, error) {
 	var targets []string
 	if details, ok := pc.Inputs["policyDetails"].(map[string]any); ok {
 		if tags, ok := details["targetTags"].(map[string]any); ok {

@@ -1,4 +1,10 @@
-package automation
+// Package fleet is the worker (`clawdeploy worker`): the long-running form of the start-up
+// resume and the stale check, for several replicas sharing one journal, and the queue they
+// serve (Enqueue). Each sweep takes over the deployments whose owner's lease expired
+// (journal.ClaimStale), then queued requests (journal.TakeRequests), at most Concurrency
+// operations at once; every StaleEvery it marks ERROR the INSTALLING deployments without news
+// for automation.StuckInstalling that nobody live holds.
+package fleet
 
 import (
 	"cmp"
@@ -17,36 +23,31 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/config"
 
+	"github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/journal"
 )
 
-// The worker (`clawdeploy worker`): the long-running form of the start-up resume and the stale
-// check, for several replicas sharing one journal. Each sweep takes over the deployments whose
-// owner's lease expired (journal.ClaimStale), then queued requests (journal.TakeRequests), at
-// most Concurrency operations at once; every StaleEvery it marks ERROR the INSTALLING
-// deployments without news for StuckInstalling that nobody live holds.
-
 // Defaults of the worker.
 const (
-	DefaultWorkerPoll = 2 * time.Second
+	DefaultPoll       = 2 * time.Second
 	DefaultStaleEvery = time.Minute
 )
 
-// WorkerOptions configure Work.
-type WorkerOptions struct {
-	// Concurrency bounds the operations at once (DefaultConcurrency when 0).
+// Options configure Work.
+type Options struct {
+	// Concurrency bounds the operations at once (automation.DefaultConcurrency when 0).
 	Concurrency int
-	// Poll is how often to look for work (DefaultWorkerPoll when 0); a finished operation
+	// Poll is how often to look for work (DefaultPoll when 0); a finished operation
 	// looks at once.
 	Poll time.Duration
 	// StaleEvery is how often to sweep for stuck INSTALLING deployments (DefaultStaleEvery).
 	StaleEvery time.Duration
 	// Stats, when not nil, is kept up to date for /metrics.
-	Stats *WorkerStats
+	Stats *Stats
 }
 
-// WorkerStats are a worker's counts, read by its /metrics.
-type WorkerStats struct {
+// Stats are a worker's counts, read by its /metrics.
+type Stats struct {
 	InFlight atomic.Int64
 	// Operations and Failures count the operations ended and failed, by operation.
 	mu         sync.Mutex
@@ -57,7 +58,7 @@ type WorkerStats struct {
 }
 
 // Operations returns the operations ended and failed so far, by operation.
-func (s *WorkerStats) Operations() (ended, failed map[string]int64) {
+func (s *Stats) Operations() (ended, failed map[string]int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ended, failed = map[string]int64{}, map[string]int64{}
@@ -71,14 +72,14 @@ func (s *WorkerStats) Operations() (ended, failed map[string]int64) {
 }
 
 // LastSweep is when the journal last answered a sweep.
-func (s *WorkerStats) LastSweep() time.Time {
+func (s *Stats) LastSweep() time.Time {
 	if ms := s.healthy.Load(); ms != 0 {
 		return time.UnixMilli(ms)
 	}
 	return time.Time{}
 }
 
-func (s *WorkerStats) ended(op string, err error) {
+func (s *Stats) ended(op string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.operations == nil {
@@ -86,31 +87,39 @@ func (s *WorkerStats) ended(op string, err error) {
 	}
 	s.operations[op]++
 	var (
-		interrupted *InterruptedError
-		lost        *LeaseLostError
+		interrupted *automation.InterruptedError
+		lost        *automation.LeaseLostError
 	)
 	if err != nil && !errors.As(err, &interrupted) && !errors.As(err, &lost) {
 		s.failures[op]++
 	}
 }
 
-// Work runs until ctx is cancelled: it takes over abandoned deployments and queued requests,
+// worker is one Work's driver, journal and owner.
+type worker struct {
+	d       *automation.Driver
+	journal journal.Journal
+	owner   string
+}
+
+// Work runs d's worker until ctx is cancelled: it takes over abandoned deployments and queued requests,
 // at most Concurrency operations at once, renewing their leases as every operation does, and
 // sweeps stuck INSTALLING deployments. Cancelled (SIGTERM), it takes no more work and its
-// operations are interrupted: each gets the drain window to checkpoint, is marked interrupted
+// operations are interrupted: each gets the drain window to save its state, is marked interrupted
 // and its lease released, so another worker takes it over at once. Work returns once they have.
-func (d *Driver) Work(ctx context.Context, opts WorkerOptions) error {
-	concurrency := cmp.Or(opts.Concurrency, DefaultConcurrency)
+func Work(ctx context.Context, d *automation.Driver, opts Options) error {
+	concurrency := cmp.Or(opts.Concurrency, automation.DefaultConcurrency)
 	if concurrency < 1 {
-		return &UsageError{Err: fmt.Errorf("--concurrency must be 1 or more, got %d", concurrency)}
+		return &automation.UsageError{Err: fmt.Errorf("--concurrency must be 1 or more, got %d", concurrency)}
 	}
-	poll, staleEvery := cmp.Or(opts.Poll, DefaultWorkerPoll), cmp.Or(opts.StaleEvery, DefaultStaleEvery)
+	poll, staleEvery := cmp.Or(opts.Poll, DefaultPoll), cmp.Or(opts.StaleEvery, DefaultStaleEvery)
 	stats := opts.Stats
 	if stats == nil {
-		stats = &WorkerStats{}
+		stats = &Stats{}
 	}
+	w := &worker{d: d, journal: d.Journal(), owner: d.Owner()}
 	host, _ := os.Hostname()
-	d.note("", "worker %s on %s: up to %d operations at once, a lease lasts %s", d.owner, host, concurrency, d.leaseTTL)
+	d.Note("", "worker %s on %s: up to %d operations at once, a lease lasts %s", w.owner, host, concurrency, d.LeaseTTL())
 	var (
 		wg       sync.WaitGroup
 		freed    = make(chan struct{}, concurrency)
@@ -141,24 +150,24 @@ func (d *Driver) Work(ctx context.Context, opts WorkerOptions) error {
 		}()
 	}
 	for ctx.Err() == nil {
-		now := d.now()
+		now := d.Now()
 		if now.Sub(lastSwep) >= staleEvery {
-			d.sweepStuck(ctx)
+			d.SweepStuck(ctx)
 			lastSwep = now
 		}
-		claimed, err := d.journal.ClaimStale(ctx, d.owner, now, now.Add(d.leaseTTL), concurrency-running())
+		claimed, err := w.journal.ClaimStale(ctx, w.owner, now, now.Add(d.LeaseTTL()), concurrency-running())
 		if err != nil && ctx.Err() == nil {
-			d.warn("", "the worker's sweep: %v", err)
+			d.Warn("", "the worker's sweep: %v", err)
 		}
 		for _, r := range claimed {
-			start(r.Operation, r.Stack, func() error { return d.takeOver(ctx, r) })
+			start(r.Operation, r.Stack, func() error { return w.takeOver(ctx, r) })
 		}
-		requests, err := d.journal.TakeRequests(ctx, d.owner, now, concurrency-running())
+		requests, err := w.journal.TakeRequests(ctx, w.owner, now, concurrency-running())
 		if err != nil && ctx.Err() == nil {
-			d.warn("", "the worker's sweep: %v", err)
+			d.Warn("", "the worker's sweep: %v", err)
 		}
 		if err == nil {
-			stats.healthy.Store(d.now().UnixMilli())
+			stats.healthy.Store(d.Now().UnixMilli())
 		}
 		for _, q := range requests {
 			mu.Lock()
@@ -166,93 +175,66 @@ func (d *Driver) Work(ctx context.Context, opts WorkerOptions) error {
 			mu.Unlock()
 			if mine {
 				// This worker is taking the deployment over: the request waits for that.
-				_ = d.journal.Requeue(ctx, q.ID, d.owner)
+				_ = w.journal.Requeue(ctx, q.ID, w.owner)
 				continue
 			}
-			start(q.Operation, q.Stack, func() error { return d.serve(ctx, q) })
+			start(q.Operation, q.Stack, func() error { return w.serve(ctx, q) })
 		}
-		d.requeueOrphans(ctx)
+		w.requeueOrphans(ctx)
 		select {
 		case <-ctx.Done():
 		case <-freed:
 		case <-time.After(poll):
 		}
 	}
-	d.note("", "worker %s stopping: %d operations in flight are interrupted and left to the next worker", d.owner, running())
+	d.Note("", "worker %s stopping: %d operations in flight are interrupted and left to the next worker", w.owner, running())
 	wg.Wait()
 	return nil
 }
 
 // takeOver continues a deployment a sweep claimed from a dead owner, and finishes the request
 // that owner was running for it.
-func (d *Driver) takeOver(ctx context.Context, r journal.Record) error {
-	d.claim(r)
-	_, err := d.Resume(ctx, r.Stack)
-	if _, unused := d.claimed(r.Stack); unused {
-		// The resume never took it (stopped first, or nothing to do): the claim's lease goes,
-		// so that the next worker need not wait for it to expire.
-		_ = d.journal.Release(context.Background(), r.Stack, d.owner, d.now())
-	}
-	d.finishRequests(r.Stack, err)
+func (w *worker) takeOver(ctx context.Context, r journal.Record) error {
+	_, err := w.d.TakeOver(ctx, r)
+	w.finishRequests(r.Stack, err)
 	return err
 }
 
 // serve runs a request this worker took. One that cannot begin (a live owner elsewhere holds
 // the deployment, or the worker is being stopped) is queued again for later or for another
 // worker; otherwise how it ended is recorded.
-func (d *Driver) serve(ctx context.Context, q journal.Request) error {
-	err := d.runRequest(ctx, q)
+func (w *worker) serve(ctx context.Context, q journal.Request) error {
+	err := w.runRequest(ctx, q)
 	var (
 		held        *journal.LeaseHeldError
-		interrupted *InterruptedError
+		interrupted *automation.InterruptedError
 	)
 	switch {
 	case errors.As(err, &held):
-		d.note(q.Stack, "request %s waits: %v", q.ID, err)
-		_ = d.journal.Requeue(context.Background(), q.ID, d.owner)
+		w.d.Note(q.Stack, "request %s waits: %v", q.ID, err)
+		_ = w.journal.Requeue(context.Background(), q.ID, w.owner)
 		return nil
 	case err != nil && ctx.Err() != nil && !errors.As(err, &interrupted):
 		// Stopped (SIGTERM) before its operation began: another worker runs it.
-		_ = d.journal.Requeue(context.Background(), q.ID, d.owner)
+		_ = w.journal.Requeue(context.Background(), q.ID, w.owner)
 		return nil
 	}
-	d.finishRequests(q.Stack, err)
+	w.finishRequests(q.Stack, err)
 	return err
 }
 
 // finishRequests records how the requests running for stack ended, unless the operation was
 // interrupted: then it goes on elsewhere, and whoever finishes it records them.
-func (d *Driver) finishRequests(stack string, err error) {
+func (w *worker) finishRequests(stack string, err error) {
 	var (
-		interrupted *InterruptedError
-		lost        *LeaseLostError
+		interrupted *automation.InterruptedError
+		lost        *automation.LeaseLostError
 	)
 	if errors.As(err, &interrupted) || errors.As(err, &lost) {
 		return
 	}
-	if ferr := d.journal.FinishRequests(context.Background(), stack, d.now(), err); ferr != nil {
-		d.warn(stack, "recording how the requests of %s ended: %v", stack, ferr)
-	}
-}
-
-// sweepStuck marks ERROR the INSTALLING deployments without news for StuckInstalling, except
-// those a live owner holds (their lease says so, wherever they run).
-func (d *Driver) sweepStuck(ctx context.Context) {
-	records, err := d.journal.List(ctx)
-	if err != nil {
-		return
-	}
-	dead := ownerDeadHere()
-	for _, r := range records {
-		if r.Status != journal.Installing || d.now().Sub(r.Updated) <= StuckInstalling {
-			continue
-		}
-		if d.heldElsewhere(r, dead) {
-			continue // a live owner: its news will come
-		}
-		if err := d.markStuck(ctx, r); err != nil {
-			d.warn(r.Stack, "marking %s ERROR: %v", r.Stack, err)
-		}
+	if ferr := w.journal.FinishRequests(context.Background(), stack, w.d.Now(), err); ferr != nil {
+		w.d.Warn(stack, "recording how the requests of %s ended: %v", stack, ferr)
 	}
 }
 
@@ -260,25 +242,25 @@ func (d *Driver) sweepStuck(ctx context.Context) {
 // operation was recorded as begun (it may have taken the deployment's lease already): nobody
 // live holds the deployment and the takeover would not continue anything. A request whose
 // operation began is finished by the worker that takes the deployment over.
-func (d *Driver) requeueOrphans(ctx context.Context) {
-	requests, err := d.journal.Requests(ctx)
+func (w *worker) requeueOrphans(ctx context.Context) {
+	requests, err := w.journal.Requests(ctx)
 	if err != nil {
 		return
 	}
-	now := d.now()
+	now := w.d.Now()
 	for _, q := range requests {
-		if q.State != journal.RequestRunning || q.Owner == d.owner || now.Sub(q.Taken) < d.leaseTTL {
+		if q.State != journal.RequestRunning || q.Owner == w.owner || now.Sub(q.Taken) < w.d.LeaseTTL() {
 			continue
 		}
-		r, err := d.journal.Get(ctx, q.Stack)
+		r, err := w.journal.Get(ctx, q.Stack)
 		switch {
 		case err == nil && (r.Leased(now) || journal.Unfinished(r)):
 			continue // someone holds it, or the takeover continues its operation and finishes the request
 		case err != nil && !errors.Is(err, journal.ErrNotFound):
 			continue
 		}
-		if err := d.journal.Requeue(ctx, q.ID, q.Owner); err == nil {
-			d.note(q.Stack, "request %s was taken by %s, which never began it: queued again", q.ID, q.Owner)
+		if err := w.journal.Requeue(ctx, q.ID, q.Owner); err == nil {
+			w.d.Note(q.Stack, "request %s was taken by %s, which never began it: queued again", q.ID, q.Owner)
 		}
 	}
 }
@@ -301,24 +283,24 @@ type requestConfig struct {
 
 // Enqueue queues an up or a destroy of stack for the workers, after checking it as the
 // operation would (bad input is refused here, exit 2, nothing queued), and returns the request.
-func (d *Driver) Enqueue(ctx context.Context, stack, operation string, opts *UpOptions) (journal.Request, error) {
-	if err := CheckStackName(stack); err != nil {
+func Enqueue(ctx context.Context, d *automation.Driver, stack, operation string, opts *automation.UpOptions) (journal.Request, error) {
+	if err := automation.CheckStackName(stack); err != nil {
 		return journal.Request{}, err
 	}
 	if opts == nil {
-		opts = &UpOptions{}
+		opts = &automation.UpOptions{}
 	}
-	if operation == OpUp {
-		if err := d.checkConfig(ctx, stack, opts.Config); err != nil {
+	if operation == automation.OpUp {
+		if err := d.CheckConfig(ctx, stack, opts.Config); err != nil {
 			return journal.Request{}, err
 		}
 	}
-	if rec, err := d.journal.Get(ctx, stack); err == nil && rec.Target != d.profile.name {
-		return journal.Request{}, otherTarget(rec)
+	if err := d.CheckTarget(ctx, stack); err != nil {
+		return journal.Request{}, err
 	}
 	cfg := requestConfig{Values: opts.Config.Values}
 	if len(opts.Config.Secrets) > 0 {
-		crypter, salt, err := d.requestCrypter(nil)
+		crypter, salt, err := requestCrypter(d, nil)
 		if err != nil {
 			return journal.Request{}, err
 		}
@@ -333,19 +315,19 @@ func (d *Driver) Enqueue(ctx context.Context, stack, operation string, opts *UpO
 	_, _ = rand.Read(id)
 	options, _ := json.Marshal(requestOptions{Retry: opts.Retry, Rollback: opts.Rollback, Replace: opts.Replace})
 	config, _ := json.Marshal(cfg)
-	q := journal.Request{ID: d.now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(id), Stack: stack, Target: d.profile.name,
+	q := journal.Request{ID: d.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(id), Stack: stack, Target: d.Target(),
 		Operation: operation, Options: string(options), Config: string(config)}
-	if err := d.journal.Enqueue(ctx, q, d.now()); err != nil {
+	if err := d.Journal().Enqueue(ctx, q, d.Now()); err != nil {
 		return journal.Request{}, err
 	}
-	d.note(stack, "queued request %s: %s of %s, for the workers", q.ID, operation, stack)
+	d.Note(stack, "queued request %s: %s of %s, for the workers", q.ID, operation, stack)
 	return q, nil
 }
 
 // requestCrypter returns the crypter of a request's secrets: the passphrase's, with salt (a new
 // one when nil).
-func (d *Driver) requestCrypter(salt []byte) (config.Crypter, []byte, error) {
-	phrase, err := d.passphrase()
+func requestCrypter(d *automation.Driver, salt []byte) (config.Crypter, []byte, error) {
+	phrase, err := passphrase(d)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -357,22 +339,22 @@ func (d *Driver) requestCrypter(salt []byte) (config.Crypter, []byte, error) {
 }
 
 // passphrase is PULUMI_CONFIG_PASSPHRASE, or the contents of PULUMI_CONFIG_PASSPHRASE_FILE.
-func (d *Driver) passphrase() (string, error) {
-	if v, ok := d.lookupEnv("PULUMI_CONFIG_PASSPHRASE"); ok {
+func passphrase(d *automation.Driver) (string, error) {
+	if v, ok := d.LookupEnv("PULUMI_CONFIG_PASSPHRASE"); ok {
 		return v, nil
 	}
-	if f, ok := d.lookupEnv("PULUMI_CONFIG_PASSPHRASE_FILE"); ok {
+	if f, ok := d.LookupEnv("PULUMI_CONFIG_PASSPHRASE_FILE"); ok {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return "", fmt.Errorf("reading PULUMI_CONFIG_PASSPHRASE_FILE: %w", err)
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	}
-	return "", &UsageError{Err: errors.New("PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) is not set: a request's secrets are encrypted with it")}
+	return "", &automation.UsageError{Err: errors.New("PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) is not set: a request's secrets are encrypted with it")}
 }
 
 // runRequest runs a queued request as its command would.
-func (d *Driver) runRequest(ctx context.Context, q journal.Request) error {
+func (w *worker) runRequest(ctx context.Context, q journal.Request) error {
 	var (
 		opts requestOptions
 		cfg  requestConfig
@@ -387,13 +369,13 @@ func (d *Driver) runRequest(ctx context.Context, q journal.Request) error {
 			return fmt.Errorf("request %s: its config is not JSON: %w", q.ID, err)
 		}
 	}
-	in := ConfigInput{Values: cfg.Values}
+	in := automation.ConfigInput{Values: cfg.Values}
 	if len(cfg.Secrets) > 0 {
 		salt, err := base64.StdEncoding.DecodeString(cfg.Salt)
 		if err != nil {
 			return fmt.Errorf("request %s: its salt: %w", q.ID, err)
 		}
-		crypter, _, err := d.requestCrypter(salt)
+		crypter, _, err := requestCrypter(w.d, salt)
 		if err != nil {
 			return err
 		}
@@ -404,13 +386,13 @@ func (d *Driver) runRequest(ctx context.Context, q journal.Request) error {
 			}
 		}
 	}
-	d.note(q.Stack, "running request %s: %s of %s", q.ID, q.Operation, q.Stack)
+	w.d.Note(q.Stack, "running request %s: %s of %s", q.ID, q.Operation, q.Stack)
 	switch q.Operation {
-	case OpUp:
-		_, err := d.Up(ctx, q.Stack, &UpOptions{Config: in, Retry: opts.Retry, Rollback: opts.Rollback, Replace: opts.Replace})
+	case automation.OpUp:
+		_, err := w.d.Up(ctx, q.Stack, &automation.UpOptions{Config: in, Retry: opts.Retry, Rollback: opts.Rollback, Replace: opts.Replace})
 		return err
-	case OpDestroy:
-		_, err := d.Destroy(ctx, q.Stack)
+	case automation.OpDestroy:
+		_, err := w.d.Destroy(ctx, q.Stack)
 		return err
 	}
 	return fmt.Errorf("request %s: no operation %q (up or destroy)", q.ID, q.Operation)

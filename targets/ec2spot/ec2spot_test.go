@@ -1,4 +1,4 @@
-package automation_test
+package ec2spot_test
 
 import (
 	"context"
@@ -10,10 +10,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
-	. "github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/components"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
 	"github.com/clawdeploy/clawdeploy/setup"
+	"github.com/clawdeploy/clawdeploy/targets"
+	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
 )
 
 const urnPrefix = "urn:pulumi:dev::openclaw::"
@@ -29,15 +30,15 @@ func tagSpec(kind, urn string) string {
 	return "ResourceType=" + kind + ",Tags=[{Key=" + components.TagURN + ",Value=" + urn + "}]"
 }
 
-// TestAWSFinder creates, in moto, what an interrupted up could have left, and checks that each
+// TestFinder creates, in moto, what an interrupted up could have left, and checks that each
 // pending create is found with the id its provider imports, and that what was never created is
 // reported absent. DLM is not in moto: a lookup it cannot answer must be an error, never
 // "absent", or a resume could create a duplicate policy.
-func TestAWSFinder(t *testing.T) {
+func TestFinder(t *testing.T) {
 	t.Parallel()
 	m := moto.Start(t)
 	cfg := m.Config()
-	f := &AWSFinder{Config: &cfg}
+	f := &ec2spot.Finder{Config: &cfg}
 
 	vpc := text(t, m, "ec2", "create-vpc", "--cidr-block", "10.0.0.0/16", "--query", "Vpc.VpcId")
 	subnet := text(t, m, "ec2", "create-subnet", "--vpc-id", vpc, "--cidr-block", "10.0.1.0/24",
@@ -47,7 +48,7 @@ func TestAWSFinder(t *testing.T) {
 	volURN := urnPrefix + "clawdeploy:storage:DataVolume$aws:ebs/volume:Volume::openclaw-data"
 	volume := text(t, m, "ec2", "create-volume", "--availability-zone", moto.Region+"a", "--size", "8",
 		"--tag-specifications", tagSpec("volume", volURN), "--query", "VolumeId")
-	instURN := SpotInstanceURN("dev")
+	instURN := ec2spot.InstanceURN("dev")
 	image := text(t, m, "ec2", "describe-images", "--owners", "amazon", "--query", "Images[0].ImageId")
 	instance := text(t, m, "ec2", "run-instances", "--image-id", image, "--instance-type", "t4g.small",
 		"--subnet-id", subnet, "--tag-specifications", tagSpec("instance", instURN), "--query", "Instances[0].InstanceId")
@@ -78,12 +79,12 @@ func TestAWSFinder(t *testing.T) {
 	text(t, m, "logs", "create-log-group", "--log-group-name", "/openclaw/dev/setup")
 	text(t, m, "logs", "create-log-group", "--log-group-name", "/openclaw/dev/setup-old")
 
-	pc := func(urn, typ string, inputs map[string]any) PendingCreate {
-		return PendingCreate{URN: urn, Type: typ, Inputs: inputs}
+	pc := func(urn, typ string, inputs map[string]any) targets.PendingCreate {
+		return targets.PendingCreate{URN: urn, Type: typ, Inputs: inputs}
 	}
 	for _, tc := range []struct {
 		name  string
-		pc    PendingCreate
+		pc    targets.PendingCreate
 		id    string
 		found bool
 	}{
@@ -114,9 +115,9 @@ func TestAWSFinder(t *testing.T) {
 		{"missing instance profile", pc(urnPrefix+"ip", "aws:iam/instanceProfile:InstanceProfile", map[string]any{"name": "nope"}), "", false},
 		{"parameter", pc(urnPrefix+"sp", "aws:ssm/parameter:Parameter", map[string]any{"name": "/openclaw/dev/gateway_token"}), "/openclaw/dev/gateway_token", true},
 		{"missing parameter", pc(urnPrefix+"sp", "aws:ssm/parameter:Parameter", map[string]any{"name": "/openclaw/dev/nope"}), "", false},
-		{"a replacement, not the original it replaces", PendingCreate{URN: twinURN, Type: "aws:ec2/securityGroup:SecurityGroup",
+		{"a replacement, not the original it replaces", targets.PendingCreate{URN: twinURN, Type: "aws:ec2/securityGroup:SecurityGroup",
 			Known: twins[:1]}, twins[1], true},
-		{"a replacement not created yet", PendingCreate{URN: instURN, Type: "aws:ec2/instance:Instance", Known: []string{instance}}, "", false},
+		{"a replacement not created yet", targets.PendingCreate{URN: instURN, Type: "aws:ec2/instance:Instance", Known: []string{instance}}, "", false},
 		{"log group, not its prefix twin", pc(urnPrefix+"lg", "aws:cloudwatch/logGroup:LogGroup", map[string]any{"name": "/openclaw/dev/setup"}), "/openclaw/dev/setup", true},
 		{"missing log group", pc(urnPrefix+"lg", "aws:cloudwatch/logGroup:LogGroup", map[string]any{"name": "/openclaw/dev/set"}), "", false},
 	} {
@@ -126,7 +127,7 @@ func TestAWSFinder(t *testing.T) {
 		}
 	}
 
-	for name, p := range map[string]PendingCreate{
+	for name, p := range map[string]targets.PendingCreate{
 		"two resources carry one identity": pc(twinURN, "aws:ec2/securityGroup:SecurityGroup", nil),
 		"a type the finder does not know":  pc(urnPrefix+"x", "aws:ec2/eip:Eip", nil),
 		"DLM, which moto does not serve": pc(urnPrefix+"dlm", "aws:dlm/lifecyclePolicy:LifecyclePolicy",
@@ -140,7 +141,7 @@ func TestAWSFinder(t *testing.T) {
 
 // TestSSMWaiter publishes setup statuses to a moto SSM parameter as an instance does: a status of
 // a replaced instance does not count, RUNNING is reported, COMPLETE ends the wait, FAILED is a
-// SetupError with the reason, and a setup that never finishes runs out of budget.
+// *targets.SetupError with the reason, and a setup that never finishes runs out of budget.
 func TestSSMWaiter(t *testing.T) {
 	t.Parallel()
 	m := moto.Start(t)
@@ -155,7 +156,7 @@ func TestSSMWaiter(t *testing.T) {
 		"instance_id":            {Value: "i-new"},
 		"region":                 {Value: moto.Region},
 	}
-	w := SSMWaiter{Interval: 50 * time.Millisecond, Budget: 20 * time.Second, Client: client}
+	w := ec2spot.SSMWaiter{Interval: 50 * time.Millisecond, Budget: 20 * time.Second, Client: client}
 
 	put("i-old COMPLETE tok")
 	var (
@@ -193,13 +194,13 @@ func TestSSMWaiter(t *testing.T) {
 
 	put("i-new FAILED docker compose pull: timeout")
 	st, err := w.Wait(t.Context(), "dev", outputs, func(setup.Status) {})
-	var setupErr *SetupError
+	var setupErr *targets.SetupError
 	if !errors.As(err, &setupErr) || setupErr.TimedOut || !strings.Contains(err.Error(), "docker compose pull: timeout") || st.State != setup.Failed {
 		t.Errorf("a failed setup: %+v, %v", st, err)
 	}
 
 	put("i-new RUNNING")
-	short := SSMWaiter{Interval: 50 * time.Millisecond, Budget: 500 * time.Millisecond, Client: client}
+	short := ec2spot.SSMWaiter{Interval: 50 * time.Millisecond, Budget: 500 * time.Millisecond, Client: client}
 	st, err = short.Wait(t.Context(), "dev", outputs, func(setup.Status) {})
 	if !errors.As(err, &setupErr) || !setupErr.TimedOut || st.State != setup.Running {
 		t.Errorf("a setup past its budget: %+v, %v", st, err)
@@ -215,14 +216,14 @@ func TestSSMWaiter(t *testing.T) {
 	}
 }
 
-// TestSpotHostChecker reads, from moto, what heal reads: a running instance is left alone; the
+// TestHostChecker reads, from moto, what heal reads: a running instance is left alone; the
 // watcher's INTERRUPTED line for it, its termination, or its absence makes it down; an
 // interruption announced by another (an earlier) instance does not.
-func TestSpotHostChecker(t *testing.T) {
+func TestHostChecker(t *testing.T) {
 	t.Parallel()
 	m := moto.Start(t)
 	cfg := m.Config()
-	c := &SpotHostChecker{Config: &cfg}
+	c := &ec2spot.HostChecker{Config: &cfg}
 	image := text(t, m, "ec2", "describe-images", "--owners", "amazon", "--query", "Images[0].ImageId")
 	run := func() string {
 		return text(t, m, "ec2", "run-instances", "--image-id", image, "--instance-type", "t4g.small", "--query", "Instances[0].InstanceId")

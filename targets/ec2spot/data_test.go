@@ -1,4 +1,4 @@
-package automation_test
+package ec2spot_test
 
 import (
 	"bytes"
@@ -12,16 +12,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
-	. "github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/cloudinit"
 	"github.com/clawdeploy/clawdeploy/internal/backuptest"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
+	"github.com/clawdeploy/clawdeploy/targets"
+	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
 )
 
-// TestAWSCheckpointer takes a pre-upgrade checkpoint in moto: the data volume's snapshot carries
+// TestCheckpointer takes a pre-upgrade checkpoint in moto: the data volume's snapshot carries
 // the tags the AZ guard and `snapshots list` read, and the backup pinned by version is the one the
 // instance took for the request, or, when it does not answer in time, the newest one, said so.
-func TestAWSCheckpointer(t *testing.T) {
+func TestCheckpointer(t *testing.T) {
 	t.Parallel()
 	m := moto.Start(t)
 	cfg := m.Config()
@@ -32,7 +33,7 @@ func TestAWSCheckpointer(t *testing.T) {
 	at := time.Date(2026, 11, 30, 13, 0, 0, 0, time.UTC)
 	from, to := "ghcr.io/openclaw/openclaw:2026.2.26", "ghcr.io/openclaw/openclaw:2026.3.1"
 
-	checkpoint := func(t *testing.T, bucket string, wait time.Duration) *Checkpoint {
+	checkpoint := func(t *testing.T, bucket string, wait time.Duration) *targets.Checkpoint {
 		t.Helper()
 		volume := m.Volume(t, zone)
 		outputs := auto.OutputMap{
@@ -41,7 +42,7 @@ func TestAWSCheckpointer(t *testing.T) {
 			"backup_bucket":     {Value: bucket},
 			"region":            {Value: moto.Region},
 		}
-		c := &AWSCheckpointer{Config: &cfg, Now: func() time.Time { return at }, BackupWait: wait, Poll: 100 * time.Millisecond}
+		c := &ec2spot.Checkpointer{Config: &cfg, Now: func() time.Time { return at }, BackupWait: wait, Poll: 100 * time.Millisecond}
 		cp, err := c.Checkpoint(t.Context(), "dev", outputs, from, to)
 		if err != nil {
 			t.Fatal(err)
@@ -57,7 +58,7 @@ func TestAWSCheckpointer(t *testing.T) {
 		for _, tag := range out.Snapshots[0].Tags {
 			tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
 		}
-		for k, v := range map[string]string{"OpenClawData": "true", "OpenClawStack": "dev", "OpenClawAz": zone, TagCheckpoint: "pre-upgrade", "OpenClawImage": from} {
+		for k, v := range map[string]string{"OpenClawData": "true", "OpenClawStack": "dev", "OpenClawAz": zone, targets.TagCheckpoint: "pre-upgrade", "OpenClawImage": from} {
 			if tags[k] != v {
 				t.Errorf("snapshot tag %s = %q, want %q (all: %v)", k, tags[k], v, tags)
 			}

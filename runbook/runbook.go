@@ -1,4 +1,9 @@
-package automation
+// Package runbook is what the runbook (docs/operator.md) does with a deployment's data in AWS,
+// through the driver: list, take and delete the data volume's snapshots, read its snapshot
+// policy, compare Spot prices, diagnose and free a stuck volume, restore from a snapshot, and
+// prove that the newest backup restores. It is for a target with a targets.DataVolume; the
+// driver refuses the others with a usage error.
+package runbook
 
 import (
 	"context"
@@ -16,34 +21,42 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
-	"github.com/clawdeploy/clawdeploy"
-	"github.com/clawdeploy/clawdeploy/components"
+	"github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/awsapi"
 	"github.com/clawdeploy/clawdeploy/cost"
 	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/snapshots"
 	"github.com/clawdeploy/clawdeploy/volumes"
 )
 
-// runbookAWS is the AWS configuration a runbook command on stack works with: in region when it is
+// Runbook is the runbook's AWS commands on the deployments of a driver whose target keeps their
+// data on a volume (a targets.DataVolume: ec2-spot): snapshots, the snapshot policy, Spot
+// prices, the volume, restores and backup verification. Its notes are the driver's events.
+type Runbook struct{ d *automation.Driver }
+
+// New returns the runbook of the deployments d drives.
+func New(d *automation.Driver) *Runbook { return &Runbook{d: d} }
+
+// aws is the AWS configuration a runbook command on stack works with: in region when it is
 // given, else in the stack's. The stack's outputs come with it when the stack exists; a stack that
 // does not (any more) needs the region given.
-func (d *Driver) runbookAWS(ctx context.Context, stack, region string) (aws.Config, auto.OutputMap, error) {
-	if err := CheckStackName(stack); err != nil {
+func (r *Runbook) aws(ctx context.Context, stack, region string) (aws.Config, auto.OutputMap, error) {
+	if err := automation.CheckStackName(stack); err != nil {
 		return aws.Config{}, nil, err
 	}
-	if d.profile.name != TargetEC2Spot {
-		return aws.Config{}, nil, &UsageError{Err: fmt.Errorf("a %s deployment has no EBS volume or snapshots", d.profile.name)}
+	if r.d.DataVolume() == nil {
+		return aws.Config{}, nil, &automation.UsageError{Err: fmt.Errorf("a %s deployment has no EBS volume or snapshots", r.d.Target())}
 	}
 	var outputs auto.OutputMap
-	err := d.existing(ctx, stack)
-	var notFound *NotFoundError
+	err := r.d.Existing(ctx, stack)
+	var notFound *automation.NotFoundError
 	switch {
 	case errors.As(err, &notFound) && region == "":
-		return aws.Config{}, nil, &UsageError{Err: fmt.Errorf("no deployment named %s here: pass --region to work on the snapshots its tags name", stack)}
+		return aws.Config{}, nil, &automation.UsageError{Err: fmt.Errorf("no deployment named %s here: pass --region to work on the snapshots its tags name", stack)}
 	case err != nil && !errors.As(err, &notFound):
 		return aws.Config{}, nil, err
 	case err == nil:
-		if outputs, err = d.Outputs(ctx, stack); err != nil {
+		if outputs, err = r.d.Outputs(ctx, stack); err != nil {
 			return aws.Config{}, nil, err
 		}
 		if region == "" {
@@ -51,17 +64,17 @@ func (d *Driver) runbookAWS(ctx context.Context, stack, region string) (aws.Conf
 		}
 	}
 	if region == "" {
-		return aws.Config{}, nil, &UsageError{Err: fmt.Errorf("stack %s has no region output yet: pass --region", stack)}
+		return aws.Config{}, nil, &automation.UsageError{Err: fmt.Errorf("stack %s has no region output yet: pass --region", stack)}
 	}
-	cfg, err := awsConfig(ctx, d.aws, region)
+	cfg, err := awsapi.Config(ctx, r.d.AWS(), region)
 	return cfg, outputs, err
 }
 
 // ListSnapshots returns the snapshots of stack's data volume, newest first, each with who made it
 // and whatever is wrong with its zone tag (against the zone of the stack's volume, when the stack
 // exists).
-func (d *Driver) ListSnapshots(ctx context.Context, stack, region string) ([]snapshots.Snapshot, error) {
-	cfg, outputs, err := d.runbookAWS(ctx, stack, region)
+func (r *Runbook) ListSnapshots(ctx context.Context, stack, region string) ([]snapshots.Snapshot, error) {
+	cfg, outputs, err := r.aws(ctx, stack, region)
 	if err != nil {
 		return nil, err
 	}
@@ -71,22 +84,22 @@ func (d *Driver) ListSnapshots(ctx context.Context, stack, region string) ([]sna
 
 // FinalSnapshot snapshots the stack's data volume (CreatedBy=manual-final) and waits until the
 // snapshot is completed, reporting its progress every poll.
-func (d *Driver) FinalSnapshot(ctx context.Context, stack, region string, poll time.Duration) (snapshots.Snapshot, error) {
-	cfg, outputs, err := d.runbookAWS(ctx, stack, region)
+func (r *Runbook) FinalSnapshot(ctx context.Context, stack, region string, poll time.Duration) (snapshots.Snapshot, error) {
+	cfg, outputs, err := r.aws(ctx, stack, region)
 	if err != nil {
 		return snapshots.Snapshot{}, err
 	}
 	if outputs == nil {
-		return snapshots.Snapshot{}, &UsageError{Err: fmt.Errorf("no deployment named %s here: a final snapshot needs its data volume", stack)}
+		return snapshots.Snapshot{}, &automation.UsageError{Err: fmt.Errorf("no deployment named %s here: a final snapshot needs its data volume", stack)}
 	}
 	volume, _ := outputs["data_volume_id"].Value.(string)
 	zone, _ := outputs["availability_zone"].Value.(string)
 	if volume == "" {
-		return snapshots.Snapshot{}, &UsageError{Err: fmt.Errorf("stack %s has no data_volume_id output: `clawdeploy up --stack %s` creates its volume", stack, stack)}
+		return snapshots.Snapshot{}, &automation.UsageError{Err: fmt.Errorf("stack %s has no data_volume_id output: `clawdeploy up --stack %s` creates its volume", stack, stack)}
 	}
-	d.note(stack, "snapshotting the data volume %s (%s)", volume, zone)
+	r.d.Note(stack, "snapshotting the data volume %s (%s)", volume, zone)
 	return snapshots.Final(ctx, ec2.NewFromConfig(cfg), stack, volume, zone, poll, func(s snapshots.Snapshot) {
-		d.note(stack, "snapshot %s: %s %s", s.ID, s.State, s.Progress)
+		r.d.Note(stack, "snapshot %s: %s %s", s.ID, s.State, s.Progress)
 	})
 }
 
@@ -100,28 +113,28 @@ type SnapshotDeletion struct {
 // PlanSnapshotDeletion returns what a deletion would delete: ids, or every snapshot of stack older
 // than olderThan. A snapshot that does not exist, that another stack owns or, without force, that
 // DLM manages is refused with nothing deleted (exit 2).
-func (d *Driver) PlanSnapshotDeletion(ctx context.Context, stack, region string, ids []string, olderThan time.Duration, force bool) (*SnapshotDeletion, error) {
+func (r *Runbook) PlanSnapshotDeletion(ctx context.Context, stack, region string, ids []string, olderThan time.Duration, force bool) (*SnapshotDeletion, error) {
 	if (len(ids) == 0) == (olderThan == 0) {
-		return nil, &UsageError{Err: errors.New("name the snapshots to delete or give --older-than, one or the other")}
+		return nil, &automation.UsageError{Err: errors.New("name the snapshots to delete or give --older-than, one or the other")}
 	}
-	cfg, _, err := d.runbookAWS(ctx, stack, region)
+	cfg, _, err := r.aws(ctx, stack, region)
 	if err != nil {
 		return nil, err
 	}
 	client := ec2.NewFromConfig(cfg)
-	chosen, err := snapshots.Select(ctx, client, stack, ids, olderThan, force, d.now())
+	chosen, err := snapshots.Select(ctx, client, stack, ids, olderThan, force, r.d.Now())
 	var refused *snapshots.RefusedError
 	if errors.As(err, &refused) {
-		return nil, &UsageError{Err: err}
+		return nil, &automation.UsageError{Err: err}
 	}
 	return &SnapshotDeletion{Stack: stack, Snapshots: chosen, client: client}, err
 }
 
 // DeleteSnapshots carries out a deletion and returns the ids it deleted.
-func (d *Driver) DeleteSnapshots(ctx context.Context, plan *SnapshotDeletion) ([]string, error) {
+func (r *Runbook) DeleteSnapshots(ctx context.Context, plan *SnapshotDeletion) ([]string, error) {
 	deleted, err := snapshots.Delete(ctx, plan.client, plan.Snapshots)
 	for _, id := range deleted {
-		d.note(plan.Stack, "deleted %s", id)
+		r.d.Note(plan.Stack, "deleted %s", id)
 	}
 	return deleted, err
 }
@@ -154,13 +167,13 @@ func (r *SpotPriceReport) ConfigLines() []string {
 // SpotPrices reads the Spot prices of types in every zone of region (or of stack's region), with
 // the 7-day median and maximum and the on-demand price. With a stack whose data volume exists,
 // the zone it pins is the one the best row is chosen in: the volume cannot move.
-func (d *Driver) SpotPrices(ctx context.Context, stack, region string, types []string) (*SpotPriceReport, error) {
+func (r *Runbook) SpotPrices(ctx context.Context, stack, region string, types []string) (*SpotPriceReport, error) {
 	if len(types) == 0 {
-		return nil, &UsageError{Err: errors.New("--instance-types is required: one or more EC2 instance types, as in \"t4g.small t4g.medium\"")}
+		return nil, &automation.UsageError{Err: errors.New("--instance-types is required: one or more EC2 instance types, as in \"t4g.small t4g.medium\"")}
 	}
 	for _, t := range types {
 		if !instanceType.MatchString(t) {
-			return nil, &UsageError{Err: fmt.Errorf("--instance-types: %q is not an EC2 instance type (family.size, as t4g.small)", t)}
+			return nil, &automation.UsageError{Err: fmt.Errorf("--instance-types: %q is not an EC2 instance type (family.size, as t4g.small)", t)}
 		}
 	}
 	report := &SpotPriceReport{}
@@ -169,15 +182,15 @@ func (d *Driver) SpotPrices(ctx context.Context, stack, region string, types []s
 	case stack != "":
 		var outputs auto.OutputMap
 		var err error
-		if cfg, outputs, err = d.runbookAWS(ctx, stack, region); err != nil {
+		if cfg, outputs, err = r.aws(ctx, stack, region); err != nil {
 			return nil, err
 		}
 		report.PinnedZone, _ = outputs["availability_zone"].Value.(string)
 	case region == "":
-		return nil, &UsageError{Err: errors.New("--region is required without --stack")}
+		return nil, &automation.UsageError{Err: errors.New("--region is required without --stack")}
 	default:
 		var err error
-		if cfg, err = awsConfig(ctx, d.aws, region); err != nil {
+		if cfg, err = awsapi.Config(ctx, r.d.AWS(), region); err != nil {
 			return nil, err
 		}
 	}
@@ -201,8 +214,8 @@ func (d *Driver) SpotPrices(ctx context.Context, stack, region string, types []s
 
 // SnapshotPolicy reads the stack's DLM policy (its snapshot_policy_id output, or the policy whose
 // target tags name the stack), its schedule and retention, and the newest snapshots it made.
-func (d *Driver) SnapshotPolicy(ctx context.Context, stack, region string) (*snapshots.Policy, error) {
-	cfg, outputs, err := d.runbookAWS(ctx, stack, region)
+func (r *Runbook) SnapshotPolicy(ctx context.Context, stack, region string) (*snapshots.Policy, error) {
+	cfg, outputs, err := r.aws(ctx, stack, region)
 	if err != nil {
 		return nil, err
 	}
@@ -222,18 +235,18 @@ type VolumeDiagnosis struct {
 // DiagnoseVolume says what holds the stack's data volume: nothing, the stack's own instance, an
 // instance the state does not hold, or an attachment detaching (stuck after
 // volumes.StuckAfter).
-func (d *Driver) DiagnoseVolume(ctx context.Context, stack, region string) (*VolumeDiagnosis, error) {
-	cfg, outputs, err := d.runbookAWS(ctx, stack, region)
+func (r *Runbook) DiagnoseVolume(ctx context.Context, stack, region string) (*VolumeDiagnosis, error) {
+	cfg, outputs, err := r.aws(ctx, stack, region)
 	if err != nil {
 		return nil, err
 	}
 	volume, _ := outputs["data_volume_id"].Value.(string)
 	instance, _ := outputs["instance_id"].Value.(string)
 	if volume == "" {
-		return nil, &UsageError{Err: fmt.Errorf("stack %s has no data_volume_id output: there is no volume to unstick", stack)}
+		return nil, &automation.UsageError{Err: fmt.Errorf("stack %s has no data_volume_id output: there is no volume to unstick", stack)}
 	}
 	client := ec2.NewFromConfig(cfg)
-	diag, err := volumes.Diagnose(ctx, client, volume, instance, d.now())
+	diag, err := volumes.Diagnose(ctx, client, volume, instance, r.d.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -242,24 +255,17 @@ func (d *Driver) DiagnoseVolume(ctx context.Context, stack, region string) (*Vol
 
 // Unstick detaches the data volume from what DiagnoseVolume found holding it (forced, when
 // force), waits until it is available, and refreshes the stack, so that the next up attaches it.
-func (d *Driver) Unstick(ctx context.Context, v *VolumeDiagnosis, force bool, poll time.Duration) (*Result, error) {
+func (r *Runbook) Unstick(ctx context.Context, v *VolumeDiagnosis, force bool, poll time.Duration) (*automation.Result, error) {
 	how := ""
 	if force {
 		how = " (forced)"
 	}
-	d.note(v.Stack, "detaching %s from %s%s", v.Volume, v.Instance, how)
+	r.d.Note(v.Stack, "detaching %s from %s%s", v.Volume, v.Instance, how)
 	if err := volumes.Detach(ctx, v.client, v.Diagnosis, force, poll); err != nil {
 		return nil, err
 	}
-	d.note(v.Stack, "%s is available; refreshing the stack", v.Volume)
-	return d.Refresh(ctx, v.Stack)
-}
-
-// DataVolumeURN is the URN of an ec2-spot stack's data volume: what a restore replaces, with the
-// instance (SpotInstanceURN).
-func DataVolumeURN(stack string) string {
-	return "urn:pulumi:" + stack + "::" + clawdeploy.Project + "::" + components.TypeDataVolume + "$aws:ebs/volume:Volume::" +
-		infra.NameData + "-volume"
+	r.d.Note(v.Stack, "%s is available; refreshing the stack", v.Volume)
+	return r.d.Refresh(ctx, v.Stack)
 }
 
 // RestorePlan is what a restore would do, checked: the snapshot, and either the configuration a
@@ -298,11 +304,11 @@ func (p *RestorePlan) Steps() []string {
 // a snapshot that does not exist, that another stack owns, that is not completed, or whose
 // OpenClawAz tag is missing or names another zone than the stack's (or, for a new stack, than
 // the availability_zone given in in).
-func (d *Driver) PlanRestore(ctx context.Context, stack, region, snapshot string, latest bool, in ConfigInput) (*RestorePlan, error) {
+func (r *Runbook) PlanRestore(ctx context.Context, stack, region, snapshot string, latest bool, in automation.ConfigInput) (*RestorePlan, error) {
 	if (snapshot == "") == !latest {
-		return nil, &UsageError{Err: errors.New("give --snapshot snap-… or --latest, one or the other")}
+		return nil, &automation.UsageError{Err: errors.New("give --snapshot snap-… or --latest, one or the other")}
 	}
-	cfg, outputs, err := d.runbookAWS(ctx, stack, region)
+	cfg, outputs, err := r.aws(ctx, stack, region)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +321,7 @@ func (d *Driver) PlanRestore(ctx context.Context, stack, region, snapshot string
 		zone = in.Values[infra.KeyAvailabilityZone]
 	}
 	refuse := func(format string, args ...any) (*RestorePlan, error) {
-		return nil, &UsageError{Err: fmt.Errorf("nothing restored: "+format, args...)}
+		return nil, &automation.UsageError{Err: fmt.Errorf("nothing restored: "+format, args...)}
 	}
 	all, err := snapshots.List(ctx, client, stack, zone)
 	if err != nil {
@@ -347,7 +353,7 @@ func (d *Driver) PlanRestore(ctx context.Context, stack, region, snapshot string
 	}
 	plan.Config[infra.KeyDataVolumeSnapshotID] = plan.Snapshot.ID
 	if plan.Existing {
-		plan.Replace = []string{DataVolumeURN(stack), SpotInstanceURN(stack)}
+		plan.Replace = r.d.DataVolume().RestoreReplaces(stack)
 	} else {
 		plan.Config[infra.KeyAvailabilityZone] = plan.Snapshot.Zone
 		plan.Config[infra.KeyRegion] = cfg.Region
@@ -373,38 +379,12 @@ func unrestorable(s snapshots.Snapshot, stack, zone string) string {
 
 // Restore carries out a plan: an up with the plan's configuration (and in's) and, on an existing
 // stack, the replacement of its data volume and instance together.
-func (d *Driver) Restore(ctx context.Context, plan *RestorePlan, in ConfigInput) (*Result, error) {
-	config := ConfigInput{Values: maps.Clone(in.Values), Secrets: in.Secrets}
+func (r *Runbook) Restore(ctx context.Context, plan *RestorePlan, in automation.ConfigInput) (*automation.Result, error) {
+	config := automation.ConfigInput{Values: maps.Clone(in.Values), Secrets: in.Secrets}
 	if config.Values == nil {
 		config.Values = map[string]string{}
 	}
 	maps.Copy(config.Values, plan.Config)
-	d.note(plan.Stack, "restoring %s: %s", plan.Snapshot.ID, strings.Join(plan.Steps()[1:], "; "))
-	return d.Up(ctx, plan.Stack, &UpOptions{Config: config, Replace: plan.Replace})
-}
-
-// FinalSnapshots marks the snapshot a destroy's deletion of the data volume left
-// (CreatedBy=final-on-destroy) and returns its id.
-type FinalSnapshots interface {
-	MarkFinal(ctx context.Context, stack string, outputs auto.OutputMap, since time.Time) ([]string, error)
-}
-
-// AWSFinalSnapshots marks the final snapshot in EC2.
-type AWSFinalSnapshots struct {
-	// Config is the AWS configuration; nil loads the default one, with the stack's region.
-	Config *aws.Config
-}
-
-// MarkFinal implements FinalSnapshots.
-func (f *AWSFinalSnapshots) MarkFinal(ctx context.Context, stack string, outputs auto.OutputMap, since time.Time) ([]string, error) {
-	volume, _ := outputs["data_volume_id"].Value.(string)
-	region, _ := outputs["region"].Value.(string)
-	if volume == "" {
-		return nil, nil
-	}
-	cfg, err := awsConfig(ctx, f.Config, region)
-	if err != nil {
-		return nil, err
-	}
-	return snapshots.MarkFinal(ctx, ec2.NewFromConfig(cfg), stack, volume, since)
+	r.d.Note(plan.Stack, "restoring %s: %s", plan.Snapshot.ID, strings.Join(plan.Steps()[1:], "; "))
+	return r.d.Up(ctx, plan.Stack, &automation.UpOptions{Config: config, Replace: plan.Replace})
 }
