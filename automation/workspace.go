@@ -73,7 +73,14 @@ func (d *Driver) openWorkspace(opts *Options) error {
 		d.env["PULUMI_BACKEND_URL"] = backend
 		d.effectiveBackend = backend
 	}
-	d.pulumiRoot = opts.PulumiRoot
+	// The CLI runs in each stack's work directory: a relative root would name another place.
+	if opts.PulumiRoot != "" {
+		root, err := filepath.Abs(opts.PulumiRoot)
+		if err != nil {
+			return &UsageError{Err: fmt.Errorf("--pulumi-root %s: %w", opts.PulumiRoot, err)}
+		}
+		d.pulumiRoot = root
+	}
 	return nil
 }
 
