@@ -3,6 +3,7 @@ package clawdeploy_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/clawdeploy/clawdeploy/automation"
 )
 
 // The guides: the README and every page under docs/.
@@ -258,4 +261,56 @@ func needed(pkgs []listedPackage, path string, memo map[string]int) int {
 	}
 	memo[path] = n
 	return n
+}
+
+// keyTable is a heading of docs/reference.md over a target's configuration keys:
+// "## Configuration keys (ec2-spot)".
+var keyTable = regexp.MustCompile(`^## Configuration keys \(([a-z0-9-]+)\)$`)
+
+// referenceKeys reads docs/reference.md's key tables: the keys in the first column of each,
+// by the target its heading names.
+func referenceKeys(t *testing.T) map[string][]string {
+	t.Helper()
+	lines := prose(t, filepath.Join("docs", "reference.md"))
+	keys := map[string][]string{}
+	target := ""
+	for _, i := range slices.Sorted(maps.Keys(lines)) {
+		line := lines[i]
+		switch m := keyTable.FindStringSubmatch(line); {
+		case m != nil:
+			target = m[1]
+		case strings.HasPrefix(line, "## "):
+			target = ""
+		case target != "" && strings.HasPrefix(line, "| `"):
+			first := strings.SplitN(line, "|", 3)[1]
+			for _, k := range codeSpan.FindAllStringSubmatch(first, -1) {
+				keys[target] = append(keys[target], k[1])
+			}
+		}
+	}
+	return keys
+}
+
+// TestReferenceNamesEveryKey: docs/reference.md has a table of each target's configuration keys
+// naming every key the target reads, and no other.
+func TestReferenceNamesEveryKey(t *testing.T) {
+	t.Parallel()
+	documented := referenceKeys(t)
+	for _, target := range automation.Targets() {
+		table, ok := documented[target.Name]
+		if !ok {
+			t.Errorf("docs/reference.md has no \"## Configuration keys (%s)\" table", target.Name)
+			continue
+		}
+		for _, k := range target.Keys {
+			if !slices.Contains(table, k) {
+				t.Errorf("docs/reference.md's %s table lacks %s", target.Name, k)
+			}
+		}
+		for _, k := range table {
+			if !slices.Contains(target.Keys, k) {
+				t.Errorf("docs/reference.md's %s table names %s, which the target does not read", target.Name, k)
+			}
+		}
+	}
 }
