@@ -159,7 +159,7 @@ func (t *stageTracker) stageOf(e events.EngineEvent) (string, bool) {
 // only when the CLI streamed to it; a CLI that failed before it began (a configuration the
 // engine refuses) never does, so wait stops after eventsGrace.
 func (d *Driver) engineEvents(h *hold) (ch chan events.EngineEvent, wait func()) {
-	tracker := newStageTracker(d.profile.stages, h.record.Stage)
+	tracker := newStageTracker(d.profile.Stages(), h.record.Stage)
 	return streamEvents(func(e events.EngineEvent) {
 		if ev, ok := engineEvent(e); ok {
 			d.emit(h.stack, ev)

@@ -104,19 +104,17 @@ func isA[T any](t targets.Target) bool {
 	return ok
 }
 
-// profile is the driver's target with what its Options replace, and the optional interfaces it
-// has, asked once. A program the caller brings (Options.Program) keeps of the target only what
-// acts on the target's own keys and resources outside the program: its name, finder, step before
-// the engine, release, and the runbook's data volume; nothing of the target's program (keys,
-// validation, project definition, stages, setup wait, relaunch, cost, heal, checkpoints).
+// profile is the driver's target with what its Options replace (a program of the caller's,
+// stages, relaunch: the embedded Target answers with them), and the optional interfaces the
+// target has, asked once. A program the caller brings (Options.Program) keeps of the target only
+// what acts on the target's own keys and resources outside the program: its name, finder, step
+// before the engine, release, and the runbook's data volume; nothing of the target's program
+// (keys, validation, project definition, stages, setup wait, relaunch, cost, heal, checkpoints).
 type profile struct {
 	targets.Target
 	// own is false for a program the caller brings: its configuration is not validated and
 	// takes any key.
-	own      bool
-	program  pulumi.RunFunc
-	stages   targets.Stages
-	relaunch func(stack string) []string
+	own bool
 
 	preparer   targets.Preparer
 	releaser   targets.Releaser
@@ -138,14 +136,13 @@ func resolveProfile(opts *Options) (profile, error) {
 	if err != nil {
 		return profile{}, err
 	}
-	p := profile{Target: t, own: true, program: t.Program(), stages: t.Stages(), relaunch: t.Relaunch}
+	p := profile{Target: t, own: true}
 	p.preparer, _ = t.(targets.Preparer)
 	p.releaser, _ = t.(targets.Releaser)
 	p.dataVolume, _ = t.(targets.DataVolume)
 	switch {
 	case opts.Program != nil:
-		p.Target = brought{t}
-		p.own, p.program, p.stages, p.relaunch = false, opts.Program, targets.Stages{}, func(string) []string { return nil }
+		p.Target, p.own = brought{Target: t, program: opts.Program}, false
 	case opts.ProjectDir != "" && !t.FromCheckout():
 		return profile{}, &UsageError{Err: fmt.Errorf("target %s runs with its built-in project, not the one in %s (the %s project): "+
 			"run it without a project directory", name, opts.ProjectDir, targetNames(func(t targets.Target) bool { return t.FromCheckout() }))}
@@ -156,24 +153,48 @@ func resolveProfile(opts *Options) (profile, error) {
 		p.healer, _ = t.(targets.Healer)
 		p.upgrader, _ = t.(targets.Upgrader)
 	}
-	if opts.Stages != nil {
-		p.stages = *opts.Stages
-	}
-	if opts.RelaunchURNs != nil {
-		p.relaunch = opts.RelaunchURNs
+	if opts.Stages != nil || opts.RelaunchURNs != nil {
+		p.Target = replaced{Target: p.Target, stages: opts.Stages, relaunch: opts.RelaunchURNs}
 	}
 	return p, nil
 }
 
 // brought is a target running a program the caller brings: none of the target's own program's
-// keys, validation, project definition or setup wait.
-type brought struct{ targets.Target }
+// keys, validation, project definition, stages, setup wait or relaunch.
+type brought struct {
+	targets.Target
+	program pulumi.RunFunc
+}
 
+func (b brought) Program() pulumi.RunFunc                               { return b.program }
+func (brought) Stages() targets.Stages                                  { return targets.Stages{} }
 func (brought) Keys() targets.Keys                                      { return targets.Keys{} }
 func (brought) Check(string, string, map[string]string, []string) error { return nil }
 func (brought) ProjectYAML() []byte                                     { return nil }
 func (brought) FromCheckout() bool                                      { return true }
 func (brought) NewWaiter(time.Duration, time.Duration) targets.Waiter   { return targets.NoWait }
+func (brought) Relaunch(string) []string                                { return nil }
+
+// replaced is a target whose stages or relaunch the driver's Options replace (nil: the target's).
+type replaced struct {
+	targets.Target
+	stages   *targets.Stages
+	relaunch func(stack string) []string
+}
+
+func (r replaced) Stages() targets.Stages {
+	if r.stages != nil {
+		return *r.stages
+	}
+	return r.Target.Stages()
+}
+
+func (r replaced) Relaunch(stack string) []string {
+	if r.relaunch != nil {
+		return r.relaunch(stack)
+	}
+	return r.Target.Relaunch(stack)
+}
 
 // The types of package targets' contract, under the names a backend that embeds the driver
 // uses: Options takes them, and results carry them.
@@ -296,7 +317,7 @@ func (x *deployment) Update(change journal.Change) error { return x.h.update(cha
 
 // Completed follows the stages from where the journal's record stood at the first completion.
 func (x *deployment) Completed(stage string) {
-	x.once.Do(func() { x.tracker = newStageTracker(x.d.profile.stages, x.Record().Stage) })
+	x.once.Do(func() { x.tracker = newStageTracker(x.d.profile.Stages(), x.Record().Stage) })
 	x.h.completed(x.tracker, stage)
 }
 

@@ -78,7 +78,7 @@ func (d *Driver) Up(ctx context.Context, stack string, opts *UpOptions) (*Result
 			LastError: ptr(""), AddAttempt: true}
 		if opts.Retry {
 			change.Stage = ptr("")
-			replace = append(slices.Clone(replace), d.profile.relaunch(stack)...)
+			replace = append(slices.Clone(replace), d.profile.Relaunch(stack)...)
 			d.note(stack, "retrying from a clean start: stage reset, setup relaunched")
 		}
 		if err := h.update(change); err != nil {
@@ -153,7 +153,7 @@ func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace [
 // waitSetup waits for the setup to complete and records its stages; the caller records how it
 // ended.
 func (d *Driver) waitSetup(ctx context.Context, h *hold, outputs auto.OutputMap) error {
-	tracker := newStageTracker(d.profile.stages, h.record.Stage)
+	tracker := newStageTracker(d.profile.Stages(), h.record.Stage)
 	report := func(st setup.Status) {
 		if st.State == setup.Running || st.State == setup.Complete {
 			h.completed(tracker, StageSetupLaunched)

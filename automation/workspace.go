@@ -190,13 +190,13 @@ func (d *Driver) stack(ctx context.Context, name string, create bool) (auto.Stac
 	case create && known && !exists:
 		// The directory says it is new: `stack init` alone, not a `stack select` that fails first
 		// (unless another process made it meanwhile).
-		if s, err = auto.NewStackInlineSource(ctx, name, "", d.profile.program, opts...); auto.IsCreateStack409Error(err) {
-			s, err = auto.SelectStackInlineSource(ctx, name, "", d.profile.program, opts...)
+		if s, err = auto.NewStackInlineSource(ctx, name, "", d.profile.Program(), opts...); auto.IsCreateStack409Error(err) {
+			s, err = auto.SelectStackInlineSource(ctx, name, "", d.profile.Program(), opts...)
 		}
 	case create && !known:
-		s, err = auto.UpsertStackInlineSource(ctx, name, "", d.profile.program, opts...)
+		s, err = auto.UpsertStackInlineSource(ctx, name, "", d.profile.Program(), opts...)
 	default:
-		s, err = auto.SelectStackInlineSource(ctx, name, "", d.profile.program, opts...)
+		s, err = auto.SelectStackInlineSource(ctx, name, "", d.profile.Program(), opts...)
 	}
 	if err != nil {
 		if !create && strings.Contains(err.Error(), "no stack named") {
