@@ -78,46 +78,59 @@ func (d *Driver) Heal(ctx context.Context, stack string) (*HealResult, error) {
 	}
 
 	var out auto.OutputMap
+	checked := rec.Updated
 	rec, err = d.run(ctx, stack, OpUp, func(ctx context.Context, h *hold) error {
-		if h.record.Status == journal.Ready && h.record.RecoveredAt.After(rec.Updated) {
-			d.note(stack, "another process healed it while we waited")
-			return nil
-		}
-		if h.record.Status != journal.HostLost {
-			d.emit(stack, Event{Type: EventDiagnostic, Severity: "warning",
-				Message: fmt.Sprintf("%s: the host is gone, healing", res.Host.Why)})
-			change := journal.Change{Status: ptr(journal.HostLost), Operation: ptr(OpUp), Interrupted: ptr(false), LastError: ptr("")}
-			if h.record.Status == journal.Ready { // a new loss; after a failed heal, the same one
-				change.Interruption = &journal.Interruption{At: d.now(), Host: res.Host.Host}
-			}
-			if err := h.update(change); err != nil {
-				return err
-			}
-		}
-		s, err := d.recover(ctx, h, false)
-		if err == nil {
-			err = d.applyConfig(ctx, s, ConfigInput{})
-		}
-		if err == nil {
-			_, err = d.resolvePending(ctx, h, s, false)
-		}
-		if err == nil {
-			err = h.update(journal.Change{Status: ptr(journal.Provisioning), AddAttempt: true})
-		}
-		if err == nil {
-			out, _, err = d.upAndWait(ctx, h, s, nil, true)
-		}
-		if err != nil && ctx.Err() == nil {
-			next := d.now().Add(healBackoff(h.record.HealFailures))
-			_ = h.update(journal.Change{HealFailed: &next})
-			d.note(stack, "the heal failed; `clawdeploy heal --all` tries again after %s", next.UTC().Format(time.RFC3339))
-			return h.fail(ctx, err)
-		}
-		res.Healed = err == nil
+		var err error
+		out, err = d.bringBack(ctx, h, res, checked)
 		return err
 	})
 	res.Record, res.Outputs = rec, out
 	return res, err
+}
+
+// bringBack heals, under the lease, a deployment whose host is gone (res.Host says why): it
+// records the loss (HOST_LOST, and an interruption when the deployment was READY), recovers,
+// and runs the up again with refresh. A failure sets when HealAll may try next. A deployment
+// that another process healed since it was checked is left as it is.
+func (d *Driver) bringBack(ctx context.Context, h *hold, res *HealResult, checked time.Time) (auto.OutputMap, error) {
+	stack := h.stack
+	if h.record.Status == journal.Ready && h.record.RecoveredAt.After(checked) {
+		d.note(stack, "another process healed it while we waited")
+		return nil, nil
+	}
+	if h.record.Status != journal.HostLost {
+		d.emit(stack, Event{Type: EventDiagnostic, Severity: "warning",
+			Message: fmt.Sprintf("%s: the host is gone, healing", res.Host.Why)})
+		change := journal.Change{Status: ptr(journal.HostLost), Operation: ptr(OpUp), Interrupted: ptr(false), LastError: ptr("")}
+		if h.record.Status == journal.Ready { // a new loss; after a failed heal, the same one
+			change.Interruption = &journal.Interruption{At: d.now(), Host: res.Host.Host}
+		}
+		if err := h.update(change); err != nil {
+			return nil, err
+		}
+	}
+	var out auto.OutputMap
+	s, err := d.recover(ctx, h, false)
+	if err == nil {
+		err = d.applyConfig(ctx, s, ConfigInput{})
+	}
+	if err == nil {
+		_, err = d.resolvePending(ctx, h, s, false)
+	}
+	if err == nil {
+		err = h.update(journal.Change{Status: ptr(journal.Provisioning), AddAttempt: true})
+	}
+	if err == nil {
+		out, _, err = d.upAndWait(ctx, h, s, nil, true)
+	}
+	if err != nil && ctx.Err() == nil {
+		next := d.now().Add(healBackoff(h.record.HealFailures))
+		_ = h.update(journal.Change{HealFailed: &next})
+		d.note(stack, "the heal failed; `clawdeploy heal --all` tries again after %s", next.UTC().Format(time.RFC3339))
+		return out, h.fail(ctx, err)
+	}
+	res.Healed = err == nil
+	return out, err
 }
 
 // healBackoff is how long HealAll waits after failures heals failed in a row: a minute, doubled
