@@ -72,7 +72,7 @@ bench: tools ## benchmarks: resume to first engine event (dead owner), resume of
 	go test -run '^$$' -bench 'BenchmarkResumeDeadOwner' -benchtime 5x ./automation
 	go test -run '^$$' -bench 'BenchmarkResumeReady' ./automation
 	go test -run '^$$' -bench 'BenchmarkHeal' -benchtime 5x ./automation
-	go test -run '^$$' -bench . ./infra
+	go test -run '^$$' -bench 'BenchmarkProgram' ./targets/ec2spot
 	go test -run '^$$' -bench 'BenchmarkSpotNoticeToFinalBackup' -benchtime 1x -timeout 30m ./cloudinit
 	go test -run '^$$' -bench 'BenchmarkTakeover|BenchmarkClaims|BenchmarkThroughput' -benchtime 1x -timeout 60m ./automation
 

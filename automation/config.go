@@ -14,7 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/clawdeploy/clawdeploy"
-	"github.com/clawdeploy/clawdeploy/infra"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
 // ConfigInput is configuration to set on a stack before an operation. Keys without a namespace are
@@ -133,7 +133,7 @@ func (d *Driver) setConfig(ctx context.Context, stack, file string, in ConfigInp
 		}
 		// A list is stored as a list (a YAML list in the stack file), the type Pulumi.yaml
 		// declares for it.
-		entries, err := infra.ParseList(in.Values[k])
+		entries, err := stackconfig.ParseList(in.Values[k])
 		if err != nil {
 			return &ConfigError{Err: fmt.Errorf("config %s must be a list, like a,b or [\"a\",\"b\"], got %q", k, in.Values[k])}
 		}

@@ -32,7 +32,7 @@ func exampleDriver() (d *automation.Driver, remove func()) {
 		panic(err)
 	}
 	d, err = automation.New(context.Background(), &automation.Options{
-		Program:    greeting, // nil runs the target's own: infra.Program for ec2-spot
+		Program:    greeting, // nil runs the target's own: ec2spot.Program for ec2-spot
 		StateDir:   state,    // the journal, the stacks' work directories, the file backend's state
 		PulumiRoot: "..",     // bin/pulumi; empty means the pulumi on PATH
 		Env:        map[string]string{"PULUMI_CONFIG_PASSPHRASE": "example"},

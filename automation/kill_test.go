@@ -534,7 +534,7 @@ func TestKillAtEveryEventSix(t *testing.T) {
 	killEverywhere(t, killCase{program: "six", op: []string{"up", "--stack", "dev"}, status: "READY", want: 6})
 }
 
-// TestKillAtEveryEventRealProgram is TestKillAtEveryEventSix with infra.Program (80 events).
+// TestKillAtEveryEventRealProgram is TestKillAtEveryEventSix with ec2spot.Program (80 events).
 func TestKillAtEveryEventRealProgram(t *testing.T) {
 	t.Parallel()
 	killEverywhere(t, killCase{program: "real", status: "READY", want: 31, alternate: true,

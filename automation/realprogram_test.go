@@ -29,7 +29,7 @@ func exampleConfig() ConfigInput {
 	}
 }
 
-// TestRealProgramOnTheSimulatedProvider runs infra.Program through the real engine: up to READY
+// TestRealProgramOnTheSimulatedProvider runs ec2spot.Program through the real engine: up to READY
 // through every stage, a change that replaces the instance, and destroy.
 func TestRealProgramOnTheSimulatedProvider(t *testing.T) {
 	t.Parallel()

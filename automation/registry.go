@@ -52,6 +52,10 @@ func targetNames(has func(targets.Target) bool) string {
 	return strings.Join(names, ", ")
 }
 
+// TargetsWith names the targets that implement T (one of the optional interfaces of package
+// targets, such as targets.DataVolume), for help texts: "ec2-spot", or "ec2-spot, vps".
+func TargetsWith[T any]() string { return targetNames(isA[T]) }
+
 // TargetInfo describes a target, for help texts.
 type TargetInfo struct {
 	Name string

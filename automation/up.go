@@ -10,9 +10,9 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 
-	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/journal"
 	"github.com/clawdeploy/clawdeploy/setup"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
 // UpOptions adjust Up and Preview. Nil means none.
@@ -221,17 +221,17 @@ func (e *UpgradeError) Unwrap() error { return e.Err }
 // configuredImage is the OpenClaw image the stack's configuration deploys; "" for a program of
 // the caller's, which has no such key.
 func (d *Driver) configuredImage(ctx context.Context, s auto.Stack) (string, error) {
-	if !slices.Contains(d.profile.Keys().Program, infra.KeyOpenClawImage) {
+	if !slices.Contains(d.profile.Keys().Program, stackconfig.KeyOpenClawImage) {
 		return "", nil
 	}
 	config, err := s.GetAllConfig(ctx)
 	if err != nil {
 		return "", fmt.Errorf("reading the configuration of stack %s: %w", s.Name(), err)
 	}
-	if v, ok := config[fullKey(infra.KeyOpenClawImage)]; ok && v.Value != "" {
+	if v, ok := config[fullKey(stackconfig.KeyOpenClawImage)]; ok && v.Value != "" {
 		return v.Value, nil
 	}
-	return infra.DefaultOpenClawImage, nil
+	return stackconfig.DefaultOpenClawImage, nil
 }
 
 // preUpgrade takes the checkpoint before an up that deploys image over the last good one, and
@@ -268,14 +268,14 @@ func (d *Driver) preUpgrade(ctx context.Context, h *hold, s auto.Stack, image st
 // rollbackConfig is the configuration of `up --rollback`: in, with the image the deployment last
 // reached READY with.
 func (d *Driver) rollbackConfig(ctx context.Context, stack string, in ConfigInput) (ConfigInput, error) {
-	if !slices.Contains(d.profile.Keys().Program, infra.KeyOpenClawImage) {
-		return in, &UsageError{Err: fmt.Errorf("--rollback deploys the last good %s; this program has no such key", infra.KeyOpenClawImage)}
+	if !slices.Contains(d.profile.Keys().Program, stackconfig.KeyOpenClawImage) {
+		return in, &UsageError{Err: fmt.Errorf("--rollback deploys the last good %s; this program has no such key", stackconfig.KeyOpenClawImage)}
 	}
 	for k := range in.Values {
-		if fullKey(k) != fullKey(infra.KeyOpenClawImage) {
+		if fullKey(k) != fullKey(stackconfig.KeyOpenClawImage) {
 			continue
 		}
-		return in, &UsageError{Err: fmt.Errorf("--rollback sets %s to the last image that reached READY: give one or the other", infra.KeyOpenClawImage)}
+		return in, &UsageError{Err: fmt.Errorf("--rollback sets %s to the last image that reached READY: give one or the other", stackconfig.KeyOpenClawImage)}
 	}
 	rec, err := d.Status(ctx, stack)
 	if err != nil {
@@ -284,7 +284,7 @@ func (d *Driver) rollbackConfig(ctx context.Context, stack string, in ConfigInpu
 	if rec.LastGoodImage == "" {
 		return in, &UsageError{Err: fmt.Errorf("deployment %s never reached READY with a recorded image: there is nothing to roll back to", stack)}
 	}
-	values := map[string]string{infra.KeyOpenClawImage: rec.LastGoodImage}
+	values := map[string]string{stackconfig.KeyOpenClawImage: rec.LastGoodImage}
 	maps.Copy(values, in.Values)
 	d.note(stack, "rolling back to %s, the last image that reached READY", rec.LastGoodImage)
 	var cp Checkpoint

@@ -12,11 +12,11 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
 	. "github.com/clawdeploy/clawdeploy/automation"
-	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
 	"github.com/clawdeploy/clawdeploy/internal/simprogram"
 	"github.com/clawdeploy/clawdeploy/journal"
 	"github.com/clawdeploy/clawdeploy/setup"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
 // TestUpgradeThatFailsIsRolledBack deploys the real program, then a new image whose instance
@@ -52,7 +52,7 @@ func TestUpgradeThatFailsIsRolledBack(t *testing.T) {
 	if _, err := d.Up(ctx, "dev", &UpOptions{Config: exampleConfig()}); err != nil {
 		t.Fatalf("first up: %v", err)
 	}
-	if rec, _ := d.Status(ctx, "dev"); rec.LastGoodImage != infra.DefaultOpenClawImage || rec.Checkpoint != "" {
+	if rec, _ := d.Status(ctx, "dev"); rec.LastGoodImage != stackconfig.DefaultOpenClawImage || rec.Checkpoint != "" {
 		t.Fatalf("after the first up: last good image %q, checkpoint %q", rec.LastGoodImage, rec.Checkpoint)
 	}
 
@@ -60,10 +60,10 @@ func TestUpgradeThatFailsIsRolledBack(t *testing.T) {
 	unhealthy.Store(true)
 	res, err := d.Up(ctx, "dev", &UpOptions{Config: ConfigInput{Values: map[string]string{"openclaw_image": next}}})
 	var upgrade *UpgradeError
-	if !errors.As(err, &upgrade) || upgrade.From != infra.DefaultOpenClawImage || upgrade.To != next {
+	if !errors.As(err, &upgrade) || upgrade.From != stackconfig.DefaultOpenClawImage || upgrade.To != next {
 		t.Fatalf("the failed upgrade: %v", err)
 	}
-	if ExitCode(err) != ExitFailed || !strings.Contains(err.Error(), "`clawdeploy up --rollback --stack dev` deploys "+infra.DefaultOpenClawImage) {
+	if ExitCode(err) != ExitFailed || !strings.Contains(err.Error(), "`clawdeploy up --rollback --stack dev` deploys "+stackconfig.DefaultOpenClawImage) {
 		t.Errorf("exit %d, message:\n%v", ExitCode(err), err)
 	}
 	cp := res.Checkpoint
@@ -89,7 +89,7 @@ func TestUpgradeThatFailsIsRolledBack(t *testing.T) {
 		t.Errorf("snapshot at op %d, the old instance deleted at op %d", snapshotAt, instanceDeletedAt)
 	}
 	rec, _ := d.Status(ctx, "dev")
-	if rec.Status != journal.Error || rec.LastGoodImage != infra.DefaultOpenClawImage || !strings.Contains(rec.LastError, "up --rollback") {
+	if rec.Status != journal.Error || rec.LastGoodImage != stackconfig.DefaultOpenClawImage || !strings.Contains(rec.LastError, "up --rollback") {
 		t.Errorf("journal after the failed upgrade: %+v", rec)
 	}
 	var recorded Checkpoint
@@ -97,7 +97,7 @@ func TestUpgradeThatFailsIsRolledBack(t *testing.T) {
 		t.Errorf("journal checkpoint %q", rec.Checkpoint)
 	}
 	event, _ := json.Marshal(Event{Type: EventResult, Checkpoint: cp})
-	if !strings.Contains(string(event), `"checkpoint":{"from":"`+infra.DefaultOpenClawImage) {
+	if !strings.Contains(string(event), `"checkpoint":{"from":"`+stackconfig.DefaultOpenClawImage) {
 		t.Errorf("result event %s", event)
 	}
 
@@ -122,10 +122,10 @@ func TestUpgradeThatFailsIsRolledBack(t *testing.T) {
 		t.Errorf("%d snapshots after the rollback, want the one checkpoint", n)
 	}
 	values, _, err := d.Config(ctx, "dev", ConfigInput{})
-	if err != nil || values["openclaw:openclaw_image"] != infra.DefaultOpenClawImage {
+	if err != nil || values["openclaw:openclaw_image"] != stackconfig.DefaultOpenClawImage {
 		t.Errorf("the image configured after the rollback: %q %v", values["openclaw:openclaw_image"], err)
 	}
-	if rec, _ := d.Status(ctx, "dev"); rec.LastGoodImage != infra.DefaultOpenClawImage {
+	if rec, _ := d.Status(ctx, "dev"); rec.LastGoodImage != stackconfig.DefaultOpenClawImage {
 		t.Errorf("last good image after the rollback: %q", rec.LastGoodImage)
 	}
 	// Nothing to roll back to: a usage error.

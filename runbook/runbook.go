@@ -24,8 +24,8 @@ import (
 	"github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/awsapi"
 	"github.com/clawdeploy/clawdeploy/cost"
-	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/snapshots"
+	"github.com/clawdeploy/clawdeploy/targets"
 	"github.com/clawdeploy/clawdeploy/volumes"
 )
 
@@ -151,16 +151,18 @@ type SpotPriceReport struct {
 	Problems   []string       `json:"problems,omitempty"`
 	PinnedZone string         `json:"pinnedZone,omitempty"`
 	Best       *cost.SpotRow  `json:"best,omitempty"`
+	// keys are the target's keys ConfigLines sets; none without a target with a data volume.
+	keys targets.VolumeKeys
 }
 
 // ConfigLines are the `pulumi config set` commands that deploy the best row.
 func (r *SpotPriceReport) ConfigLines() []string {
-	if r.Best == nil {
+	if r.Best == nil || r.keys.InstanceType == "" {
 		return nil
 	}
 	return []string{
-		"pulumi config set " + infra.KeyInstanceType + " " + r.Best.InstanceType,
-		"pulumi config set " + infra.KeyAvailabilityZone + " " + r.Best.Zone,
+		"pulumi config set " + r.keys.InstanceType + " " + r.Best.InstanceType,
+		"pulumi config set " + r.keys.Zone + " " + r.Best.Zone,
 	}
 }
 
@@ -177,6 +179,9 @@ func (r *Runbook) SpotPrices(ctx context.Context, stack, region string, types []
 		}
 	}
 	report := &SpotPriceReport{}
+	if v := r.d.DataVolume(); v != nil {
+		report.keys = v.VolumeKeys()
+	}
 	var cfg aws.Config
 	switch {
 	case stack != "":
@@ -313,12 +318,13 @@ func (r *Runbook) PlanRestore(ctx context.Context, stack, region, snapshot strin
 		return nil, err
 	}
 	client := ec2.NewFromConfig(cfg)
+	keys := r.d.DataVolume().VolumeKeys()
 	plan := &RestorePlan{Stack: stack, Config: map[string]string{}}
 	zone, _ := outputs["availability_zone"].Value.(string)
 	plan.Volume, _ = outputs["data_volume_id"].Value.(string)
 	plan.Existing = plan.Volume != ""
 	if !plan.Existing {
-		zone = in.Values[infra.KeyAvailabilityZone]
+		zone = in.Values[keys.Zone]
 	}
 	refuse := func(format string, args ...any) (*RestorePlan, error) {
 		return nil, &automation.UsageError{Err: fmt.Errorf("nothing restored: "+format, args...)}
@@ -351,12 +357,12 @@ func (r *Runbook) PlanRestore(ctx context.Context, stack, region, snapshot strin
 		}
 		plan.Snapshot = found
 	}
-	plan.Config[infra.KeyDataVolumeSnapshotID] = plan.Snapshot.ID
+	plan.Config[keys.Snapshot] = plan.Snapshot.ID
 	if plan.Existing {
 		plan.Replace = r.d.DataVolume().RestoreReplaces(stack)
 	} else {
-		plan.Config[infra.KeyAvailabilityZone] = plan.Snapshot.Zone
-		plan.Config[infra.KeyRegion] = cfg.Region
+		plan.Config[keys.Zone] = plan.Snapshot.Zone
+		plan.Config[keys.Region] = cfg.Region
 	}
 	return plan, nil
 }

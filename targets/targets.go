@@ -1,15 +1,14 @@
 // Package targets is the contract between the driver (package automation) and the places it
 // deploys to. Each target is a package of its own below this one (targets/ec2spot,
 // targets/vps) that answers for everything only it knows: its program and configuration keys
-// (whose code is in package infra, beside the other target's, sharing its configuration
-// reader), its stages, how to wait for its setup, find its interrupted creations and relaunch
+// (read with package targets/stackconfig, which both share), its stages, how to wait for its setup, find its interrupted creations and relaunch
 // it, what each change of its resources risks, and what it can do beyond that (the optional
 // interfaces: Preparer, Releaser, Retrier, Healer, …). The driver asks a Target through these
 // interfaces and never compares a target's name; automation's registry (registry.go) lists the
 // targets.
 //
-// A new target is a new package implementing Target and the optional interfaces it needs, its
-// program in infra, one line in automation's registry, and its docs (docs/architecture.md says
+// A new target is a new package implementing Target and the optional interfaces it needs, with
+// its program and configuration, one line in automation's registry, and its docs (docs/architecture.md says
 // which files).
 package targets
 
@@ -113,6 +112,15 @@ type DataVolume interface {
 	RestoreReplaces(stack string) []string
 	// NewFinalSnapshots returns what marks the snapshot a destroy leaves; nil marks none.
 	NewFinalSnapshots(aws *aws.Config) FinalSnapshots
+	// VolumeKeys are the config keys the runbook sets to place the volume and its host.
+	VolumeKeys() VolumeKeys
+}
+
+// VolumeKeys are the config keys of a target with a DataVolume that the runbook sets: a restore
+// sets Snapshot (and, for a new stack, Zone and Region from the snapshot's), the Spot prices'
+// config lines InstanceType and Zone.
+type VolumeKeys struct {
+	Region, Zone, Snapshot, InstanceType string
 }
 
 // Previewer is a target that tells a preview more than the engine does: the configuration
@@ -189,5 +197,5 @@ type ConfigError struct{ Err error }
 
 func (e *ConfigError) Error() string { return e.Err.Error() }
 
-// Unwrap returns the cause (an *infra.ValidationError for bad values).
+// Unwrap returns the cause (an *stackconfig.ValidationError for bad values).
 func (e *ConfigError) Unwrap() error { return e.Err }

@@ -18,11 +18,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 	"github.com/clawdeploy/clawdeploy/journal"
+	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
+	"github.com/clawdeploy/clawdeploy/targets/vps"
 )
 
 // builtPath is the clawdeploy binary TestMain builds for the tests to run; sim holds the
@@ -254,7 +255,7 @@ func TestOperatorPath(t *testing.T) {
 				continue
 			}
 			for _, r := range c.OfType("aws:ec2/instance:Instance") {
-				_, _ = client.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(infra.StatusParameter("dev")),
+				_, _ = client.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(ec2spot.StatusParameter("dev")),
 					Type: "String", Overwrite: aws.Bool(true), Value: aws.String(r.ID + " COMPLETE sim-token")})
 			}
 		}
@@ -346,17 +347,17 @@ func TestHelpNamesBothTargetsAndEveryKey(t *testing.T) {
 	if !ok {
 		t.Fatalf("no Targets section:\n%s", stdout)
 	}
-	ec2, vps, _ := strings.Cut(targets, "\n     vps ")
+	ec2, vpsHelp, _ := strings.Cut(targets, "\n     vps ")
 	words := func(s string) []string {
 		return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '.' })
 	}
-	for _, k := range append([]string{"aws:region"}, infra.Keys...) {
+	for _, k := range append([]string{"aws:region"}, ec2spot.Keys...) {
 		if !slices.Contains(words(ec2), k) {
 			t.Errorf("ec2-spot key %s is not in --help", k)
 		}
 	}
-	for _, k := range infra.VPSKeys {
-		if !slices.Contains(words(vps), k) {
+	for _, k := range vps.Keys {
+		if !slices.Contains(words(vpsHelp), k) {
 			t.Errorf("vps key %s is not in --help", k)
 		}
 	}

@@ -4,9 +4,9 @@ package main
 import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/clawdeploy/clawdeploy/infra"
+	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
 )
 
 func main() {
-	pulumi.Run(infra.Program)
+	pulumi.Run(ec2spot.Program)
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/cmd/clawdeploy/commands"
 	"github.com/clawdeploy/clawdeploy/components"
-	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 	"github.com/clawdeploy/clawdeploy/setup"
 	"github.com/clawdeploy/clawdeploy/targets"
@@ -100,7 +99,7 @@ func InstanceWaiter(cloud string) automation.Waiter {
 }
 
 // FromEnv returns the driver configuration the simulated driver runs with: SIMDRIVER_PROGRAM
-// picks the program ("six", or "real" for infra.Program), CLAWDEPLOY_SIM_CLOUD the cloud.
+// picks the program ("six", or "real" for ec2spot.Program), CLAWDEPLOY_SIM_CLOUD the cloud.
 func FromEnv() commands.Config {
 	cloud := os.Getenv(simprovider.EnvCloud)
 	finder := Finder{Cloud: cloud}
@@ -124,7 +123,7 @@ func FromEnv() commands.Config {
 		if files == "" {
 			panic("SIMDRIVER_VPS_FILES is not set")
 		}
-		return commands.Config{Program: infra.VPSProgramWith(infra.VPSHost{Script: script, Root: files}), Stages: &vps.Stages,
+		return commands.Config{Program: vps.ProgramWith(vps.Host{Script: script, Root: files}), Stages: &vps.Stages,
 			Finder: vps.Finder, Waiter: vps.SSHWaiter{Interval: poll, Budget: time.Minute}}
 	}
 	return commands.Config{Program: Six, Stages: &SixStages, Finder: finder, Waiter: automation.NoWait, RelaunchURNs: SixRelaunch,

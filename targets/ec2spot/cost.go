@@ -10,14 +10,13 @@ import (
 	"github.com/clawdeploy/clawdeploy/awsapi"
 	"github.com/clawdeploy/clawdeploy/components"
 	"github.com/clawdeploy/clawdeploy/cost"
-	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/targets"
 )
 
 // Cost implements targets.Previewer: what the stack costs now (its deployed instance type and
 // volume size, read from the state) and with config, the configuration the up would apply.
 func (Target) Cost(ctx context.Context, d targets.Deployment, config targets.Config, existed bool) (*targets.CostComparison, error) {
-	cfg, err := infra.LoadConfig(d.Project(), d.Stack(), config.Values, config.SecretKeys)
+	cfg, err := LoadConfig(d.Project(), d.Stack(), config.Values, config.SecretKeys)
 	if err != nil {
 		return nil, &targets.ConfigError{Err: err}
 	}
@@ -34,9 +33,9 @@ func (Target) Cost(ctx context.Context, d targets.Deployment, config targets.Con
 			deployed(&now, state)
 		}
 		// The interval of the backups is the stack's own configuration's, not the change's.
-		interval := infra.DefaultBackupIntervalMinutes
+		interval := DefaultBackupIntervalMinutes
 		if current, err := d.Config(ctx); err == nil {
-			if v, err := strconv.Atoi(current.Value(infra.KeyBackupIntervalMinutes)); err == nil && v > 0 {
+			if v, err := strconv.Atoi(current.Value(KeyBackupIntervalMinutes)); err == nil && v > 0 {
 				interval = v
 			}
 		}

@@ -1,5 +1,7 @@
 // Package ec2spot is the ec2-spot target: an EC2 Spot instance with a persistent, snapshotted
-// data volume. It owns everything only this target knows: its stages, the instance `up --retry`
+// data volume. It owns everything only this target knows: its program (program.go, which
+// `pulumi up` runs through cmd/infra and the driver runs inline) and configuration (config.go;
+// Pulumi.yaml declares the same keys), its stages, the instance `up --retry`
 // replaces, the setup wait on the SSM status parameter, the user-data, the fallback to the next
 // instance type without Spot capacity, what tells heal the instance is gone, the finder of
 // interrupted creations (finder.go), the cost (cost.go) and the pre-upgrade checkpoint and final
@@ -26,9 +28,9 @@ import (
 	"github.com/clawdeploy/clawdeploy/awsapi"
 	"github.com/clawdeploy/clawdeploy/cloudinit"
 	"github.com/clawdeploy/clawdeploy/components"
-	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/setup"
 	"github.com/clawdeploy/clawdeploy/targets"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
 // Name is the target's name.
@@ -56,21 +58,21 @@ func (Target) Summary() string {
 volume.`
 }
 
-// Program implements targets.Target: infra.Program.
-func (Target) Program() pulumi.RunFunc { return infra.Program }
+// Program implements targets.Target: Program.
+func (Target) Program() pulumi.RunFunc { return Program }
 
 // Stages implements targets.Target.
 func (Target) Stages() targets.Stages { return Stages }
 
-// Keys implements targets.Target: infra.Keys, and aws:region.
+// Keys implements targets.Target: Keys, and aws:region.
 func (Target) Keys() targets.Keys {
-	return targets.Keys{Program: infra.Keys, Help: append([]string{infra.KeyRegion}, infra.Keys...),
-		List: []string{infra.KeyInstanceTypes}}
+	return targets.Keys{Program: Keys, Help: append([]string{KeyRegion}, Keys...),
+		List: []string{KeyInstanceTypes}}
 }
 
-// Check implements targets.Target: infra.CheckConfig.
+// Check implements targets.Target: CheckConfig.
 func (Target) Check(project, stack string, values map[string]string, secretKeys []string) error {
-	return infra.CheckConfig(project, stack, values, secretKeys)
+	return CheckConfig(project, stack, values, secretKeys)
 }
 
 // ProjectYAML implements targets.Target: the repository's Pulumi.yaml.
@@ -103,6 +105,11 @@ func (Target) RestoreReplaces(stack string) []string {
 	return []string{DataVolumeURN(stack), InstanceURN(stack)}
 }
 
+// VolumeKeys implements targets.DataVolume.
+func (Target) VolumeKeys() targets.VolumeKeys {
+	return targets.VolumeKeys{Region: KeyRegion, Zone: KeyAvailabilityZone, Snapshot: KeyDataVolumeSnapshotID, InstanceType: KeyInstanceType}
+}
+
 // NewFinalSnapshots implements targets.DataVolume.
 func (Target) NewFinalSnapshots(cfg *aws.Config) targets.FinalSnapshots {
 	return &FinalSnapshots{Config: cfg}
@@ -130,7 +137,7 @@ var Stages = targets.Stages{
 // setup again.
 func InstanceURN(stack string) string {
 	return "urn:pulumi:" + stack + "::" + clawdeploy.Project + "::" + components.TypeSpotInstance + "$aws:ec2/instance:Instance::" +
-		infra.NameSpot + "-instance"
+		NameSpot + "-instance"
 }
 
 // SSMWaiter polls the SSM parameter an ec2-spot instance publishes its setup status to. The value
@@ -190,7 +197,7 @@ func (w SSMWaiter) read(ctx context.Context, client interface {
 // for those of a stack not deployed yet.
 func (Target) UserData(ctx context.Context, d targets.Deployment, config targets.Config) ([]byte, error) {
 	stack := d.Stack()
-	cfg, err := infra.LoadConfig(d.Project(), stack, config.Values, config.SecretKeys)
+	cfg, err := LoadConfig(d.Project(), stack, config.Values, config.SecretKeys)
 	if err != nil {
 		return nil, &targets.ConfigError{Err: err}
 	}
@@ -203,7 +210,7 @@ func (Target) UserData(ctx context.Context, d targets.Deployment, config targets
 			bucket = b
 		}
 	}
-	doc, err := cloudinit.Render(infra.UserDataArgs(cfg, volume, bucket))
+	doc, err := cloudinit.Render(UserDataArgs(cfg, volume, bucket))
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +221,7 @@ func (Target) UserData(ctx context.Context, d targets.Deployment, config targets
 	fmt.Fprintf(&out, "# user-data of stack %s (data volume %s, backup bucket %s)\n", stack, volume, bucket)
 	for _, k := range slices.Sorted(maps.Keys(cfg.Secrets)) {
 		fmt.Fprintf(&out, "# secret %s: SSM SecureString %s/%s, read into /run/openclaw/.env at start\n",
-			k, infra.SecretsPath(stack), infra.SecretKeys[k])
+			k, SecretsPath(stack), stackconfig.SecretKeys[k])
 	}
 	out.WriteString(rest + "\n")
 	return []byte(out.String()), nil
@@ -253,7 +260,7 @@ func (Target) AfterEngineFailure(ctx context.Context, d targets.Deployment, err 
 	if cerr != nil {
 		return false, cerr
 	}
-	cfg, cerr := infra.LoadConfig(d.Project(), d.Stack(), config.Values, config.SecretKeys)
+	cfg, cerr := LoadConfig(d.Project(), d.Stack(), config.Values, config.SecretKeys)
 	if cerr != nil {
 		return false, &targets.ConfigError{Err: cerr}
 	}
@@ -262,7 +269,7 @@ func (Target) AfterEngineFailure(ctx context.Context, d targets.Deployment, err 
 	if i+1 < len(cfg.InstanceTypes) {
 		next = cfg.InstanceTypes[i+1]
 	}
-	if serr := d.SetConfig(ctx, map[string]string{infra.KeyInstanceTypeChosen: next}, nil); serr != nil {
+	if serr := d.SetConfig(ctx, map[string]string{KeyInstanceTypeChosen: next}, nil); serr != nil {
 		return false, serr
 	}
 	if i+1 >= len(cfg.InstanceTypes) {
@@ -349,9 +356,9 @@ func (Target) Ignored(ctx context.Context, d targets.Deployment, config targets.
 		}
 		var ignored []targets.IgnoredChange
 		snapshot, _ := r.Inputs["snapshotId"].(string)
-		if want := config.Value(infra.KeyDataVolumeSnapshotID); want != "" && want != snapshot {
+		if want := config.Value(KeyDataVolumeSnapshotID); want != "" && want != snapshot {
 			restore := fmt.Sprintf("restore explicitly: `clawdeploy restore --stack %s --snapshot %s` replaces the volume and the instance together", d.Stack(), want)
-			ignored = append(ignored, targets.IgnoredChange{Key: infra.KeyDataVolumeSnapshotID, From: snapshot, To: want,
+			ignored = append(ignored, targets.IgnoredChange{Key: KeyDataVolumeSnapshotID, From: snapshot, To: want,
 				Reason:  "the existing data volume is kept: a snapshot id only applies to a new volume",
 				Instead: restore})
 		}
@@ -363,5 +370,5 @@ func (Target) Ignored(ctx context.Context, d targets.Deployment, config targets.
 // DataVolumeURN is the URN of a stack's data volume: what a restore replaces, with the instance.
 func DataVolumeURN(stack string) string {
 	return "urn:pulumi:" + stack + "::" + clawdeploy.Project + "::" + components.TypeDataVolume + "$aws:ebs/volume:Volume::" +
-		infra.NameData + "-volume"
+		NameData + "-volume"
 }

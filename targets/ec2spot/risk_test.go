@@ -4,8 +4,6 @@ import (
 	"regexp"
 	"slices"
 	"testing"
-
-	"github.com/clawdeploy/clawdeploy/infra"
 )
 
 // The configuration a risk's reason names is configuration the program reads: a reviewer told
@@ -14,8 +12,8 @@ func TestRisksNameKeysThatExist(t *testing.T) {
 	key := regexp.MustCompile(`\b[a-z]+(?:_[a-z]+)+\b`)
 	for property, config := range configOfProperty {
 		for _, k := range key.FindAllString(config, -1) {
-			if !slices.Contains(infra.Keys, k) {
-				t.Errorf("the replacement of %s names config %q, which is not one of the ec2-spot keys %v", property, k, infra.Keys)
+			if !slices.Contains(Keys, k) {
+				t.Errorf("the replacement of %s names config %q, which is not one of the ec2-spot keys %v", property, k, Keys)
 			}
 		}
 	}

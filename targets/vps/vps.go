@@ -1,5 +1,6 @@
 // Package vps is the vps target: a host reachable over SSH, given (vps_host) or ordered from a
-// provider (vps_provider). It owns its stages, the launch `up --retry` replaces, the finder of
+// provider (vps_provider). It owns its program (program.go), its configuration (config.go, and
+// project.yaml, the project definition the driver builds in), its stages, the launch `up --retry` replaces, the finder of
 // its interrupted creations, the setup wait over SSH, the order of an ordered VPS (package
 // ordering) before the engine and its release on destroy, and the host key trusted on first
 // contact.
@@ -25,7 +26,6 @@ import (
 
 	"github.com/clawdeploy/clawdeploy"
 	"github.com/clawdeploy/clawdeploy/components"
-	"github.com/clawdeploy/clawdeploy/infra"
 	"github.com/clawdeploy/clawdeploy/journal"
 	"github.com/clawdeploy/clawdeploy/ordering"
 	"github.com/clawdeploy/clawdeploy/setup"
@@ -56,22 +56,22 @@ script is launched detached and polled; Docker is installed when
 missing. Backend mode only.`
 }
 
-// Program implements targets.Target: infra.VPSProgram.
-func (Target) Program() pulumi.RunFunc { return infra.VPSProgram }
+// Program implements targets.Target: Program.
+func (Target) Program() pulumi.RunFunc { return Program }
 
 // Stages implements targets.Target.
 func (Target) Stages() targets.Stages { return Stages }
 
-// Keys implements targets.Target: infra.VPSKeys.
-func (Target) Keys() targets.Keys { return targets.Keys{Program: infra.VPSKeys, Help: infra.VPSKeys} }
+// Keys implements targets.Target: Keys.
+func (Target) Keys() targets.Keys { return targets.Keys{Program: Keys, Help: Keys} }
 
-// Check implements targets.Target: infra.CheckVPSConfig.
+// Check implements targets.Target: CheckConfig.
 func (Target) Check(project, stack string, values map[string]string, secretKeys []string) error {
-	return infra.CheckVPSConfig(project, stack, values, secretKeys)
+	return CheckConfig(project, stack, values, secretKeys)
 }
 
-// ProjectYAML implements targets.Target: infra.VPSProjectYAML.
-func (Target) ProjectYAML() []byte { return infra.VPSProjectYAML }
+// ProjectYAML implements targets.Target: ProjectYAML.
+func (Target) ProjectYAML() []byte { return ProjectYAML }
 
 // FromCheckout implements targets.Target: the vps target runs with its built-in project only.
 func (Target) FromCheckout() bool { return false }
@@ -109,7 +109,7 @@ const StageOpenRouterKeyCreated = "openrouter_key_created"
 // launches the setup script again.
 func LaunchURN(stack string) string {
 	return "urn:pulumi:" + stack + "::" + clawdeploy.Project + "::" + components.TypeVPSSetup + "$command:remote:Command::" +
-		infra.NameVPSSetup + "-launch"
+		NameVPSSetup + "-launch"
 }
 
 // Finder settles the vps program's interrupted creations. None of them leaves anything
@@ -209,22 +209,22 @@ func pinHostKey(ctx context.Context, d targets.Deployment) error {
 		return err
 	}
 	value := func(key string) string { return strings.TrimSpace(config.Value(key)) }
-	allow, _ := strconv.ParseBool(value(infra.KeyVPSAllowUnknownHostKey))
-	if !allow || value(infra.KeyVPSHostKey) != "" {
+	allow, _ := strconv.ParseBool(value(KeyVPSAllowUnknownHostKey))
+	if !allow || value(KeyVPSHostKey) != "" {
 		return nil
 	}
-	port := value(infra.KeyVPSPort)
+	port := value(KeyVPSPort)
 	if port == "" {
-		port = strconv.Itoa(infra.DefaultVPSPort)
+		port = strconv.Itoa(DefaultPort)
 	}
-	address := net.JoinHostPort(value(infra.KeyVPSHost), port)
+	address := net.JoinHostPort(value(KeyVPSHost), port)
 	key, err := sshexec.ScanHostKey(ctx, address, 15*time.Second)
 	if err != nil {
 		return err
 	}
 	d.Warn("trusting the host key %s of %s on first contact (vps_allow_unknown_host_key) and pinning it as vps_host_key: "+
 		"a host presenting another key is refused from now on", fingerprint(key), address)
-	return d.SetConfig(ctx, map[string]string{infra.KeyVPSHostKey: key}, nil)
+	return d.SetConfig(ctx, map[string]string{KeyVPSHostKey: key}, nil)
 }
 
 // fingerprint is a public key's SHA256 fingerprint, as ssh-keygen -l prints it.
@@ -246,12 +246,12 @@ func (Target) BeforeEngine(ctx context.Context, l targets.Lease) error {
 }
 
 // readConfig reads a vps stack's configuration as the program will.
-func readConfig(ctx context.Context, d targets.Deployment) (*infra.VPSConfig, error) {
+func deploymentConfig(ctx context.Context, d targets.Deployment) (*Config, error) {
 	config, err := d.Config(ctx)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := infra.ReadVPSConfig(d.Project(), d.Stack(), config.Values, config.SecretKeys)
+	cfg, err := ReadConfig(d.Project(), d.Stack(), config.Values, config.SecretKeys)
 	if err != nil {
 		return nil, &targets.ConfigError{Err: err}
 	}
@@ -259,9 +259,9 @@ func readConfig(ctx context.Context, d targets.Deployment) (*infra.VPSConfig, er
 }
 
 // providerOf returns the provider an ordered VPS comes from: one case per vps_provider.
-func providerOf(cfg *infra.VPSConfig) (ordering.Provider, error) {
+func providerOf(cfg *Config) (ordering.Provider, error) {
 	switch cfg.Provider {
-	case infra.VPSProviderOVH:
+	case ProviderOVH:
 		return ordering.NewOVH(*cfg.OVH)
 	}
 	return nil, fmt.Errorf("vps_provider %q orders nothing", cfg.Provider)
@@ -274,7 +274,7 @@ func providerOf(cfg *infra.VPSConfig) (ordering.Provider, error) {
 // made first (ssh_key_generated) and kept as the secret vps_ssh_private_key, unless one is set.
 // A VPS already ordered and pointed at costs no call.
 func order(ctx context.Context, l targets.Lease) error {
-	cfg, err := readConfig(ctx, l)
+	cfg, err := deploymentConfig(ctx, l)
 	if err != nil || !cfg.Ordered() {
 		return err
 	}
@@ -290,10 +290,10 @@ func order(ctx context.Context, l targets.Lease) error {
 		if err != nil {
 			return err
 		}
-		if err := l.SetConfig(ctx, nil, map[string]string{infra.KeyVPSSSHPrivateKey: key}); err != nil {
+		if err := l.SetConfig(ctx, nil, map[string]string{KeyVPSSSHPrivateKey: key}); err != nil {
 			return err
 		}
-		if cfg, err = readConfig(ctx, l); err != nil {
+		if cfg, err = deploymentConfig(ctx, l); err != nil {
 			return err
 		}
 	}
@@ -339,7 +339,7 @@ func order(ctx context.Context, l targets.Lease) error {
 	}
 	// The rebuilt VPS's host key is new: trusted at the first connection, pinned after it.
 	return l.SetConfig(ctx, map[string]string{
-		infra.KeyVPSHost: st.IP, infra.KeyVPSHostKey: "", infra.KeyVPSAllowUnknownHostKey: "true",
+		KeyVPSHost: st.IP, KeyVPSHostKey: "", KeyVPSAllowUnknownHostKey: "true",
 	}, nil)
 }
 
@@ -382,7 +382,7 @@ func (Target) Release(ctx context.Context, l targets.Lease) (*ordering.Release, 
 	if st.CheckoutStarted.IsZero() && st.OrderID == 0 && st.Service == "" {
 		return nil, nil // nothing was ordered
 	}
-	cfg, err := readConfig(ctx, l)
+	cfg, err := deploymentConfig(ctx, l)
 	if err != nil {
 		return nil, err
 	}

@@ -53,7 +53,7 @@ Two ways to run it:
 
 Targets (--target; a deployment keeps the one it was created with):
 ` + targetList() + `
-Each key's meaning and default: Pulumi.yaml and infra/vps-project.yaml, or
+Each key's meaning and default: Pulumi.yaml and targets/vps/project.yaml, or
 docs/reference.md.
 
 Global options go before or after the command: "clawdeploy --json up --stack s"

@@ -11,12 +11,13 @@ import (
 	"github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/backup"
 	"github.com/clawdeploy/clawdeploy/runbook"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
 // Backup groups what clawdeploy does with an ec2-spot deployment's backups.
 var Backup = &cli.Command{
 	Name:  "backup",
-	Usage: "work with a deployment's backups in its bucket (ec2-spot)",
+	Usage: "work with a deployment's backups in its bucket (" + automation.TargetsWith[targets.DataVolume]() + ")",
 	Subcommands: []*cli.Command{{
 		Name:      "verify",
 		Usage:     "prove that a backup restores: checksums, every file, every SQLite database",

@@ -39,7 +39,7 @@ marker naming project and stack, the verdict, the counts, the data-at-risk,
 downtime and access blocks, then the engine's diff collapsed (cut, never the
 summary, to stay within GitHub's 65,536 characters).
 --expect-no-changes exits 1 when anything would change.
---cost adds the monthly cost (ec2-spot): the Spot price of the last 7 days, the
+--cost adds the monthly cost (` + automation.TargetsWith[targets.Previewer]() + `): the Spot price of the last 7 days, the
 volumes, snapshots and backups, now and after the change, and the on-demand price
 beside it; a price that cannot be had is a line saying why, never a failure.
 --policy-pack DIR (repeatable) runs a policy pack against the program: its
@@ -55,7 +55,7 @@ collapsed). The exit code is the most urgent among the stacks'.`,
 		&cli.StringFlag{Name: "comment", Usage: "write a pull-request comment body (Markdown) to this file"},
 		&cli.StringFlag{Name: "commit", Usage: "the commit the comment names", EnvVars: []string{"GITHUB_SHA"}},
 		&cli.BoolFlag{Name: "expect-no-changes", Usage: "exit 1 when anything would change"},
-		&cli.BoolFlag{Name: "cost", Usage: "estimate the monthly cost now and after the change (ec2-spot; needs AWS credentials)"},
+		&cli.BoolFlag{Name: "cost", Usage: "estimate the monthly cost now and after the change (" + automation.TargetsWith[targets.Previewer]() + "; needs AWS credentials)"},
 		&cli.StringSliceFlag{Name: "policy-pack", Usage: "run this policy pack directory against the program (repeatable)"},
 		&cli.BoolFlag{Name: "all", Usage: "preview every deployment (the journal's; in operator mode, every stack file's too)"},
 		&cli.StringFlag{Name: "stacks", Usage: "preview these stacks, comma-separated"},

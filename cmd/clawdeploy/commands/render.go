@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/clawdeploy/clawdeploy/automation"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
 // Render prints generated files.
@@ -14,7 +15,7 @@ var Render = &cli.Command{
 	Usage: "print files the program generates, for inspection",
 	Subcommands: []*cli.Command{{
 		Name:      "user-data",
-		Usage:     "print the ec2-spot instance's user-data for a stack's configuration",
+		Usage:     "print the user-data of a stack's instance for its configuration (" + automation.TargetsWith[targets.UserDataRenderer]() + ")",
 		ArgsUsage: " ",
 		Description: `Prints the cloud-config the program would pass to the instance (uncompressed), for
 the stack's configuration with --config/--secret/--config-file applied. The user-data

@@ -8,12 +8,13 @@ import (
 
 	"github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/runbook"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
 // Restore brings a deployment's data back from a snapshot of its data volume.
 var Restore = &cli.Command{
 	Name:      "restore",
-	Usage:     "restore the data volume from a snapshot: a new stack is deployed from it, an existing one has its volume and instance replaced together (ec2-spot)",
+	Usage:     "restore the data volume from a snapshot: a new stack is deployed from it, an existing one has its volume and instance replaced together (" + automation.TargetsWith[targets.DataVolume]() + ")",
 	ArgsUsage: " ",
 	Description: `Checks the snapshot first and refuses, changing nothing (exit 2), one that does
 not exist, belongs to another stack, is not completed yet, or whose OpenClawAz

@@ -16,6 +16,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/runbook"
 	"github.com/clawdeploy/clawdeploy/snapshots"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
 var regionFlag = &cli.StringFlag{Name: "region", Usage: "the AWS region (default: the stack's); with it, the command works on the snapshots of a stack that no longer exists"}
@@ -23,7 +24,7 @@ var regionFlag = &cli.StringFlag{Name: "region", Usage: "the AWS region (default
 // Snapshots groups the runbook's work on an ec2-spot deployment's data-volume snapshots.
 var Snapshots = &cli.Command{
 	Name:  "snapshots",
-	Usage: "list, take and delete the snapshots of a deployment's data volume (ec2-spot)",
+	Usage: "list, take and delete the snapshots of a deployment's data volume (" + automation.TargetsWith[targets.DataVolume]() + ")",
 	Description: `The snapshots are found by their tags, OpenClawData=true and
 OpenClawStack=<stack>; OpenClawAz names the zone a volume restored from one must
 be in. Who made each one (ORIGIN): dlm (the stack's lifecycle policy),

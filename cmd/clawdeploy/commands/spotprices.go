@@ -10,12 +10,13 @@ import (
 
 	"github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/runbook"
+	"github.com/clawdeploy/clawdeploy/targets"
 )
 
 // SpotPrices is the runbook's first step: choose the instance type and the zone by Spot price.
 var SpotPrices = &cli.Command{
 	Name:      "spot-prices",
-	Usage:     "Spot prices of instance types in every zone of a region, cheapest first, and the config lines for the best (ec2-spot)",
+	Usage:     "Spot prices of instance types in every zone of a region, cheapest first, and the config lines for the best (" + automation.TargetsWith[targets.DataVolume]() + ")",
 	ArgsUsage: " ",
 	Description: `For each instance type and zone: the Spot price in force now, the median and
 the maximum of the last 7 days (EC2's price history), and the on-demand price

@@ -9,13 +9,14 @@ import (
 
 	"github.com/clawdeploy/clawdeploy/automation"
 	"github.com/clawdeploy/clawdeploy/runbook"
+	"github.com/clawdeploy/clawdeploy/targets"
 	"github.com/clawdeploy/clawdeploy/volumes"
 )
 
 // Volume groups the runbook's work on an ec2-spot deployment's data volume.
 var Volume = &cli.Command{
 	Name:  "volume",
-	Usage: "diagnose and free the deployment's data volume (ec2-spot)",
+	Usage: "diagnose and free the deployment's data volume (" + automation.TargetsWith[targets.DataVolume]() + ")",
 	Subcommands: []*cli.Command{{
 		Name:      "unstick",
 		Usage:     "free a data volume an up cannot attach (VolumeInUse): detach it from what holds it, then refresh",

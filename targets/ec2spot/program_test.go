@@ -1,4 +1,4 @@
-package infra
+package ec2spot
 
 import (
 	"bytes"
@@ -18,13 +18,14 @@ import (
 	"github.com/clawdeploy/clawdeploy/components"
 	"github.com/clawdeploy/clawdeploy/internal/awsmock"
 	"github.com/clawdeploy/clawdeploy/internal/pulumitest"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
 // Secret values the example deployment is configured with; none may reach the user-data.
 var testSecrets = map[string]string{
-	KeyGatewayToken:    "gw-4f1e9c2b7a",
-	KeyAnthropicAPIKey: "sk-ant-api03-c0ffee",
-	KeyOpenAIAPIKey:    "sk-proj-deadbeef",
+	stackconfig.KeyGatewayToken:    "gw-4f1e9c2b7a",
+	stackconfig.KeyAnthropicAPIKey: "sk-ant-api03-c0ffee",
+	stackconfig.KeyOpenAIAPIKey:    "sk-proj-deadbeef",
 }
 
 // programRun is one run of Deploy under mocks.
@@ -159,7 +160,7 @@ func TestProgramOutputs(t *testing.T) {
 	if v["gatewayTunnel"] != wantTunnel || v["gatewayUrl"] != "http://127.0.0.1:18789/" {
 		t.Errorf("gateway access: %q %q", v["gatewayTunnel"], v["gatewayUrl"])
 	}
-	if r.out.GatewayToken == nil || !pulumi.IsSecret(*r.out.GatewayToken) || v["gatewayToken"] != testSecrets[KeyGatewayToken] {
+	if r.out.GatewayToken == nil || !pulumi.IsSecret(*r.out.GatewayToken) || v["gatewayToken"] != testSecrets[stackconfig.KeyGatewayToken] {
 		t.Errorf("the gateway token output is missing or not a secret")
 	}
 	for name, o := range map[string]pulumi.StringOutput{"instanceId": r.out.InstanceID, "backupBucket": r.out.BackupBucket} {

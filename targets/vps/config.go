@@ -1,7 +1,7 @@
-package infra
+package vps
 
 import (
-	_ "embed" // vps-project.yaml
+	_ "embed" // project.yaml
 	"maps"
 	"net"
 	"net/url"
@@ -18,13 +18,14 @@ import (
 	"github.com/clawdeploy/clawdeploy/ordering"
 	"github.com/clawdeploy/clawdeploy/setup"
 	"github.com/clawdeploy/clawdeploy/sshexec"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
-// VPSProjectYAML is the vps target's project definition: its name, runtime and typed config
+// ProjectYAML is the vps target's project definition: its name, runtime and typed config
 // block. The driver builds it in; it has no main of its own, since the program runs inline.
 //
-//go:embed vps-project.yaml
-var VPSProjectYAML []byte
+//go:embed project.yaml
+var ProjectYAML []byte
 
 // Config keys of the vps target.
 const (
@@ -36,7 +37,7 @@ const (
 	KeyVPSSetupRoot           = "vps_setup_root"
 	KeyVPSSSHPrivateKey       = "vps_ssh_private_key"
 	KeyVPSPassword            = "vps_password"
-	// KeyVPSProvider is where the host comes from: VPSProviderNone (vps_host) or VPSProviderOVH.
+	// KeyVPSProvider is where the host comes from: ProviderNone (vps_host) or ProviderOVH.
 	KeyVPSProvider = "vps_provider"
 
 	KeyOVHEndpoint          = "ovh_endpoint"
@@ -59,19 +60,19 @@ const (
 // DefaultOpenRouterAPIBase is OpenRouter's API.
 const DefaultOpenRouterAPIBase = "https://openrouter.ai/api/v1"
 
-// VPSKeys lists every config key of the vps target, in the order vps-project.yaml declares them.
-var VPSKeys = []string{
+// Keys lists every config key of the vps target, in the order project.yaml declares them.
+var Keys = []string{
 	KeyVPSHost, KeyVPSPort, KeyVPSUser, KeyVPSHostKey, KeyVPSAllowUnknownHostKey, KeyVPSSetupRoot,
 	KeyVPSSSHPrivateKey, KeyVPSPassword, KeyVPSProvider, KeyOVHEndpoint, KeyOVHApplicationKey, KeyOVHApplicationSecret,
 	KeyOVHConsumerKey, KeyOVHSubsidiary, KeyOVHPlanCode, KeyOVHDatacenter, KeyOVHOS, KeyOVHDuration, KeyOVHDeliveryTimeout,
-	KeyOpenClawImage, KeyOpenRouterProvisioningKey, KeyOpenRouterAPIBase,
-	KeyGatewayToken, KeyAnthropicAPIKey, KeyOpenAIAPIKey, KeyOpenRouterAPIKey, KeyGeminiAPIKey,
+	stackconfig.KeyOpenClawImage, KeyOpenRouterProvisioningKey, KeyOpenRouterAPIBase,
+	stackconfig.KeyGatewayToken, stackconfig.KeyAnthropicAPIKey, stackconfig.KeyOpenAIAPIKey, stackconfig.KeyOpenRouterAPIKey, stackconfig.KeyGeminiAPIKey,
 }
 
 // Defaults of the vps keys.
 const (
-	DefaultVPSPort            = 22
-	DefaultVPSUser            = "root"
+	DefaultPort               = 22
+	DefaultUser               = "root"
 	DefaultOVHEndpoint        = "ovh-eu"
 	DefaultOVHSubsidiary      = "FR"
 	DefaultOVHOS              = "Debian 12"
@@ -81,19 +82,19 @@ const (
 
 // The providers of vps_provider.
 const (
-	VPSProviderNone = "none"
-	VPSProviderOVH  = "ovh"
+	ProviderNone = "none"
+	ProviderOVH  = "ovh"
 )
 
 // ovhSubsidiaries are OVHcloud's subsidiaries (nichandle.OvhSubsidiaryEnum).
 var ovhSubsidiaries = []string{"ASIA", "AU", "CA", "CZ", "DE", "ES", "EU", "FI", "FR", "GB", "IE", "IN", "IT", "LT", "MA", "NL",
 	"PL", "PT", "QC", "SG", "SN", "TN", "US", "WE", "WS"}
 
-// VPSCredentialKeys are the secret keys that log in to the host: one of them is required.
-var VPSCredentialKeys = []string{KeyVPSSSHPrivateKey, KeyVPSPassword}
+// CredentialKeys are the secret keys that log in to the host: one of them is required.
+var CredentialKeys = []string{KeyVPSSSHPrivateKey, KeyVPSPassword}
 
-// VPSConfig is the validated configuration of one vps stack.
-type VPSConfig struct {
+// Config is the validated configuration of one vps stack.
+type Config struct {
 	Stack string
 	Host  string
 	Port  int
@@ -105,115 +106,89 @@ type VPSConfig struct {
 	SetupRoot     string
 	OpenClawImage string
 	// Credential is vps_ssh_private_key or vps_password, whichever is set (the key wins).
-	PrivateKey, Password *Secret
+	PrivateKey, Password *stackconfig.Secret
 	// Secrets are the gateway's secrets by config key, as for ec2-spot.
-	Secrets map[string]Secret
+	Secrets map[string]stackconfig.Secret
 	// OpenRouterProvisioningKey, when set, creates the deployment's OpenRouter key at
 	// OpenRouterAPIBase.
-	OpenRouterProvisioningKey *Secret
+	OpenRouterProvisioningKey *stackconfig.Secret
 	OpenRouterAPIBase         string
-	// Provider is vps_provider; with VPSProviderOVH, OVH is the order and DeliveryTimeout bounds
+	// Provider is vps_provider; with ProviderOVH, OVH is the order and DeliveryTimeout bounds
 	// one wait for its delivery.
 	Provider        string
 	OVH             *ordering.OVHConfig
 	DeliveryTimeout time.Duration
 	// ovhSecrets are the OVH credentials as given, by key, for the check that they were set as
 	// secrets; OVH holds their values.
-	ovhSecrets map[string]Secret
+	ovhSecrets map[string]stackconfig.Secret
 }
 
 // Ordered reports whether the host is ordered from a provider rather than given.
-func (c *VPSConfig) Ordered() bool { return c.Provider != VPSProviderNone }
+func (c *Config) Ordered() bool { return c.Provider != ProviderNone }
 
 var (
 	hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 	userPattern     = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 )
 
-// LoadVPS reads and validates a vps stack's configuration, every problem at once, before any
+// Load reads and validates a vps stack's configuration, every problem at once, before any
 // resource is registered.
-func LoadVPS(ctx *pulumi.Context) (*VPSConfig, error) {
-	r := reader{ctx: ctx}
-	c := &VPSConfig{
+func Load(ctx *pulumi.Context) (*Config, error) {
+	r := stackconfig.NewReader(ctx)
+	c := &Config{
 		Stack:               ctx.Stack(),
-		Host:                r.str(KeyVPSHost, ""),
-		Port:                r.integer(KeyVPSPort, DefaultVPSPort),
-		User:                r.str(KeyVPSUser, DefaultVPSUser),
-		HostKey:             r.str(KeyVPSHostKey, ""),
-		AllowUnknownHostKey: r.boolean(KeyVPSAllowUnknownHostKey),
-		SetupRoot:           r.str(KeyVPSSetupRoot, setup.DefaultRoot),
-		OpenClawImage:       r.str(KeyOpenClawImage, DefaultOpenClawImage),
-		OpenRouterAPIBase:   r.str(KeyOpenRouterAPIBase, DefaultOpenRouterAPIBase),
-		Secrets:             map[string]Secret{},
+		Host:                r.Str(KeyVPSHost, ""),
+		Port:                r.Int(KeyVPSPort, DefaultPort),
+		User:                r.Str(KeyVPSUser, DefaultUser),
+		HostKey:             r.Str(KeyVPSHostKey, ""),
+		AllowUnknownHostKey: r.Bool(KeyVPSAllowUnknownHostKey),
+		SetupRoot:           r.Str(KeyVPSSetupRoot, setup.DefaultRoot),
+		OpenClawImage:       r.Str(stackconfig.KeyOpenClawImage, stackconfig.DefaultOpenClawImage),
+		OpenRouterAPIBase:   r.Str(KeyOpenRouterAPIBase, DefaultOpenRouterAPIBase),
+		Secrets:             r.GatewaySecrets(),
 	}
-	if s, ok := r.secret(KeyOpenRouterProvisioningKey); ok {
+	if s, ok := r.Secret(KeyOpenRouterProvisioningKey); ok {
 		c.OpenRouterProvisioningKey = &s
 	}
-	if s, ok := r.secret(KeyVPSSSHPrivateKey); ok {
+	if s, ok := r.Secret(KeyVPSSSHPrivateKey); ok {
 		c.PrivateKey = &s
 	}
-	if s, ok := r.secret(KeyVPSPassword); ok {
+	if s, ok := r.Secret(KeyVPSPassword); ok {
 		c.Password = &s
 	}
-	r.gatewaySecrets(c.Secrets)
-	c.Provider = r.str(KeyVPSProvider, VPSProviderNone)
-	if c.Provider == VPSProviderOVH {
+	c.Provider = r.Str(KeyVPSProvider, ProviderNone)
+	if c.Provider == ProviderOVH {
 		c.OVH = &ordering.OVHConfig{
-			Endpoint:       r.str(KeyOVHEndpoint, DefaultOVHEndpoint),
-			ApplicationKey: r.str(KeyOVHApplicationKey, ""),
-			Subsidiary:     r.str(KeyOVHSubsidiary, DefaultOVHSubsidiary),
-			PlanCode:       r.str(KeyOVHPlanCode, ""),
-			Datacenter:     r.str(KeyOVHDatacenter, ""),
-			OS:             r.str(KeyOVHOS, DefaultOVHOS),
-			Duration:       r.str(KeyOVHDuration, DefaultOVHDuration),
+			Endpoint:       r.Str(KeyOVHEndpoint, DefaultOVHEndpoint),
+			ApplicationKey: r.Str(KeyOVHApplicationKey, ""),
+			Subsidiary:     r.Str(KeyOVHSubsidiary, DefaultOVHSubsidiary),
+			PlanCode:       r.Str(KeyOVHPlanCode, ""),
+			Datacenter:     r.Str(KeyOVHDatacenter, ""),
+			OS:             r.Str(KeyOVHOS, DefaultOVHOS),
+			Duration:       r.Str(KeyOVHDuration, DefaultOVHDuration),
 		}
-		c.ovhSecrets = map[string]Secret{}
+		c.ovhSecrets = map[string]stackconfig.Secret{}
 		for key, into := range map[string]*string{KeyOVHApplicationSecret: &c.OVH.ApplicationSecret, KeyOVHConsumerKey: &c.OVH.ConsumerKey} {
-			if s, ok := r.secret(key); ok {
+			if s, ok := r.Secret(key); ok {
 				*into, c.ovhSecrets[key] = s.Reveal(), s
 			}
 		}
-		c.DeliveryTimeout = r.duration(KeyOVHDeliveryTimeout, DefaultOVHDeliveryTimeout)
+		c.DeliveryTimeout = r.Duration(KeyOVHDeliveryTimeout, DefaultOVHDeliveryTimeout)
 	}
-	if err := r.validated(c.Stack, c.Validate()); err != nil {
+	if err := r.Checked(c.Stack, c.Validate()); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func (r *reader) duration(key string, def time.Duration) time.Duration {
-	v, ok := r.raw(key)
-	if !ok {
-		return def
-	}
-	d, err := time.ParseDuration(strings.TrimSpace(v))
-	if err != nil {
-		r.errs = append(r.errs, &FieldError{Key: key, Value: v, Allowed: "a duration like 90m or 4h"})
-		return def
-	}
-	return d
-}
-
-func (r *reader) boolean(key string) bool {
-	v, ok := r.raw(key)
-	if !ok {
-		return false
-	}
-	b, err := strconv.ParseBool(strings.TrimSpace(v))
-	if err != nil {
-		r.errs = append(r.errs, &FieldError{Key: key, Value: v, Allowed: "true or false"})
-	}
-	return b
-}
-
 // Validate checks the values; it is pure.
-func (c *VPSConfig) Validate() error {
-	var fields []*FieldError
+func (c *Config) Validate() error {
+	var fields []*stackconfig.FieldError
 	bad := func(key, value, allowed string) {
-		fields = append(fields, &FieldError{Key: key, Value: value, Allowed: allowed})
+		fields = append(fields, &stackconfig.FieldError{Key: key, Value: value, Allowed: allowed})
 	}
 	switch {
-	case c.Provider != VPSProviderNone && c.Provider != VPSProviderOVH:
+	case c.Provider != ProviderNone && c.Provider != ProviderOVH:
 		bad(KeyVPSProvider, c.Provider, "none (the host given by vps_host) or ovh (ordered from OVHcloud)")
 	case c.OVH != nil:
 		fields = append(fields, c.validateOVH()...)
@@ -244,30 +219,27 @@ func (c *VPSConfig) Validate() error {
 	if !path.IsAbs(c.SetupRoot) || path.Clean(c.SetupRoot) != c.SetupRoot {
 		bad(KeyVPSSetupRoot, c.SetupRoot, "an absolute, clean directory path like /root")
 	}
-	if len(c.OpenClawImage) > 255 || !imagePattern.MatchString(c.OpenClawImage) {
-		bad(KeyOpenClawImage, c.OpenClawImage, "a container image reference like ghcr.io/openclaw/openclaw:2026.2.26")
-	}
+	fields = append(fields, stackconfig.CheckImage(c.OpenClawImage)...)
 	switch {
 	case c.PrivateKey == nil && c.Password == nil && c.Ordered():
 		// clawdeploy makes the key the ordered VPS is rebuilt with.
 	case c.PrivateKey == nil && c.Password == nil:
-		fields = append(fields, &FieldError{Key: KeyVPSSSHPrivateKey, Redacted: true,
+		fields = append(fields, &stackconfig.FieldError{Key: KeyVPSSSHPrivateKey, Redacted: true,
 			Allowed: "set (or vps_password): the credential to log in to the host with, as a secret " +
 				"(pulumi config set --secret vps_ssh_private_key < key)"})
 	case c.PrivateKey != nil:
 		if _, err := (sshexec.Target{Host: "x", PrivateKey: []byte(c.PrivateKey.Reveal()), AllowUnknownHostKey: true}).Signer(); err != nil {
-			fields = append(fields, &FieldError{Key: KeyVPSSSHPrivateKey, Redacted: true,
+			fields = append(fields, &stackconfig.FieldError{Key: KeyVPSSSHPrivateKey, Redacted: true,
 				Allowed: "an unencrypted private key in OpenSSH or PEM form"})
 		}
 	}
 	if u, err := url.Parse(c.OpenRouterAPIBase); err != nil || u.Host == "" || !allowedAPIScheme(u) {
 		bad(KeyOpenRouterAPIBase, c.OpenRouterAPIBase, "an https URL like "+DefaultOpenRouterAPIBase+" (http only on a loopback address)")
 	}
-	if _, both := c.Secrets[KeyOpenRouterAPIKey]; both && c.OpenRouterProvisioningKey != nil {
-		fields = append(fields, &FieldError{Key: KeyOpenRouterProvisioningKey, Redacted: true,
+	if _, both := c.Secrets[stackconfig.KeyOpenRouterAPIKey]; both && c.OpenRouterProvisioningKey != nil {
+		fields = append(fields, &stackconfig.FieldError{Key: KeyOpenRouterProvisioningKey, Redacted: true,
 			Allowed: "unset when openrouter_api_key is set: the deployment either gets a key of its own or uses the one given"})
 	}
-	fields = append(fields, multiLineSecrets(c.Secrets)...)
 	secrets := maps.Clone(c.Secrets)
 	if c.OpenRouterProvisioningKey != nil {
 		secrets[KeyOpenRouterProvisioningKey] = *c.OpenRouterProvisioningKey
@@ -279,9 +251,9 @@ func (c *VPSConfig) Validate() error {
 		secrets[KeyVPSPassword] = *c.Password
 	}
 	maps.Copy(secrets, c.ovhSecrets)
-	fields = append(fields, plainSecrets(c.Stack, secrets)...)
+	fields = append(fields, stackconfig.CheckSecrets(c.Stack, c.Secrets, secrets)...)
 	if len(fields) > 0 {
-		return &ValidationError{Stack: c.Stack, Fields: fields}
+		return &stackconfig.ValidationError{Stack: c.Stack, Fields: fields}
 	}
 	return nil
 }
@@ -295,10 +267,10 @@ var (
 )
 
 // validateOVH checks the OVH keys; the API checks the rest (credentials, plan, stock).
-func (c *VPSConfig) validateOVH() []*FieldError {
-	var fields []*FieldError
+func (c *Config) validateOVH() []*stackconfig.FieldError {
+	var fields []*stackconfig.FieldError
 	bad := func(key, value, allowed string) {
-		fields = append(fields, &FieldError{Key: key, Value: value, Allowed: allowed})
+		fields = append(fields, &stackconfig.FieldError{Key: key, Value: value, Allowed: allowed})
 	}
 	o := c.OVH
 	if _, named := ovh.Endpoints[o.Endpoint]; !named {
@@ -311,7 +283,7 @@ func (c *VPSConfig) validateOVH() []*FieldError {
 	}
 	for key, value := range map[string]string{KeyOVHApplicationSecret: o.ApplicationSecret, KeyOVHConsumerKey: o.ConsumerKey} {
 		if value == "" {
-			fields = append(fields, &FieldError{Key: key, Redacted: true,
+			fields = append(fields, &stackconfig.FieldError{Key: key, Redacted: true,
 				Allowed: "set, as a secret (clawdeploy up --secret " + key + "=…), from https://eu.api.ovh.com/createToken/"})
 		}
 	}
@@ -333,7 +305,7 @@ func (c *VPSConfig) validateOVH() []*FieldError {
 	if c.DeliveryTimeout < time.Second || c.DeliveryTimeout > 72*time.Hour {
 		bad(KeyOVHDeliveryTimeout, c.DeliveryTimeout.String(), "a duration from 1s to 72h, like 4h")
 	}
-	slices.SortFunc(fields, func(a, b *FieldError) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(fields, func(a, b *stackconfig.FieldError) int { return strings.Compare(a.Key, b.Key) })
 	return fields
 }
 
@@ -347,18 +319,18 @@ func isLoopback(host string) bool {
 	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
-// CheckVPSConfig validates a vps stack's configuration without an engine.
-func CheckVPSConfig(project, stack string, values map[string]string, secretKeys []string) error {
-	_, err := ReadVPSConfig(project, stack, values, secretKeys)
+// CheckConfig validates a vps stack's configuration without an engine.
+func CheckConfig(project, stack string, values map[string]string, secretKeys []string) error {
+	_, err := ReadConfig(project, stack, values, secretKeys)
 	return err
 }
 
-// ReadVPSConfig is LoadVPS without an engine, on values (namespaced keys) with the keys in
+// ReadConfig is Load without an engine, on values (namespaced keys) with the keys in
 // secretKeys marked secret.
-func ReadVPSConfig(project, stack string, values map[string]string, secretKeys []string) (*VPSConfig, error) {
-	var cfg *VPSConfig
-	err := withoutEngine(project, stack, values, secretKeys, func(ctx *pulumi.Context) (err error) {
-		cfg, err = LoadVPS(ctx)
+func ReadConfig(project, stack string, values map[string]string, secretKeys []string) (*Config, error) {
+	var cfg *Config
+	err := stackconfig.WithoutEngine(project, stack, values, secretKeys, func(ctx *pulumi.Context) (err error) {
+		cfg, err = Load(ctx)
 		return err
 	})
 	return cfg, err

@@ -1,4 +1,4 @@
-package infra
+package vps
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/cloudinit"
 	"github.com/clawdeploy/clawdeploy/components"
 	"github.com/clawdeploy/clawdeploy/setup"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
 // Names of the vps components.
@@ -26,13 +27,13 @@ const (
 const UnorderedHost = "vps-not-delivered-yet.invalid"
 
 // host returns the component view of the host.
-func (c *VPSConfig) host() components.Host {
+func (c *Config) host() components.Host {
 	return components.Host{Address: c.Host, Port: c.Port, User: c.User, HostKey: c.HostKey, AllowUnknownHostKey: c.AllowUnknownHostKey}
 }
 
-// VPSHost is what the vps program puts on the host besides the settings: the setup script, and
+// Host is what the vps program puts on the host besides the settings: the setup script, and
 // where the files the launch writes go.
-type VPSHost struct {
+type Host struct {
 	// Script is the setup script; nil means setup.Script.
 	Script []byte
 	// Root is put before the path of every file the launch writes outside the setup root (the
@@ -44,16 +45,16 @@ type VPSHost struct {
 // vpsLaunch is the launch of the setup script on the host: the settings, and the files a bare
 // host needs, the gateway's secrets among them. extra are secrets made during the run (the
 // deployment's OpenRouter key), by variable name. The launch holds secrets: it travels as one.
-func vpsLaunch(c *VPSConfig, host VPSHost, extra map[string]string) (setup.Launch, error) {
+func vpsLaunch(c *Config, host Host, extra map[string]string) (setup.Launch, error) {
 	settings, err := cloudinit.VPSSettings(cloudinit.VPSArgs{
-		Stack: c.Stack, Image: c.OpenClawImage, OnboardAuthChoice: onboardAuthChoice(c.Secrets),
+		Stack: c.Stack, Image: c.OpenClawImage, OnboardAuthChoice: stackconfig.OnboardAuthChoice(c.Secrets),
 	})
 	if err != nil {
 		return setup.Launch{}, err
 	}
 	secrets := map[string]string{}
 	for key, s := range c.Secrets {
-		secrets[SecretKeys[key]] = s.Reveal()
+		secrets[stackconfig.SecretKeys[key]] = s.Reveal()
 	}
 	maps.Copy(secrets, extra)
 	files, err := cloudinit.VPSFiles(secrets)
@@ -69,8 +70,8 @@ func vpsLaunch(c *VPSConfig, host VPSHost, extra map[string]string) (setup.Launc
 	}, nil
 }
 
-// VPSOutputs are what the vps program exports.
-type VPSOutputs struct {
+// Outputs are what the vps program exports.
+type Outputs struct {
 	Host, User, HostKey, SetupRoot, LaunchID pulumi.StringOutput
 	Port                                     pulumi.IntOutput
 	// PrivateKey is the deployment's own SSH key (a secret); PublicKey is authorized on the host.
@@ -83,13 +84,13 @@ type VPSOutputs struct {
 	GatewayToken pulumi.StringOutput
 }
 
-// VPSProgram is the Pulumi program of an OpenClaw deployment on a VPS, with the setup script.
-func VPSProgram(ctx *pulumi.Context) error { return VPSProgramWith(VPSHost{})(ctx) }
+// Program is the Pulumi program of an OpenClaw deployment on a VPS, with the setup script.
+func Program(ctx *pulumi.Context) error { return ProgramWith(Host{})(ctx) }
 
-// VPSProgramWith is VPSProgram with another script or file root: the tests' stand-ins.
-func VPSProgramWith(host VPSHost) pulumi.RunFunc {
+// ProgramWith is Program with another script or file root: the tests' stand-ins.
+func ProgramWith(host Host) pulumi.RunFunc {
 	return func(ctx *pulumi.Context) error {
-		out, err := DeployVPS(ctx, host)
+		out, err := Deploy(ctx, host)
 		if err != nil {
 			return err
 		}
@@ -109,10 +110,10 @@ func VPSProgramWith(host VPSHost) pulumi.RunFunc {
 	}
 }
 
-// DeployVPS registers the vps deployment: the deployment's key, its authorization on the host,
+// Deploy registers the vps deployment: the deployment's key, its authorization on the host,
 // and the detached launch of the setup script with the stack's settings and files.
-func DeployVPS(ctx *pulumi.Context, host VPSHost) (*VPSOutputs, error) {
-	cfg, err := LoadVPS(ctx)
+func Deploy(ctx *pulumi.Context, host Host) (*Outputs, error) {
+	cfg, err := Load(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +151,7 @@ func DeployVPS(ctx *pulumi.Context, host VPSHost) (*VPSOutputs, error) {
 	// none is configured, the deployment's own OpenRouter key with a provisioning key.
 	made := pulumi.StringMap{}
 	var token pulumi.StringOutput
-	if given, ok := cfg.Secrets[KeyGatewayToken]; ok {
+	if given, ok := cfg.Secrets[stackconfig.KeyGatewayToken]; ok {
 		token = given.Output()
 	} else {
 		gt, err := components.NewGatewayToken(ctx, NameGatewayToken)
@@ -158,7 +159,7 @@ func DeployVPS(ctx *pulumi.Context, host VPSHost) (*VPSOutputs, error) {
 			return nil, err
 		}
 		token = gt.Token
-		made[SecretKeys[KeyGatewayToken]] = gt.Token
+		made[stackconfig.SecretKeys[stackconfig.KeyGatewayToken]] = gt.Token
 	}
 	if cfg.OpenRouterProvisioningKey != nil {
 		orKey, err := components.NewOpenRouterKey(ctx, NameOpenRouter, &components.OpenRouterKeyArgs{
@@ -168,7 +169,7 @@ func DeployVPS(ctx *pulumi.Context, host VPSHost) (*VPSOutputs, error) {
 		if err != nil {
 			return nil, err
 		}
-		made[SecretKeys[KeyOpenRouterAPIKey]] = orKey.Key
+		made[stackconfig.SecretKeys[stackconfig.KeyOpenRouterAPIKey]] = orKey.Key
 	}
 	launch := made.ToStringMapOutput().ApplyT(func(extra map[string]string) (setup.Launch, error) {
 		return vpsLaunch(cfg, host, extra)
@@ -183,7 +184,7 @@ func DeployVPS(ctx *pulumi.Context, host VPSHost) (*VPSOutputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &VPSOutputs{
+	return &Outputs{
 		GatewayToken: token,
 		Host:         pulumi.String(cfg.Host).ToStringOutput(),
 		Port:         pulumi.Int(cfg.Port).ToIntOutput(),

@@ -1,4 +1,4 @@
-package infra
+package ec2spot
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/clawdeploy/clawdeploy"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
 // TestPulumiYAMLDeclaresEveryKey keeps Pulumi.yaml's typed config block, which `pulumi config`
@@ -34,7 +35,7 @@ func TestPulumiYAMLDeclaresEveryKey(t *testing.T) {
 		if typ.Description == "" {
 			t.Errorf("%s has no description", key)
 		}
-		if _, secret := SecretKeys[key]; secret && typ.Default != "" {
+		if _, secret := stackconfig.SecretKeys[key]; secret && typ.Default != "" {
 			t.Errorf("secret %s has a default", key)
 		}
 		if typ.Default != nil {

@@ -1,4 +1,4 @@
-package infra
+package ec2spot
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/clawdeploy/clawdeploy/cloudinit"
 	"github.com/clawdeploy/clawdeploy/components"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
 // Logical names of the program's components. They are part of every resource's URN: changing one
@@ -122,7 +123,7 @@ func Deploy(ctx *pulumi.Context) (*Outputs, error) {
 	path := ParameterPath(cfg.Stack)
 	values := map[string]pulumi.StringInput{}
 	for key, s := range cfg.Secrets {
-		values[SecretKeys[key]] = s.Output()
+		values[stackconfig.SecretKeys[key]] = s.Output()
 	}
 	secrets, err := components.NewSecrets(ctx, NameSecrets, &components.SecretsArgs{Path: path, Values: values})
 	if err != nil {
@@ -217,7 +218,7 @@ func Deploy(ctx *pulumi.Context) (*Outputs, error) {
 		StatusParameter: secrets.StatusParameter,
 		UserData:        userData,
 	}
-	if token, ok := cfg.Secrets[KeyGatewayToken]; ok {
+	if token, ok := cfg.Secrets[stackconfig.KeyGatewayToken]; ok {
 		o := token.Output()
 		out.GatewayToken = &o
 	}
@@ -237,7 +238,7 @@ func UserDataArgs(cfg *Config, volumeID, bucket string) cloudinit.Args {
 		CloudWatchConfigParameter: AgentConfigParameter(cfg.Stack),
 		Image:                     cfg.OpenClawImage,
 		BackupIntervalMinutes:     cfg.BackupIntervalMinutes,
-		OnboardAuthChoice:         onboardAuthChoice(cfg.Secrets),
+		OnboardAuthChoice:         stackconfig.OnboardAuthChoice(cfg.Secrets),
 	}
 }
 
@@ -262,21 +263,6 @@ func resolveAMI(ctx *pulumi.Context, cfg *Config) (id string, keep bool, err err
 		return "", false, fmt.Errorf("looking up the latest Amazon Linux 2023 AMI for %s (pin one with ami_id): %w", arch, err)
 	}
 	return image.Id, true, nil
-}
-
-// onboardAuthChoice picks `openclaw onboard --auth-choice` from the provider keys configured;
-// empty lets OpenClaw decide.
-func onboardAuthChoice(secrets map[string]Secret) string {
-	for _, c := range []struct{ key, choice string }{
-		{KeyAnthropicAPIKey, "apiKey"},
-		{KeyOpenAIAPIKey, "openai-api-key"},
-		{KeyGeminiAPIKey, "gemini-api-key"},
-	} {
-		if _, ok := secrets[c.key]; ok {
-			return c.choice
-		}
-	}
-	return ""
 }
 
 // UserData renders the instance's user-data, gzipped (EC2 takes 16 KiB; cloud-init reads gzip)

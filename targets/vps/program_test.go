@@ -1,4 +1,4 @@
-package infra
+package vps
 
 import (
 	"crypto/sha256"
@@ -23,6 +23,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/internal/pulumitest"
 	"github.com/clawdeploy/clawdeploy/ordering"
 	"github.com/clawdeploy/clawdeploy/setup"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
 const (
@@ -42,11 +43,11 @@ func validVPSConfig() map[string]string {
 	return map[string]string{KeyVPSHost: "203.0.113.10", KeyVPSHostKey: testHostKey}
 }
 
-func loadVPS(t *testing.T, plain, secret map[string]string) (*VPSConfig, error) {
+func loadVPS(t *testing.T, plain, secret map[string]string) (*Config, error) {
 	t.Helper()
-	var cfg *VPSConfig
+	var cfg *Config
 	_, err := pulumitest.Run(func(ctx *pulumi.Context) error {
-		c, err := LoadVPS(ctx)
+		c, err := Load(ctx)
 		cfg = c
 		return err
 	}, pulumitest.WithStack("vps1"), pulumitest.WithConfig(plain), pulumitest.WithSecretConfig(secret))
@@ -59,12 +60,12 @@ func TestLoadVPSAppliesDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Port != 22 || cfg.User != "root" || cfg.SetupRoot != "/root" || cfg.AllowUnknownHostKey || cfg.OpenClawImage != DefaultOpenClawImage {
+	if cfg.Port != 22 || cfg.User != "root" || cfg.SetupRoot != "/root" || cfg.AllowUnknownHostKey || cfg.OpenClawImage != stackconfig.DefaultOpenClawImage {
 		t.Errorf("defaults: %+v", cfg)
 	}
 }
 
-// TestVPSConfigRejects runs bad vps configurations through LoadVPS: each is refused before any
+// TestVPSConfigRejects runs bad vps configurations through Load: each is refused before any
 // resource, with the key in the message.
 func TestVPSConfigRejects(t *testing.T) {
 	t.Parallel()
@@ -89,7 +90,7 @@ func TestVPSConfigRejects(t *testing.T) {
 		{name: "allow not a bool", set: map[string]string{KeyVPSAllowUnknownHostKey: "sure"}, key: KeyVPSAllowUnknownHostKey},
 		{name: "setup root relative", set: map[string]string{KeyVPSSetupRoot: "root"}, key: KeyVPSSetupRoot},
 		{name: "setup root unclean", set: map[string]string{KeyVPSSetupRoot: "/root/../etc"}, key: KeyVPSSetupRoot},
-		{name: "image", set: map[string]string{KeyOpenClawImage: "ghcr.io/OpenClaw/openclaw"}, key: KeyOpenClawImage},
+		{name: "image", set: map[string]string{stackconfig.KeyOpenClawImage: "ghcr.io/OpenClaw/openclaw"}, key: stackconfig.KeyOpenClawImage},
 		{name: "no credential", secret: map[string]string{}, key: KeyVPSSSHPrivateKey},
 		{name: "key not a key", secret: map[string]string{KeyVPSSSHPrivateKey: "hunter2"}, key: KeyVPSSSHPrivateKey},
 		{name: "key in plain text", secret: map[string]string{}, plain: map[string]string{KeyVPSSSHPrivateKey: testOperatorKey}, key: KeyVPSSSHPrivateKey},
@@ -97,11 +98,11 @@ func TestVPSConfigRejects(t *testing.T) {
 		{name: "openrouter base not https", set: map[string]string{KeyOpenRouterAPIBase: "http://openrouter.ai/api/v1"}, key: KeyOpenRouterAPIBase},
 		{name: "openrouter base not a URL", set: map[string]string{KeyOpenRouterAPIBase: "openrouter"}, key: KeyOpenRouterAPIBase},
 		{name: "openrouter provisioning and api key", secret: map[string]string{KeyVPSSSHPrivateKey: testOperatorKey,
-			KeyOpenRouterProvisioningKey: "hunter2", KeyOpenRouterAPIKey: "hunter2"}, key: KeyOpenRouterProvisioningKey},
+			KeyOpenRouterProvisioningKey: "hunter2", stackconfig.KeyOpenRouterAPIKey: "hunter2"}, key: KeyOpenRouterProvisioningKey},
 		{name: "provisioning key in plain text", plain: map[string]string{KeyOpenRouterProvisioningKey: "hunter2"}, key: KeyOpenRouterProvisioningKey},
-		{name: "token in plain text", plain: map[string]string{KeyGatewayToken: "tok-plain-9"}, key: KeyGatewayToken},
+		{name: "token in plain text", plain: map[string]string{stackconfig.KeyGatewayToken: "tok-plain-9"}, key: stackconfig.KeyGatewayToken},
 		{name: "api key of two lines", secret: map[string]string{KeyVPSSSHPrivateKey: testOperatorKey,
-			KeyAnthropicAPIKey: "hunter2\nsecond"}, key: KeyAnthropicAPIKey},
+			stackconfig.KeyAnthropicAPIKey: "hunter2\nsecond"}, key: stackconfig.KeyAnthropicAPIKey},
 		{name: "provider unknown", set: map[string]string{KeyVPSProvider: "hetzner"}, key: KeyVPSProvider},
 		{name: "ovh endpoint", set: ovhOrder(KeyOVHEndpoint, "ovh-mars"), secret: ovhSecrets(), key: KeyOVHEndpoint},
 		{name: "ovh endpoint http", set: ovhOrder(KeyOVHEndpoint, "http://eu.api.ovh.com/1.0"), secret: ovhSecrets(), key: KeyOVHEndpoint},
@@ -135,7 +136,7 @@ func TestVPSConfigRejects(t *testing.T) {
 				secret = map[string]string{KeyVPSSSHPrivateKey: testOperatorKey}
 			}
 			_, err := loadVPS(t, plain, secret)
-			var verr *ValidationError
+			var verr *stackconfig.ValidationError
 			if !errors.As(err, &verr) || !slices.Contains(verr.Keys(), tc.key) {
 				t.Fatalf("error %v, want one naming %s", err, tc.key)
 			}
@@ -151,7 +152,7 @@ func TestVPSConfigRejects(t *testing.T) {
 // ovhOrder returns the settings of an order from OVHcloud with the given key changed ("" deletes it),
 // over validVPSConfig, whose host it deletes.
 func ovhOrder(keyValue ...string) map[string]string {
-	set := map[string]string{KeyVPSHost: "", KeyVPSHostKey: "", KeyVPSProvider: VPSProviderOVH, KeyOVHApplicationKey: "ak1234567890",
+	set := map[string]string{KeyVPSHost: "", KeyVPSHostKey: "", KeyVPSProvider: ProviderOVH, KeyOVHApplicationKey: "ak1234567890",
 		KeyOVHPlanCode: "vps-2025-model1", KeyOVHDatacenter: "GRA"}
 	if len(keyValue) == 2 {
 		set[keyValue[0]] = keyValue[1]
@@ -172,7 +173,7 @@ func ovhSecrets(without ...string) map[string]string {
 // (clawdeploy orders the host and makes its key), and the order's defaults apply.
 func TestLoadVPSOrderedFromOVH(t *testing.T) {
 	t.Parallel()
-	cfg, err := loadVPS(t, map[string]string{KeyVPSProvider: VPSProviderOVH, KeyOVHApplicationKey: "ak1234567890",
+	cfg, err := loadVPS(t, map[string]string{KeyVPSProvider: ProviderOVH, KeyOVHApplicationKey: "ak1234567890",
 		KeyOVHPlanCode: "vps-2025-model1", KeyOVHDatacenter: "GRA"}, ovhSecrets())
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +197,7 @@ func TestVPSProgramBeforeTheOrder(t *testing.T) {
 	plain := ovhOrder()
 	delete(plain, KeyVPSHost)
 	delete(plain, KeyVPSHostKey)
-	_, err := pulumitest.Run(VPSProgram, pulumitest.WithStack("vps1"), pulumitest.WithConfig(plain), pulumitest.WithSecretConfig(ovhSecrets()))
+	_, err := pulumitest.Run(Program, pulumitest.WithStack("vps1"), pulumitest.WithConfig(plain), pulumitest.WithSecretConfig(ovhSecrets()))
 	if err == nil || !strings.Contains(err.Error(), "vps_host is not set") {
 		t.Errorf("up without the ordered host: %v", err)
 	}
@@ -214,7 +215,7 @@ func TestVPSHostKeyMayBeUnpinnedOnlyExplicitly(t *testing.T) {
 
 func TestVPSProjectYAMLDeclaresEveryKey(t *testing.T) {
 	t.Parallel()
-	proj, err := workspace.LoadProject(filepath.Join(enginetest.RepoRoot(t), "infra", "vps-project.yaml"))
+	proj, err := workspace.LoadProject(filepath.Join(enginetest.RepoRoot(t), "targets", "vps", "project.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,14 +226,14 @@ func TestVPSProjectYAMLDeclaresEveryKey(t *testing.T) {
 			t.Errorf("%s has no description", key)
 		}
 	}
-	if want := slices.Sorted(slices.Values(VPSKeys)); !slices.Equal(slices.Sorted(slices.Values(declared)), want) {
-		t.Errorf("vps-project.yaml declares %v\nthe program reads %v", slices.Sorted(slices.Values(declared)), want)
+	if want := slices.Sorted(slices.Values(Keys)); !slices.Equal(slices.Sorted(slices.Values(declared)), want) {
+		t.Errorf("project.yaml declares %v\nthe program reads %v", slices.Sorted(slices.Values(declared)), want)
 	}
-	for key, want := range map[string]string{KeyVPSPort: "22", KeyVPSUser: DefaultVPSUser, KeyVPSSetupRoot: setup.DefaultRoot, KeyOpenClawImage: DefaultOpenClawImage, KeyOpenRouterAPIBase: DefaultOpenRouterAPIBase,
-		KeyVPSProvider: VPSProviderNone, KeyOVHEndpoint: DefaultOVHEndpoint, KeyOVHSubsidiary: DefaultOVHSubsidiary, KeyOVHOS: DefaultOVHOS,
+	for key, want := range map[string]string{KeyVPSPort: "22", KeyVPSUser: DefaultUser, KeyVPSSetupRoot: setup.DefaultRoot, stackconfig.KeyOpenClawImage: stackconfig.DefaultOpenClawImage, KeyOpenRouterAPIBase: DefaultOpenRouterAPIBase,
+		KeyVPSProvider: ProviderNone, KeyOVHEndpoint: DefaultOVHEndpoint, KeyOVHSubsidiary: DefaultOVHSubsidiary, KeyOVHOS: DefaultOVHOS,
 		KeyOVHDuration: DefaultOVHDuration, KeyOVHDeliveryTimeout: "4h"} {
 		if got := fmt.Sprint(proj.Config[key].Default); got != want {
-			t.Errorf("%s defaults to %s in vps-project.yaml, %s in Go", key, got, want)
+			t.Errorf("%s defaults to %s in project.yaml, %s in Go", key, got, want)
 		}
 	}
 	// vps_host is required by Validate for a host the user brings; an ordered VPS's is set by
@@ -248,9 +249,9 @@ func TestVPSProjectYAMLDeclaresEveryKey(t *testing.T) {
 func TestVPSProgram(t *testing.T) {
 	t.Parallel()
 	script := []byte("#!/bin/bash\necho test script\n")
-	m, err := pulumitest.Run(VPSProgramWith(VPSHost{Script: script}), pulumitest.WithStack("vps1"),
+	m, err := pulumitest.Run(ProgramWith(Host{Script: script}), pulumitest.WithStack("vps1"),
 		pulumitest.WithConfig(map[string]string{KeyVPSHost: "203.0.113.10", KeyVPSHostKey: testHostKey, KeyVPSSetupRoot: "/srv/oc"}),
-		pulumitest.WithSecretConfig(map[string]string{KeyVPSSSHPrivateKey: testOperatorKey, KeyGatewayToken: "gw-secret-1"}))
+		pulumitest.WithSecretConfig(map[string]string{KeyVPSSSHPrivateKey: testOperatorKey, stackconfig.KeyGatewayToken: "gw-secret-1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +348,7 @@ func launchedFile(t *testing.T, launch, path string) string {
 func TestVPSProgramWithOpenRouterKey(t *testing.T) {
 	t.Parallel()
 	created := `{"data":{"hash":"h1","name":"openclaw-vps1"},"key":"sk-or-v1-own"}`
-	m, err := pulumitest.Run(VPSProgramWith(VPSHost{Script: []byte("#!/bin/bash\n")}), pulumitest.WithStack("vps1"),
+	m, err := pulumitest.Run(ProgramWith(Host{Script: []byte("#!/bin/bash\n")}), pulumitest.WithStack("vps1"),
 		pulumitest.WithConfig(map[string]string{KeyVPSHost: "203.0.113.10", KeyVPSHostKey: testHostKey}),
 		pulumitest.WithSecretConfig(map[string]string{KeyVPSSSHPrivateKey: testOperatorKey, KeyOpenRouterProvisioningKey: "prov-1"}),
 		pulumitest.WithOutputs("command:local:Command", func(string, resource.PropertyMap) resource.PropertyMap {
@@ -387,7 +388,7 @@ func TestVPSProgramMakesAGatewayToken(t *testing.T) {
 	t.Parallel()
 	var exported string
 	program := func(ctx *pulumi.Context) error {
-		out, err := DeployVPS(ctx, VPSHost{Script: []byte("#!/bin/bash\n")})
+		out, err := Deploy(ctx, Host{Script: []byte("#!/bin/bash\n")})
 		if err != nil {
 			return err
 		}
@@ -420,9 +421,9 @@ func TestVPSProgramMakesAGatewayToken(t *testing.T) {
 		t.Errorf("secrets file %q", got)
 	}
 
-	m, err = pulumitest.Run(VPSProgramWith(VPSHost{}), pulumitest.WithStack("vps1"),
+	m, err = pulumitest.Run(ProgramWith(Host{}), pulumitest.WithStack("vps1"),
 		pulumitest.WithConfig(map[string]string{KeyVPSHost: "203.0.113.10", KeyVPSHostKey: testHostKey}),
-		pulumitest.WithSecretConfig(map[string]string{KeyVPSSSHPrivateKey: testOperatorKey, KeyGatewayToken: "gw-given"}))
+		pulumitest.WithSecretConfig(map[string]string{KeyVPSSSHPrivateKey: testOperatorKey, stackconfig.KeyGatewayToken: "gw-given"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package infra
+package ec2spot
 
 import (
 	"encoding/json"
@@ -13,6 +13,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/components"
 	"github.com/clawdeploy/clawdeploy/internal/awsmock"
 	"github.com/clawdeploy/clawdeploy/internal/pulumitest"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
 // graph is what the security rules read: the registered resources, the data-source calls made,
@@ -431,7 +432,7 @@ var moreRules = []rule{
 			}
 		}
 		return v
-	}, func(g *graph) { g.userData += "\nOPENCLAW_GATEWAY_TOKEN=" + testSecrets[KeyGatewayToken] }},
+	}, func(g *graph) { g.userData += "\nOPENCLAW_GATEWAY_TOKEN=" + testSecrets[stackconfig.KeyGatewayToken] }},
 
 	{"secret outputs are Pulumi secrets", func(g *graph) []string {
 		var v []string

@@ -1,4 +1,4 @@
-package infra
+package ec2spot
 
 import (
 	"errors"
@@ -11,17 +11,18 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/clawdeploy/clawdeploy/internal/pulumitest"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
 // validConfig is the runbook's example stack; each case below breaks one thing in it.
 func validConfig() map[string]string {
 	return map[string]string{
-		"aws:region":              "me-central-1",
-		KeyAvailabilityZone:       "me-central-1a",
-		KeyInstanceType:           "t4g.small",
-		KeyDataVolumeSizeGB:       "20",
-		KeyOpenClawImage:          "ghcr.io/openclaw/openclaw:2026.2.26",
-		KeySnapshotRetentionCount: "7",
+		"aws:region":                 "me-central-1",
+		KeyAvailabilityZone:          "me-central-1a",
+		KeyInstanceType:              "t4g.small",
+		KeyDataVolumeSizeGB:          "20",
+		stackconfig.KeyOpenClawImage: "ghcr.io/openclaw/openclaw:2026.2.26",
+		KeySnapshotRetentionCount:    "7",
 	}
 }
 
@@ -39,14 +40,14 @@ func loadConfig(t *testing.T, plain, secret map[string]string) (*Config, error) 
 
 func TestLoadAcceptsTheExampleStack(t *testing.T) {
 	t.Parallel()
-	cfg, err := loadConfig(t, validConfig(), map[string]string{KeyGatewayToken: "tok"})
+	cfg, err := loadConfig(t, validConfig(), map[string]string{stackconfig.KeyGatewayToken: "tok"})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	if cfg.Stack != "dev" || cfg.Region != "me-central-1" || cfg.AvailabilityZone != "me-central-1a" {
 		t.Errorf("stack/region/zone = %q/%q/%q", cfg.Stack, cfg.Region, cfg.AvailabilityZone)
 	}
-	if got := cfg.Secrets[KeyGatewayToken].Reveal(); got != "tok" {
+	if got := cfg.Secrets[stackconfig.KeyGatewayToken].Reveal(); got != "tok" {
 		t.Errorf("gateway token = %q, want tok", got)
 	}
 }
@@ -70,7 +71,7 @@ func TestLoadAppliesDefaults(t *testing.T) {
 		SnapshotRetentionCount: DefaultSnapshotRetentionCount,
 		SnapshotIntervalHours:  DefaultSnapshotIntervalHours,
 		BackupIntervalMinutes:  DefaultBackupIntervalMinutes,
-		OpenClawImage:          DefaultOpenClawImage,
+		OpenClawImage:          stackconfig.DefaultOpenClawImage,
 		LogRetentionDays:       DefaultLogRetentionDays,
 	}
 	got := *cfg
@@ -125,18 +126,18 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{name: "backup interval over a day", set: map[string]string{KeyBackupIntervalMinutes: "1441"}, key: KeyBackupIntervalMinutes, value: "1441"},
 		{name: "ami syntax", set: map[string]string{KeyAMIID: "ami-xyz"}, key: KeyAMIID, value: "ami-xyz"},
 		{name: "ami name instead of id", set: map[string]string{KeyAMIID: "al2023-ami-2023.6"}, key: KeyAMIID, value: "al2023-ami-2023.6"},
-		{name: "image with spaces", set: map[string]string{KeyOpenClawImage: "ghcr.io/openclaw/openclaw latest"}, key: KeyOpenClawImage, value: "ghcr.io/openclaw/openclaw latest"},
-		{name: "image upper-case path", set: map[string]string{KeyOpenClawImage: "ghcr.io/OpenClaw/openclaw"}, key: KeyOpenClawImage, value: "ghcr.io/OpenClaw/openclaw"},
-		{name: "image empty tag", set: map[string]string{KeyOpenClawImage: "ghcr.io/openclaw/openclaw:"}, key: KeyOpenClawImage, value: "ghcr.io/openclaw/openclaw:"},
-		{name: "image short digest", set: map[string]string{KeyOpenClawImage: "ghcr.io/openclaw/openclaw@sha256:abc"}, key: KeyOpenClawImage, value: "ghcr.io/openclaw/openclaw@sha256:abc"},
-		{name: "image url scheme", set: map[string]string{KeyOpenClawImage: "https://ghcr.io/openclaw/openclaw"}, key: KeyOpenClawImage, value: "https://ghcr.io/openclaw/openclaw"},
+		{name: "image with spaces", set: map[string]string{stackconfig.KeyOpenClawImage: "ghcr.io/openclaw/openclaw latest"}, key: stackconfig.KeyOpenClawImage, value: "ghcr.io/openclaw/openclaw latest"},
+		{name: "image upper-case path", set: map[string]string{stackconfig.KeyOpenClawImage: "ghcr.io/OpenClaw/openclaw"}, key: stackconfig.KeyOpenClawImage, value: "ghcr.io/OpenClaw/openclaw"},
+		{name: "image empty tag", set: map[string]string{stackconfig.KeyOpenClawImage: "ghcr.io/openclaw/openclaw:"}, key: stackconfig.KeyOpenClawImage, value: "ghcr.io/openclaw/openclaw:"},
+		{name: "image short digest", set: map[string]string{stackconfig.KeyOpenClawImage: "ghcr.io/openclaw/openclaw@sha256:abc"}, key: stackconfig.KeyOpenClawImage, value: "ghcr.io/openclaw/openclaw@sha256:abc"},
+		{name: "image url scheme", set: map[string]string{stackconfig.KeyOpenClawImage: "https://ghcr.io/openclaw/openclaw"}, key: stackconfig.KeyOpenClawImage, value: "https://ghcr.io/openclaw/openclaw"},
 		{name: "subnet id syntax", set: map[string]string{KeySubnetID: "subnet-xyz"}, key: KeySubnetID, value: "subnet-xyz"},
 		{name: "subnet name instead of id", set: map[string]string{KeySubnetID: "private-a"}, key: KeySubnetID, value: "private-a"},
 		{name: "log retention not accepted", set: map[string]string{KeyLogRetentionDays: "10"}, key: KeyLogRetentionDays, value: "10"},
 		{name: "log retention zero", set: map[string]string{KeyLogRetentionDays: "0"}, key: KeyLogRetentionDays, value: "0"},
-		{name: "gateway token in plain text", plainS: map[string]string{KeyGatewayToken: "hunter2-gateway"}, key: KeyGatewayToken},
-		{name: "anthropic key in plain text", plainS: map[string]string{KeyAnthropicAPIKey: "sk-ant-plain"}, key: KeyAnthropicAPIKey},
-		{name: "openrouter key in plain text", plainS: map[string]string{KeyOpenRouterAPIKey: "sk-or-plain"}, key: KeyOpenRouterAPIKey},
+		{name: "gateway token in plain text", plainS: map[string]string{stackconfig.KeyGatewayToken: "hunter2-gateway"}, key: stackconfig.KeyGatewayToken},
+		{name: "anthropic key in plain text", plainS: map[string]string{stackconfig.KeyAnthropicAPIKey: "sk-ant-plain"}, key: stackconfig.KeyAnthropicAPIKey},
+		{name: "openrouter key in plain text", plainS: map[string]string{stackconfig.KeyOpenRouterAPIKey: "sk-or-plain"}, key: stackconfig.KeyOpenRouterAPIKey},
 	}
 	if len(tests) < 25 {
 		t.Fatalf("the table must hold at least 25 bad inputs, has %d", len(tests))
@@ -155,9 +156,9 @@ func TestLoadRejectsBadValues(t *testing.T) {
 			maps.Copy(plain, tt.plainS)
 			_, err := loadConfig(t, plain, tt.secret)
 
-			var verr *ValidationError
+			var verr *stackconfig.ValidationError
 			if !errors.As(err, &verr) {
-				t.Fatalf("Load error = %v, want a *ValidationError", err)
+				t.Fatalf("Load error = %v, want a *stackconfig.ValidationError", err)
 			}
 			if keys := verr.Keys(); !slices.Equal(keys, []string{tt.key}) {
 				t.Fatalf("failing keys = %v, want exactly [%s]; error:\n%v", keys, tt.key, err)
@@ -184,21 +185,21 @@ func TestLoadRejectsBadValues(t *testing.T) {
 func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
 	t.Parallel()
 	_, err := loadConfig(t, map[string]string{
-		"aws:region":              "me-central-1",
-		KeyInstanceType:           "nope",
-		KeyDataVolumeSizeGB:       "big",
-		KeySnapshotIntervalHours:  "7",
-		KeyOpenClawImage:          "UPPER/Case",
-		KeyGatewayToken:           "plain",
-		KeySnapshotRetentionCount: "0",
+		"aws:region":                 "me-central-1",
+		KeyInstanceType:              "nope",
+		KeyDataVolumeSizeGB:          "big",
+		KeySnapshotIntervalHours:     "7",
+		stackconfig.KeyOpenClawImage: "UPPER/Case",
+		stackconfig.KeyGatewayToken:  "plain",
+		KeySnapshotRetentionCount:    "0",
 	}, nil)
-	var verr *ValidationError
+	var verr *stackconfig.ValidationError
 	if !errors.As(err, &verr) {
-		t.Fatalf("Load error = %v, want a *ValidationError", err)
+		t.Fatalf("Load error = %v, want a *stackconfig.ValidationError", err)
 	}
 	want := []string{
 		KeyDataVolumeSizeGB, KeyAvailabilityZone, KeyInstanceType, KeySnapshotRetentionCount,
-		KeySnapshotIntervalHours, KeyOpenClawImage, KeyGatewayToken,
+		KeySnapshotIntervalHours, stackconfig.KeyOpenClawImage, stackconfig.KeyGatewayToken,
 	}
 	if got := verr.Keys(); !slices.Equal(got, want) {
 		t.Errorf("keys = %v\nwant %v", got, want)
@@ -211,7 +212,7 @@ func TestValidateAcceptsWhatAWSAccepts(t *testing.T) {
 		return Config{
 			Stack: "dev", Region: "me-central-1", AvailabilityZone: "me-central-1c",
 			InstanceType: "t4g.small", DataVolumeSizeGB: 20, SnapshotRetentionCount: 7,
-			SnapshotIntervalHours: 24, BackupIntervalMinutes: 20, OpenClawImage: DefaultOpenClawImage,
+			SnapshotIntervalHours: 24, BackupIntervalMinutes: 20, OpenClawImage: stackconfig.DefaultOpenClawImage,
 			LogRetentionDays: 30,
 		}
 	}
@@ -230,7 +231,9 @@ func TestValidateAcceptsWhatAWSAccepts(t *testing.T) {
 		"edges": func(c *Config) {
 			c.DataVolumeSizeGB, c.SnapshotRetentionCount, c.BackupIntervalMinutes = 16384, 1000, 5
 		},
-		"encrypted secret": func(c *Config) { c.Secrets = map[string]Secret{KeyGatewayToken: NewSecret("x", true)} },
+		"encrypted secret": func(c *Config) {
+			c.Secrets = map[string]stackconfig.Secret{stackconfig.KeyGatewayToken: stackconfig.NewSecret("x", true)}
+		},
 	}
 	for name, mutate := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -269,13 +272,13 @@ func TestArchitecture(t *testing.T) {
 
 func TestSecretNeverPrintsItsValue(t *testing.T) {
 	t.Parallel()
-	s := NewSecret("sk-very-secret", true)
+	s := stackconfig.NewSecret("sk-very-secret", true)
 	for _, format := range []string{"%v", "%+v", "%s", "%#v"} {
 		if out := fmt.Sprintf(format, s); strings.Contains(out, "sk-very") {
 			t.Errorf("%s prints the value: %s", format, out)
 		}
 	}
-	c := Config{Secrets: map[string]Secret{KeyGatewayToken: s}}
+	c := Config{Secrets: map[string]stackconfig.Secret{stackconfig.KeyGatewayToken: s}}
 	if out := fmt.Sprintf("%+v %#v", c, c); strings.Contains(out, "sk-very") {
 		t.Errorf("a Config prints the secret: %s", out)
 	}
@@ -288,8 +291,8 @@ func TestCheckConfig(t *testing.T) {
 		t.Errorf("valid config: %v", err)
 	}
 	bad := map[string]string{"aws:region": "me-central-1", "openclaw:availability_zone": "me-central-1a", "openclaw:gateway_token": "x"}
-	var verr *ValidationError
-	if err := CheckConfig("openclaw", "dev", bad, nil); !errors.As(err, &verr) || verr.Keys()[0] != KeyGatewayToken {
+	var verr *stackconfig.ValidationError
+	if err := CheckConfig("openclaw", "dev", bad, nil); !errors.As(err, &verr) || verr.Keys()[0] != stackconfig.KeyGatewayToken {
 		t.Errorf("plain secret: %v", err)
 	}
 	if err := CheckConfig("openclaw", "dev", bad, []string{"openclaw:gateway_token"}); err != nil {
