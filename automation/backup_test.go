@@ -121,7 +121,7 @@ func TestRunbookCommandsOnADeployment(t *testing.T) {
 	if report.PinnedZone != "me-central-1a" || report.Best == nil || report.Best.Zone != "me-central-1a" || len(report.Rows) != 2 || report.Rows[0].Zone != "me-central-1b" {
 		t.Errorf("spot-prices --stack dev: %+v", report)
 	}
-	if lines := report.ConfigLines(); len(lines) != 2 || lines[1] != "pulumi config set availability_zone me-central-1a" {
+	if lines := report.Config; len(lines) != 2 || lines[1] != "pulumi config set availability_zone me-central-1a" {
 		t.Errorf("config lines %q", lines)
 	}
 

@@ -25,7 +25,6 @@ import (
 	"github.com/clawdeploy/clawdeploy/awsapi"
 	"github.com/clawdeploy/clawdeploy/cost"
 	"github.com/clawdeploy/clawdeploy/snapshots"
-	"github.com/clawdeploy/clawdeploy/targets"
 	"github.com/clawdeploy/clawdeploy/volumes"
 )
 
@@ -151,19 +150,9 @@ type SpotPriceReport struct {
 	Problems   []string       `json:"problems,omitempty"`
 	PinnedZone string         `json:"pinnedZone,omitempty"`
 	Best       *cost.SpotRow  `json:"best,omitempty"`
-	// keys are the target's keys ConfigLines sets; none without a target with a data volume.
-	keys targets.VolumeKeys
-}
-
-// ConfigLines are the `pulumi config set` commands that deploy the best row.
-func (r *SpotPriceReport) ConfigLines() []string {
-	if r.Best == nil || r.keys.InstanceType == "" {
-		return nil
-	}
-	return []string{
-		"pulumi config set " + r.keys.InstanceType + " " + r.Best.InstanceType,
-		"pulumi config set " + r.keys.Zone + " " + r.Best.Zone,
-	}
+	// Config are the `pulumi config set` commands that deploy the best row, with the keys of the
+	// driver's target (its DataVolume's VolumeKeys); none without such a target.
+	Config []string `json:"config,omitempty"`
 }
 
 // SpotPrices reads the Spot prices of types in every zone of region (or of stack's region), with
@@ -179,9 +168,6 @@ func (r *Runbook) SpotPrices(ctx context.Context, stack, region string, types []
 		}
 	}
 	report := &SpotPriceReport{}
-	if v := r.d.DataVolume(); v != nil {
-		report.keys = v.VolumeKeys()
-	}
 	var cfg aws.Config
 	switch {
 	case stack != "":
@@ -209,6 +195,13 @@ func (r *Runbook) SpotPrices(ctx context.Context, stack, region string, types []
 		if report.PinnedZone == "" || r.Zone == report.PinnedZone {
 			report.Best = &rows[i]
 			break
+		}
+	}
+	if v := r.d.DataVolume(); v != nil && report.Best != nil {
+		keys := v.VolumeKeys()
+		report.Config = []string{
+			"pulumi config set " + keys.InstanceType + " " + report.Best.InstanceType,
+			"pulumi config set " + keys.Zone + " " + report.Best.Zone,
 		}
 	}
 	if report.Best == nil && report.PinnedZone != "" {

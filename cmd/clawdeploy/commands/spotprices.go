@@ -27,7 +27,8 @@ the best row. With --stack, the zone the stack's data volume is in is marked
 (a type with no Spot price there, an on-demand price) is a line, not a failure.
 Make: make ec2-spot-prices INSTANCE_TYPES="t4g.small t4g.medium" REGION=me-central-1.
 --json: one "spotPrices" event (region, rows[{instanceType, zone, current,
-currentSince, median, max, samples, onDemand}], problems, pinnedZone, best),
+currentSince, median, max, samples, onDemand}], problems, pinnedZone, best,
+config: the "pulumi config set" lines),
 then the result line.`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "instance-types", Usage: `the instance types, separated by spaces or commas ("t4g.small t4g.medium")`},
@@ -80,7 +81,7 @@ func printSpotPrices(r *runbook.SpotPriceReport) {
 	for _, p := range r.Problems {
 		fmt.Println("note:", p)
 	}
-	if lines := r.ConfigLines(); len(lines) > 0 {
+	if lines := r.Config; len(lines) > 0 {
 		fmt.Println()
 		for _, l := range lines {
 			fmt.Println(l)
