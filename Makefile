@@ -45,7 +45,7 @@ build: ## build bin/clawdeploy, the driver
 		-o $(BIN)/clawdeploy ./cmd/clawdeploy
 
 .PHONY: deps
-deps: ## install what the tests call when it is missing (Debian packages, moto_server): nothing when all is there
+deps: ## install what the tests call when it is missing (Debian packages, moto_server, the real OpenClaw and its Node into tools/openclaw): nothing when all is there
 	scripts/install-test-deps.sh
 
 .PHONY: test

@@ -2,9 +2,10 @@
 # install-test-deps.sh installs what the tests and the lint call, when it is missing, so that a
 # fresh clone needs only the README's commands: Debian packages with apt-get (with sudo when not
 # root), sshd's privilege separation directory, and moto_server and the AWS CLI with pip when the
-# machine lacks them, and AWSGuard's node modules (policy/awsguard, pinned by its lock file) with
-# npm ci. When everything is there it does nothing. A tool it cannot install fails
-# the run: the tests never skip for a missing tool.
+# machine lacks them, AWSGuard's node modules (policy/awsguard, pinned by its lock file) with
+# npm ci, and the real OpenClaw and its Node 24 (install-openclaw.sh, pinned the same way).
+# When everything is there it does nothing. A tool it cannot install fails the run: the tests
+# never skip for a missing tool.
 set -euo pipefail
 
 sudo=""
@@ -55,6 +56,9 @@ if [ ! -d "$pack/node_modules/@pulumi/awsguard" ] || [ "$pack/package-lock.json"
 	echo "installing policy/awsguard's node modules with npm ci"
 	npm ci --prefix "$pack" --no-audit --no-fund --ignore-scripts --loglevel=error
 fi
+
+# The real OpenClaw and its Node, pinned, for the tests that run the gateway itself.
+"$(dirname "$0")/install-openclaw.sh"
 
 for tool in moto_server aws python3 node; do
 	command -v "$tool" >/dev/null 2>&1 || { echo "the tests need $tool and it could not be installed" >&2; exit 1; }

@@ -34,8 +34,9 @@ const (
 	KeyGeminiAPIKey     = "gemini_api_key"
 )
 
-// DefaultOpenClawImage is the gateway's image when openclaw_image is not set.
-const DefaultOpenClawImage = "ghcr.io/openclaw/openclaw:latest"
+// DefaultOpenClawImage is the gateway's image when openclaw_image is not set: the release the
+// tests run for real (tools/openclaw/gateway/package.json pins it; a test keeps the two in step).
+const DefaultOpenClawImage = "ghcr.io/openclaw/openclaw:2026.9.6"
 
 // SecretKeys are the gateway's secret keys, each with the environment variable the gateway reads
 // it from. Each must be set with `pulumi config set --secret`; each that is set is rendered into

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/clawdeploy/clawdeploy/internal/openclaw"
 	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
@@ -140,5 +141,18 @@ func TestSecretNeverPrints(t *testing.T) {
 	}
 	if s.Reveal() != "sk-very-secret" {
 		t.Error("Reveal")
+	}
+}
+
+// TestDefaultImageIsTheTestedRelease: the image a deployment gets when openclaw_image is not set
+// is the OpenClaw release the tests run (tools/openclaw, scripts/install-openclaw.sh).
+func TestDefaultImageIsTheTestedRelease(t *testing.T) {
+	t.Parallel()
+	tested, err := openclaw.PinnedVersion()
+	if err != nil || tested == "" {
+		t.Fatalf("the tested release: %q %v", tested, err)
+	}
+	if want := "ghcr.io/openclaw/openclaw:" + tested; stackconfig.DefaultOpenClawImage != want {
+		t.Errorf("DefaultOpenClawImage = %s; the tests run OpenClaw %s, so it must be %s", stackconfig.DefaultOpenClawImage, tested, want)
 	}
 }
