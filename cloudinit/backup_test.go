@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	_ "modernc.org/sqlite" // a SQLite newer than the host's, as the gateway's is
 
 	"github.com/clawdeploy/clawdeploy/backup"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
@@ -580,5 +582,64 @@ func TestKilledRestoreIsCompletedByTheNextRun(t *testing.T) {
 		full.Seconds(), killedBefore, points)
 	if killedBefore == 0 {
 		t.Errorf("no kill landed before the marker: the test did not interrupt a restore")
+	}
+}
+
+// TestBackupCopiesADatabaseThisSQLiteCannotRead: OpenClaw's agent database has CHECK constraints
+// on octet_length, a function of SQLite 3.43, and the host's sqlite3 (3.40 on Amazon Linux 2023
+// and Debian 12) cannot prepare its schema, so VACUUM INTO fails on it. The backup copies such a
+// database all the same (SQLite's online backup copies pages), with what is still in its WAL, and
+// the restore brings it back whole, as a newer SQLite (the gateway's) reads it.
+func TestBackupCopiesADatabaseThisSQLiteCannotRead(t *testing.T) {
+	t.Parallel()
+	m := moto.Start(t)
+	bucket := "openclaw-dev-newer-schema"
+	m.CreateBucket(t, bucket)
+	src := newHost(t, testArgs(bucket), m.Env())
+	seedState(t, src.data)
+	markRestored(t, src)
+	path := filepath.Join(src.data, ".openclaw/agents/main/agent/openclaw-agent.sqlite")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	db.SetMaxOpenConns(1)
+	for _, stmt := range []string{
+		"PRAGMA journal_mode=WAL",
+		"PRAGMA wal_autocheckpoint=0", // the rows stay in the WAL while the backup runs
+		`CREATE TABLE navigation(id INTEGER PRIMARY KEY, navigation_json TEXT CHECK (navigation_json IS NULL OR octet_length(navigation_json) <= 16384))`,
+		`INSERT INTO navigation(navigation_json) VALUES ('{"version":1}'), ('{"version":2}')`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if out, err := exec.Command("sqlite3", path, "VACUUM INTO '"+filepath.Join(t.TempDir(), "x.sqlite")+"'").CombinedOutput(); err == nil {
+		t.Fatalf("this machine's sqlite3 reads the schema (%s): the test proves nothing here", out)
+	}
+
+	src.mustRun(mounts{data: true}, "openclaw-backup.sh")
+	report, err := backup.Verify(t.Context(), m.S3(), bucket, BackupObject, "", t.TempDir())
+	if err != nil || !report.Restorable || report.Databases != 2 {
+		t.Fatalf("verify: %v %+v", err, report)
+	}
+	dst := newHost(t, testArgs(bucket), m.Env())
+	dst.mustRun(mounts{data: true}, "openclaw-restore.sh")
+	restored, err := sql.Open("sqlite", filepath.Join(dst.data, ".openclaw/agents/main/agent/openclaw-agent.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = restored.Close() }()
+	var n int
+	var check string
+	if err := restored.QueryRow("SELECT count(*) FROM navigation WHERE octet_length(navigation_json) > 0").Scan(&n); err != nil || n != 2 {
+		t.Errorf("restored rows: %d, %v", n, err)
+	}
+	if err := restored.QueryRow("PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
+		t.Errorf("restored integrity: %q, %v", check, err)
 	}
 }

@@ -39,7 +39,7 @@ staging="$work/tree"
 mkdir "$staging"
 
 is_sqlite() {
-	[ "$(head -c 15 "$1" 2>/dev/null)" = "SQLite format 3" ]
+	[ "$(head -c 15 "$1" 2>/dev/null | tr -d '\000')" = "SQLite format 3" ]
 }
 
 # vanished PATH reports (and logs) a file that was deleted while the backup ran: OpenClaw's own
@@ -51,8 +51,43 @@ vanished() {
 	log "skipped ${1#"$data"/}: it was deleted during the backup"
 }
 
+# copy_database URI TARGET copies the live database at URI into TARGET, consistent. VACUUM INTO
+# first (one read transaction; see above). It prepares the database's schema, which this SQLite
+# cannot when the schema calls a function newer than it: OpenClaw 2026.9's agent database has
+# CHECK constraints on octet_length (SQLite 3.43), and Amazon Linux 2023 and Debian 12 have 3.40.
+# Then SQLite's online backup, which copies pages and prepares nothing: it starts over when a
+# writer commits in between, and is tried again when it meets a lock.
+copy_database() {
+	local err attempt
+	if err=$(sqlite3 "$1" ".timeout 10000" "VACUUM INTO '${2//\'/\'\'}'" 2>&1); then
+		return 0
+	fi
+	rm -f "$2"
+	case $err in
+	*"no such function"* | *"unknown function"*) ;;
+	*)
+		printf '%s\n' "$err" >&2
+		return 1
+		;;
+	esac
+	for attempt in 1 2 3 4 5; do
+		# The online backup's file name is a dot-command argument: one without quotes, moved after.
+		if sqlite3 "$1" ".timeout 10000" ".backup main \"$work/page-copy.sqlite\"" && mv "$work/page-copy.sqlite" "$2"; then
+			return 0
+		fi
+		rm -f "$work/page-copy.sqlite"
+		log "the online backup of ${1#file:} met a writer (attempt $attempt of 5)"
+		sleep 0.2
+	done
+	return 1
+}
+
 copied=0
 databases=0
+skip=()
+for dir in "${BACKUP_SKIP[@]}"; do
+	skip+=(-path "$data/$dir" -prune -o)
+done
 for top in "${STATE_DIRS[@]}"; do
 	[ -e "$data/$top" ] || continue
 	while IFS= read -r -d '' path; do
@@ -79,7 +114,7 @@ for top in "${STATE_DIRS[@]}"; do
 			uri=${path//%/%25}
 			uri=${uri//\?/%3f}
 			uri=${uri//#/%23}
-			if ! sqlite3 "file:$uri?mode=rw" ".timeout 10000" "VACUUM INTO '${target//\'/\'\'}'"; then
+			if ! copy_database "file:$uri?mode=rw" "$target"; then
 				vanished "$path" || die "could not back up the database $rel"
 				continue
 			fi
@@ -92,7 +127,7 @@ for top in "${STATE_DIRS[@]}"; do
 			continue
 		fi
 		copied=$((copied + 1))
-	done < <(find "$data/$top" -print0)
+	done < <(find "$data/$top" "${skip[@]}" -print0)
 done
 
 # The manifest lists every regular file with its SHA-256; the restore checks all of them.
