@@ -167,7 +167,7 @@ if [ -n "${STUB_FAIL:-}" ] && [ "$call" = "$STUB_FAIL" ]; then exit 1; fi
 // onboardStandIn makes the docker stub answer `openclaw onboard … --json` with a summary, fast: the
 // tests of the setup's own logic (markers, locks, failures, a second run) take seconds on it. That
 // the real OpenClaw accepts the setup's onboarding, and its gateway comes up on what it wrote, is
-// TestSetupBringsUpTheRealGateway's.
+// TestTheRealGateway's.
 const onboardStandIn = `
 case " $* " in
 *" openclaw-cli onboard "*" --json "*) echo '{"ok":true,"mode":"local","gateway":{"port":18789,"authMode":"token"}}' ;;

@@ -4,17 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/clawdeploy/clawdeploy/internal/imdsfake"
 	"github.com/clawdeploy/clawdeploy/internal/loopback"
+	"github.com/clawdeploy/clawdeploy/internal/moto"
+	"github.com/clawdeploy/clawdeploy/internal/openaifake"
 	"github.com/clawdeploy/clawdeploy/internal/openclaw"
 	"github.com/clawdeploy/clawdeploy/setup"
 	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
@@ -40,164 +45,365 @@ if [ "$1" = compose ]; then
 fi
 `
 
-// realServiceStandIn makes the systemctl stub start the real gateway for `systemctl enable --now
-// openclaw.service`, in a session of its own (its pid, which is its process group, in
-// gateway.pid), as the gateway service's command (gateway.sh), with none of the caller's file
-// descriptors: systemd starts a unit outside the setup's process tree, so the gateway must not
-// hold the setup's run lock (fd 9) or its launch lock (fd 8).
+// realServiceStandIn makes the systemctl stub start openclaw.service as its unit does: its
+// ExecStartPre (openclaw-start.sh: the volume and the restore checked, the secrets written to the
+// env file, the compose file installed), then its ExecStart, the gateway service (gateway.sh),
+// in a session of its own (its pid, which is its process group, in gateway.pid) and with none of
+// the caller's file descriptors: systemd starts a unit outside the setup's process tree, so the
+// gateway must not hold the setup's run lock (fd 9) or its launch lock (fd 8).
 const realServiceStandIn = `
 case "$*" in
 "enable --now openclaw.service" | "restart openclaw.service")
-	setsid sh "$OPENCLAW_TEST_STANDINS/gateway.sh" $OPENCLAW_TEST_GATEWAY_COMMAND \
-		>>"$OPENCLAW_TEST_STANDINS/gateway.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+	setsid sh -c '"$OPENCLAW_LIBEXEC/openclaw-start.sh" && exec sh "$OPENCLAW_TEST_STANDINS/gateway.sh" "$@"' \
+		sh $OPENCLAW_TEST_GATEWAY_COMMAND >>"$OPENCLAW_TEST_STANDINS/gateway.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 	echo $! >"$OPENCLAW_TEST_STANDINS/gateway.pid"
 	;;
 esac
 `
 
-// TestSetupBringsUpTheRealGateway runs the setup of a fresh instance with the real OpenClaw behind
-// the docker and systemd stand-ins, the services as the compose file the host gets describes them
-// (its volumes, environment, env file, command and port). The setup's own onboarding flags
-// onboard the real CLI; the setup completes on the real gateway's /healthz, and the gateway then
-// says it is ready on /readyz. The token the setup reports opens the gateway and another does
-// not; no secret is under the data folder; and the gateway writes nothing in its HOME outside
-// the three volumes, which are the directories the backups keep (STATE_DIRS).
-func TestSetupBringsUpTheRealGateway(t *testing.T) {
-	t.Parallel()
-	in, err := openclaw.Installed()
-	if err != nil {
-		t.Fatal(err)
+// realHost is an instance whose docker and systemd stand-ins run the real OpenClaw, the services
+// as the compose file the host gets describes them (volumes, environment, env file, command,
+// port).
+type realHost struct {
+	*ec2Host
+	in           openclaw.Install
+	cli, gateway openclaw.Service
+	standins     string
+	port         int
+}
+
+// newRealHost makes an instance of stack dev in the AWS of m (its bucket, secrets and status
+// parameter), with the real OpenClaw behind its stand-ins, its gateway published on port (0: a
+// free one). Every instance of a deployment publishes the same port, which onboarding writes
+// into openclaw.json, where the CLI reads it.
+func newRealHost(t *testing.T, in openclaw.Install, m *moto.Server, port int) *realHost {
+	t.Helper()
+	unit, err := content.ReadFile("files/systemd/openclaw.service")
+	if err != nil || !strings.Contains(string(unit), "\nExecStartPre=/usr/local/libexec/openclaw/openclaw-start.sh\n") ||
+		!regexp.MustCompile(`\nExecStart=/usr/bin/docker compose .* up .*openclaw-gateway\n`).Match(unit) {
+		t.Fatalf("openclaw.service no longer starts as the systemctl stand-in does (%v):\n%s", err, unit)
 	}
-	h := newEC2Host(t)
-	port, err := loopback.Port()
-	if err != nil {
-		t.Fatal(err)
+	r := &realHost{ec2Host: newEC2HostOn(t, m), in: in, standins: t.TempDir()}
+	if r.port = port; port == 0 {
+		if r.port, err = loopback.Port(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	putSecret(t, h.moto, "/openclaw/dev/env/ANTHROPIC_API_KEY", "sk-ant-real-gateway-test")
-	h.appendSettings(map[string]string{
-		"OPENCLAW_GATEWAY_PORT":           strconv.Itoa(port),
+	r.appendSettings(map[string]string{
+		"OPENCLAW_GATEWAY_PORT":           strconv.Itoa(r.port),
 		"OPENCLAW_HEALTH_TIMEOUT_SECONDS": "600", // 30-60 s on a busy 2-core machine; the bound is not the test's
 		"OPENCLAW_HEALTH_POLL_SECONDS":    "1",
 		"OPENCLAW_ONBOARD_AUTH_CHOICE":    stackconfig.OnboardAuthChoice(map[string]stackconfig.Secret{stackconfig.KeyAnthropicAPIKey: {}}),
 	})
-
-	compose := filepath.Join(h.root, "etc/openclaw/docker-compose.yaml")
-	vars := map[string]string{"OPENCLAW_IMAGE": "ghcr.io/openclaw/openclaw:" + in.Version, "OPENCLAW_DATA_DIR": h.data,
-		"OPENCLAW_GATEWAY_PORT": strconv.Itoa(port)}
+	compose := filepath.Join(r.root, "etc/openclaw/docker-compose.yaml")
+	vars := map[string]string{"OPENCLAW_IMAGE": "ghcr.io/openclaw/openclaw:" + in.Version, "OPENCLAW_DATA_DIR": r.data,
+		"OPENCLAW_GATEWAY_PORT": strconv.Itoa(r.port)}
 	service := func(name string) openclaw.Service {
 		s, err := openclaw.FromCompose(t.Context(), compose, name, vars)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i, f := range s.EnvFiles {
-			s.EnvFiles[i] = filepath.Join(h.run, strings.TrimPrefix(f, "/run/openclaw/"))
+			s.EnvFiles[i] = filepath.Join(r.run, strings.TrimPrefix(f, "/run/openclaw/"))
 		}
 		return s
 	}
-	cli, gateway := service("openclaw-cli"), service("openclaw-gateway")
-	gateway.Layer = t.TempDir()
-	gatewayCommand, err := gateway.GatewayCommand()
+	r.cli, r.gateway = service("openclaw-cli"), service("openclaw-gateway")
+	r.gateway.Layer = t.TempDir()
+	gatewayCommand, err := r.gateway.GatewayCommand()
 	if err != nil {
 		t.Fatal(err)
 	}
-	standins := t.TempDir()
-	for name, script := range map[string]string{"cli.sh": in.Script(cli), "gateway.sh": in.Script(gateway)} {
-		if err := os.WriteFile(filepath.Join(standins, name), []byte(script), 0o755); err != nil {
+	for name, script := range map[string]string{"cli.sh": in.Script(r.cli), "gateway.sh": in.Script(r.gateway)} {
+		if err := os.WriteFile(filepath.Join(r.standins, name), []byte(script), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	stubs := filepath.Join(h.root, "stubs")
 	for name, standIn := range map[string]string{"docker": realStandIn, "systemctl": realServiceStandIn} {
-		f, err := os.OpenFile(filepath.Join(stubs, name), os.O_WRONLY|os.O_TRUNC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = f.WriteString(stubScript + standIn)
-		if err := errors.Join(err, f.Close()); err != nil {
+		if err := os.WriteFile(filepath.Join(r.root, "stubs", name), []byte(stubScript+standIn), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	h.env = append(h.env, "OPENCLAW_TEST_COMPOSE="+compose, "OPENCLAW_TEST_STANDINS="+standins,
-		"OPENCLAW_TEST_CLI_ENTRYPOINT="+strings.Join(cli.Command, " "),
+	r.env = append(r.env, "OPENCLAW_TEST_COMPOSE="+compose, "OPENCLAW_TEST_STANDINS="+r.standins,
+		"OPENCLAW_TEST_CLI_ENTRYPOINT="+strings.Join(r.cli.Command, " "),
 		"OPENCLAW_TEST_GATEWAY_COMMAND="+strings.Join(gatewayCommand, " "))
-	t.Cleanup(func() { _, _ = stopGateway(t, standins) })
+	t.Cleanup(func() { _, _ = r.stop() })
+	return r
+}
 
+// setUp launches the setup and waits for it to complete, then for the gateway to say it is ready
+// on /readyz. It returns the setup's status and the times to each.
+func (r *realHost) setUp() (st setup.Status, healthy, ready time.Duration) {
+	r.t.Helper()
 	start := time.Now()
-	if out := h.launch(); out != "LAUNCH started" {
-		t.Fatalf("launch: %q", out)
+	if out := r.launch(); out != "LAUNCH started" {
+		r.t.Fatalf("launch: %q", out)
 	}
-	st := h.waitSetup()
-	log, _ := os.ReadFile(filepath.Join(h.setupRoot, setup.LogFile))
-	gatewayLog, _ := os.ReadFile(filepath.Join(standins, "gateway.log"))
+	st = r.waitSetup()
 	if st.State != setup.Complete || st.Token != "gw-setup-token" {
-		t.Fatalf("status %+v\nsetup log:\n%s\ngateway log:\n%s", st, log, gatewayLog)
+		log, _ := os.ReadFile(filepath.Join(r.setupRoot, setup.LogFile))
+		r.t.Fatalf("status %+v\nsetup log:\n%s\ngateway log:\n%s", st, log, r.gatewayLog())
 	}
-	if got := h.published(); got != imdsfake.InstanceID+" COMPLETE gw-setup-token" {
+	healthy = time.Since(start)
+	ctx, cancel := context.WithTimeout(r.t.Context(), 5*time.Minute)
+	defer cancel()
+	for {
+		ok, err := openclaw.Readyz(r.port)
+		if err == nil && ok.Ready {
+			return st, healthy, time.Since(start)
+		}
+		if ctx.Err() != nil {
+			r.t.Fatalf("the gateway never said it was ready: %v %+v\n%s", err, ok, r.gatewayLog())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func (r *realHost) gatewayLog() string {
+	b, _ := os.ReadFile(filepath.Join(r.standins, "gateway.log"))
+	return string(b)
+}
+
+// openclaw runs the CLI of the host's image with args, the gateway token token in its
+// environment, and returns what it printed.
+func (r *realHost) openclaw(token string, args ...string) (string, error) {
+	cmd := r.in.Command(r.t.Context(), r.cli, []string{"OPENCLAW_GATEWAY_TOKEN=" + token}, append(r.cli.Command, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// stop ends the gateway as systemd stops a unit, and returns how long it took.
+func (r *realHost) stop() (time.Duration, error) {
+	b, err := os.ReadFile(filepath.Join(r.standins, "gateway.pid"))
+	if err != nil {
+		return 0, nil
+	}
+	pgid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return openclaw.Stop(pgid, 30*time.Second)
+}
+
+// rss is the gateway's resident memory, in MiB.
+func (r *realHost) rss() int64 {
+	b, _ := os.ReadFile(filepath.Join(r.standins, "gateway.pid"))
+	pgid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	n, _ := openclaw.GroupRSS(pgid)
+	return n >> 20
+}
+
+// TestTheRealGateway runs the real OpenClaw through a deployment's life on the instance's own
+// scripts, sharing its gateways between the steps (each start takes 30-60 s and 1 GB):
+//
+//   - a fresh host: the setup's own onboarding flags onboard the real CLI, the setup completes on
+//     the real gateway's /healthz and the gateway then says it is ready on /readyz; the token the
+//     setup reports opens the gateway and another does not; no secret is under the data folder;
+//     the gateway writes nothing in its HOME outside its volumes, which are the directories the
+//     backups keep (STATE_DIRS);
+//   - a conversation through the gateway (`openclaw agent`), its model a fake of an
+//     OpenAI-compatible API: the answer comes back and the session is in the agent's database;
+//   - a backup taken by the instance's script while a turn writes, restored by the instance's
+//     script onto a new host of the same stack (an empty data folder): its setup does not onboard
+//     again, its gateway starts on the restored state, and a follow-up turn carries the earlier
+//     messages (the model is sent them).
+func TestTheRealGateway(t *testing.T) {
+	t.Parallel()
+	in, err := openclaw.Installed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := moto.Start(t)
+	m.CreateBucket(t, "openclaw-dev-setup")
+	putSecret(t, m, "/openclaw/dev/env/ANTHROPIC_API_KEY", "sk-ant-real-gateway-test")
+	const word = "pelican"
+	// The model answers the question from what the gateway sends it: the earlier turns, each user
+	// message as OpenClaw stamps it ("[Mon 2026-12-07 15:12 UTC] The secret word is pelican."),
+	// then the question, then OpenClaw's own context.
+	model := openaifake.Start(t, func(messages []openaifake.Message) string {
+		var history strings.Builder
+		for _, msg := range messages {
+			if msg.Role == "user" && strings.Contains(msg.Text(), "What is the secret word?") {
+				if strings.Contains(history.String(), "The secret word is "+word) {
+					return "The secret word is " + word + "."
+				}
+				return "I was never told a secret word."
+			}
+			history.WriteString(msg.Role + ": " + msg.Text() + "\n")
+		}
+		return "Noted."
+	})
+
+	a := newRealHost(t, in, m, 0)
+	if !t.Run("fresh host", func(t *testing.T) { freshHost(t, a) }) {
+		t.FailNow()
+	}
+	if !t.Run("conversation", func(t *testing.T) { conversation(t, a, model, word) }) {
+		t.FailNow()
+	}
+	t.Run("backup restored on a new host", func(t *testing.T) { backupRestored(t, a, in, m, model, word) })
+}
+
+func freshHost(t *testing.T, a *realHost) {
+	// A new deployment: the restore finds nothing and says so (the backups need its marker).
+	a.mustRun(mounts{data: true}, "openclaw-restore.sh")
+	st, healthy, ready := a.setUp()
+	if got := a.published(); got != imdsfake.InstanceID+" COMPLETE gw-setup-token" {
 		t.Errorf("published status = %q", got)
 	}
-	healthy := time.Since(start)
+	t.Logf("real gateway: setup complete (healthy) after %s, ready after %s, %d MiB resident",
+		healthy.Round(time.Second), ready.Round(time.Second), a.rss())
 	var summary struct {
 		OK         bool   `json:"ok"`
 		AuthChoice string `json:"authChoice"`
 		Gateway    struct {
-			Port     int    `json:"port"`
 			AuthMode string `json:"authMode"`
 		} `json:"gateway"`
 	}
-	if b, err := os.ReadFile(filepath.Join(h.setupRoot, "openclaw-onboard.json")); err != nil || json.Unmarshal(b, &summary) != nil ||
+	if b, err := os.ReadFile(filepath.Join(a.setupRoot, "openclaw-onboard.json")); err != nil || json.Unmarshal(b, &summary) != nil ||
 		!summary.OK || summary.AuthChoice != "apiKey" || summary.Gateway.AuthMode != "token" {
 		t.Errorf("the real onboarding's summary: %+v (%v)", summary, err)
 	}
-
-	// Ready, as the gateway itself says, not only live.
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	for {
-		r, err := openclaw.Readyz(port)
-		if err == nil && r.Ready {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("the gateway never said it was ready: %v\n%s", err, gatewayLog)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	ready := time.Since(start)
-	pgid := gatewayGroup(t, standins)
-	rss, _ := openclaw.GroupRSS(pgid)
-	t.Logf("real gateway: setup complete (healthy) after %s, ready after %s, %d MiB resident", healthy.Round(time.Second), ready.Round(time.Second), rss>>20)
-
-	// The token the setup reported opens the gateway; another does not.
-	health := func(token string) (string, error) {
-		cmd := in.Command(t.Context(), cli, []string{"OPENCLAW_GATEWAY_TOKEN=" + token}, append(cli.Command, "health", "--json")...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		return out.String(), err
-	}
-	if out, err := health(st.Token); err != nil || !strings.Contains(out, `"ok": true`) {
+	if out, err := a.openclaw(st.Token, "health", "--json"); err != nil || !strings.Contains(out, `"ok": true`) {
 		t.Errorf("openclaw health with the setup's token: %v\n%s", err, out)
 	}
-	if out, err := health("not-the-token"); err == nil || !strings.Contains(out, "AUTH_TOKEN_MISMATCH") {
+	if out, err := a.openclaw("not-the-token", "health", "--json"); err == nil || !strings.Contains(out, "AUTH_TOKEN_MISMATCH") {
 		t.Errorf("openclaw health with another token: %v\n%s", err, out)
 	}
+	var volumes []string
+	for _, m := range a.gateway.Mounts {
+		rel, err := filepath.Rel(a.data, m.Source)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			t.Errorf("volume %s is not under the data folder %s", m.Source, a.data)
+		}
+		volumes = append(volumes, rel)
+	}
+	if want := stateDirsOfLib(t); strings.Join(volumes, " ") != strings.Join(want, " ") {
+		t.Errorf("the gateway's volumes %q are not the directories the backups keep %q", volumes, want)
+	}
+	noSecretUnder(t, a.data, "gw-setup-token", "sk-ant-real-gateway-test")
+	for _, f := range []string{".openclaw/openclaw.json", ".openclaw/state/openclaw.sqlite", "workspace/AGENTS.md"} {
+		if _, err := os.Stat(filepath.Join(a.data, f)); err != nil {
+			t.Errorf("the real gateway's %s is not on the data folder: %v", f, err)
+		}
+	}
+}
 
-	// Stopped as systemd would, the gateway leaves its state on the volumes only.
-	if took, err := stopGateway(t, standins); err != nil {
+func conversation(t *testing.T, a *realHost, model *openaifake.Server, word string) {
+	provider, _ := json.Marshal(map[string]any{"baseUrl": model.URL, "apiKey": "fake-model-key", "api": "openai-completions",
+		"models": []map[string]any{{"id": openaifake.Model, "name": "Echo", "reasoning": false, "input": []string{"text"},
+			"contextWindow": 128000, "maxTokens": 4096}}})
+	for _, set := range [][]string{
+		{"config", "set", "models.providers.fake", string(provider), "--strict-json"},
+		{"config", "set", "agents.defaults.model.primary", "fake/" + openaifake.Model},
+	} {
+		if out, err := a.openclaw("gw-setup-token", set...); err != nil {
+			t.Fatalf("openclaw %s: %v\n%s", strings.Join(set[:3], " "), err, out)
+		}
+	}
+	answer := turn(t, a, "The secret word is "+word+".")
+	if answer != "Noted." {
+		t.Errorf("the first turn's answer: %q", answer)
+	}
+	if n := len(model.Requests()); n == 0 {
+		t.Fatal("the model was never asked")
+	}
+	if got := sqlite(t, filepath.Join(a.data, ".openclaw/agents/main/agent/openclaw-agent.sqlite"),
+		"SELECT count(*) FROM sqlite_master WHERE type = 'table'"); got == "0" {
+		t.Errorf("the agent's database has no tables")
+	}
+	if !dataHolds(t, a.data, "The secret word is "+word) {
+		t.Error("the conversation is nowhere on the data folder")
+	}
+}
+
+// turn holds one turn of the main agent through the gateway and returns its answer.
+func turn(t *testing.T, r *realHost, message string) string {
+	t.Helper()
+	out, err := r.openclaw("gw-setup-token", "agent", "--agent", "main", "--message", message, "--json")
+	var result struct {
+		Status string `json:"status"`
+		Result struct {
+			Payloads []struct {
+				Text string `json:"text"`
+			} `json:"payloads"`
+		} `json:"result"`
+	}
+	if start := strings.Index(out, "{"); err != nil || start < 0 || json.Unmarshal([]byte(out[start:]), &result) != nil ||
+		result.Status != "ok" || len(result.Result.Payloads) == 0 {
+		t.Fatalf("openclaw agent --message %q: %v\n%s", message, err, out)
+	}
+	return result.Result.Payloads[0].Text
+}
+
+func backupRestored(t *testing.T, a *realHost, in openclaw.Install, m *moto.Server, model *openaifake.Server, word string) {
+	// The backup runs while a turn writes the agent's state.
+	done := make(chan string, 1)
+	go func() {
+		out, _ := a.openclaw("gw-setup-token", "agent", "--agent", "main", "--message", "Say anything.", "--json")
+		done <- out
+	}()
+	backup := a.mustRun(mounts{data: true}, "openclaw-backup.sh")
+	<-done
+	bucket := "openclaw-dev-setup"
+	head, err := m.S3().HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String(BackupObject)})
+	if err != nil || head.Metadata["sha256"] == "" {
+		t.Fatalf("the backup: %v", err)
+	}
+	t.Logf("real gateway: backup of the live state in %.1fs, %d bytes:\n%s", backup.duration.Seconds(), aws.ToInt64(head.ContentLength), backup.stderr)
+	for _, entry := range archiveEntries(t, m, bucket) {
+		if strings.Contains(entry, ".openclaw/cache/") || strings.Contains(entry, ".openclaw/tmp/") {
+			t.Errorf("the backup holds %s, which is no state (BACKUP_SKIP)", entry)
+			break
+		}
+	}
+	if took, err := a.stop(); err != nil {
 		t.Error(err)
 	} else {
 		t.Logf("real gateway: exited %s after SIGTERM", took.Round(10*time.Millisecond))
 	}
+	onlyVolumes(t, a)
+
+	b := newRealHost(t, in, m, a.port)
+	b.mustRun(mounts{data: true}, "openclaw-restore.sh")
+	if marker, err := os.ReadFile(filepath.Join(b.data, ".openclaw-restore-complete")); err != nil || !strings.HasPrefix(string(marker), "restored s3://") {
+		t.Fatalf("restore marker = %q, %v", marker, err)
+	}
+	_, healthy, ready := b.setUp()
+	t.Logf("real gateway on the restored host: healthy after %s, ready after %s", healthy.Round(time.Second), ready.Round(time.Second))
+	log, _ := os.ReadFile(filepath.Join(b.setupRoot, setup.LogFile))
+	if !strings.Contains(string(log), "openclaw.json exists: not onboarding again") {
+		t.Errorf("the restored host onboarded again:\n%s", log)
+	}
+	before := len(model.Requests())
+	if answer := turn(t, b, "What is the secret word?"); answer != "The secret word is "+word+"." {
+		t.Errorf("after the restore, the answer is %q: the earlier messages were not sent", answer)
+	}
+	requests := model.Requests()[before:]
+	if len(requests) == 0 {
+		t.Fatal("the restored gateway never asked the model")
+	}
+	var sent []string
+	told := false
+	for _, msg := range requests[len(requests)-1].Messages {
+		sent = append(sent, msg.Role+": "+msg.Text())
+		told = told || msg.Role == "user" && strings.Contains(msg.Text(), "] The secret word is "+word+".")
+	}
+	if !told {
+		t.Errorf("the model was not sent the earlier message; it got:\n%s", strings.Join(sent, "\n"))
+	}
+}
+
+// onlyVolumes fails when the stopped gateway of r wrote, in its HOME, outside its volumes: what
+// it wrote there is lost at its next start and is in no backup.
+func onlyVolumes(t *testing.T, r *realHost) {
+	t.Helper()
 	var outside []string
-	_ = filepath.WalkDir(gateway.Layer, func(path string, d fs.DirEntry, err error) error {
-		rel, _ := filepath.Rel(gateway.Layer, path)
+	_ = filepath.WalkDir(r.gateway.Layer, func(path string, d fs.DirEntry, err error) error {
+		rel, _ := filepath.Rel(r.gateway.Layer, path)
 		switch {
 		case err != nil:
 			return err
-		case rel == "." || d.IsDir() && isMountPoint(gateway, "/home/node/"+rel):
-			return nil
-		case notState(rel):
-			return nil
+		case rel == "." || d.IsDir() && isMountPoint(r.gateway, "/home/node/"+rel), notState(rel):
 		default:
 			outside = append(outside, rel)
 		}
@@ -206,19 +412,12 @@ func TestSetupBringsUpTheRealGateway(t *testing.T) {
 	if len(outside) > 0 {
 		t.Errorf("the gateway wrote in its HOME outside its volumes (lost at the next start, in no backup): %q", outside)
 	}
-	var volumes []string
-	for _, m := range gateway.Mounts {
-		rel, err := filepath.Rel(h.data, m.Source)
-		if err != nil || strings.HasPrefix(rel, "..") {
-			t.Errorf("volume %s is not under the data folder %s", m.Source, h.data)
-		}
-		volumes = append(volumes, rel)
-	}
-	if want := stateDirsOfLib(t); strings.Join(volumes, " ") != strings.Join(want, " ") {
-		t.Errorf("the gateway's volumes %q are not the directories the backups keep %q", volumes, want)
-	}
-	secrets := []string{"gw-setup-token", "sk-ant-real-gateway-test"}
-	_ = filepath.WalkDir(h.data, func(path string, d fs.DirEntry, err error) error {
+}
+
+// noSecretUnder fails when a file under dir holds one of secrets.
+func noSecretUnder(t *testing.T, dir string, secrets ...string) {
+	t.Helper()
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -233,11 +432,22 @@ func TestSetupBringsUpTheRealGateway(t *testing.T) {
 		}
 		return nil
 	})
-	for _, f := range []string{".openclaw/openclaw.json", ".openclaw/state/openclaw.sqlite", "workspace/AGENTS.md"} {
-		if _, err := os.Stat(filepath.Join(h.data, f)); err != nil {
-			t.Errorf("the real gateway's %s is not on the data folder: %v", f, err)
+}
+
+// dataHolds reports whether a file under dir holds text (a database's pages included).
+func dataHolds(t *testing.T, dir, text string) bool {
+	t.Helper()
+	found := false
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found {
+			return err
 		}
-	}
+		if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte(text)) {
+			found = true
+		}
+		return nil
+	})
+	return found
 }
 
 // notState reports whether rel, a path the gateway wrote in its HOME outside its volumes, is
@@ -272,20 +482,4 @@ func isAboveMount(s openclaw.Service, dir string) bool {
 		}
 	}
 	return false
-}
-
-// gatewayGroup is the process group of the gateway the systemctl stand-in started.
-func gatewayGroup(t *testing.T, standins string) int {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(standins, "gateway.pid"))
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
-}
-
-// stopGateway ends the gateway the systemctl stand-in started, as systemd stops a unit.
-func stopGateway(t *testing.T, standins string) (time.Duration, error) {
-	return openclaw.Stop(gatewayGroup(t, standins), 30*time.Second)
 }

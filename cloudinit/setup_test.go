@@ -24,7 +24,12 @@ type ec2Host struct {
 
 func newEC2Host(t *testing.T) *ec2Host {
 	t.Helper()
-	m := moto.Start(t)
+	return newEC2HostOn(t, moto.Start(t))
+}
+
+// newEC2HostOn is newEC2Host in the AWS of m: a second instance of the same stack.
+func newEC2HostOn(t *testing.T, m *moto.Server) *ec2Host {
+	t.Helper()
 	putSecret(t, m, "/openclaw/dev/env/OPENCLAW_GATEWAY_TOKEN", "gw-setup-token")
 	m.PutSecureString(t, "/openclaw/dev/setup-status", "NOT_STARTED")
 	imds := imdsfake.Start(t)
