@@ -113,10 +113,12 @@ func (f *hosts) enqueue(t testing.TB, stacks []string) {
 	wg.Wait()
 }
 
-// awaitReady waits until every stack is READY in the journal.
-func (f *hosts) awaitReady(t testing.TB, stacks []string, within time.Duration) {
+// awaitReady waits until every stack is READY in the journal. It fails when no deployment has
+// become READY for stall: the workers stopped making progress. A busy machine makes them slower,
+// and is no failure (a bound on the whole took 545 s for 29 of 30 beside the real-gateway tests).
+func (f *hosts) awaitReady(t testing.TB, stacks []string, stall time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
+	deadline, readyBefore := time.Now().Add(stall), -1
 	for {
 		records, err := f.journal.List(context.Background())
 		if err != nil {
@@ -134,8 +136,11 @@ func (f *hosts) awaitReady(t testing.TB, stacks []string, within time.Duration) 
 		if ready == len(stacks) {
 			return
 		}
+		if ready > readyBefore {
+			deadline, readyBefore = time.Now().Add(stall), ready
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d deployments READY within %s; the others: %v", ready, len(stacks), within, pending)
+			t.Fatalf("%d of %d deployments READY, and none more for %s; the others: %v", ready, len(stacks), stall, pending)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -214,7 +219,7 @@ func TestWorkersTakeOverADeadPeer(t *testing.T) {
 		t.Errorf("host-b took %s to exit after SIGTERM (drain %s)", took, DefaultDrain)
 	}
 
-	f.awaitReady(t, stacks, 8*time.Minute)
+	f.awaitReady(t, stacks, 5*time.Minute)
 
 	// Each takeover of host-a's deployments waited for its lease to expire.
 	var takeovers []string
