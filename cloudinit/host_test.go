@@ -48,6 +48,12 @@ type host struct {
 	env     []string
 	// setupRoot is the setup protocol's directory.
 	setupRoot string
+	// setupBound is how long waitSetup waits for the setup to end (0: 5 minutes, seconds on an
+	// idle machine). A host whose setup waits on something slow bounds that wait itself and sets
+	// setupBound above it, so that on a busy machine the setup's own limit is the one that fails.
+	setupBound time.Duration
+	// diagnose, when set, adds what else the host knows (its gateway's log) to a failure.
+	diagnose func() string
 }
 
 // newRoot returns a host with its folders named under a new temporary root, nothing written.
@@ -275,7 +281,10 @@ func (h *host) mustRun(m mounts, script string, args ...string) result {
 // exits, and a launch in that moment is honestly "already-running".
 func (h *host) waitSetup() setup.Status {
 	h.t.Helper()
-	const bound = 5 * time.Minute // seconds on an idle machine; never the test's limit on a busy one
+	bound := h.setupBound
+	if bound == 0 {
+		bound = 5 * time.Minute // seconds on an idle machine; never the test's limit on a busy one
+	}
 	deadline := time.Now().Add(bound)
 	lock := filepath.Join(h.setupRoot, setup.LockFile)
 	for {
@@ -293,6 +302,9 @@ func (h *host) waitSetup() setup.Status {
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(h.setupRoot, setup.LogFile))
+			if h.diagnose != nil {
+				log = append(log, h.diagnose()...)
+			}
 			if final {
 				h.t.Fatalf("setup %s, but its script still held the run lock after %s:\n%s", st.State, bound, log)
 			}

@@ -20,6 +20,7 @@ import (
 type ec2Host struct {
 	*host
 	moto *moto.Server
+	imds *imdsfake.Server
 }
 
 func newEC2Host(t *testing.T) *ec2Host {
@@ -33,7 +34,7 @@ func newEC2HostOn(t *testing.T, m *moto.Server) *ec2Host {
 	putSecret(t, m, "/openclaw/dev/env/OPENCLAW_GATEWAY_TOKEN", "gw-setup-token")
 	m.PutSecureString(t, "/openclaw/dev/setup-status", "NOT_STARTED")
 	imds := imdsfake.Start(t)
-	h := &ec2Host{host: newHost(t, testArgs("openclaw-dev-setup"), m.Env()), moto: m}
+	h := &ec2Host{host: newHost(t, testArgs("openclaw-dev-setup"), m.Env()), moto: m, imds: imds}
 	h.appendSettings(map[string]string{
 		"OPENCLAW_IMDS_ENDPOINT":          imds.URL,
 		"OPENCLAW_GATEWAY_PORT":           healthPort(t),
