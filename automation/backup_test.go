@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,6 +209,9 @@ func TestRunbookCommandsOnADeployment(t *testing.T) {
 	if plan.Snapshot.ID != chosen || !plan.Existing || plan.Volume != volume || len(plan.Replace) != 2 || plan.Replace[0] != ec2spot.DataVolumeURN("dev") {
 		t.Errorf("restore plan %+v, want %s replacing %s and the instance", plan, chosen, volume)
 	}
+	if warnsIgnored(p) {
+		t.Errorf("the restore warned that the snapshot it restores is ignored:\n%s", p.stderr.String())
+	}
 	var restored []string
 	for _, r := range sim.Load(t).Resources {
 		if r.Type == "aws:ebs/volume:Volume" {
@@ -219,6 +223,65 @@ func TestRunbookCommandsOnADeployment(t *testing.T) {
 	}
 	if rec, err := d.Status(t.Context(), "dev"); err != nil || rec.Status != journal.Ready {
 		t.Errorf("after the restore: %+v, %v", rec, err)
+	}
+
+	// A restore killed once it began, before any replacement started (the journal says
+	// PROVISIONING), everything with it: the resume makes the restore's replacements, once each.
+	before := sim.Load(t)
+	oldVolumes, oldInstances := before.OfType("aws:ebs/volume:Volume"), before.OfType("aws:ec2/instance:Instance")
+	if len(oldVolumes) != 1 || len(oldInstances) != 1 {
+		t.Fatalf("before the killed restore: %d volumes, %d instances", len(oldVolumes), len(oldInstances))
+	}
+	second := m.Snapshot(t, volume, "OpenClawData", "true", "OpenClawStack", "dev", "OpenClawAz", zone)
+	if err := simprovider.PutSnapshot(sim.Cloud, second, map[string]string{"OpenClawData": "true", "OpenClawStack": "dev", "OpenClawAz": zone}, 20); err != nil {
+		t.Fatal(err)
+	}
+	p = startSimWith(t, sim, "real", nil, awsEnv, "restore", "--stack", "dev", "--snapshot", second, "--yes")
+	provisioning := func(seen []Event) bool {
+		return slices.ContainsFunc(seen, func(e Event) bool { return e.Type == EventStatus && e.Status == "PROVISIONING" })
+	}
+	if !p.killOn("PROVISIONING", p.eventList, provisioning, true) {
+		t.Fatalf("the restore of %s ended before it began:\n%s", second, p.stderr.String())
+	}
+	p = startSimWith(t, sim, "real", nil, awsEnv, "resume", "--stack", "dev")
+	if code := p.wait(3 * time.Minute); code != 0 {
+		t.Fatalf("resume of the killed restore: exit %d\n%s", code, p.stderr.String())
+	}
+	after := sim.Load(t)
+	volumes, instances := after.OfType("aws:ebs/volume:Volume"), after.OfType("aws:ec2/instance:Instance")
+	if len(volumes) != 1 || volumes[0].ID == oldVolumes[0].ID || volumes[0].Inputs["snapshotId"] != second {
+		t.Errorf("volumes after the resumed restore: %+v, want one new volume made from %s", volumes, second)
+	}
+	if len(instances) != 1 || instances[0].ID == oldInstances[0].ID {
+		t.Errorf("instances after the resumed restore: %+v, want one new instance", instances)
+	}
+	for _, typ := range []string{"aws:ebs/volume:Volume", "aws:ec2/instance:Instance"} {
+		created := 0
+		for _, op := range after.Ops[len(before.Ops):] {
+			if op.Type == typ && op.Kind == "create" {
+				created++
+			}
+		}
+		if created != 1 {
+			t.Errorf("%d %s created by the killed restore and its resume, want 1", created, typ)
+		}
+	}
+	if rec, err := d.Status(t.Context(), "dev"); err != nil || rec.Status != journal.Ready || len(rec.Replacing) != 0 {
+		t.Errorf("after the resumed restore: %+v, %v", rec, err)
+	}
+	if warnsIgnored(p) {
+		t.Errorf("the resumed restore warned that the snapshot it restores is ignored:\n%s", p.stderr.String())
+	}
+
+	// An up of a snapshot the deployed stack ignores, killed once it began: its resume warns, as
+	// the up did.
+	p = startSimWith(t, sim, "real", nil, awsEnv, "up", "--stack", "dev", "--config", "data_volume_snapshot_id="+chosen)
+	if !p.killOn("PROVISIONING", p.eventList, provisioning, true) || !warnsIgnored(p) {
+		t.Fatalf("the up of an ignored snapshot: ended before it began, or did not warn:\n%s", p.stderr.String())
+	}
+	p = startSimWith(t, sim, "real", nil, awsEnv, "resume", "--stack", "dev")
+	if code := p.wait(3 * time.Minute); code != 0 || !warnsIgnored(p) {
+		t.Errorf("the resume of an up of an ignored snapshot: exit %d, warned %v\n%s", code, warnsIgnored(p), p.stderr.String())
 	}
 
 	// restore into a stack that is not deployed here: the final snapshot of a "fresh" stack
@@ -261,4 +324,11 @@ func TestRunbookCommandsOnADeployment(t *testing.T) {
 			t.Errorf("%v: %v, want exit %d\n%s", args, err, ExitUsage, out)
 		}
 	}
+}
+
+// warnsIgnored reports whether p warned that the stack ignores its data_volume_snapshot_id.
+func warnsIgnored(p *proc) bool {
+	return slices.ContainsFunc(p.eventList(), func(e Event) bool {
+		return e.Type == EventDiagnostic && e.Severity == "warning" && strings.Contains(e.Message, "config data_volume_snapshot_id changed")
+	})
 }

@@ -117,11 +117,18 @@ func (d *Driver) bringBack(ctx context.Context, h *hold, res *HealResult, checke
 	if err == nil {
 		_, err = d.resolvePending(ctx, h, s, false)
 	}
+	var (
+		replace   []string // what an interrupted up (a restore) had still to replace
+		refreshed bool
+	)
+	if err == nil {
+		replace, refreshed, err = d.stillToReplace(ctx, h, s)
+	}
 	if err == nil {
 		err = h.update(journal.Change{Status: ptr(journal.Provisioning), AddAttempt: true})
 	}
 	if err == nil {
-		out, _, err = d.upAndWait(ctx, h, s, nil, true)
+		out, _, err = d.upAndWait(ctx, h, s, replace, !refreshed)
 	}
 	if err != nil && ctx.Err() == nil {
 		next := d.now().Add(healBackoff(h.record.HealFailures))
@@ -146,33 +153,47 @@ func healBackoff(failures int) time.Duration {
 }
 
 // HealAll checks every deployment of a target that heals and heals those whose host is gone, at
-// most concurrency at a time (0: DefaultConcurrency): READY ones, INTERRUPTED ones nobody live
-// holds, and ERROR ones whose last heal failed once their backoff has passed. It is what `heal
-// --all` from cron, and the worker every minute, run.
+// most concurrency at a time (0: DefaultConcurrency): those HealDue names. It is what `heal
+// --all` from cron runs; the worker runs the same check every --heal-every.
 func (d *Driver) HealAll(ctx context.Context, concurrency int, each func(HealOutcome)) ([]HealOutcome, error) {
-	if d.hostChecker == nil {
-		return nil, nil // a target whose hosts are not taken away: nothing to heal
-	}
-	records, err := d.journal.List(ctx)
+	records, err := d.HealDue(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var due []string
-	for _, r := range records {
-		switch {
-		case r.Target != d.profile.Name():
-		case r.Status == journal.Ready:
-			due = append(due, r.Stack)
-		case r.Status == journal.HostLost && (!r.Leased(d.now()) || ownerDeadHere()(r.LeaseOwner)):
-			due = append(due, r.Stack)
-		case r.Status == journal.Error && r.HealFailures > 0 && !d.now().Before(r.HealAfter):
-			due = append(due, r.Stack)
-		}
+	due := make([]string, len(records))
+	for i, r := range records {
+		due[i] = r.Stack
 	}
 	return forEach(ctx, due, concurrency, func(ctx context.Context, stack string) HealOutcome {
 		res, err := d.Heal(ctx, stack)
 		return HealOutcome{Stack: stack, Result: res, Err: err}
 	}, each)
+}
+
+// HealDue names the deployments of this target a heal check is for: READY ones, INTERRUPTED
+// ones (a heal cut short), and ERROR ones whose last heal failed once their backoff has passed,
+// each only when no live owner elsewhere holds it (its operation is under way: a heal could not
+// take its lease). None for a target whose hosts are not taken away.
+func (d *Driver) HealDue(ctx context.Context) ([]journal.Record, error) {
+	if d.hostChecker == nil {
+		return nil, nil
+	}
+	records, err := d.journal.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dead := ownerDeadHere()
+	var due []journal.Record
+	for _, r := range records {
+		switch {
+		case r.Target != d.profile.Name(), d.heldElsewhere(r, dead):
+		case r.Status == journal.Ready, r.Status == journal.HostLost:
+			due = append(due, r)
+		case r.Status == journal.Error && r.HealFailures > 0 && !d.now().Before(r.HealAfter):
+			due = append(due, r)
+		}
+	}
+	return due, nil
 }
 
 // HealOutcome is one deployment's outcome in HealAll.

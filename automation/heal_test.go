@@ -3,6 +3,7 @@ package automation_test
 import (
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,8 +117,47 @@ func TestHealAfterASpotInterruption(t *testing.T) {
 	if third := liveInstance(t, sim); third.Inputs["instanceType"] != "t4g.small" {
 		t.Errorf("after the capacity came back the instance is %v, want the first type again", third.Inputs["instanceType"])
 	}
+	third := liveInstance(t, sim)
 	if rec := status(t, sim, "real", "dev"); rec["status"] != "READY" || rec["interruptions"] != float64(2) || rec["healFailures"] != nil {
 		t.Errorf("journal once healed: %v", rec)
+	}
+	for _, pr := range checkRecovered(t, sim, "real", "dev", 31) {
+		t.Error(pr)
+	}
+
+	// A worker heals, with no other command run: it checks every --heal-every, leaves the
+	// running host alone, and brings back the one taken away.
+	w := startSim(t, sim, "real", "worker", "--heal-every", "1s", "--poll", "500ms")
+	w.waitFor("a check of the running host", func(e Event) bool { return strings.Contains(e.Message, "nothing to heal") })
+	if w.ranEngine() {
+		t.Errorf("the worker ran the engine on a running host:\n%s", w.stderr.String())
+	}
+	if _, err := simprovider.Terminate(sim.Cloud, third.ID); err != nil {
+		t.Fatal(err)
+	}
+	lost := time.Now()
+	for w.resourceEvents() == 0 || !slices.Contains(w.statuses(), "READY") {
+		if time.Since(lost) > 5*time.Minute {
+			t.Fatalf("the worker did not heal within 5 minutes; statuses %v\n%s", w.statuses(), w.stderr.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("the worker healed a lost host in %.1fs", time.Since(lost).Seconds())
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	if code := w.wait(time.Minute); code != 0 {
+		t.Errorf("the worker exited %d on SIGTERM\n%s", code, w.stderr.String())
+	}
+	if got := w.statuses(); !slices.Equal(got, []string{"INTERRUPTED", "PROVISIONING", "INSTALLING", "READY"}) {
+		t.Errorf("the worker's heal went %v", got)
+	}
+	if fourth := liveInstance(t, sim); fourth.ID == third.ID {
+		t.Errorf("after the worker's heal the instance is still %s", third.ID)
+	}
+	if v := sim.Load(t).OfType("aws:ebs/volume:Volume"); len(v) != 1 || v[0].ID != volume {
+		t.Errorf("data volumes %+v, want %s kept", v, volume)
+	}
+	if rec := status(t, sim, "real", "dev"); rec["status"] != "READY" || rec["interruptions"] != float64(3) {
+		t.Errorf("journal after the worker's heal: %v", rec)
 	}
 	for _, pr := range checkRecovered(t, sim, "real", "dev", 31) {
 		t.Error(pr)

@@ -120,6 +120,13 @@ func (p *proc) wait(timeout time.Duration) int {
 
 func (p *proc) resourceEvents() int { return len(p.resourceEventList()) }
 
+// eventList returns the events printed so far, in order.
+func (p *proc) eventList() []Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.events)
+}
+
 // resourceEventList returns the resource events printed so far, in order.
 func (p *proc) resourceEventList() []Event {
 	p.mu.Lock()
@@ -152,8 +159,14 @@ func (p *proc) killAt(k int, everything bool) bool {
 // printed so far.
 func (p *proc) killWhen(what string, reached func(events []Event) bool, everything bool) bool {
 	p.t.Helper()
+	return p.killOn(what, p.resourceEventList, reached, everything)
+}
+
+// killOn is killWhen with reached given the events list returns.
+func (p *proc) killOn(what string, list func() []Event, reached func(events []Event) bool, everything bool) bool {
+	p.t.Helper()
 	deadline := time.After(2 * time.Minute)
-	for !reached(p.resourceEventList()) {
+	for !reached(list()) {
 		select {
 		case <-p.seen:
 		case <-p.done:
@@ -363,6 +376,33 @@ func checkSettled(t *testing.T, sim *enginetest.Sim, program, stack, wantStatus 
 	return problems
 }
 
+// checkReplaced says what is wrong with the replacement of each of names (Things of Six) from
+// the cloud before to the cloud after: the same object as before, or not created exactly once.
+func checkReplaced(after, before *simprovider.Cloud, names []string) []string {
+	var problems []string
+	for _, name := range names {
+		urn := "urn:pulumi:dev::openclaw::" + simprogram.ThingType + "::" + name
+		old, now := before.ByURN(urn), after.ByURN(urn)
+		if len(old) != 1 || len(now) != 1 {
+			problems = append(problems, fmt.Sprintf("%s: %d objects before, %d after", name, len(old), len(now)))
+			continue
+		}
+		if now[0].ID == old[0].ID {
+			problems = append(problems, fmt.Sprintf("%s was not replaced: still %s", name, old[0].ID))
+		}
+		created := 0
+		for _, op := range after.Ops[len(before.Ops):] {
+			if op.URN == urn && op.Kind == "create" {
+				created++
+			}
+		}
+		if created != 1 {
+			problems = append(problems, fmt.Sprintf("%s was created %d times, want once", name, created))
+		}
+	}
+	return problems
+}
+
 // killCase is an operation killed at each of its resource events, then resumed by a new process.
 type killCase struct {
 	program string // "six" or "real"
@@ -375,6 +415,9 @@ type killCase struct {
 	// status and want are what the resume must leave: READY with want resources, or DESTROYED.
 	status string
 	want   int
+	// replaced are the resources (by name in Six) the operation replaces: once the resume is
+	// done, each is a new object, created exactly once since the operation began.
+	replaced []string
 	// alternate, in the full matrix, kills the driver alone at odd events and everything at
 	// even ones, instead of both at each event, to bound the run time.
 	alternate bool
@@ -410,6 +453,8 @@ type killPoint struct {
 	name    string
 	reached func(events []Event) bool
 	kills   []bool
+	// all gives reached every event printed, not only the resource events.
+	all bool
 }
 
 // eventKind is what a kill right after a resource event leaves for the recovery to find: the
@@ -475,6 +520,7 @@ func killEverywhere(t *testing.T, kc killCase) {
 	if kc.before != nil {
 		kc.before(t, template)
 	}
+	before := template.Load(t)
 	reference := template.Clone(t)
 	p, code := runSim(t, reference, kc.program, kc.op...)
 	if code != 0 {
@@ -486,6 +532,13 @@ func killEverywhere(t *testing.T, kc killCase) {
 	}
 	full := os.Getenv(killMatrixEnv) == "full"
 	points := killPoints(events, full, kc.alternate)
+	if len(kc.replaced) > 0 {
+		// Begun, and no replacement started: the moment a resume forgetting the replacements
+		// would finish on the old resources.
+		points = append(points, killPoint{name: "provisioning", kills: []bool{false, true}, all: true, reached: func(seen []Event) bool {
+			return slices.ContainsFunc(seen, func(e Event) bool { return e.Type == EventStatus && e.Status == "PROVISIONING" })
+		}})
+	}
 	t.Logf("%v: N = %d resource events; %d kill points (%s=%q)", kc.op, len(events), len(points), killMatrixEnv, os.Getenv(killMatrixEnv))
 	var (
 		mu     sync.Mutex
@@ -500,7 +553,11 @@ func killEverywhere(t *testing.T, kc killCase) {
 				sim := template.Clone(t)
 				control(t, sim, simprovider.Control{DefaultDelay: "40ms"})
 				p := startSim(t, sim, kc.program, kc.op...)
-				if !p.killWhen(point.name, point.reached, everything) {
+				list := p.resourceEventList
+				if point.all {
+					list = p.eventList
+				}
+				if !p.killOn(point.name, list, point.reached, everything) {
 					t.Fatalf("%v ended before %s: the kill did not happen\n%s", kc.op, point.name, p.stderr.String())
 				}
 				then := kc.then
@@ -509,6 +566,7 @@ func killEverywhere(t *testing.T, kc killCase) {
 				}
 				r, code := runSim(t, sim, kc.program, then...)
 				problems := checkSettled(t, sim, kc.program, "dev", kc.status, kc.want)
+				problems = append(problems, checkReplaced(sim.Load(t), before, kc.replaced)...)
 				if code != 0 {
 					problems = append(problems, fmt.Sprintf("%v exited %d: %s\nstate files:\n%s", then, code, r.stderr.String(), listState(sim)))
 				}
@@ -552,8 +610,10 @@ func TestKillAtEveryEventOfEachOperation(t *testing.T) {
 	t.Parallel()
 	left := "urn:pulumi:dev::openclaw::" + simprogram.ThingType + "::left"
 	for name, kc := range map[string]killCase{
-		"replace": {op: []string{"up", "--stack", "dev", "--replace", left}, before: upSix, status: "READY", want: 6},
-		"retry":   {op: []string{"up", "--stack", "dev", "--retry"}, before: upSix, status: "READY", want: 6},
+		"replace": {op: []string{"up", "--stack", "dev", "--replace", left}, before: upSix, status: "READY", want: 6,
+			replaced: []string{"left"}},
+		"retry": {op: []string{"up", "--stack", "dev", "--retry"}, before: upSix, status: "READY", want: 6,
+			replaced: []string{"top"}},
 		"destroy": {op: []string{"destroy", "--stack", "dev", "--yes"}, before: upSix, status: "DESTROYED", alternate: true},
 		"refresh": {op: []string{"refresh", "--stack", "dev"}, before: upSix, status: "READY", want: 6, alternate: true},
 		"heal": {op: []string{"heal", "--stack", "dev"}, then: []string{"heal", "--stack", "dev"}, status: "READY", want: 6, alternate: true,

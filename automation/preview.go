@@ -84,7 +84,7 @@ func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (*P
 		return nil, d.engineError("previewing", stack, err)
 	}
 	if existed {
-		if out.Changes.Ignored, err = d.ignoredConfig(ctx, stack, s, opts.Config); err != nil {
+		if out.Changes.Ignored, err = d.ignoredConfig(ctx, stack, s, opts.Config, opts.Replace); err != nil {
 			return nil, err
 		}
 	}
@@ -161,7 +161,7 @@ func (d *Driver) estimateCost(ctx context.Context, stack string, s auto.Stack, i
 
 // ignoredConfig finds, and warns of, the configuration changes the program would ignore on a
 // deployed stack, with in over its configuration.
-func (d *Driver) ignoredConfig(ctx context.Context, stack string, s auto.Stack, in ConfigInput) ([]IgnoredChange, error) {
+func (d *Driver) ignoredConfig(ctx context.Context, stack string, s auto.Stack, in ConfigInput, replace []string) ([]IgnoredChange, error) {
 	if d.profile.previewer == nil {
 		return nil, nil
 	}
@@ -170,7 +170,7 @@ func (d *Driver) ignoredConfig(ctx context.Context, stack string, s auto.Stack, 
 		return nil, fmt.Errorf("reading the configuration of stack %s: %w", stack, err)
 	}
 	values, secrets := flatten(in.over(current))
-	ignored, err := d.profile.previewer.Ignored(ctx, d.deployment(stack, &s), targets.Config{Values: values, SecretKeys: secrets})
+	ignored, err := d.profile.previewer.Ignored(ctx, d.deployment(stack, &s), targets.Config{Values: values, SecretKeys: secrets, Replacing: replace})
 	for _, i := range ignored {
 		d.emit(stack, Event{Type: EventDiagnostic, Severity: "warning", Message: fmt.Sprintf(
 			"config %s changed from %q to %q, which this stack ignores: %s. Instead, %s", i.Key, i.From, i.To, i.Reason, i.Instead)})

@@ -214,7 +214,7 @@ func (d *Driver) resolvePending(ctx context.Context, h *hold, s auto.Stack, refr
 			found[pc.URN] = id
 		case len(pc.Known) > 0:
 			d.note(h.stack, "pending replacement of %s: nothing created yet, dropping it; the resource it was to replace "+
-				"stays (run the up with --replace %s again to replace it)", pc.URN, pc.URN)
+				"stays until the replacement runs again", pc.URN)
 		default:
 			d.note(h.stack, "pending create of %s: nothing to adopt, dropping it; up creates it again", pc.URN)
 		}
@@ -230,7 +230,12 @@ func (d *Driver) resolvePending(ctx context.Context, h *hold, s auto.Stack, refr
 	if !refresh {
 		return true, nil
 	}
-	return true, d.withLockRecovery(ctx, h, s, func() error {
+	return true, d.refreshState(ctx, h, s)
+}
+
+// refreshState reads every resource of the stack back from the cloud into its state.
+func (d *Driver) refreshState(ctx context.Context, h *hold, s auto.Stack) error {
+	return d.withLockRecovery(ctx, h, s, func() error {
 		if _, err := s.Refresh(ctx, optrefresh.ProgressStreams(d.progress), optrefresh.ErrorProgressStreams(d.progress)); err != nil {
 			return d.engineError("refreshing", h.stack, err)
 		}

@@ -26,7 +26,8 @@ const StuckInstalling = 45 * time.Minute
 //     refresh.
 //
 // Only an operation that started is continued: a deployment whose up was refused before it
-// began has nothing to resume. A deployment that is READY and was not interrupted costs no
+// began has nothing to resume. One INSTALLING without news for StuckInstalling, that no live
+// owner holds, is marked ERROR instead, as ResumeAll and the worker do. A deployment that is READY and was not interrupted costs no
 // engine run at all.
 func (d *Driver) Resume(ctx context.Context, stack string) (*Result, error) {
 	if err := CheckStackName(stack); err != nil {
@@ -35,6 +36,16 @@ func (d *Driver) Resume(ctx context.Context, stack string) (*Result, error) {
 	rec, err := d.Status(ctx, stack)
 	if err != nil {
 		return nil, err
+	}
+	if d.stuck(rec) && !d.heldElsewhere(rec, ownerDeadHere()) {
+		if err := d.markStuck(ctx, rec); err != nil {
+			return &Result{Record: rec}, err
+		}
+		if rec, err = d.Status(ctx, stack); err != nil {
+			return nil, err
+		}
+		return &Result{Record: rec}, fmt.Errorf("deployment %s: %s: `clawdeploy up --retry --stack %s` starts it over",
+			stack, rec.LastError, stack)
 	}
 	op := d.resumable(rec)
 	if op == "" {
@@ -82,11 +93,18 @@ func (d *Driver) Resume(ctx context.Context, stack string) (*Result, error) {
 		if _, err := d.resolvePending(ctx, h, s, false); err != nil { // the up refreshes
 			return h.fail(ctx, err)
 		}
+		replace, refreshed, err := d.stillToReplace(ctx, h, s)
+		if err != nil {
+			return h.fail(ctx, err)
+		}
+		if _, err := d.ignoredConfig(ctx, stack, s, ConfigInput{}, replace); err != nil {
+			return h.fail(ctx, err)
+		}
 		if err := h.update(journal.Change{Status: ptr(journal.Provisioning), Operation: ptr(OpUp),
 			Interrupted: ptr(false), AddAttempt: true}); err != nil {
 			return err
 		}
-		out, cp, err = d.upAndWait(ctx, h, s, nil, true)
+		out, cp, err = d.upAndWait(ctx, h, s, replace, !refreshed)
 		return err
 	})
 	return &Result{Record: rec, Outputs: out, Checkpoint: cp}, err
@@ -163,7 +181,7 @@ func (d *Driver) ResumeAll(ctx context.Context, concurrency int, each func(Resum
 			}
 			continue
 		}
-		if r.Status == journal.Installing && d.now().Sub(r.Updated) > StuckInstalling {
+		if d.stuck(r) {
 			res := ResumeResult{Stack: r.Stack, Err: d.markStuck(ctx, r)}
 			stuck = append(stuck, res)
 			if each != nil {
@@ -180,11 +198,17 @@ func (d *Driver) ResumeAll(ctx context.Context, concurrency int, each func(Resum
 	return append(stuck, resumed...), err
 }
 
+// stuck reports whether r has been INSTALLING for StuckInstalling without news. A lease taken or
+// given back since is no news: the clock runs from the last Update.
+func (d *Driver) stuck(r journal.Record) bool {
+	return r.Status == journal.Installing && d.now().Sub(r.LastNews()) > StuckInstalling
+}
+
 // markStuck moves a deployment stuck in INSTALLING to ERROR, under its lease.
 func (d *Driver) markStuck(ctx context.Context, r journal.Record) error {
 	_, err := d.run(ctx, r.Stack, r.Operation, func(_ context.Context, h *hold) error {
 		msg := fmt.Sprintf("the setup did not complete within %s of the last news (%s)",
-			StuckInstalling, r.Updated.UTC().Format(time.RFC3339))
+			StuckInstalling, r.LastNews().UTC().Format(time.RFC3339))
 		d.note(r.Stack, "%s: marking it ERROR", msg)
 		return h.update(journal.Change{Status: ptr(journal.Error), LastError: ptr(msg)})
 	})
@@ -200,7 +224,7 @@ func (d *Driver) SweepStuck(ctx context.Context) {
 	}
 	dead := ownerDeadHere()
 	for _, r := range records {
-		if r.Status != journal.Installing || d.now().Sub(r.Updated) <= StuckInstalling {
+		if !d.stuck(r) {
 			continue
 		}
 		if d.heldElsewhere(r, dead) {

@@ -18,6 +18,9 @@ import (
 	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
 )
 
+// stuckNow is the clock of stuckWorld.
+var stuckNow = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
 // stuckWorld is a journal with three deployments INSTALLING, by a clock of the test's own:
 // "stuck" silent for 46 minutes, its owner gone; "held" as silent, held by a live process (me,
 // this test process); "recent" silent for 44 minutes, its owner gone. The driver runs six.
@@ -30,7 +33,7 @@ func stuckWorld(t *testing.T) (*journal.SQL, *Driver, *events, Owner) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = j.Close() })
-	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	now := stuckNow
 	host, _ := os.Hostname()
 	gone := Owner{Host: host, PID: 1 << 22, Start: 1, Nonce: "gone"}.String() // beyond pid_max: never alive
 	me, err := NewOwner()
@@ -99,6 +102,43 @@ func TestResumeAllMarksStuckInstalling(t *testing.T) {
 	}
 	if rec, _ := j.Get(ctx, "held"); rec.Status != journal.Installing || rec.LeaseOwner != me.String() {
 		t.Errorf("held was touched: %+v", rec)
+	}
+	if rec, _ := j.Get(ctx, "recent"); rec.Status != journal.Installing {
+		t.Errorf("recent was marked: %+v", rec)
+	}
+	if n := len(ev.of(EventResource)); n != 0 {
+		t.Errorf("%d resource events: marking a deployment stuck must not run the engine", n)
+	}
+}
+
+// TestStuckInstallingCountsFromTheLastNews: a lease taken and given back since the last news (a
+// worker's claim, a resume that stopped at once) is no news. A minute after such a claim of
+// "stuck" and "recent", a resume of "stuck" (silent for 46 minutes) marks it ERROR without an
+// engine run, as resume --all would, and "recent" (44 minutes) is resumed.
+func TestStuckInstallingCountsFromTheLastNews(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	j, d, ev, _ := stuckWorld(t)
+	claimed, err := j.ClaimStale(ctx, "worker-elsewhere", stuckNow.Add(-time.Minute), stuckNow.Add(-30*time.Second), 10)
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claimed %+v, %v; want stuck and recent", claimed, err)
+	}
+	for _, r := range claimed {
+		if err := j.Release(ctx, r.Stack, "worker-elsewhere", stuckNow.Add(-time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := d.Resume(ctx, "stuck")
+	if err == nil || !strings.Contains(err.Error(), "did not complete within 45m0s of the last news (2026-11-22T11:14:00Z)") ||
+		!strings.Contains(err.Error(), "up --retry") || res == nil || res.Record.Status != journal.Error {
+		t.Errorf("resume of stuck: %+v, %v", res, err)
+	}
+	if rec, _ := j.Get(ctx, "stuck"); rec.Status != journal.Error || rec.LeaseOwner != "" {
+		t.Errorf("stuck: %+v", rec)
+	}
+	var notFound *NotFoundError
+	if _, err := d.Resume(ctx, "recent"); !errors.As(err, &notFound) {
+		t.Errorf("resume of recent: %v, want it resumed (no deployment here)", err)
 	}
 	if rec, _ := j.Get(ctx, "recent"); rec.Status != journal.Installing {
 		t.Errorf("recent was marked: %+v", rec)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 
 	"github.com/clawdeploy/clawdeploy/journal"
 	"github.com/clawdeploy/clawdeploy/setup"
@@ -66,19 +67,25 @@ func (d *Driver) Up(ctx context.Context, stack string, opts *UpOptions) (*Result
 		if err := d.applyConfig(ctx, s, opts.Config); err != nil {
 			return err
 		}
-		if _, err := d.ignoredConfig(ctx, stack, s, ConfigInput{}); err != nil {
+		replace := opts.Replace
+		if opts.Retry {
+			replace = append(slices.Clone(replace), d.profile.Relaunch(stack)...)
+		}
+		// Journaled once the configuration they go with (a restore's snapshot) is the stack's.
+		if err := d.journalReplacements(ctx, h, s, replace); err != nil {
+			return h.fail(ctx, err)
+		}
+		if _, err := d.ignoredConfig(ctx, stack, s, ConfigInput{}, replace); err != nil {
 			return h.fail(ctx, err)
 		}
 		settled, err := d.resolvePending(ctx, h, s, false)
 		if err != nil {
 			return h.fail(ctx, err)
 		}
-		replace := opts.Replace
 		change := journal.Change{Status: ptr(journal.Provisioning), Operation: ptr(OpUp), Interrupted: ptr(false),
 			LastError: ptr(""), AddAttempt: true}
 		if opts.Retry {
 			change.Stage = ptr("")
-			replace = append(slices.Clone(replace), d.profile.Relaunch(stack)...)
 			d.note(stack, "retrying from a clean start: stage reset, setup relaunched")
 		}
 		if err := h.update(change); err != nil {
@@ -137,7 +144,7 @@ func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace [
 		}
 		refresh = true
 	}
-	if err := h.update(journal.Change{Status: ptr(journal.Installing)}); err != nil {
+	if err := h.update(journal.Change{Status: ptr(journal.Installing), Replacing: &[]journal.Replacement{}}); err != nil {
 		return outputs, cp, err
 	}
 	if err := d.waitSetup(ctx, h, outputs); err != nil {
@@ -148,6 +155,72 @@ func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace [
 		ready.LastGoodImage = ptr(image)
 	}
 	return outputs, cp, h.update(ready)
+}
+
+// journalReplacements records the replacements an up is asked for, each with the id its
+// resource has now, so that a resume makes those the up did not (stillToReplace). With none, it
+// clears what an earlier up left.
+func (d *Driver) journalReplacements(ctx context.Context, h *hold, s auto.Stack, urns []string) error {
+	if len(urns) == 0 && len(h.record.Replacing) == 0 {
+		return nil
+	}
+	replacing := []journal.Replacement{}
+	if len(urns) > 0 {
+		state, err := exportState(ctx, s)
+		if err != nil {
+			return err
+		}
+		for _, urn := range urns {
+			replacing = append(replacing, journal.Replacement{URN: urn, ID: liveID(state, urn)})
+		}
+	}
+	return h.update(journal.Change{Replacing: &replacing})
+}
+
+// stillToReplace is what an up that continues an interrupted one must replace: the journal's
+// replacements whose resource still has the id it had when that up began. One the interrupted
+// up made (a new id) is not made twice; one whose resource it deleted (delete-before-replace)
+// needs no --replace, as the up creates it. It refreshes the state first, so that the state
+// shows what the interrupted up did in the cloud; refreshed says so, and the up that follows
+// needs no refresh of its own.
+func (d *Driver) stillToReplace(ctx context.Context, h *hold, s auto.Stack) (urns []string, refreshed bool, err error) {
+	if len(h.record.Replacing) == 0 {
+		return nil, false, nil
+	}
+	if err := d.refreshState(ctx, h, s); err != nil {
+		return nil, false, err
+	}
+	state, err := exportState(ctx, s)
+	if err != nil {
+		return nil, true, err
+	}
+	for _, r := range h.record.Replacing {
+		switch now := liveID(state, r.URN); {
+		case now == "" || r.ID == "":
+			d.note(h.stack, "%s is not in the state: the up creates it", r.URN)
+		case now != r.ID:
+			d.note(h.stack, "%s was replaced already (now %s): not replacing it again", r.URN, now)
+		default:
+			d.note(h.stack, "replacing %s, as the interrupted up was asked to: it had not", r.URN)
+			urns = append(urns, r.URN)
+		}
+	}
+	return urns, true, nil
+}
+
+// liveID is the id of urn's resource in state, not counting one marked for deletion (the
+// resource a replacement superseded) or deleted already (delete-before-replace); "" when there
+// is none.
+func liveID(state *apitype.DeploymentV3, urn string) string {
+	if state == nil {
+		return ""
+	}
+	for _, r := range state.Resources {
+		if string(r.URN) == urn && !r.Delete && !r.PendingReplacement {
+			return string(r.ID)
+		}
+	}
+	return ""
 }
 
 // waitSetup waits for the setup to complete and records its stages; the caller records how it

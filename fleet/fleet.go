@@ -3,7 +3,8 @@
 // serve (Enqueue). Each sweep takes over the deployments whose owner's lease expired
 // (journal.ClaimStale), then queued requests (journal.TakeRequests), at most Concurrency
 // operations at once; every StaleEvery it marks ERROR the INSTALLING deployments without news
-// for automation.StuckInstalling that nobody live holds.
+// for automation.StuckInstalling that nobody live holds; every HealEvery it checks the hosts of
+// the deployments it can lease and heals those whose host is gone (automation.Driver.HealDue).
 package fleet
 
 import (
@@ -31,6 +32,7 @@ import (
 const (
 	DefaultPoll       = 2 * time.Second
 	DefaultStaleEvery = time.Minute
+	DefaultHealEvery  = time.Minute
 )
 
 // Options configure Work.
@@ -42,6 +44,10 @@ type Options struct {
 	Poll time.Duration
 	// StaleEvery is how often to sweep for stuck INSTALLING deployments (DefaultStaleEvery).
 	StaleEvery time.Duration
+	// HealEvery is how often to check the hosts and heal those gone (DefaultHealEvery when 0;
+	// negative: never). The checks of one sweep run Concurrency at a time, beside the other
+	// operations: a check is a read, and a heal takes the deployment's lease as any operation.
+	HealEvery time.Duration
 	// Stats, when not nil, is kept up to date for /metrics.
 	Stats *Stats
 }
@@ -112,7 +118,7 @@ func Work(ctx context.Context, d *automation.Driver, opts Options) error {
 	if concurrency < 1 {
 		return &automation.UsageError{Err: fmt.Errorf("--concurrency must be 1 or more, got %d", concurrency)}
 	}
-	poll, staleEvery := cmp.Or(opts.Poll, DefaultPoll), cmp.Or(opts.StaleEvery, DefaultStaleEvery)
+	poll, staleEvery, healEvery := cmp.Or(opts.Poll, DefaultPoll), cmp.Or(opts.StaleEvery, DefaultStaleEvery), cmp.Or(opts.HealEvery, DefaultHealEvery)
 	stats := opts.Stats
 	if stats == nil {
 		stats = &Stats{}
@@ -124,9 +130,26 @@ func Work(ctx context.Context, d *automation.Driver, opts Options) error {
 		wg       sync.WaitGroup
 		freed    = make(chan struct{}, concurrency)
 		lastSwep time.Time
+		lastHeal time.Time
+		healing  atomic.Bool // a heal sweep is under way
 		mu       sync.Mutex
 		busy     = map[string]bool{} // the deployments this worker runs an operation of
 	)
+	// claim marks a deployment busy unless it is; release undoes it.
+	claim := func(stack string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if busy[stack] {
+			return false
+		}
+		busy[stack] = true
+		return true
+	}
+	release := func(stack string) {
+		mu.Lock()
+		delete(busy, stack)
+		mu.Unlock()
+	}
 	running := func() int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -154,6 +177,15 @@ func Work(ctx context.Context, d *automation.Driver, opts Options) error {
 		if now.Sub(lastSwep) >= staleEvery {
 			d.SweepStuck(ctx)
 			lastSwep = now
+		}
+		if healEvery > 0 && now.Sub(lastHeal) >= healEvery && healing.CompareAndSwap(false, true) {
+			lastHeal = now
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer healing.Store(false)
+				w.healSweep(ctx, concurrency, stats, claim, release)
+			}()
 		}
 		claimed, err := w.journal.ClaimStale(ctx, w.owner, now, now.Add(d.LeaseTTL()), concurrency-running())
 		if err != nil && ctx.Err() == nil {
@@ -190,6 +222,42 @@ func Work(ctx context.Context, d *automation.Driver, opts Options) error {
 	d.Note("", "worker %s stopping: %d operations in flight are interrupted and left to the next worker", w.owner, running())
 	wg.Wait()
 	return nil
+}
+
+// healSweep checks the host of each deployment HealDue names that this worker runs nothing of,
+// concurrency at a time, and heals those whose host is gone (Heal, under the deployment's
+// lease, with the backoff of a failed heal). A heal cut short (its operation unfinished) is left
+// to the takeovers, which continue it. A check that finds the host running is no operation; a
+// heal, done or failed, is counted as one.
+func (w *worker) healSweep(ctx context.Context, concurrency int, stats *Stats, claim func(string) bool, release func(string)) {
+	due, err := w.d.HealDue(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.d.Warn("", "the worker's heal sweep: %v", err)
+		}
+		return
+	}
+	slots := make(chan struct{}, concurrency)
+	var wg sync.WaitGroup
+	for _, r := range due {
+		stack := r.Stack
+		finished := !r.Interrupted && (r.Status == journal.Ready || r.Status == journal.Error)
+		if ctx.Err() != nil || !finished || !claim(stack) {
+			continue
+		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			defer release(stack)
+			res, err := w.d.Heal(ctx, stack)
+			if err != nil || res != nil && res.Healed {
+				stats.ended("heal", err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // takeOver continues a deployment a sweep claimed from a dead owner, and finishes the request

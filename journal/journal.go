@@ -75,7 +75,11 @@ type Record struct {
 	Attempts  int
 	LastError string
 	Created   time.Time
-	Updated   time.Time
+	// Updated is when the record last changed, a lease taken or given back included; News is
+	// when the deployment last had news: created, or an Update (a status, a stage, an error).
+	// What has been silent too long is judged by News (LastNews).
+	Updated time.Time
+	News    time.Time
 	// LeaseOwner holds the deployment until LeaseExpires; empty when nobody does.
 	LeaseOwner   string
 	LeaseExpires time.Time
@@ -99,6 +103,27 @@ type Record struct {
 	// HostOrder is where the order of the deployment's host stands (JSON, as the driver wrote
 	// it: cart, order, service, rebuild task); empty for a host the user brings.
 	HostOrder string
+	// Replacing are the replacements the up under way was asked for (`up --replace`, a restore,
+	// `up --retry`), each resource with the id it had when the up began: a resume makes again
+	// those whose resource still has that id, and no other. Empty once the engine's update is
+	// done.
+	Replacing []Replacement
+}
+
+// Replacement is a resource an up must replace: its URN, and its id before the replacement
+// ("" when the state held none).
+type Replacement struct {
+	URN string `json:"urn"`
+	ID  string `json:"id,omitempty"`
+}
+
+// LastNews is when the deployment last had news: News, or for a record written before the
+// journal kept it, Updated.
+func (r Record) LastNews() time.Time {
+	if r.News.IsZero() {
+		return r.Updated
+	}
+	return r.News
 }
 
 // Downtime is how long the last interruption kept the deployment from READY: until it was READY
@@ -131,10 +156,11 @@ type Change struct {
 	Interruption *Interruption
 	// HealFailed records a failed heal and when the next may try.
 	HealFailed *time.Time
-	// LastGoodImage, Checkpoint and HostOrder set the fields of the same names.
+	// LastGoodImage, Checkpoint, HostOrder and Replacing set the fields of the same names.
 	LastGoodImage *string
 	Checkpoint    *string
 	HostOrder     *string
+	Replacing     *[]Replacement
 }
 
 // Interruption is a host taken away.

@@ -129,6 +129,17 @@ func TestLifecycle(t *testing.T) {
 			got.HostOrder != `{"cartId":"c-1"}` {
 			t.Errorf("last good image %q, checkpoint %q, host order %q", got.LastGoodImage, got.Checkpoint, got.HostOrder)
 		}
+		// The replacements an up was asked for, kept until they are cleared.
+		replacing := []Replacement{{URN: "urn:pulumi:dev::openclaw::aws:ebs/volume:Volume::data", ID: "vol-1"}, {URN: "urn:x"}}
+		if _, err := j.Update(ctx, "dev", "a", t0.Add(2*time.Second), Change{Replacing: &replacing}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := j.Get(ctx, "dev"); !slices.Equal(got.Replacing, replacing) {
+			t.Errorf("replacing %+v, want %+v", got.Replacing, replacing)
+		}
+		if got, _ := j.Update(ctx, "dev", "a", t0.Add(2*time.Second), Change{Replacing: &[]Replacement{}}); got.Replacing != nil {
+			t.Errorf("replacing after clearing: %+v", got.Replacing)
+		}
 		// A host being ordered: PROVISIONING → ORDERING → PROVISIONING.
 		for _, to := range []Status{Ordering, Provisioning} {
 			if _, err := j.Update(ctx, "dev", "a", t0.Add(2*time.Second), Change{Status: status(to)}); err != nil {
@@ -208,6 +219,19 @@ func TestLease(t *testing.T) {
 		}
 		if r, _ := j.Get(ctx, "dev"); r.LeaseOwner != "c" {
 			t.Errorf("lease owner after a foreign release: %s", r.LeaseOwner)
+		}
+		// None of it was news: the deployment's last news is still its creation. An update is.
+		if r, _ := j.Get(ctx, "dev"); !r.LastNews().Equal(t0) || !r.Updated.After(t0) {
+			t.Errorf("after leases taken, renewed and released: news %s, updated %s; want news %s", r.LastNews(), r.Updated, t0)
+		}
+		if r, err := j.Update(ctx, "dev", "c", t0.Add(55*time.Second), Change{Stage: str("network_ready")}); err != nil || !r.LastNews().Equal(t0.Add(55*time.Second)) {
+			t.Errorf("after an update: news %s, %v", r.LastNews(), err)
+		}
+		if err := j.Release(ctx, "dev", "c", t0.Add(56*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := j.Get(ctx, "dev"); !r.LastNews().Equal(t0.Add(55 * time.Second)) {
+			t.Errorf("after the update and a release: news %s", r.LastNews())
 		}
 	})
 }
@@ -515,7 +539,8 @@ func TestMigratesAnOlderJournal(t *testing.T) {
 		}
 		j := open(t, path)
 		r, err := j.Get(t.Context(), "dev")
-		if err != nil || r.Status != Ready || r.Interruptions != 0 || !r.InterruptedAt.IsZero() || !r.HealAfter.IsZero() {
+		if err != nil || r.Status != Ready || r.Interruptions != 0 || !r.InterruptedAt.IsZero() || !r.HealAfter.IsZero() ||
+			!r.News.IsZero() || !r.LastNews().Equal(time.UnixMilli(2)) || r.Replacing != nil {
 			t.Errorf("the older record reads %+v, %v", r, err)
 		}
 		var version, rows int

@@ -3,11 +3,13 @@ package journal
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,6 +96,10 @@ var migrations = []string{
 	error TEXT NOT NULL DEFAULT ''
 )`,
 	`CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state, created_ms)`,
+	// 6: the replacements an up was asked for (JSON), which its resume makes again.
+	`ALTER TABLE deployments ADD COLUMN replacing TEXT NOT NULL DEFAULT ''`,
+	// 7: when the deployment last had news (an Update), which a lease taken or given back is not.
+	`ALTER TABLE deployments ADD COLUMN news_ms BIGINT NOT NULL DEFAULT 0`,
 }
 
 // OpenSQLite opens (creating it if need be) the embedded journal at path: SQLite in WAL mode with
@@ -229,7 +235,7 @@ func (j *SQL) q(query string) string {
 const columns = `stack, target, status, stage, interrupted, operation, attempts, last_error,
 	created_ms, updated_ms, lease_owner, lease_expires_ms,
 	interruptions, interrupted_ms, interrupted_host, recovered_ms, heal_failures, heal_after_ms,
-	last_good_image, checkpoint, host_order`
+	last_good_image, checkpoint, host_order, replacing, news_ms`
 
 type scanner interface{ Scan(...any) error }
 
@@ -238,21 +244,28 @@ func scan(s scanner) (Record, error) {
 		r                                     Record
 		status                                string
 		interrupted                           int
-		created, updated, leaseExpires        int64
+		created, updated, leaseExpires, news  int64
 		interruptedAt, recoveredAt, healAfter int64
+		replacing                             string
 	)
 	err := s.Scan(&r.Stack, &r.Target, &status, &r.Stage, &interrupted, &r.Operation, &r.Attempts, &r.LastError,
 		&created, &updated, &r.LeaseOwner, &leaseExpires,
 		&r.Interruptions, &interruptedAt, &r.InterruptedHost, &recoveredAt, &r.HealFailures, &healAfter,
-		&r.LastGoodImage, &r.Checkpoint, &r.HostOrder)
+		&r.LastGoodImage, &r.Checkpoint, &r.HostOrder, &replacing, &news)
 	if err != nil {
 		return Record{}, err
+	}
+	if replacing != "" {
+		if err := json.Unmarshal([]byte(replacing), &r.Replacing); err != nil {
+			return Record{}, fmt.Errorf("the replacements of %s: %w", r.Stack, err)
+		}
 	}
 	r.Status = Status(status)
 	r.Interrupted = interrupted != 0
 	r.Created = time.UnixMilli(created)
 	r.Updated = time.UnixMilli(updated)
 	r.LeaseExpires = time.UnixMilli(leaseExpires)
+	r.News = fromMillis(news)
 	r.InterruptedAt, r.RecoveredAt, r.HealAfter = fromMillis(interruptedAt), fromMillis(recoveredAt), fromMillis(healAfter)
 	return r, nil
 }
@@ -306,9 +319,9 @@ func (j *SQL) List(ctx context.Context) ([]Record, error) {
 // Ensure creates the deployment if absent.
 func (j *SQL) Ensure(ctx context.Context, stack, target string, now time.Time) (Record, error) {
 	ms := now.UnixMilli()
-	_, err := j.db.ExecContext(ctx, j.q(`INSERT INTO deployments (stack, target, status, created_ms, updated_ms)
-		SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM deployments WHERE stack = ?)`),
-		stack, target, string(Pending), ms, ms, stack)
+	_, err := j.db.ExecContext(ctx, j.q(`INSERT INTO deployments (stack, target, status, created_ms, updated_ms, news_ms)
+		SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM deployments WHERE stack = ?)`),
+		stack, target, string(Pending), ms, ms, ms, stack)
 	if err != nil {
 		return Record{}, fmt.Errorf("journal: creating %s: %w", stack, err)
 	}
@@ -417,6 +430,20 @@ func (j *SQL) Update(ctx context.Context, stack, owner string, now time.Time, ch
 	if change.HostOrder != nil {
 		r.HostOrder = *change.HostOrder
 	}
+	if change.Replacing != nil {
+		r.Replacing = nil
+		if len(*change.Replacing) > 0 {
+			r.Replacing = slices.Clone(*change.Replacing)
+		}
+	}
+	replacing := ""
+	if len(r.Replacing) > 0 {
+		b, err := json.Marshal(r.Replacing)
+		if err != nil {
+			return Record{}, fmt.Errorf("journal: updating %s: %w", stack, err)
+		}
+		replacing = string(b)
+	}
 	if change.HealFailed != nil {
 		r.HealFailures++
 		r.HealAfter = *change.HealFailed
@@ -434,15 +461,16 @@ func (j *SQL) Update(ctx context.Context, stack, owner string, now time.Time, ch
 	if _, err := tx.ExecContext(ctx, j.q(`UPDATE deployments SET status = ?, stage = ?, interrupted = ?, operation = ?,
 		attempts = ?, last_error = ?, updated_ms = ?, interruptions = ?, interrupted_ms = ?, interrupted_host = ?,
 		recovered_ms = ?, heal_failures = ?, heal_after_ms = ?, last_good_image = ?, checkpoint = ?,
-		host_order = ? WHERE stack = ? AND lease_owner = ?`),
+		host_order = ?, replacing = ?, news_ms = ? WHERE stack = ? AND lease_owner = ?`),
 		string(r.Status), r.Stage, interrupted, r.Operation, r.Attempts, r.LastError, now.UnixMilli(),
 		r.Interruptions, millis(r.InterruptedAt), r.InterruptedHost, millis(r.RecoveredAt), r.HealFailures, millis(r.HealAfter),
-		r.LastGoodImage, r.Checkpoint, r.HostOrder, stack, owner); err != nil {
+		r.LastGoodImage, r.Checkpoint, r.HostOrder, replacing, now.UnixMilli(), stack, owner); err != nil {
 		return Record{}, fmt.Errorf("journal: updating %s: %w", stack, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return Record{}, fmt.Errorf("journal: updating %s: %w", stack, err)
 	}
 	r.Updated = time.UnixMilli(now.UnixMilli())
+	r.News = r.Updated
 	return r, nil
 }

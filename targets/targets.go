@@ -179,6 +179,9 @@ type Lease interface {
 type Config struct {
 	Values     map[string]string
 	SecretKeys []string
+	// Replacing are the URNs the up replaces: their new resources take the configuration, so
+	// a change they take is not ignored.
+	Replacing []string
 }
 
 // Value is the value of a key, bare or namespaced.

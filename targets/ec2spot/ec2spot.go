@@ -351,7 +351,7 @@ func (Target) Ignored(ctx context.Context, d targets.Deployment, config targets.
 		return nil, err
 	}
 	for _, r := range state.Resources {
-		if string(r.Type) != "aws:ebs/volume:Volume" || r.Delete {
+		if string(r.Type) != "aws:ebs/volume:Volume" || r.Delete || slices.Contains(config.Replacing, string(r.URN)) {
 			continue
 		}
 		var ignored []targets.IgnoredChange

@@ -24,7 +24,11 @@ nothing.
 
 --all resumes every unfinished deployment nobody live holds, --concurrency at a
 time, at once: a dead owner on this host is recognised without waiting for its
-lease to expire. Deployments stuck in INSTALLING for 45 minutes become ERROR.`,
+lease to expire.
+
+A deployment INSTALLING for 45 minutes without news (an update of its record; a lease
+taken or given back is none) that no live owner holds becomes ERROR instead of being
+resumed: resume --stack then exits 1 and points at up --retry.`,
 	Flags: []cli.Flag{stackFlag, waitFlag,
 		&cli.BoolFlag{Name: "all", Usage: "resume every unfinished deployment"},
 		&cli.IntFlag{Name: "concurrency", Usage: "with --all, how many at a time", Value: automation.DefaultConcurrency},

@@ -119,6 +119,9 @@ type statusRecord struct {
 	// HostOrder is where the order of a VPS ordered from a provider stands: its plan, cart,
 	// order id, service name, address and rebuild task (ordering.State).
 	HostOrder json.RawMessage `json:"hostOrder,omitempty"`
+	// Replacing are the replacements an unfinished up was asked for (a restore's volume and
+	// instance, say), each resource with its id before: what its resume replaces if still so.
+	Replacing []journal.Replacement `json:"replacing,omitempty"`
 }
 
 func statusEvent(r journal.Record) statusRecord {
@@ -133,7 +136,7 @@ func statusEvent(r journal.Record) statusRecord {
 	}
 	s.Interruptions, s.InterruptedInstance, s.HealFailures = r.Interruptions, r.InterruptedHost, r.HealFailures
 	s.InterruptedAt, s.RecoveredAt, s.HealAfter = utcOrNil(r.InterruptedAt), utcOrNil(r.RecoveredAt), utcOrNil(r.HealAfter)
-	s.LastGoodImage = r.LastGoodImage
+	s.LastGoodImage, s.Replacing = r.LastGoodImage, r.Replacing
 	if json.Valid([]byte(r.Checkpoint)) {
 		s.Checkpoint = json.RawMessage(r.Checkpoint)
 	}

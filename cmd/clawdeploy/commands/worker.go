@@ -20,7 +20,7 @@ import (
 // Worker runs the long-lived worker of several replicas.
 var Worker = &cli.Command{
 	Name:      "worker",
-	Usage:     "run until SIGTERM: take over deployments whose owner died, run queued requests, mark stuck ones ERROR",
+	Usage:     "run until SIGTERM: take over deployments whose owner died, run queued requests, heal lost hosts, mark stuck ones ERROR",
 	ArgsUsage: " ",
 	Description: `The long-running form of resume --all, for several replicas sharing one journal
 (--journal postgres://…) and one state backend (--backend s3://…).
@@ -34,6 +34,12 @@ requests table), the requests of one deployment one at a time, in order. Every
 minute it marks ERROR the INSTALLING deployments without news for 45 minutes that no
 live owner holds.
 
+Every --heal-every (1m; 0: never) it runs the check of heal --all on the deployments
+it can lease (READY ones, and ERROR ones whose last heal failed, once their backoff
+has passed), --concurrency at a time: a host that runs is left alone; a host that is
+gone (a Spot interruption) is brought back under the deployment's lease, as heal
+does. With the worker running, no cron line is needed for heal --all.
+
 On SIGTERM it takes no more work and interrupts its operations: each saves its state
 within --drain, is marked interrupted and its lease released, so another worker
 takes it over at once; the worker exits when they have.
@@ -45,6 +51,7 @@ clawdeploy_operations_total{operation}, clawdeploy_operation_failures_total{oper
 	Flags: []cli.Flag{
 		&cli.IntFlag{Name: "concurrency", Usage: "how many operations at once", Value: automation.DefaultConcurrency},
 		&cli.DurationFlag{Name: "poll", Usage: "how often to look for work", Value: fleet.DefaultPoll},
+		&cli.DurationFlag{Name: "heal-every", Usage: "how often to check the hosts and heal those gone (0: never)", Value: fleet.DefaultHealEvery},
 		&cli.StringFlag{Name: "listen", Usage: "serve /healthz and /metrics on this address, like 127.0.0.1:9464"},
 	},
 	Action: func(cliContext *cli.Context) error {
@@ -53,6 +60,13 @@ clawdeploy_operations_total{operation}, clawdeploy_operation_failures_total{oper
 		}
 		if p := cliContext.Duration("poll"); p <= 0 {
 			return usageError("--poll must be a positive duration like 2s, got %s", p)
+		}
+		healEvery := cliContext.Duration("heal-every")
+		switch {
+		case healEvery < 0:
+			return usageError("--heal-every must be a duration like 1m, or 0 for never, got %s", healEvery)
+		case healEvery == 0:
+			healEvery = -1 // never
 		}
 		var listener net.Listener
 		if addr := cliContext.String("listen"); addr != "" {
@@ -71,7 +85,7 @@ clawdeploy_operations_total{operation}, clawdeploy_operation_failures_total{oper
 				defer func() { _ = srv.Close() }()
 			}
 			return fleet.Work(cliContext.Context, d, fleet.Options{
-				Concurrency: cliContext.Int("concurrency"), Poll: poll, Stats: stats,
+				Concurrency: cliContext.Int("concurrency"), Poll: poll, HealEvery: healEvery, Stats: stats,
 			})
 		})
 	},
