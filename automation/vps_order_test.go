@@ -283,11 +283,22 @@ func TestVPSNonRootUser(t *testing.T) {
 			t.Parallel()
 			sshd.AddUser(t, c.user, c.sudo)
 			w := newVPSWorldOn(t, simprogram.SetupScript(1, false), sshd.StartFor(t, c.user))
+			onHost := watchArgv(w.server.PID())
 			p, code := runSim(t, w.sim, "vps", w.upArgs("vps1")...)
+			hostLines := onHost.end()
 			rec := status(t, w.sim, "vps", "vps1")
 			if c.sudo {
 				if code != 0 || rec["status"] != "READY" || w.launches() != 1 {
 					t.Fatalf("with sudo: exit %d, %v, %d launches\n%s", code, rec, w.launches(), p.stderr.String())
+				}
+				// The launch went through sudo, and carried the gateway token in no command line.
+				if !slices.ContainsFunc(hostLines, func(l string) bool { return strings.HasPrefix(l, "sudo -n -H bash") }) {
+					t.Errorf("the watch saw no launch through sudo on the host: %q", hostLines)
+				}
+				for _, l := range hostLines {
+					if holdsSecret(l, "gw-vps-token") {
+						t.Errorf("the gateway token is in the arguments of %.300q on the host", l)
+					}
 				}
 				// The setup ran as root: its markers are root's.
 				if info, err := os.Stat(filepath.Join(w.root, setup.CompleteFile)); err != nil || info.Sys().(*syscall.Stat_t).Uid != 0 {

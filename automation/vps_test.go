@@ -1,6 +1,7 @@
 package automation_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -352,18 +353,21 @@ func TestVPSOpenRouterKeyCreationInterrupted(t *testing.T) {
 	}
 }
 
-// argvWatch records the command line of a process and of every process descending from it, as
-// /proc shows them to any user of the machine, until it is stopped.
+// argvWatch records the command line of processes and of every process descending from them,
+// as /proc shows them to any user of the machine, until it is stopped.
 type argvWatch struct {
-	root int
-	mu   sync.Mutex
-	seen map[int]string
-	stop chan struct{}
-	done chan struct{}
+	roots []int
+	mu    sync.Mutex
+	seen  map[int]string
+	stop  chan struct{}
+	done  chan struct{}
 }
 
-func watchArgv(root int) *argvWatch {
-	w := &argvWatch{root: root, seen: map[int]string{}, stop: make(chan struct{}), done: make(chan struct{})}
+func watchArgv(roots ...int) *argvWatch {
+	w := &argvWatch{roots: roots, seen: map[int]string{}, stop: make(chan struct{}), done: make(chan struct{})}
+	under := func(pid int) bool {
+		return slices.ContainsFunc(roots, func(root int) bool { return pid == root || descends(pid, root) })
+	}
 	go func() {
 		defer close(w.done)
 		for {
@@ -375,7 +379,7 @@ func watchArgv(root int) *argvWatch {
 			entries, _ := os.ReadDir("/proc")
 			for _, e := range entries {
 				pid, err := strconv.Atoi(e.Name())
-				if err != nil || pid != root && !descends(pid, root) {
+				if err != nil || !under(pid) {
 					continue
 				}
 				b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
@@ -404,12 +408,34 @@ func (w *argvWatch) end() []string {
 	return out
 }
 
+// holdsSecret reports whether a command line holds secret: as it is, or base64-encoded (the
+// form a file's content takes in a shell command), in any of the three alignments.
+func holdsSecret(line, secret string) bool {
+	if strings.Contains(line, secret) {
+		return true
+	}
+	for _, token := range regexp.MustCompile(`[A-Za-z0-9+/]{16,}={0,2}`).FindAllString(line, -1) {
+		for skip := range 4 { // a token cut anywhere: decode from each offset
+			if len(token) <= skip {
+				break
+			}
+			t := token[skip:]
+			t = t[:len(t)/4*4]
+			if b, err := base64.StdEncoding.DecodeString(t); err == nil && strings.Contains(string(b), secret) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // TestNoSecretInAnyProcessArguments runs a vps up and destroy with every kind of secret (the
 // operator's SSH key, a gateway token, a provider key, an OpenRouter provisioning key), given
 // through --secret-file and standard input, and reads the command line of the driver and of
 // every process it starts (the Pulumi CLIs that set the configuration, the plugins, curl) as
-// they run: none holds a secret. The watch must have seen the CLI and curl, or it proves
-// nothing.
+// they run, and on the host, of every process its sessions start (the launch, the setup): none
+// holds a secret, as it is or base64-encoded. The watch must have seen the CLI, curl and the
+// launch on the host, or it proves nothing.
 func TestNoSecretInAnyProcessArguments(t *testing.T) {
 	t.Parallel()
 	w := newVPSWorld(t, simprogram.SetupScript(0, false))
@@ -470,8 +496,8 @@ func TestNoSecretInAnyProcessArguments(t *testing.T) {
 				curls++
 			}
 			for k, v := range secrets {
-				if strings.Contains(l, v) {
-					t.Errorf("%s: the secret %s is in the arguments of %q", what, k, l)
+				if holdsSecret(l, v) {
+					t.Errorf("%s: the secret %s is in the arguments of %.300q", what, k, l)
 				}
 			}
 			if strings.Contains(l, keyLine) {
@@ -485,9 +511,13 @@ func TestNoSecretInAnyProcessArguments(t *testing.T) {
 	}
 
 	p := startSimWithInput(t, w.sim, "vps", strings.NewReader(secrets["anthropic_api_key"]+"\n"), args...)
-	watch := watchArgv(p.cmd.Process.Pid)
+	watch, onHost := watchArgv(p.cmd.Process.Pid), watchArgv(w.server.PID())
 	code := p.wait(5 * time.Minute)
-	leaks("up", watch.end())
+	hostLines := onHost.end()
+	leaks("up", append(watch.end(), hostLines...))
+	if !slices.ContainsFunc(hostLines, func(l string) bool { return strings.Contains(l, "bash") }) {
+		t.Errorf("the watch saw no shell on the host (%q): it would not have seen the launch", hostLines)
+	}
 	if code != 0 {
 		t.Fatalf("up: exit %d\n%s", code, p.stderr.String())
 	}

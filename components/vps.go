@@ -175,7 +175,8 @@ type VPSSetupArgs struct {
 	// PrivateKey logs in: the deployment's key, authorized by SSHAccess.
 	PrivateKey pulumi.StringInput
 	// LaunchCommand launches the setup script detached (setup.Launch.Command): one session,
-	// returning at once. It carries the settings, so it is kept as a secret.
+	// returning at once. It carries the settings and the host's secrets, so it is kept as a
+	// secret and sent on the session's standard input, never in a command line.
 	LaunchCommand pulumi.StringInput
 	// LaunchID identifies what is launched (setup.Launch.ID): a new ID relaunches.
 	LaunchID pulumi.StringInput
@@ -221,10 +222,11 @@ func NewVPSSetup(ctx *pulumi.Context, name string, args *VPSSetupArgs, opts ...p
 	}
 	cmd, err := remote.NewCommand(ctx, name+"-launch", &remote.CommandArgs{
 		Connection: args.Host.connection(args.PrivateKey.ToStringOutput().ToStringPtrOutput(), nil),
-		// A user other than root launches through passwordless sudo (checked at ssh_ready).
-		Create: pulumi.ToSecret(args.LaunchCommand.ToStringOutput().ApplyT(func(c string) string {
-			return setup.AsRoot(args.Host.User, c)
-		})).(pulumi.StringOutput).ToStringPtrOutput(),
+		// A user other than root launches through passwordless sudo (checked at ssh_ready). The
+		// command is a shell reading the launch on its standard input: in its arguments, any
+		// local user of the host would read the secrets in /proc while it runs.
+		Create:   pulumi.String(setup.ShellAsRoot(args.Host.User)),
+		Stdin:    pulumi.ToSecret(args.LaunchCommand.ToStringOutput()).(pulumi.StringOutput).ToStringPtrOutput(),
 		Triggers: pulumi.Array{args.LaunchID},
 	}, pulumi.Parent(c), pulumi.AdditionalSecretOutputs([]string{"connection"}), pulumi.DependsOn(args.After))
 	if err != nil {

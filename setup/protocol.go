@@ -244,6 +244,14 @@ func AsRoot(user, command string) string {
 	return "sudo -n -H bash -c " + quote(command)
 }
 
+// ShellAsRoot is the command that runs, as root, the shell commands it reads on its standard
+// input, as user logs in: for root a shell; for any other user a shell through passwordless
+// sudo. What is sent that way is in no process's arguments on the host, where any local user
+// reads them in /proc: the way to send a launch that carries secrets.
+func ShellAsRoot(user string) string {
+	return AsRoot(user, "bash -s")
+}
+
 // Bounded returns command so that the host itself ends it, with every process it started,
 // after d (whole seconds, rounded up): coreutils' timeout runs it in a process group of its own
 // and kills that group. A client that gives up on a command closes its connection, but the

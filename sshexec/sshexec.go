@@ -238,6 +238,12 @@ func dialOnce(ctx context.Context, addr string, cfg *ssh.ClientConfig, timeout t
 // Run dials the target and runs command in one exec session, returning its standard output. A
 // non-zero exit is an *ExitError carrying both outputs. Cancelling ctx closes the connection.
 func (d Dialer) Run(ctx context.Context, t Target, command string) (string, error) {
+	return d.RunWithInput(ctx, t, command, "")
+}
+
+// RunWithInput is Run with stdin given to the command on its standard input: the way to send
+// the command what must not be in its arguments.
+func (d Dialer) RunWithInput(ctx context.Context, t Target, command, stdin string) (string, error) {
 	client, err := d.Dial(ctx, t)
 	if err != nil {
 		return "", err
@@ -250,7 +256,7 @@ func (d Dialer) Run(ctx context.Context, t Target, command string) (string, erro
 		limit = DefaultMaxOutput
 	}
 	b := &budget{limit: limit, exceeded: func() { _ = client.Close() }}
-	out, err := run(client, command, b)
+	out, err := run(client, command, stdin, b)
 	if b.wasExceeded() {
 		return "", &OutputLimitError{Address: t.Address(), Limit: limit}
 	}
@@ -292,7 +298,7 @@ func (w limited) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-func run(client *ssh.Client, command string, b *budget) (string, error) {
+func run(client *ssh.Client, command, stdin string, b *budget) (string, error) {
 	session, err := client.NewSession()
 	if err != nil {
 		return "", fmt.Errorf("ssh session: %w", err)
@@ -300,6 +306,9 @@ func run(client *ssh.Client, command string, b *budget) (string, error) {
 	defer func() { _ = session.Close() }()
 	var stdout, stderr bytes.Buffer
 	session.Stdout, session.Stderr = limited{&stdout, b}, limited{&stderr, b}
+	if stdin != "" {
+		session.Stdin = strings.NewReader(stdin)
+	}
 	err = session.Run(command)
 	var exit *ssh.ExitError
 	if errors.As(err, &exit) {

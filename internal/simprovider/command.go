@@ -94,7 +94,8 @@ func generateKey(inputs, out resource.PropertyMap) error {
 
 // runRemote runs the command's create (create and update, as pulumi-command does without an
 // update command) or delete over SSH, with the connection's host key check: no pinned key means
-// any key, as the real provider does.
+// any key, as the real provider does. The command is given the stdin input on its standard input,
+// as the real provider gives it.
 func runRemote(op string, inputs, out resource.PropertyMap) error {
 	command := commandFor(op, inputs)
 	if command == "" {
@@ -116,7 +117,13 @@ func runRemote(op string, inputs, out resource.PropertyMap) error {
 	target.AllowUnknownHostKey = target.HostKey == ""
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	stdout, err := sshexec.Dialer{Timeout: 15 * time.Second, Attempts: 10}.Run(ctx, target, command)
+	var stdout string
+	var err error
+	if stdin := str(inputs, "stdin"); stdin != "" {
+		stdout, err = sshexec.Dialer{Timeout: 15 * time.Second, Attempts: 10}.RunWithInput(ctx, target, command, stdin)
+	} else {
+		stdout, err = sshexec.Dialer{Timeout: 15 * time.Second, Attempts: 10}.Run(ctx, target, command)
+	}
 	if err != nil {
 		return fmt.Errorf("simulated command %s: %w", op, err)
 	}

@@ -280,6 +280,9 @@ func (s *Server) Stats() Stats {
 	}
 }
 
+// PID is the listening daemon's process: every session's processes descend from it.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
 // Log returns the server's log, for failure messages.
 func (s *Server) Log() string {
 	out, _ := os.ReadFile(s.log)
