@@ -55,4 +55,7 @@ var configOfProperty = map[string]string{
 	"subnetId":         "availability_zone or subnet_id",
 	"availabilityZone": "availability_zone",
 	"snapshotId":       "data_volume_snapshot_id",
+	// No key sets the Spot options: clawdeploy never caps the Spot price (a cap raises the
+	// interruptions), so they change only with clawdeploy's own program.
+	"instanceMarketOptions": "none: the Spot options clawdeploy's program sets (one-time, terminate, no price cap)",
 }
