@@ -282,7 +282,12 @@ func TestVPSProgram(t *testing.T) {
 	if launch.String("connection.privateKey") == testOperatorKey || !slices.Contains(launch.Request.GetDependencies(), key.URN) {
 		t.Errorf("the launch does not log in with the deployment's own key")
 	}
-	create := launch.String("create")
+	// The session runs a shell that reads the launch on its standard input: the launch, which
+	// carries the secrets, is in no command line on the host.
+	if got := launch.String("create"); got != "bash -s" {
+		t.Errorf("the launch's session runs %q, want a shell reading its standard input", got)
+	}
+	create := launch.String("stdin")
 	if !strings.Contains(create, "root='/srv/oc'") || !strings.Contains(create, "setsid nohup bash") {
 		t.Errorf("the launch command is not the protocol's:\n%s", create)
 	}
@@ -295,7 +300,7 @@ func TestVPSProgram(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(launch.Inputs["triggers"]), id) {
 		t.Errorf("triggers %v do not carry the launch id", launch.Inputs["triggers"])
 	}
-	if !launch.Inputs["create"].IsSecret() {
+	if !launch.Inputs["stdin"].IsSecret() {
 		t.Errorf("the launch command carries the settings' secrets but is not a secret")
 	}
 	if strings.Contains(create, "gw-secret-1") {
@@ -373,10 +378,10 @@ func TestVPSProgramWithOpenRouterKey(t *testing.T) {
 		t.Errorf("environment %v", key.Inputs["environment"])
 	}
 	launch, _ := m.One("command:remote:Command", NameVPSSetup+"-launch")
-	if got := launchedFile(t, launch.String("create"), "/etc/openclaw/secrets.env"); !strings.HasSuffix(got, "\nOPENROUTER_API_KEY=sk-or-v1-own\n") {
+	if got := launchedFile(t, launch.String("stdin"), "/etc/openclaw/secrets.env"); !strings.HasSuffix(got, "\nOPENROUTER_API_KEY=sk-or-v1-own\n") {
 		t.Errorf("the launch does not carry the deployment's key: secrets file %q", got)
 	}
-	if !launch.Inputs["create"].IsSecret() {
+	if !launch.Inputs["stdin"].IsSecret() {
 		t.Errorf("the launch command is not a secret")
 	}
 }
@@ -417,7 +422,7 @@ func TestVPSProgramMakesAGatewayToken(t *testing.T) {
 		t.Errorf("exported token %q, want %q", exported, want)
 	}
 	launch, _ := m.One("command:remote:Command", NameVPSSetup+"-launch")
-	if got := launchedFile(t, launch.String("create"), "/etc/openclaw/secrets.env"); got != "OPENCLAW_GATEWAY_TOKEN="+want+"\n" {
+	if got := launchedFile(t, launch.String("stdin"), "/etc/openclaw/secrets.env"); got != "OPENCLAW_GATEWAY_TOKEN="+want+"\n" {
 		t.Errorf("secrets file %q", got)
 	}
 
