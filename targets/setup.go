@@ -35,6 +35,9 @@ const (
 	DefaultSetupPoll = 30 * time.Second
 	// DefaultSetupTimeout is how long the setup may take after the engine is done.
 	DefaultSetupTimeout = 20 * time.Minute
+	// PollBound bounds each poll (a connection and its command, or an API call): the
+	// provisioning flow's rule, so that a poll ends well within a 30 s drain window.
+	PollBound = 15 * time.Second
 )
 
 // Waiter waits until the setup script completes on the deployment's host. It calls report with
@@ -93,7 +96,8 @@ func (e stopPolling) Unwrap() error { return e.error }
 // that fails is tried again at the next interval (the host may be restarting), unless it says
 // to stop (StopPolling); the timeout names the last status read and why the last read failed,
 // if it did. An interval or a budget of 0 means the default (DefaultSetupPoll,
-// DefaultSetupTimeout).
+// DefaultSetupTimeout). Each read is given PollBound: one that takes longer fails, and the next
+// interval tries again.
 func Poll(ctx context.Context, interval, budget time.Duration, report func(setup.Status),
 	read func(context.Context) (setup.Status, error)) (setup.Status, error) {
 	interval = cmp.Or(interval, DefaultSetupPoll)
@@ -103,7 +107,9 @@ func Poll(ctx context.Context, interval, budget time.Duration, report func(setup
 	var last setup.Status
 	var lastErr error
 	for {
-		st, err := read(ctx)
+		readCtx, cancelRead := context.WithTimeout(ctx, PollBound)
+		st, err := read(readCtx)
+		cancelRead()
 		var stop stopPolling
 		switch {
 		case errors.As(err, &stop):

@@ -144,8 +144,9 @@ type SSHWaiter struct {
 	Dialer sshexec.Dialer
 }
 
-// DefaultPollTimeout bounds one poll of a vps host.
-const DefaultPollTimeout = 30 * time.Second
+// DefaultPollTimeout bounds one poll of a vps host: targets.PollBound, which Poll holds every
+// poll to.
+const DefaultPollTimeout = targets.PollBound
 
 // TargetFromOutputs returns how to reach a vps stack's host, from its outputs.
 func TargetFromOutputs(outputs auto.OutputMap) (sshexec.Target, string, error) {

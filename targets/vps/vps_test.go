@@ -115,7 +115,7 @@ func TestSSHWaiterBounds(t *testing.T) {
 	if !errors.As(err, &se) || !se.TimedOut || se.Status.State != setup.NotStarted || se.LastErr == nil {
 		t.Fatalf("unreachable host: %v", err)
 	}
-	// The budget ends the wait, not the poll's own 30 s bound (vps.DefaultPollTimeout); the slack is
+	// The budget ends the wait, not the poll's own 15 s bound (vps.DefaultPollTimeout); the slack is
 	// for a busy machine.
 	if took > 13*time.Second {
 		t.Errorf("the 3 s budget took %s", took)
