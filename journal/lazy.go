@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Lazy is the journal a driver opens: a SQLite file (OpenSQLite) or a shared PostgreSQL
@@ -54,10 +56,25 @@ func Open(spec, stateDir string) (*Lazy, error) {
 		if _, err := url.Parse(spec); err != nil {
 			return nil, fmt.Errorf("--journal %s: %w", Redact(spec), err)
 		}
+		// What the driver would refuse at the first connection (an sslmode it does not know, a
+		// connect_timeout that is no number) is refused here, before anything is done.
+		if _, err := pgx.ParseConfig(spec); err != nil {
+			return nil, fmt.Errorf("--journal %s: %s", Redact(spec), parseProblem(err))
+		}
 		return NewShared(spec), nil
 	}
 	return nil, fmt.Errorf("--journal %q is not a journal URL: give sqlite:/path/to/journal.db, or postgres://user@host/db for a journal "+
 		"shared by several hosts (default: journal.db in the state directory)", Redact(spec))
+}
+
+// parseProblem is what pgx found wrong in a connection URL, without the URL it quotes (which
+// may hold a password).
+func parseProblem(err error) string {
+	msg := err.Error()
+	if _, after, ok := strings.Cut(msg, "`: "); ok {
+		return after
+	}
+	return msg
 }
 
 // Path is the journal's file.
