@@ -314,3 +314,32 @@ func TestReferenceNamesEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEListsWhatTheTestsInstall: the Debian packages the README says `make test` installs
+// are the packages scripts/install-test-deps.sh installs, no more and no fewer.
+func TestREADMEListsWhatTheTestsInstall(t *testing.T) {
+	t.Parallel()
+	script, err := os.ReadFile(filepath.Join("scripts", "install-test-deps.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\[[^\]]+\]=([a-z0-9.-]+)`).FindAllStringSubmatch(string(script), -1) {
+		installed[m[1]] = true
+	}
+	for _, m := range regexp.MustCompile(`missing\+=\(([a-z0-9.-]+)\)`).FindAllStringSubmatch(string(script), -1) {
+		installed[m[1]] = true
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("on\\s+Debian\\s+`([^`]+)`\\s+with apt-get").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("the README does not say which Debian packages `make test` installs (\"on Debian `…` with apt-get\")")
+	}
+	listed := strings.Fields(string(m[1]))
+	if want := slices.Sorted(maps.Keys(installed)); !slices.Equal(slices.Sorted(slices.Values(listed)), want) {
+		t.Errorf("the README lists %v; scripts/install-test-deps.sh installs %v", slices.Sorted(slices.Values(listed)), want)
+	}
+}
