@@ -59,7 +59,7 @@ func TestBackupRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.upload(t, []byte("scheduled after"), "")
-		got, err := backup.Await(t.Context(), b.client, b.name, key, "up-7", since, 50*time.Millisecond, 10*time.Second)
+		got, err := backup.Await(t.Context(), b.client, b.name, key, requestKey, "up-7", since, 50*time.Millisecond, 10*time.Second)
 		if err != nil || got.VersionID != aws.ToString(answer.VersionId) || !got.TakenAt.Equal(time.Date(2026, 11, 30, 14, 0, 0, 0, time.UTC)) {
 			t.Errorf("Await = %+v, %v; want version %s", got, err, aws.ToString(answer.VersionId))
 		}
@@ -77,12 +77,47 @@ func TestBackupRequests(t *testing.T) {
 		since := time.Now()
 		backuptest.Upload(t, b.client, b.name, key, []byte("scheduled, not the answer"), "")
 		start := time.Now()
-		got, err := backup.Await(t.Context(), b.client, b.name, key, "up-8", since, 100*time.Millisecond, time.Second)
+		got, err := backup.Await(t.Context(), b.client, b.name, key, requestKey, "up-8", since, 100*time.Millisecond, time.Second)
 		if !errors.Is(err, backup.ErrNoAnswer) || got.VersionID != "" || !strings.Contains(err.Error(), "up-8 in 1s") {
 			t.Errorf("Await = %+v, %v; want ErrNoAnswer", got, err)
 		}
 		if took := time.Since(start); took > 5*time.Second {
 			t.Errorf("Await gave up after %s, budget 1s", took)
+		}
+	})
+
+	t.Run("a failure answer ends the wait", func(t *testing.T) {
+		t.Parallel()
+		b := newBucket(t, m)
+		since := time.Now()
+		fail := func(line string) {
+			t.Helper()
+			if _, err := b.client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &b.name, Key: aws.String(backup.FailureKey(requestKey)),
+				Body: strings.NewReader(line)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Another request's failure is not this one's.
+		fail("up-8 the restore has not completed\n")
+		if _, err := backup.Await(t.Context(), b.client, b.name, key, requestKey, "up-9", since, 50*time.Millisecond, 500*time.Millisecond); !errors.Is(err, backup.ErrNoAnswer) {
+			t.Errorf("Await of up-9 beside up-8's failure: %v, want ErrNoAnswer", err)
+		}
+		fail("up-9 openclaw-backup.sh: the restore of /opt/openclaw has not completed\n")
+		start := time.Now()
+		_, err := backup.Await(t.Context(), b.client, b.name, key, requestKey, "up-9", since, 50*time.Millisecond, 10*time.Minute)
+		var failed *backup.FailedError
+		if !errors.As(err, &failed) || failed.Why != "openclaw-backup.sh: the restore of /opt/openclaw has not completed" ||
+			!strings.Contains(err.Error(), "the instance's backup for request up-9 failed: openclaw-backup.sh: the restore") {
+			t.Errorf("Await = %v, want the failure", err)
+		}
+		if took := time.Since(start); took > time.Minute {
+			t.Errorf("the failure ended a 10-minute wait after %s", took)
+		}
+		if err := backup.Withdraw(t.Context(), b.client, b.name, requestKey); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: &b.name, Key: aws.String(backup.FailureKey(requestKey))}); err == nil {
+			t.Errorf("the failure answer is still there after Withdraw")
 		}
 	})
 }

@@ -2,6 +2,7 @@ package cloudinit
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -255,7 +256,7 @@ func TestBackupRequestIsAnsweredOnce(t *testing.T) {
 		if err := backup.Request(t.Context(), client, w.bucket, BackupRequestObject, id, "pre-upgrade"); err != nil {
 			t.Fatal(err)
 		}
-		got, err := backup.Await(t.Context(), client, w.bucket, BackupObject, id, since, 200*time.Millisecond, eventBound)
+		got, err := backup.Await(t.Context(), client, w.bucket, BackupObject, BackupRequestObject, id, since, 200*time.Millisecond, eventBound)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, w.log.String())
 		}
@@ -290,6 +291,28 @@ func TestBackupRequestIsAnsweredOnce(t *testing.T) {
 	if calls := w.h.stubCalls(); len(calls) != 0 {
 		t.Errorf("a backup request stopped something: %q", calls)
 	}
+
+	// A backup that fails (the restore marker gone, so the backup refuses) is answered too: the
+	// wait ends with the backup's own reason, not after its budget.
+	marker := filepath.Join(w.h.data, ".openclaw-restore-complete")
+	if err := os.Remove(marker); err != nil {
+		t.Fatal(err)
+	}
+	if err := backup.Request(t.Context(), client, w.bucket, BackupRequestObject, "up-3", "pre-upgrade"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := backup.Await(t.Context(), client, w.bucket, BackupObject, BackupRequestObject, "up-3", start, 200*time.Millisecond, 10*time.Minute)
+	var failed *backup.FailedError
+	if !errors.As(err, &failed) || !strings.Contains(failed.Why, "has not completed: refusing to back up a partial state") {
+		t.Fatalf("the answer to a request whose backup fails: %v\n%s", err, w.log.String())
+	}
+	t.Logf("a failed requested backup answered in %s: %v", time.Since(start).Round(time.Millisecond), err)
+	markRestored(t, w.h)
+	if n := backups(); n != 2 {
+		t.Errorf("%d backup versions after a failed backup, want 2", n)
+	}
+
 	if _, err := client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &w.bucket, Key: aws.String(BackupRequestObject),
 		Body: strings.NewReader("x; rm -rf / pre-upgrade\n")}); err != nil {
 		t.Fatal(err)

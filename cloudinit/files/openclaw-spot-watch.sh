@@ -14,6 +14,8 @@
 #   OPENCLAW_BACKUP_REQUEST_POLL_SECONDS (30 s): the driver writes one before an upgrade replaces
 #   the instance. It takes a backup at once, as it does for a rebalance, with the metadata
 #   request=<id> and reason=<reason>, which is how the driver finds it; an id is answered once.
+#   A backup that fails is answered too, next to the request ("<id> <why>" in
+#   <request object>.failed), so that the driver does not wait out its budget.
 #
 # EC2 documents both at https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/rebalance-recommendations.html
 # and spot-instance-termination-notices.html: 404 while there is none, a JSON document once there is.
@@ -29,13 +31,15 @@ token_age=0
 notice=$(mktemp)
 recommendation=$(mktemp)
 checkpoint=""    # the pid of the checkpoint backup in flight (its own process group)
+checkpoint_request="" # the request it answers ("" for a rebalance)
+checkpoint_log=$(mktemp) # what it printed (each line stamped), passed on to the log once it ends
 checkpointed=""  # the recommendation already checkpointed: one checkpoint for each
 request_every=${OPENCLAW_BACKUP_REQUEST_POLL_SECONDS:-30}
 request_read=-$request_every # when the request was last read (SECONDS): at once, the first time
 answered=""      # the request id last answered
 request_id=""
 request_reason=""
-trap 'rm -f "$notice" "$recommendation"' EXIT
+trap 'rm -f "$notice" "$recommendation" "$checkpoint_log"' EXIT
 
 # new_token asks IMDSv2 for a session token, valid for six hours; it is renewed every five minutes.
 new_token() {
@@ -55,8 +59,18 @@ read_metadata() {
 # that a notice can end it whole (the backup, its sqlite3, tar and aws) and free the backup lock at
 # once.
 take_checkpoint() {
-	OPENCLAW_BACKUP_REASON=$1 OPENCLAW_BACKUP_REQUEST=${2:-} setsid "$(dirname "$0")/openclaw-backup.sh" &
+	checkpoint_request=${2:-}
+	OPENCLAW_BACKUP_REASON=$1 OPENCLAW_BACKUP_REQUEST=${2:-} setsid "$(dirname "$0")/openclaw-backup.sh" 2>"$checkpoint_log" &
 	checkpoint=$!
+}
+
+# answer_failure ID WHY tells the driver waiting on request ID that its backup failed, and why (one
+# line), in the object next to the request: the instance may write under the backup prefix.
+answer_failure() {
+	local why=${2//[$'\r\n']/ }
+	printf '%s %s\n' "$1" "${why:0:300}" |
+		aws s3 cp - "s3://$OPENCLAW_BACKUP_BUCKET/$OPENCLAW_BACKUP_REQUEST_OBJECT.failed" --only-show-errors ||
+		log "could not tell the driver that the backup for request $1 failed"
 }
 
 # read_request sets request_id and request_reason when the bucket holds a request not yet
@@ -83,9 +97,14 @@ read_request() {
 checkpoint_done() {
 	if [ -n "$checkpoint" ] && ! kill -0 "$checkpoint" 2>/dev/null; then
 		if wait "$checkpoint"; then
+			cat "$checkpoint_log" >&2
 			log "checkpoint backup uploaded"
 		else
+			cat "$checkpoint_log" >&2
 			log "the checkpoint backup failed; the scheduled backups go on"
+			if [ -n "$checkpoint_request" ]; then
+				answer_failure "$checkpoint_request" "$(grep -v '^\s*$' "$checkpoint_log" | tail -n 1)"
+			fi
 		fi
 		checkpoint=""
 	fi
@@ -129,6 +148,7 @@ systemctl stop openclaw-backup.service || log "could not stop openclaw-backup.se
 if [ -n "$checkpoint" ]; then
 	kill -TERM -- "-$checkpoint" 2>/dev/null || true
 	wait "$checkpoint" 2>/dev/null || true
+	cat "$checkpoint_log" >&2
 	log "ended the checkpoint backup in flight"
 fi
 systemctl stop openclaw.service || log "could not stop openclaw.service cleanly"

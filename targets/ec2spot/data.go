@@ -95,19 +95,23 @@ func (c *Checkpointer) freshBackup(ctx context.Context, client *s3.Client, bucke
 	if err := backup.Request(ctx, client, bucket, cloudinit.BackupRequestObject, id, "pre-upgrade"); err != nil {
 		return err
 	}
-	got, err := backup.Await(ctx, client, bucket, cloudinit.BackupObject, id, time.Now(), poll, wait)
+	got, err := backup.Await(ctx, client, bucket, cloudinit.BackupObject, cloudinit.BackupRequestObject, id, time.Now(), poll, wait)
 	// Withdrawn whatever the answer, so that the next instance does not take it up.
 	if werr := backup.Withdraw(context.WithoutCancel(ctx), client, bucket, cloudinit.BackupRequestObject); werr != nil && err == nil {
 		err = werr
 	}
+	var failed *backup.FailedError
 	switch {
 	case err == nil:
 		cp.BackupVersion, cp.BackupTakenAt, cp.BackupFresh = got.VersionID, got.TakenAt, true
 		return nil
-	case !errors.Is(err, backup.ErrNoAnswer):
+	case errors.As(err, &failed):
+		cp.BackupNote = "no fresh backup: " + failed.Error()
+	case errors.Is(err, backup.ErrNoAnswer):
+		cp.BackupNote = fmt.Sprintf("no fresh backup: the instance did not answer a backup request in %s", wait)
+	default:
 		return err
 	}
-	cp.BackupNote = fmt.Sprintf("no fresh backup: the instance did not answer a backup request in %s", wait)
 	head, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(cloudinit.BackupObject)})
 	switch {
 	case err == nil:

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
+	"github.com/clawdeploy/clawdeploy/backup"
 	"github.com/clawdeploy/clawdeploy/cloudinit"
 	"github.com/clawdeploy/clawdeploy/internal/backuptest"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
@@ -101,6 +102,37 @@ func TestCheckpointer(t *testing.T) {
 		}
 		if got := cp.String(); !strings.Contains(got, "snapshot "+cp.Snapshot) || !strings.Contains(got, "fresh backup version "+version) {
 			t.Errorf("String() = %q", got)
+		}
+	})
+
+	t.Run("the instance's backup fails", func(t *testing.T) {
+		t.Parallel()
+		bucket := "openclaw-dev-failed"
+		m.CreateBucket(t, bucket)
+		newest := backuptest.Upload(t, client, bucket, cloudinit.BackupObject, archive, "")
+		// A stand-in for the spot watcher answering that the backup failed, as it does.
+		go func() {
+			for t.Context().Err() == nil {
+				req, err := client.GetObject(t.Context(), &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(cloudinit.BackupRequestObject)})
+				if err != nil {
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				body, _ := io.ReadAll(req.Body)
+				id, _, _ := strings.Cut(strings.TrimSpace(string(body)), " ")
+				_, _ = client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(backup.FailureKey(cloudinit.BackupRequestObject)),
+					Body: strings.NewReader(id + " openclaw-backup.sh: could not back up the database x\n")})
+				return
+			}
+		}()
+		start := time.Now()
+		cp := checkpoint(t, bucket, 10*time.Minute)
+		if cp.BackupVersion != newest || cp.BackupFresh || !strings.Contains(cp.BackupNote, "backup for request up-") ||
+			!strings.Contains(cp.BackupNote, "failed: openclaw-backup.sh: could not back up the database x") {
+			t.Errorf("checkpoint %+v, want the newest backup %s and the instance's failure", cp, newest)
+		}
+		if took := time.Since(start); took > 2*time.Minute {
+			t.Errorf("the failure answer ended a 10-minute wait after %s", took)
 		}
 	})
 
