@@ -590,6 +590,8 @@ func TestKilledRestoreIsCompletedByTheNextRun(t *testing.T) {
 // and Debian 12) cannot prepare its schema, so VACUUM INTO fails on it. The backup copies such a
 // database all the same (SQLite's online backup copies pages), with what is still in its WAL, and
 // the restore brings it back whole, as a newer SQLite (the gateway's) reads it.
+//
+// A reindex's lock, held exclusively meanwhile, is left out (as OpenClaw's own backup does).
 func TestBackupCopiesADatabaseThisSQLiteCannotRead(t *testing.T) {
 	t.Parallel()
 	m := moto.Start(t)
@@ -621,11 +623,29 @@ func TestBackupCopiesADatabaseThisSQLiteCannotRead(t *testing.T) {
 	if out, err := exec.Command("sqlite3", path, "VACUUM INTO '"+filepath.Join(t.TempDir(), "x.sqlite")+"'").CombinedOutput(); err == nil {
 		t.Fatalf("this machine's sqlite3 reads the schema (%s): the test proves nothing here", out)
 	}
+	// A reindex under way, as OpenClaw's memory store runs one: its lock is a database held
+	// exclusively, which no copy can read; it is no state, and the backup leaves it out.
+	lock, err := sql.Open("sqlite", path+".reindex-lock.sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Close() }()
+	lock.SetMaxOpenConns(1)
+	for _, stmt := range []string{"PRAGMA locking_mode=EXCLUSIVE", "CREATE TABLE lease(owner TEXT)", "BEGIN EXCLUSIVE", "INSERT INTO lease VALUES ('reindex')"} {
+		if _, err := lock.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
 
 	src.mustRun(mounts{data: true}, "openclaw-backup.sh")
 	report, err := backup.Verify(t.Context(), m.S3(), bucket, BackupObject, "", t.TempDir())
 	if err != nil || !report.Restorable || report.Databases != 2 {
 		t.Fatalf("verify: %v %+v", err, report)
+	}
+	for _, entry := range archiveEntries(t, m, bucket) {
+		if strings.Contains(entry, "reindex-lock") {
+			t.Errorf("the backup holds %s, a reindex's lock", entry)
+		}
 	}
 	dst := newHost(t, testArgs(bucket), m.Env())
 	dst.mustRun(mounts{data: true}, "openclaw-restore.sh")

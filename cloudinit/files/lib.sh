@@ -53,6 +53,16 @@ STATE_DIRS=(.openclaw workspace auth-profile-secrets)
 # shellcheck disable=SC2034 # used by the scripts that source this file
 BACKUP_SKIP=(.openclaw/cache .openclaw/tmp)
 
+# transient_sqlite PATH: whether PATH is a file OpenClaw's memory store keeps only while it works
+# (a lock held as a database, a reindex's shadow copy, with their -wal, -shm, -journal), which
+# OpenClaw's own backup leaves out too (SQLITE_MEMORY_TRANSIENT_PATH_PATTERN in its backup
+# module; TestTransientSQLiteFilesAreOpenClawsOwn holds the two together). Never state, and a
+# reindex holds its lock exclusively: no copy of it can be made while it runs.
+TRANSIENT_SQLITE='(^|/)([^/]+\.sqlite\.(generation-(lock|writer)|reindex-lock)\.sqlite|[^/]+\.sqlite\.(backup|memory-reindex|tmp)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(-wal|-shm|-journal)?$'
+transient_sqlite() {
+	[[ ${1,,} =~ $TRANSIENT_SQLITE ]]
+}
+
 # The restore marker: written last by a verified restore (or when there is nothing to restore),
 # and required before the gateway starts.
 restore_marker() {

@@ -102,6 +102,7 @@ for top in "${STATE_DIRS[@]}"; do
 		case $rel in
 		*-wal | *-shm | *-journal) continue ;;
 		esac
+		transient_sqlite "$rel" && continue
 		if [ ! -f "$path" ] && [ ! -L "$path" ]; then
 			log "skipped $rel: not a regular file, directory or link"
 			continue
