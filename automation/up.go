@@ -67,12 +67,13 @@ func (d *Driver) Up(ctx context.Context, stack string, opts *UpOptions) (*Result
 		if err := d.applyConfig(ctx, s, opts.Config); err != nil {
 			return err
 		}
-		replace := opts.Replace
+		var relaunch []string
 		if opts.Retry {
-			replace = append(slices.Clone(replace), d.profile.Relaunch(stack)...)
+			relaunch = d.profile.Relaunch(stack)
 		}
 		// Journaled once the configuration they go with (a restore's snapshot) is the stack's.
-		if err := d.journalReplacements(ctx, h, s, replace); err != nil {
+		replace, err := d.journalReplacements(ctx, h, s, opts.Replace, relaunch)
+		if err != nil {
 			return h.fail(ctx, err)
 		}
 		if _, err := d.ignoredConfig(ctx, stack, s, ConfigInput{}, replace); err != nil {
@@ -158,23 +159,35 @@ func (d *Driver) upAndWait(ctx context.Context, h *hold, s auto.Stack, replace [
 }
 
 // journalReplacements records the replacements an up is asked for, each with the id its
-// resource has now, so that a resume makes those the up did not (stillToReplace). With none, it
-// clears what an earlier up left.
-func (d *Driver) journalReplacements(ctx context.Context, h *hold, s auto.Stack, urns []string) error {
-	if len(urns) == 0 && len(h.record.Replacing) == 0 {
-		return nil
+// resource has now, so that a resume makes those the up did not (stillToReplace), and returns
+// them. urns are the caller's (--replace, a restore's); relaunch are --retry's, replaced only
+// when the state holds them: one it does not hold (a setup never launched, its VPS never
+// delivered) the up creates anyway, and the engine refuses to replace what is not there. With
+// none, it clears what an earlier up left.
+func (d *Driver) journalReplacements(ctx context.Context, h *hold, s auto.Stack, urns, relaunch []string) ([]string, error) {
+	if len(urns) == 0 && len(relaunch) == 0 && len(h.record.Replacing) == 0 {
+		return nil, nil
 	}
 	replacing := []journal.Replacement{}
-	if len(urns) > 0 {
+	var replace []string
+	if len(urns) > 0 || len(relaunch) > 0 {
 		state, err := exportState(ctx, s)
 		if err != nil {
-			return err
+			return nil, err
+		}
+		for _, urn := range relaunch {
+			if liveID(state, urn) == "" {
+				d.note(h.stack, "%s is not in the state: this up creates it", urn)
+				continue
+			}
+			urns = append(slices.Clone(urns), urn)
 		}
 		for _, urn := range urns {
 			replacing = append(replacing, journal.Replacement{URN: urn, ID: liveID(state, urn)})
+			replace = append(replace, urn)
 		}
 	}
-	return h.update(journal.Change{Replacing: &replacing})
+	return replace, h.update(journal.Change{Replacing: &replacing})
 }
 
 // stillToReplace is what an up that continues an interrupted one must replace: the journal's

@@ -207,6 +207,27 @@ func TestVPSFailingSetupReachesTheJournal(t *testing.T) {
 	}
 }
 
+// TestVPSRetryAfterAFailedSetup: a setup that fails leaves the deployment ERROR; up --retry,
+// through the engine, launches the setup again (the launch resource replaced: a second run on the
+// host), and the deployment is READY.
+func TestVPSRetryAfterAFailedSetup(t *testing.T) {
+	t.Parallel()
+	w := newVPSWorld(t, simprogram.FailingOnceSetupScript())
+	if p, code := runSim(t, w.sim, "vps", w.upArgs("vps3")...); code != 1 || w.launches() != 1 {
+		t.Fatalf("up of a failing setup: exit %d, %d launches; want 1, 1\n%s", code, w.launches(), p.stderr.String())
+	}
+	if rec := status(t, w.sim, "vps", "vps3"); rec["status"] != "ERROR" || !strings.Contains(fmt.Sprint(rec["lastError"]), "line 7: false") {
+		t.Fatalf("journal after the failed setup: %v", rec)
+	}
+	p, code := runSim(t, w.sim, "vps", append(w.upArgs("vps3"), "--retry")...)
+	if code != 0 || w.launches() != 2 || !p.ranEngine() {
+		t.Fatalf("up --retry: exit %d, %d launches, engine run %v; want 0, 2, true\n%s", code, w.launches(), p.ranEngine(), p.stderr.String())
+	}
+	if rec := status(t, w.sim, "vps", "vps3"); rec["status"] != "READY" || rec["lastError"] != "" {
+		t.Errorf("journal after the retry: %v", rec)
+	}
+}
+
 // TestVPSOpenRouterKeyLifecycle: with a provisioning key, the deployment gets an OpenRouter key
 // of its own (stage openrouter_key_created), the host's settings carry it, and destroy deletes it.
 func TestVPSOpenRouterKeyLifecycle(t *testing.T) {

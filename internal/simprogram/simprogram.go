@@ -123,8 +123,11 @@ func FromEnv() commands.Config {
 		if files == "" {
 			panic("SIMDRIVER_VPS_FILES is not set")
 		}
+		// The program is the tests' (ProgramWith), so the target's own stages and relaunch are
+		// named here, as the built-in vps target has them: without RelaunchURNs, up --retry would
+		// replace nothing, as for any program a caller brings.
 		return commands.Config{Program: vps.ProgramWith(vps.Host{Script: script, Root: files}), Stages: &vps.Stages,
-			Finder: vps.Finder, Waiter: vps.SSHWaiter{Interval: poll, Budget: time.Minute}}
+			RelaunchURNs: vps.Target{}.Relaunch, Finder: vps.Finder, Waiter: vps.SSHWaiter{Interval: poll, Budget: time.Minute}}
 	}
 	return commands.Config{Program: Six, Stages: &SixStages, Finder: finder, Waiter: automation.NoWait, RelaunchURNs: SixRelaunch,
 		HostChecker: HostChecker{Cloud: cloud, Output: "top"}}
@@ -185,12 +188,23 @@ func GatedSetupScript(gate string) []byte {
 	return setupScript(fmt.Sprintf("until [ -e %q ]; do sleep 0.1; done", gate), false)
 }
 
+// FailingOnceSetupScript is SetupScript failing at its first run on a host and completing at
+// the next, as a setup that met a passing fault does.
+func FailingOnceSetupScript() []byte {
+	return setupScriptWith("true", `[ -e "$root/failed-once" ] || { touch "$root/failed-once"; false; } # the failing step, once`)
+}
+
 // setupScript is the sim's setup script with wait as its long step.
 func setupScript(wait string, fail bool) []byte {
 	step := "true"
 	if fail {
 		step = "false # the failing step"
 	}
+	return setupScriptWith(wait, step)
+}
+
+// setupScriptWith is the sim's setup script with wait as its long step, then step.
+func setupScriptWith(wait, step string) []byte {
 	return fmt.Appendf(nil, `#!/usr/bin/env bash
 set -Eeuo pipefail
 root=$OPENCLAW_SETUP_ROOT
