@@ -78,23 +78,13 @@ func TestCheckpointer(t *testing.T) {
 		// A stand-in for the spot watcher, which answers the same way (cloudinit's
 		// TestBackupRequestIsAnsweredOnce runs the real one against package backup).
 		answered := make(chan string, 1)
-		go func() {
-			for t.Context().Err() == nil {
-				req, err := client.GetObject(t.Context(), &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(cloudinit.BackupRequestObject)})
-				if err != nil {
-					time.Sleep(50 * time.Millisecond)
-					continue
-				}
-				body, _ := io.ReadAll(req.Body)
-				id, reason, _ := strings.Cut(strings.TrimSpace(string(body)), " ")
-				out, err := client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(cloudinit.BackupObject), Body: bytes.NewReader(archive),
-					Metadata: map[string]string{"request": id, "reason": reason, "created": "2026-11-30T13:00:05Z"}})
-				if err == nil {
-					answered <- aws.ToString(out.VersionId)
-				}
-				return
+		go onRequest(t, client, bucket, func(id, reason string) {
+			out, err := client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(cloudinit.BackupObject), Body: bytes.NewReader(archive),
+				Metadata: map[string]string{"request": id, "reason": reason, "created": "2026-11-30T13:00:05Z"}})
+			if err == nil {
+				answered <- aws.ToString(out.VersionId)
 			}
-		}()
+		})
 		cp := checkpoint(t, bucket, time.Minute)
 		version := <-answered
 		if cp.BackupVersion != version || !cp.BackupFresh || cp.BackupNote != "" || !cp.BackupTakenAt.Equal(at.Add(5*time.Second)) {
@@ -111,20 +101,10 @@ func TestCheckpointer(t *testing.T) {
 		m.CreateBucket(t, bucket)
 		newest := backuptest.Upload(t, client, bucket, cloudinit.BackupObject, archive, "")
 		// A stand-in for the spot watcher answering that the backup failed, as it does.
-		go func() {
-			for t.Context().Err() == nil {
-				req, err := client.GetObject(t.Context(), &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(cloudinit.BackupRequestObject)})
-				if err != nil {
-					time.Sleep(50 * time.Millisecond)
-					continue
-				}
-				body, _ := io.ReadAll(req.Body)
-				id, _, _ := strings.Cut(strings.TrimSpace(string(body)), " ")
-				_, _ = client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(backup.FailureKey(cloudinit.BackupRequestObject)),
-					Body: strings.NewReader(id + " openclaw-backup.sh: could not back up the database x\n")})
-				return
-			}
-		}()
+		go onRequest(t, client, bucket, func(id, _ string) {
+			_, _ = client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(backup.FailureKey(cloudinit.BackupRequestObject)),
+				Body: strings.NewReader(id + " openclaw-backup.sh: could not back up the database x\n")})
+		})
 		start := time.Now()
 		cp := checkpoint(t, bucket, 10*time.Minute)
 		if cp.BackupVersion != newest || cp.BackupFresh || !strings.Contains(cp.BackupNote, "backup for request up-") ||
@@ -149,4 +129,20 @@ func TestCheckpointer(t *testing.T) {
 			t.Errorf("String() = %q", got)
 		}
 	})
+}
+
+// onRequest waits for the backup request in bucket, as the spot watcher polls it, and hands its
+// id and reason to answer, once.
+func onRequest(t *testing.T, client *s3.Client, bucket string, answer func(id, reason string)) {
+	for t.Context().Err() == nil {
+		req, err := client.GetObject(t.Context(), &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(cloudinit.BackupRequestObject)})
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		body, _ := io.ReadAll(req.Body)
+		id, reason, _ := strings.Cut(strings.TrimSpace(string(body)), " ")
+		answer(id, reason)
+		return
+	}
 }
