@@ -169,7 +169,7 @@ func (d *Driver) journalReplacements(ctx context.Context, h *hold, s auto.Stack,
 		return nil, nil
 	}
 	replacing := []journal.Replacement{}
-	var replace []string
+	urns = slices.Clone(urns)
 	if len(urns) > 0 || len(relaunch) > 0 {
 		state, err := exportState(ctx, s)
 		if err != nil {
@@ -180,14 +180,13 @@ func (d *Driver) journalReplacements(ctx context.Context, h *hold, s auto.Stack,
 				d.note(h.stack, "%s is not in the state: this up creates it", urn)
 				continue
 			}
-			urns = append(slices.Clone(urns), urn)
+			urns = append(urns, urn)
 		}
 		for _, urn := range urns {
 			replacing = append(replacing, journal.Replacement{URN: urn, ID: liveID(state, urn)})
-			replace = append(replace, urn)
 		}
 	}
-	return replace, h.update(journal.Change{Replacing: &replacing})
+	return urns, h.update(journal.Change{Replacing: &replacing})
 }
 
 // stillToReplace is what an up that continues an interrupted one must replace: the journal's
