@@ -27,8 +27,8 @@ const StuckInstalling = 45 * time.Minute
 //
 // Only an operation that started is continued: a deployment whose up was refused before it
 // began has nothing to resume. One INSTALLING without news for StuckInstalling, that no live
-// owner holds, is marked ERROR instead, as ResumeAll and the worker do. A deployment that is READY and was not interrupted costs no
-// engine run at all.
+// owner holds, is marked ERROR instead, as ResumeAll and the worker do. A deployment that is
+// READY and was not interrupted costs no engine run at all.
 func (d *Driver) Resume(ctx context.Context, stack string) (*Result, error) {
 	if err := CheckStackName(stack); err != nil {
 		return nil, err
