@@ -1,7 +1,8 @@
 // Package prcomment posts a preview's comment on a GitHub pull request, once: the comment that
 // carries the same marker is edited, found on whatever page of the pull request's comments it is
 // (pulumi/actions, which reads only the first, posts duplicates once there are more: its issues
-// #633, #754 and #1382).
+// #633, #754 and #1382). Only a comment the token's own account wrote is edited: a reviewer who
+// quotes the marker keeps their comment.
 package prcomment
 
 import (
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -41,6 +43,68 @@ type Result struct {
 	URL    string `json:"url"`
 	// Pages is how many pages of comments were read to look for the marker.
 	Pages int `json:"pages"`
+	// Author is the token's account, whose comment alone may be edited.
+	Author string `json:"author"`
+	// Others is how many comments by other accounts carry the marker (quotes); none is edited.
+	Others int `json:"others,omitempty"`
+}
+
+// Account is who a token acts as.
+type Account struct {
+	Login string // as GraphQL writes it: an app's without the "[bot]" the REST API adds
+	ID    int64
+}
+
+// wrote reports whether the account wrote comment: by the numeric id both APIs give, or by
+// login when one of them lacks it.
+func (a Account) wrote(comment *github.IssueComment) bool {
+	if id := comment.GetUser().GetID(); a.ID != 0 && id != 0 {
+		return id == a.ID
+	}
+	return a.Login != "" && strings.TrimSuffix(comment.GetUser().GetLogin(), "[bot]") == a.Login
+}
+
+// WhoAmI returns the token's account, from GraphQL's viewer: GET /user refuses an app's
+// installation token, a GitHub Actions workflow's GITHUB_TOKEN among them.
+func WhoAmI(ctx context.Context, c *github.Client) (Account, error) {
+	req, err := c.NewRequest(http.MethodPost, graphqlURL(c.BaseURL), map[string]string{"query": "query { viewer { login databaseId } }"})
+	if err != nil {
+		return Account{}, err
+	}
+	var out struct {
+		Data struct {
+			Viewer struct {
+				Login      string `json:"login"`
+				DatabaseID int64  `json:"databaseId"`
+			} `json:"viewer"`
+		} `json:"data"`
+		Errors []struct {
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if _, err := c.Do(ctx, req, &out); err != nil {
+		return Account{}, explain(err, "asking GitHub whose token this is")
+	}
+	if len(out.Errors) > 0 || out.Data.Viewer.Login == "" {
+		why := "no viewer in the answer"
+		if len(out.Errors) > 0 {
+			why = out.Errors[0].Message
+		}
+		return Account{}, fmt.Errorf("asking GitHub whose token this is (GraphQL viewer): %s", why)
+	}
+	return Account{Login: out.Data.Viewer.Login, ID: out.Data.Viewer.DatabaseID}, nil
+}
+
+// graphqlURL is GraphQL's endpoint beside the REST API at base: api.github.com/graphql, or
+// HOST/api/graphql on GitHub Enterprise Server (REST at HOST/api/v3/).
+func graphqlURL(base *url.URL) string {
+	u := *base
+	if strings.HasSuffix(u.Path, "/api/v3/") {
+		u.Path = strings.TrimSuffix(u.Path, "v3/") + "graphql"
+	} else {
+		u.Path = strings.TrimSuffix(u.Path, "/") + "/graphql"
+	}
+	return u.String()
 }
 
 // Target is a pull request.
@@ -61,7 +125,7 @@ func NewClient(token, apiURL string) (*github.Client, error) {
 	return c.WithEnterpriseURLs(apiURL, apiURL)
 }
 
-// Post creates the comment, or edits the one that carries marker.
+// Post creates the comment, or edits the one the token's account wrote that carries marker.
 func Post(ctx context.Context, c *github.Client, t Target, marker, body string) (*Result, error) {
 	if n := utf8.RuneCountInString(body); n > MaxLength {
 		return nil, fmt.Errorf("the comment is %d characters, more than the %d GitHub accepts", n, MaxLength)
@@ -69,7 +133,11 @@ func Post(ctx context.Context, c *github.Client, t Target, marker, body string) 
 	if !strings.Contains(body, marker) {
 		body = marker + "\n" + body
 	}
-	res := &Result{}
+	me, err := WhoAmI(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Author: me.Login}
 	var found *github.IssueComment
 	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
 	for {
@@ -79,8 +147,12 @@ func Post(ctx context.Context, c *github.Client, t Target, marker, body string) 
 		}
 		res.Pages++
 		for _, comment := range page {
-			if found == nil && strings.Contains(comment.GetBody(), marker) {
+			switch {
+			case found != nil || !strings.Contains(comment.GetBody(), marker):
+			case me.wrote(comment):
 				found = comment
+			default:
+				res.Others++
 			}
 		}
 		if found != nil || resp.NextPage == 0 {

@@ -55,6 +55,49 @@ func TestPostFindsItsCommentOnAnyPage(t *testing.T) {
 	}
 }
 
+// TestPostEditsOnlyItsOwnComment: a reviewer quotes the marker in a comment on the first page;
+// our comment is on the third. A post edits ours and leaves the reviewer's as it was; on a pull
+// request where only the reviewer's carries the marker, a post creates our own. The token is a
+// GitHub Actions token, which GET /user refuses: the account comes from GraphQL's viewer.
+func TestPostEditsOnlyItsOwnComment(t *testing.T) {
+	t.Parallel()
+	gh := githubfake.Start(t, "gh-token")
+	gh.AddPull("acme/infra", 7, 10)
+	reviewer := githubfake.Account{Login: "octocat", ID: 583231}
+	quoted := "Why does the preview say this?\n> " + marker + "\n> 1 to replace"
+	theirs := gh.AddComment("acme/infra", 7, reviewer, quoted)
+	c, err := prcomment.NewClient("gh-token", gh.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := prcomment.Target{Owner: "acme", Repo: "infra", Number: 7}
+	res, err := prcomment.Post(t.Context(), c, target, marker, marker+"\nfirst preview")
+	if err != nil || res.Action != "created" {
+		t.Fatalf("first post beside a reviewer's quote: %+v %v", res, err)
+	}
+	ours := res.ID
+	gh.AddPull("acme/infra", 7, 250)
+	res, err = prcomment.Post(t.Context(), c, target, marker, marker+"\nsecond preview")
+	if err != nil || res.Action != "updated" || res.ID != ours || res.Author != "github-actions" {
+		t.Fatalf("second post: %+v %v, want comment %d updated as github-actions", res, err, ours)
+	}
+	for _, comment := range gh.Comments("acme/infra", 7) {
+		switch comment.ID {
+		case theirs:
+			if comment.Body != quoted {
+				t.Errorf("the reviewer's comment was edited: %q", comment.Body)
+			}
+		case ours:
+			if comment.Body != marker+"\nsecond preview" || comment.User != githubfake.Actions.Login {
+				t.Errorf("our comment: %+v", comment)
+			}
+		}
+	}
+	if n := len(gh.Comments("acme/infra", 7)); n != 262 {
+		t.Errorf("%d comments, want 262 (10 + the quote + ours + 250)", n)
+	}
+}
+
 // TestPostSaysWhatGitHubRefused: a wrong token, an unknown pull request, the rate limit and a
 // body too long are each a clear error.
 func TestPostSaysWhatGitHubRefused(t *testing.T) {

@@ -6,7 +6,14 @@
 //     time (30 unless asked, at most 100), with a link header whose rel="next" and rel="last" name
 //     the other pages, omitted when everything fits on one;
 //   - POST to the same path creates one (201), PATCH /repos/{owner}/{repo}/issues/comments/{id}
-//     edits one (200);
+//     edits one (200), whoever wrote it (a token that may write to a pull request may edit any
+//     of its comments, as a maintainer may);
+//   - each comment's user is its author's account: login and numeric id, an app's login with the
+//     "[bot]" suffix (github-actions[bot], id 41898282, for a workflow's GITHUB_TOKEN);
+//   - GET /user refuses an app's installation token (403 "Resource not accessible by
+//     integration"), the GitHub Actions token among them; POST /graphql (/api/graphql on GitHub
+//     Enterprise Server) answers `viewer { login databaseId }` for any token, an app's login
+//     without the suffix (https://docs.github.com/en/graphql/reference/queries#viewer);
 //   - a token other than the one given is refused with 401 "Bad credentials", an unknown
 //     repository or pull request with 404 "Not Found", a body over 65,536 characters with 422
 //     "Validation Failed", and, once RateLimit is set, every request with the primary rate limit's
@@ -31,15 +38,26 @@ import (
 
 // Comment is one comment of a pull request.
 type Comment struct {
-	ID   int64
-	Body string
-	User string
+	ID     int64
+	Body   string
+	User   string
+	UserID int64
 }
+
+// Account is who a token acts as.
+type Account struct {
+	Login string // as the REST API writes it, "name[bot]" for an app
+	ID    int64
+}
+
+// Actions is the account of a GitHub Actions workflow's GITHUB_TOKEN.
+var Actions = Account{Login: "github-actions[bot]", ID: 41898282}
 
 // Server is a running fake.
 type Server struct {
-	URL   string
-	token string
+	URL     string
+	token   string
+	account Account
 
 	mu          sync.Mutex
 	pulls       map[string][]Comment // "owner/repo#number" -> comments
@@ -48,10 +66,11 @@ type Server struct {
 	requests    []string
 }
 
-// Start serves the fake until the test ends; requests must carry token.
+// Start serves the fake until the test ends; requests must carry token, a GitHub Actions
+// workflow's token (see Actions).
 func Start(t testing.TB, token string) *Server {
 	t.Helper()
-	s := &Server{token: token, pulls: map[string][]Comment{}, nextID: 1000}
+	s := &Server{token: token, account: Actions, pulls: map[string][]Comment{}, nextID: 1000}
 	srv := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(srv.Close)
 	s.URL = srv.URL
@@ -68,8 +87,18 @@ func (s *Server) AddPull(repo string, number, n int) {
 	}
 	for i := range n {
 		s.nextID++
-		s.pulls[key] = append(s.pulls[key], Comment{ID: s.nextID, Body: fmt.Sprintf("comment %d by a reviewer", i+1), User: "reviewer"})
+		s.pulls[key] = append(s.pulls[key], Comment{ID: s.nextID, Body: fmt.Sprintf("comment %d by a reviewer", i+1), User: "reviewer", UserID: 583231})
 	}
+}
+
+// AddComment adds a comment by another account to a pull request that exists, and returns its id.
+func (s *Server) AddComment(repo string, number int, by Account, body string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := fmt.Sprintf("%s#%d", repo, number)
+	s.nextID++
+	s.pulls[key] = append(s.pulls[key], Comment{ID: s.nextID, Body: body, User: by.Login, UserID: by.ID})
+	return s.nextID
 }
 
 // Comments returns a pull request's comments, oldest first.
@@ -116,7 +145,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api")
 		return
 	}
+	if r.URL.Path == "/graphql" || r.URL.Path == "/api/graphql" {
+		s.graphql(w, r)
+		return
+	}
 	path := strings.TrimPrefix(r.URL.Path, "/api/v3")
+	if path == "/user" {
+		fail(w, http.StatusForbidden, "Resource not accessible by integration", "https://docs.github.com/rest/users/users#get-the-authenticated-user")
+		return
+	}
 	if m := listPath.FindStringSubmatch(path); m != nil {
 		key := m[1] + "#" + m[2]
 		comments, ok := s.pulls[key]
@@ -133,7 +170,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			s.nextID++
-			c := Comment{ID: s.nextID, Body: body, User: "clawdeploy-bot"}
+			c := Comment{ID: s.nextID, Body: body, User: s.account.Login, UserID: s.account.ID}
 			s.pulls[key] = append(comments, c)
 			w.WriteHeader(http.StatusCreated)
 			_ = json.NewEncoder(w).Encode(render(m[1], m[2], c))
@@ -164,6 +201,23 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	fail(w, http.StatusNotFound, "Not Found", "")
+}
+
+// graphql answers the one query the fake knows, the viewer's login and id.
+func (s *Server) graphql(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Query string `json:"query"`
+	}
+	if r.Method != http.MethodPost || json.NewDecoder(r.Body).Decode(&in) != nil {
+		fail(w, http.StatusBadRequest, "Problems parsing JSON", "https://docs.github.com/graphql")
+		return
+	}
+	if !strings.Contains(in.Query, "viewer") {
+		_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"message": "the fake answers only viewer"}}})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"data": map[string]any{"viewer": map[string]any{
+		"login": strings.TrimSuffix(s.account.Login, "[bot]"), "databaseId": s.account.ID}}})
 }
 
 // list answers one page, with its link header.
@@ -227,8 +281,15 @@ func render(repo, number string, c Comment) map[string]any {
 		"id": c.ID, "node_id": fmt.Sprintf("IC_%d", c.ID), "body": c.Body,
 		"url":      fmt.Sprintf("https://api.github.com/repos/%s/issues/comments/%d", repo, c.ID),
 		"html_url": fmt.Sprintf("https://github.com/%s/pull/%s#issuecomment-%d", repo, number, c.ID),
-		"user":     map[string]any{"login": c.User, "type": "Bot"},
+		"user":     map[string]any{"login": c.User, "id": c.UserID, "type": userType(c.User)},
 	}
+}
+
+func userType(login string) string {
+	if strings.HasSuffix(login, "[bot]") {
+		return "Bot"
+	}
+	return "User"
 }
 
 func fail(w http.ResponseWriter, code int, message, doc string) {

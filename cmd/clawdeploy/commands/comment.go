@@ -27,7 +27,9 @@ var Comment = &cli.Command{
 		Description: `Posts the Markdown body that "clawdeploy preview --comment FILE" wrote. The
 comment that carries the file's marker (or --marker TEXT, which a file without one
 needs) is edited instead of posting another, on whatever page of the pull
-request's comments it is: every page is read.
+request's comments it is: every page is read. Only a comment the token's own
+account wrote is edited (the account comes from GraphQL's viewer); a reviewer's
+comment that quotes the marker is left alone.
 
 The token comes from GITHUB_TOKEN (it needs pull-requests: write); --api-url (or
 GITHUB_API_URL) points at GitHub Enterprise Server.
@@ -86,7 +88,10 @@ no marker, a body over 65,536 characters): nothing was posted.`,
 					*prcomment.Result
 				}{time.Now().UTC(), "comment", res})
 			}
-			fmt.Printf("%s comment %d on %s: %s\n", res.Action, res.ID, target, res.URL)
+			fmt.Printf("%s comment %d of %s on %s: %s\n", res.Action, res.ID, res.Author, target, res.URL)
+			if res.Others > 0 {
+				fmt.Printf("left alone: %d comment(s) of other accounts carrying the marker\n", res.Others)
+			}
 			return nil
 		},
 	}},
