@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -50,6 +51,10 @@ type Provider interface {
 	Checkout(ctx context.Context, cart string) (int64, error)
 	// Delivery returns the order's status and, once it is delivered, the VPS's service name.
 	Delivery(ctx context.Context, order int64) (Delivery, error)
+	// OrdersSince lists the account's orders placed since a time that are for what this
+	// deployment orders (plan, datacenter, image): how a checkout whose answer was lost finds
+	// its order.
+	OrdersSince(ctx context.Context, since time.Time) (Orders, error)
 	// IP returns the VPS's public IPv4 address.
 	IP(ctx context.Context, service string) (string, error)
 	// Rebuild reinstalls the VPS with the configured image, the deployment's public key
@@ -80,6 +85,13 @@ type Delivery struct {
 	Service string
 	// Failed says the order will never be delivered (cancelled, not paid), with why.
 	Failed string
+}
+
+// Orders is what OrdersSince found.
+type Orders struct {
+	// Of says what was looked for ("vps-2025-model1 in GRA with Debian 12").
+	Of  string
+	IDs []int64
 }
 
 // Task is where a provider's task stands.
@@ -302,43 +314,45 @@ func (o *Order) order(ctx context.Context, st *State, save func() error) error {
 	return nil
 }
 
-// findOrdered settles a checkout whose order id was lost by the VPS it brings: one VPS that was
-// not on the account before the checkout is the deployment's, once delivered. None within the
-// delivery budget, or several, cannot be decided.
+// orderClockSlack widens the window in which a lost checkout's order is looked for: the
+// provider dates its orders by its own clock, which may be behind ours.
+const orderClockSlack = 5 * time.Minute
+
+// findOrdered settles a checkout whose order id was lost: the account's one order for what this
+// deployment orders placed since the checkout is its order, whose delivery is then awaited as
+// any order's. Several such orders (another deployment of the account ordering the same at the
+// same time), or none within the delivery budget, cannot be decided: a VPS that cannot be tied
+// to the deployment's own order is never taken, so no other order loses its VPS to it.
 func (o *Order) findOrdered(ctx context.Context, st *State, save func() error) error {
-	o.note("cart %s was checked out but its order id was not recorded: watching the account's VPS list for the new one", st.CartID)
+	since := st.CheckoutStarted.Add(-orderClockSlack)
+	o.note("cart %s was checked out but its order id was not recorded: looking for its order among the account's orders since %s",
+		st.CartID, since.UTC().Format(time.RFC3339))
 	deadline := o.now().Add(o.DeliveryTimeout)
 	for {
-		now, err := o.Provider.Services(ctx)
+		found, err := o.Provider.OrdersSince(ctx, since)
 		if err != nil {
 			return err
 		}
-		var fresh []string
-		for _, s := range now {
-			if !slices.Contains(st.ServicesBefore, s) {
-				fresh = append(fresh, s)
-			}
-		}
 		switch {
-		case len(fresh) == 1:
-			st.Service = fresh[0]
+		case len(found.IDs) == 1:
+			st.OrderID = found.IDs[0]
 			if err := save(); err != nil {
 				return err
 			}
-			if err := o.ordering(false); err != nil {
-				return err
-			}
-			o.note("the checked-out cart's VPS is %s, new on the account since the checkout", st.Service)
+			o.note("the checked-out cart's order is %s order %d, the account's one order of %s since then", o.Provider.Name(), st.OrderID, found.Of)
 			o.stage(StageOrdered)
-			o.stage(StageDelivered)
 			return nil
-		case len(fresh) > 1:
+		case len(found.IDs) > 1:
+			ids := make([]string, len(found.IDs))
+			for i, id := range found.IDs {
+				ids[i] = strconv.FormatInt(id, 10)
+			}
 			return &UndecidableError{Provider: o.Provider.Name(), Cart: st.CartID, At: st.CheckoutStarted,
-				Why: fmt.Sprintf("%d VPSes appeared on the account since then (%s): which one is this deployment's cannot be told",
-					len(fresh), strings.Join(fresh, ", "))}
+				Why: fmt.Sprintf("%d orders of %s were placed since then (%s): which one is this deployment's cannot be told",
+					len(found.IDs), found.Of, strings.Join(ids, ", "))}
 		case !o.now().Before(deadline):
 			return &UndecidableError{Provider: o.Provider.Name(), Cart: st.CartID, At: st.CheckoutStarted,
-				Why: fmt.Sprintf("no new VPS appeared on the account within %s", o.DeliveryTimeout)}
+				Why: fmt.Sprintf("no order of %s placed since then was found within %s", found.Of, o.DeliveryTimeout)}
 		}
 		if err := sleep(ctx, o.poll()); err != nil {
 			return err
@@ -359,6 +373,10 @@ func (o *Order) awaitDelivery(ctx context.Context, st *State, save func() error)
 			return fmt.Errorf("%s order %d will not be delivered: %s", o.Provider.Name(), st.OrderID, d.Failed)
 		}
 		if d.Delivered && d.Service != "" {
+			if slices.Contains(st.ServicesBefore, d.Service) {
+				return fmt.Errorf("%s order %d names VPS %s as its delivery, but the account had it before the checkout: "+
+					"clawdeploy will not take it; check the order in the provider's manager", o.Provider.Name(), st.OrderID, d.Service)
+			}
 			st.Service = d.Service
 			if err := save(); err != nil {
 				return err

@@ -3,6 +3,7 @@ package ordering_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -180,27 +181,55 @@ func TestOrderCheckoutNeverAskedIsAskedOnce(t *testing.T) {
 	}
 }
 
-// TestOrderUndecidable: the order id was lost, and the account's VPS list cannot say which VPS
-// is the deployment's: two appeared since the checkout (another order of the account was
-// delivered meanwhile), or none within the budget. Nothing is ordered again, and the error
-// says what to check.
+// TestLostOrderIsTiedToItsOwnOrder: the process died after the checkout placed the order and
+// before its id was recorded; meanwhile another order of the account (the same plan in another
+// datacenter) is delivered first. The next run finds its own order among the account's orders
+// (plan, datacenter and image, placed since the checkout), waits for it, and takes its VPS,
+// never the other's.
+func TestLostOrderIsTiedToItsOwnOrder(t *testing.T) {
+	t.Parallel()
+	a := newAccount(t, 1500*time.Millisecond)
+	st := a.killedWhile(t, "POST /order/cart/{}/checkout")
+	others := []int64{a.fake.PlaceOrder("vps-2025-model1", "BHS", 0)}
+	before := a.fake.Services()
+	if len(before) != 1 {
+		t.Fatalf("the other orders were not delivered first: %v", before)
+	}
+	if err := a.order(t, a.cfg, &run{}, 10*time.Second).Run(context.Background(), &st); err != nil {
+		t.Fatal(err)
+	}
+	ours := a.fake.Checkouts()
+	if len(ours) != 1 || st.OrderID != ours[0] || slices.Contains(others, st.OrderID) || slices.Contains(before, st.Service) || !st.Ready() {
+		t.Errorf("resumed to order %d, VPS %s (the checkout's order: %v; the others' VPSes: %v)", st.OrderID, st.Service, ours, before)
+	}
+	if a.fake.Orders() != 1 {
+		t.Errorf("%d checkouts, want the one", a.fake.Orders())
+	}
+}
+
+// TestOrderUndecidable: the order id was lost, and the account's orders cannot say which one is
+// the deployment's: another of the same plan, datacenter and image was placed since the
+// checkout, or none is found (the provider's clock far from ours). Nothing is ordered again, no
+// VPS is taken, and the error says what to check.
 func TestOrderUndecidable(t *testing.T) {
 	t.Parallel()
 	var undecidable *ordering.UndecidableError
-	two := newAccount(t, 0, "vps-other.vps.ovh.net")
+	two := newAccount(t, 0)
 	st := two.killedWhile(t, "POST /order/cart/{}/checkout")
-	st.ServicesBefore = nil // vps-other was ordered by someone else after the list was taken
+	other := two.fake.PlaceOrder("vps-2025-model1", "GRA", 0)
 	err := two.order(t, two.cfg, &run{}, 5*time.Second).Run(context.Background(), &st)
-	if !errors.As(err, &undecidable) || !strings.Contains(err.Error(), "2 VPSes appeared") ||
-		!strings.Contains(err.Error(), "will not order again") || two.fake.Orders() != 1 || st.Service != "" {
-		t.Errorf("two new VPSes: %v, %d orders", err, two.fake.Orders())
+	if !errors.As(err, &undecidable) || !strings.Contains(err.Error(), fmt.Sprintf("2 orders of vps-2025-model1 in GRA with Debian 12 were placed since then (%d, %d)", two.fake.Checkouts()[0], other)) ||
+		!strings.Contains(err.Error(), "will not order again") || two.fake.Orders() != 1 || st.Service != "" || st.OrderID != 0 {
+		t.Errorf("two orders: %v, %d orders, %+v", err, two.fake.Orders(), st)
 	}
 
-	none := newAccount(t, time.Hour)
+	none := newAccount(t, 0)
 	st = none.killedWhile(t, "POST /order/cart/{}/checkout")
+	st.CheckoutStarted = st.CheckoutStarted.Add(time.Hour) // our clock an hour ahead of the provider's
 	err = none.order(t, none.cfg, &run{}, 300*time.Millisecond).Run(context.Background(), &st)
-	if !errors.As(err, &undecidable) || !strings.Contains(err.Error(), "no new VPS appeared on the account within 300ms") || none.fake.Orders() != 1 {
-		t.Errorf("no new VPS: %v, %d orders", err, none.fake.Orders())
+	if !errors.As(err, &undecidable) || !strings.Contains(err.Error(), "no order of vps-2025-model1 in GRA with Debian 12 placed since then was found within 300ms") ||
+		none.fake.Orders() != 1 || st.Service != "" {
+		t.Errorf("no order found: %v, %d orders", err, none.fake.Orders())
 	}
 }
 

@@ -32,6 +32,9 @@ type OVHConfig struct {
 type OVH struct {
 	cfg    OVHConfig
 	client *ovh.Client
+	// decoded, when set, is told of every answer read and what it was read into: the tests
+	// check each field read against OVHcloud's description of the answer.
+	decoded func(method, path string, out any)
 }
 
 // NewOVH returns the OVH provider for cfg.
@@ -57,6 +60,9 @@ func (o *OVH) call(ctx context.Context, method, path string, body, out any) erro
 	}
 	if err != nil {
 		return fmt.Errorf("OVH API %s %s: %w", method, strings.SplitN(path, "?", 2)[0], err)
+	}
+	if o.decoded != nil && out != nil {
+		o.decoded(method, strings.SplitN(path, "?", 2)[0], out)
 	}
 	return nil
 }
@@ -240,13 +246,7 @@ func (o *OVH) Delivery(ctx context.Context, order int64) (Delivery, error) {
 		return Delivery{}, err
 	}
 	for _, id := range details {
-		var ext struct {
-			Order struct {
-				Plan struct {
-					Code string `json:"code"`
-				} `json:"plan"`
-			} `json:"order"`
-		}
+		var ext ovhDetailExtension
 		if err := o.call(ctx, http.MethodGet, fmt.Sprintf("/me/order/%d/details/%d/extension", order, id), nil, &ext); err != nil {
 			return Delivery{}, err
 		}
@@ -264,6 +264,65 @@ func (o *OVH) Delivery(ctx context.Context, order int64) (Delivery, error) {
 		}
 	}
 	return Delivery{Status: status}, nil // delivered, its service not named yet
+}
+
+// OrdersSince lists the account's orders placed since a time (GET /me/order?date.from=) whose
+// plan detail is for the configured plan, datacenter and image (each detail's extension: its
+// plan code and its vps_datacenter and vps_os configurations).
+func (o *OVH) OrdersSince(ctx context.Context, since time.Time) (Orders, error) {
+	found := Orders{Of: fmt.Sprintf("%s in %s with %s", o.cfg.PlanCode, o.cfg.Datacenter, o.cfg.OS)}
+	var ids []int64
+	q := url.Values{"date.from": {since.UTC().Format(time.RFC3339)}}
+	if err := o.call(ctx, http.MethodGet, "/me/order?"+q.Encode(), nil, &ids); err != nil {
+		return found, err
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		ours, err := o.orderedHere(ctx, id)
+		if err != nil {
+			return found, err
+		}
+		if ours {
+			found.IDs = append(found.IDs, id)
+		}
+	}
+	return found, nil
+}
+
+// orderedHere reports whether an order has a detail for the configured plan, datacenter and
+// image.
+func (o *OVH) orderedHere(ctx context.Context, order int64) (bool, error) {
+	var details []int64
+	if err := o.call(ctx, http.MethodGet, fmt.Sprintf("/me/order/%d/details", order), nil, &details); err != nil {
+		return false, err
+	}
+	for _, id := range details {
+		var ext ovhDetailExtension
+		if err := o.call(ctx, http.MethodGet, fmt.Sprintf("/me/order/%d/details/%d/extension", order, id), nil, &ext); err != nil {
+			return false, err
+		}
+		config := map[string]string{}
+		for _, c := range ext.Order.Configurations {
+			config[c.Label] = c.Value
+		}
+		if ext.Order.Plan.Code == o.cfg.PlanCode && config["vps_datacenter"] == o.cfg.Datacenter && config["vps_os"] == o.cfg.OS {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// ovhDetailExtension is an order detail's extension (billing.ItemDetail): what was ordered.
+type ovhDetailExtension struct {
+	Order struct {
+		Plan struct {
+			Code string `json:"code"`
+		} `json:"plan"`
+		Configurations []struct {
+			Label string `json:"label"`
+			Value string `json:"value"`
+		} `json:"configurations"`
+	} `json:"order"`
 }
 
 // IP returns the VPS's first IPv4 address (GET /vps/{serviceName}/ips).
@@ -317,10 +376,12 @@ func (o *OVH) Rebuild(ctx context.Context, service, publicKey string) (string, e
 	return strconv.FormatInt(task.ID, 10), nil
 }
 
-// RebuildTasks lists the VPS's rebuild tasks (GET /vps/{serviceName}/tasks?type=rebuildVm).
+// RebuildTasks lists the VPS's rebuild tasks (GET /vps/{serviceName}/tasks?type=reinstallVm).
+// A rebuild installs the VPS's system again, a task of type reinstallVm: OVHcloud's description
+// of vps.TaskTypeEnum has no other for it (it has no "rebuildVm", the value this used to ask for).
 func (o *OVH) RebuildTasks(ctx context.Context, service string) ([]string, error) {
 	var ids []int64
-	if err := o.call(ctx, http.MethodGet, "/vps/"+url.PathEscape(service)+"/tasks?type=rebuildVm", nil, &ids); err != nil {
+	if err := o.call(ctx, http.MethodGet, "/vps/"+url.PathEscape(service)+"/tasks?type=reinstallVm", nil, &ids); err != nil {
 		return nil, err
 	}
 	slices.Sort(ids)

@@ -1,14 +1,19 @@
 // Package ovhfake is a fake of the parts of OVHcloud's API (https://eu.api.ovh.com/1.0) that
 // clawdeploy orders VPSes with, on a loopback port, in the real API's shapes: /auth/time, /me,
 // the public VPS catalog, /vps/order/rule/datacenter, /order/cart (create, assign, vps item,
-// item configuration, read, checkout), /me/order/{id} (status, details, detail extension), and
-// /vps/{serviceName} (ips, images/available, rebuild, tasks, serviceInfos, terminate).
+// item configuration, read, checkout), /me/order (the orders since a date; an order, its status,
+// associated object, details and detail extension), and /vps/{serviceName} (ips,
+// images/available, rebuild, tasks, serviceInfos, terminate).
 //
-// It checks every authenticated call's signature as OVHcloud does ("$1$" + SHA-1 of
-// secret+consumer+method+url+body+timestamp) and refuses unknown credentials with 403, as the
-// real API does. Orders are delivered after a configurable delay, rebuilds done after another;
-// any call can be made to fail or to hold its answer after it took effect (a process killed
-// while waiting for it), and orders, rebuilds and releases are counted.
+// It follows OVHcloud's published description of those calls (schema/, see SOURCE.md): every
+// call it serves and every answer it gives is checked against it, and one the description does
+// not allow fails the test. It checks every authenticated call's signature as OVHcloud does
+// ("$1$" + SHA-1 of secret+consumer+method+url+body+timestamp) and refuses unknown credentials
+// with 403; a call the description marks noAuthentication needs none. A cart is checked out only
+// once assigned. An order goes notPaid, checking, delivering (a quarter, a quarter and a half of
+// its delivery delay), then delivered; its associated object is its bill once paid. Rebuilds are
+// done after another delay; any call can be made to fail or to hold its answer after it took
+// effect (a process killed while waiting for it), and orders, rebuilds and releases are counted.
 package ovhfake
 
 import (
@@ -64,21 +69,27 @@ type Server struct {
 	checkout int
 	rebuilds int
 	calls    []string
+
+	schema     *Schema
+	violations []string // calls and answers OVHcloud's description does not allow
 }
 
 type cart struct {
 	id, description, subsidiary string
-	readOnly                    bool
+	assigned, readOnly          bool
 	items                       []int64
 	plan, duration              string
 	config                      map[string]string
 }
 
 type order struct {
-	id      int64
-	plan    string
-	placed  time.Time
-	service string
+	id               int64
+	plan, datacenter string
+	os, duration     string
+	placed           time.Time
+	delay            time.Duration // from checkout to delivered; -1: Options.DeliveryDelay
+	service          string
+	bill             string // the bill its payment made, its associated object
 }
 
 type vps struct {
@@ -104,6 +115,11 @@ func Start(t testing.TB, opts Options) *Server {
 	for _, name := range opts.Existing {
 		s.vpses[name] = &vps{name: name}
 	}
+	schema, err := LoadSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.schema = schema
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -116,8 +132,12 @@ func Start(t testing.TB, opts Options) *Server {
 			close(h)
 		}
 		s.holds = map[string]chan string{}
+		violations := slices.Compact(slices.Sorted(slices.Values(s.violations)))
 		s.mu.Unlock()
 		_ = srv.Close()
+		for _, v := range violations {
+			t.Errorf("ovhfake: not as OVHcloud's API describes it: %s", v)
+		}
 	})
 	s.URL = "http://" + l.Addr().String() + "/1.0"
 	return s
@@ -154,6 +174,21 @@ func (s *Server) Orders() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.checkout
+}
+
+// Checkouts lists the orders the account's checkouts placed, oldest first (not those of
+// PlaceOrder).
+func (s *Server) Checkouts() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []int64
+	for id, o := range s.orders {
+		if o.delay < 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // Rebuilds counts the rebuilds asked for.
@@ -203,9 +238,6 @@ func errorf(status int, format string, args ...any) *apiError {
 	return &apiError{status: status, message: fmt.Sprintf(format, args...)}
 }
 
-// public calls need no signature, as on the real API.
-var public = []string{"GET /auth/time", "GET /order/catalog/public/vps", "GET /vps/order/rule/datacenter"}
-
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	path := strings.TrimPrefix(r.URL.Path, "/1.0")
@@ -214,11 +246,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.calls = append(s.calls, route)
+	s.violations = append(s.violations, s.schema.CheckRequest(r.Method, path, slices.Collect(maps.Keys(r.URL.Query())), body)...)
 	var (
 		out any
 		err *apiError
 	)
-	if !slices.Contains(public, route) {
+	// A call the description marks noAuthentication needs no signature (the catalog, a cart
+	// before its checkout); a signed one is checked all the same, as the API does.
+	if op, ok := s.schema.Operation(r.Method, path); !ok || !op.NoAuthentication || r.Header.Get("X-Ovh-Signature") != "" {
 		err = s.authenticate(r, body)
 	}
 	if err == nil {
@@ -229,6 +264,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil {
 		out, err = s.handle(r, parts, body)
+	}
+	if err == nil {
+		var answer any
+		b, _ := json.Marshal(out)
+		_ = json.Unmarshal(b, &answer)
+		s.violations = append(s.violations, s.schema.CheckResponse(r.Method, path, answer)...)
 	}
 	hold := s.holds[route]
 	if err == nil && hold != nil {
@@ -255,7 +296,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 func routeOf(parts []string) string {
 	fixed := map[string]bool{"auth": true, "time": true, "me": true, "order": true, "catalog": true, "public": true,
 		"vps": true, "rule": true, "datacenter": true, "cart": true, "assign": true, "item": true, "configuration": true,
-		"checkout": true, "status": true, "details": true, "extension": true, "ips": true, "images": true, "available": true,
+		"checkout": true, "status": true, "associatedObject": true, "details": true, "extension": true, "ips": true, "images": true, "available": true,
 		"rebuild": true, "tasks": true, "serviceInfos": true, "terminate": true}
 	out := make([]string, len(parts))
 	for i, p := range parts {
@@ -298,7 +339,7 @@ func (s *Server) id() int64 {
 // deliverLocked delivers the orders and finishes the tasks whose time has come.
 func (s *Server) deliverLocked(now time.Time) {
 	for _, o := range s.orders {
-		if o.service == "" && now.Sub(o.placed) >= s.opts.DeliveryDelay {
+		if o.service == "" && s.statusLocked(o, now) == "delivered" {
 			o.service = fmt.Sprintf("vps-%x.vps.ovh.net", o.id)
 			s.vpses[o.service] = &vps{name: o.service}
 		}
@@ -311,6 +352,35 @@ func (s *Server) deliverLocked(now time.Time) {
 			}
 		}
 	}
+}
+
+// statusLocked is an order's status at now: notPaid until its payment by the preferred method
+// (the first quarter of its delivery time), checking (the second), delivering, then delivered.
+func (s *Server) statusLocked(o *order, now time.Time) string {
+	delay := o.delay
+	if delay < 0 {
+		delay = s.opts.DeliveryDelay
+	}
+	switch age := now.Sub(o.placed); {
+	case age >= delay:
+		return "delivered"
+	case age < delay/4:
+		return "notPaid"
+	case age < delay/2:
+		return "checking"
+	}
+	return "delivering"
+}
+
+// PlaceOrder places an order on the account as someone else would (another deployment, the
+// manager): for plan in datacenter, delivered after delay. It returns the order's id.
+func (s *Server) PlaceOrder(plan, datacenter string, delay time.Duration) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := &order{id: s.id(), plan: plan, datacenter: datacenter, os: "Debian 12", duration: "P1M", placed: time.Now(), delay: delay}
+	o.bill = fmt.Sprintf("FR%d", o.id)
+	s.orders[o.id] = o
+	return o.id
 }
 
 func (s *Server) handle(r *http.Request, p []string, body []byte) (any, *apiError) {
@@ -364,9 +434,11 @@ func (s *Server) handle(r *http.Request, p []string, body []byte) (any, *apiErro
 		}
 		return cartJSON(c), nil
 	case "POST /order/cart/{}/assign":
-		if _, ok := s.carts[p[2]]; !ok {
+		c, ok := s.carts[p[2]]
+		if !ok {
 			return nil, errorf(http.StatusNotFound, "Cart %s not found", p[2])
 		}
+		c.assigned = true
 		return nil, nil
 	case "POST /order/cart/{}/vps":
 		c, ok := s.carts[p[2]]
@@ -417,6 +489,9 @@ func (s *Server) handle(r *http.Request, p []string, body []byte) (any, *apiErro
 		if !ok {
 			return nil, errorf(http.StatusNotFound, "Cart %s not found", p[2])
 		}
+		if !c.assigned {
+			return nil, errorf(http.StatusForbidden, "Cart %s is not assigned to an account: assign it before its checkout", c.id)
+		}
 		if c.readOnly {
 			return nil, errorf(http.StatusBadRequest, "Cart %s is already checked out", c.id)
 		}
@@ -427,28 +502,61 @@ func (s *Server) handle(r *http.Request, p []string, body []byte) (any, *apiErro
 			return nil, errorf(http.StatusBadRequest, "Product %s is out of stock in %s", c.plan, c.config["vps_datacenter"])
 		}
 		c.readOnly = true
-		o := &order{id: s.id(), plan: c.plan, placed: time.Now()}
+		o := &order{id: s.id(), plan: c.plan, datacenter: c.config["vps_datacenter"], os: c.config["vps_os"], duration: c.duration,
+			placed: time.Now(), delay: -1}
+		o.bill = fmt.Sprintf("FR%d", o.id)
 		s.orders[o.id] = o
 		s.checkout++
 		return map[string]any{"orderId": o.id, "url": fmt.Sprintf("https://www.ovh.com/cgi-bin/order/display-order.cgi?orderId=%d", o.id),
 			"prices": map[string]any{"withTax": map[string]any{"value": 7.19, "currencyCode": "EUR"}}}, nil
-	case "GET /me/order/{}/status", "GET /me/order/{}/details", "GET /me/order/{}/details/{}", "GET /me/order/{}/details/{}/extension":
+	case "GET /me/order":
+		from, to := time.Time{}, time.Now().Add(time.Hour)
+		for name, t := range map[string]*time.Time{"date.from": &from, "date.to": &to} {
+			if v := q.Get(name); v != "" {
+				parsed, err := time.Parse(time.RFC3339, v)
+				if err != nil {
+					return nil, errorf(http.StatusBadRequest, "Invalid value for parameter %s: %s is not a datetime", name, v)
+				}
+				*t = parsed
+			}
+		}
+		ids := []int64{}
+		for _, o := range s.orders {
+			if !o.placed.Before(from) && !o.placed.After(to) {
+				ids = append(ids, o.id)
+			}
+		}
+		slices.Sort(ids)
+		return ids, nil
+	case "GET /me/order/{}", "GET /me/order/{}/status", "GET /me/order/{}/associatedObject", "GET /me/order/{}/details",
+		"GET /me/order/{}/details/{}", "GET /me/order/{}/details/{}/extension":
 		id, _ := strconv.ParseInt(p[2], 10, 64)
 		o, ok := s.orders[id]
 		if !ok {
 			return nil, errorf(http.StatusNotFound, "Order %s not found", p[2])
 		}
 		detail := o.id*10 + 1
+		status := s.statusLocked(o, time.Now())
 		switch {
 		case strings.HasSuffix(route, "/status"):
-			if o.service == "" {
-				return "delivering", nil
+			return status, nil
+		case strings.HasSuffix(route, "/associatedObject"):
+			// The object the processing of the order leads to: its bill once paid. The
+			// description's types are billing ones only (Bill, Deposit, Refund, …), never the VPS.
+			if status == "notPaid" {
+				return map[string]any{"id": nil, "type": nil}, nil
 			}
-			return "delivered", nil
+			return map[string]any{"id": o.bill, "type": "Bill"}, nil
 		case strings.HasSuffix(route, "/extension"):
-			return map[string]any{"order": map[string]any{"action": "installation", "plan": map[string]any{"code": o.plan}}}, nil
+			return map[string]any{"order": map[string]any{"action": "installation", "type": "plan",
+				"plan":           map[string]any{"code": o.plan, "duration": o.duration, "pricingMode": "default", "quantity": 1, "product": map[string]any{"name": "vps"}},
+				"configurations": []map[string]string{{"label": "vps_datacenter", "value": o.datacenter}, {"label": "vps_os", "value": o.os}}}}, nil
 		case strings.HasSuffix(route, "/details"):
 			return []int64{detail}, nil
+		case route == "GET /me/order/{}":
+			return map[string]any{"orderId": o.id, "date": o.placed.Format(time.RFC3339), "expirationDate": o.placed.AddDate(0, 0, 14).Format(time.RFC3339),
+				"url":          fmt.Sprintf("https://www.ovh.com/cgi-bin/order/display-order.cgi?orderId=%d", o.id),
+				"priceWithTax": map[string]any{"value": 7.19, "currencyCode": "EUR", "text": "7.19 €"}}, nil
 		}
 		domain := o.service
 		if domain == "" {
@@ -506,7 +614,7 @@ func (s *Server) handleVPS(r *http.Request, p []string, decode func(any) *apiErr
 				return nil, errorf(http.StatusConflict, "A task is already running on %s", v.name)
 			}
 		}
-		t := &task{id: s.id(), service: v.name, typ: "rebuildVm", started: time.Now(), key: in.PublicSSHKey}
+		t := &task{id: s.id(), service: v.name, typ: "reinstallVm", started: time.Now(), key: in.PublicSSHKey}
 		s.tasks[t.id] = t
 		s.rebuilds++
 		return taskJSON(t), nil
