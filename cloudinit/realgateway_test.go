@@ -236,22 +236,7 @@ func TestTheRealGateway(t *testing.T) {
 	m.CreateBucket(t, "openclaw-dev-setup")
 	putSecret(t, m, "/openclaw/dev/env/ANTHROPIC_API_KEY", "sk-ant-real-gateway-test")
 	const word = "pelican"
-	// The model answers the question from what the gateway sends it: the earlier turns, each user
-	// message as OpenClaw stamps it ("[Mon 2026-12-07 15:12 UTC] The secret word is pelican."),
-	// then the question, then OpenClaw's own context.
-	model := openaifake.Start(t, func(messages []openaifake.Message) string {
-		var history strings.Builder
-		for _, msg := range messages {
-			if msg.Role == "user" && strings.Contains(msg.Text(), "What is the secret word?") {
-				if strings.Contains(history.String(), "The secret word is "+word) {
-					return "The secret word is " + word + "."
-				}
-				return "I was never told a secret word."
-			}
-			history.WriteString(msg.Role + ": " + msg.Text() + "\n")
-		}
-		return "Noted."
-	})
+	model := secretWordModel(t, word)
 
 	// Each step uses the hosts made for the whole test (their gateways outlive a step), with
 	// the step's own t.
@@ -267,6 +252,26 @@ func TestTheRealGateway(t *testing.T) {
 	step("backup restored on a new host", func(t *testing.T) { backupRestored(t, a.on(t), b.on(t), m, model, word) })
 	c := newRealHost(t, in, m, b.port)
 	step("final backup after a Spot notice restored on a new host", func(t *testing.T) { finalBackupRestored(t, b.on(t), c.on(t), m, model) })
+}
+
+// secretWordModel is a fake model that answers the question "What is the secret word?" from
+// what the gateway sends it: the earlier turns, each user message as OpenClaw stamps it ("[Mon
+// 2026-12-07 15:12 UTC] The secret word is pelican."), then the question, then OpenClaw's own
+// context. Anything else is "Noted.".
+func secretWordModel(t *testing.T, word string) *openaifake.Server {
+	return openaifake.Start(t, func(messages []openaifake.Message) string {
+		var history strings.Builder
+		for _, msg := range messages {
+			if msg.Role == "user" && strings.Contains(msg.Text(), "What is the secret word?") {
+				if strings.Contains(history.String(), "The secret word is "+word) {
+					return "The secret word is " + word + "."
+				}
+				return "I was never told a secret word."
+			}
+			history.WriteString(msg.Role + ": " + msg.Text() + "\n")
+		}
+		return "Noted."
+	})
 }
 
 // on makes t the test r fails and whose context its commands run in: a step's.

