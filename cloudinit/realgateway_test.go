@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -73,15 +74,21 @@ case "$*" in
 esac
 `
 
-// realHost is an instance whose docker and systemd stand-ins run the real OpenClaw, the services
-// as the compose file the host gets describes them (volumes, environment, env file, command,
-// port).
-type realHost struct {
-	*ec2Host
+// realOpenClaw is the real OpenClaw behind a host's docker and systemctl stand-ins: its CLI and
+// gateway as the compose file the host gets describes them (volumes, environment, env file,
+// command, port).
+type realOpenClaw struct {
+	h            *host
 	in           openclaw.Install
 	cli, gateway openclaw.Service
 	standins     string
 	port         int
+}
+
+// realHost is an instance whose docker and systemd stand-ins run the real OpenClaw.
+type realHost struct {
+	*ec2Host
+	*realOpenClaw
 }
 
 // newRealHost makes an instance of stack dev in the AWS of m (its bucket, secrets and status
@@ -95,26 +102,39 @@ func newRealHost(t *testing.T, in openclaw.Install, m *moto.Server, port int) *r
 		!regexp.MustCompile(`\nExecStart=/usr/bin/docker compose .* up .*openclaw-gateway\n`).Match(unit) {
 		t.Fatalf("openclaw.service no longer starts as the systemctl stand-in does (%v):\n%s", err, unit)
 	}
-	r := &realHost{ec2Host: newEC2HostOn(t, m), in: in, standins: t.TempDir()}
-	if r.port = port; port == 0 {
+	e := newEC2HostOn(t, m)
+	r := &realHost{ec2Host: e, realOpenClaw: newRealOpenClaw(t, e.host, in, port, filepath.Join(e.root, "stubs", "docker"))}
+	r.appendSettings(map[string]string{
+		"OPENCLAW_GATEWAY_PORT":           strconv.Itoa(r.port),
+		"OPENCLAW_HEALTH_TIMEOUT_SECONDS": strconv.Itoa(int(realHealthBound.Seconds())),
+		"OPENCLAW_HEALTH_POLL_SECONDS":    "1",
+		"OPENCLAW_ONBOARD_AUTH_CHOICE":    stackconfig.OnboardAuthChoice(map[string]stackconfig.Secret{stackconfig.KeyAnthropicAPIKey: {}}),
+	})
+	return r
+}
+
+// realHealthBound is the setup's bound on its wait for the real gateway's health. The gateway is
+// healthy 30-90 s after its start on a 2-core machine, and took over 4 minutes in CI beside the
+// other packages' tests: the setup's own bound on that wait (its default, 600 s) is the limit,
+// and the test waits for the setup longer than the setup waits for anything.
+const realHealthBound = 10 * time.Minute
+
+// newRealOpenClaw puts the real OpenClaw behind h's stand-ins: docker (written at dockerStub,
+// where the host's docker is found or installed from) and systemctl, each a recording stub that
+// runs the real CLI and gateway. The compose file is the one h has at etc/openclaw, read now.
+func newRealOpenClaw(t *testing.T, h *host, in openclaw.Install, port int, dockerStub string) *realOpenClaw {
+	t.Helper()
+	r := &realOpenClaw{h: h, in: in, standins: t.TempDir(), port: port}
+	var err error
+	if port == 0 {
 		if r.port, err = loopback.Port(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// The gateway is healthy 30-90 s after its start on a 2-core machine, and took over 4 minutes
-	// in CI beside the other packages' tests: the setup's own bound on that wait (its default, 600
-	// s) is the limit, and the test waits for the setup longer than the setup waits for anything.
-	const healthBound = 10 * time.Minute
-	r.setupBound = healthBound + 5*time.Minute
-	r.diagnose = func() string { return "\ngateway log:\n" + r.gatewayLog() }
-	r.appendSettings(map[string]string{
-		"OPENCLAW_GATEWAY_PORT":           strconv.Itoa(r.port),
-		"OPENCLAW_HEALTH_TIMEOUT_SECONDS": strconv.Itoa(int(healthBound.Seconds())),
-		"OPENCLAW_HEALTH_POLL_SECONDS":    "1",
-		"OPENCLAW_ONBOARD_AUTH_CHOICE":    stackconfig.OnboardAuthChoice(map[string]stackconfig.Secret{stackconfig.KeyAnthropicAPIKey: {}}),
-	})
-	compose := filepath.Join(r.root, "etc/openclaw/docker-compose.yaml")
-	vars := map[string]string{"OPENCLAW_IMAGE": "ghcr.io/openclaw/openclaw:" + in.Version, "OPENCLAW_DATA_DIR": r.data,
+	h.setupBound = realHealthBound + 5*time.Minute
+	h.diagnose = func() string { return "\ngateway log:\n" + r.gatewayLog() }
+	compose := filepath.Join(h.root, "etc/openclaw/docker-compose.yaml")
+	vars := map[string]string{"OPENCLAW_IMAGE": "ghcr.io/openclaw/openclaw:" + in.Version, "OPENCLAW_DATA_DIR": h.data,
 		"OPENCLAW_GATEWAY_PORT": strconv.Itoa(r.port)}
 	service := func(name string) openclaw.Service {
 		s, err := openclaw.FromCompose(t.Context(), compose, name, vars)
@@ -122,7 +142,7 @@ func newRealHost(t *testing.T, in openclaw.Install, m *moto.Server, port int) *r
 			t.Fatal(err)
 		}
 		for i, f := range s.EnvFiles {
-			s.EnvFiles[i] = filepath.Join(r.run, strings.TrimPrefix(f, "/run/openclaw/"))
+			s.EnvFiles[i] = filepath.Join(h.run, strings.TrimPrefix(f, "/run/openclaw/"))
 		}
 		return s
 	}
@@ -137,12 +157,12 @@ func newRealHost(t *testing.T, in openclaw.Install, m *moto.Server, port int) *r
 			t.Fatal(err)
 		}
 	}
-	for name, standIn := range map[string]string{"docker": realStandIn, "systemctl": realServiceStandIn} {
-		if err := os.WriteFile(filepath.Join(r.root, "stubs", name), []byte(stubScript+standIn), 0o755); err != nil {
+	for path, standIn := range map[string]string{dockerStub: realStandIn, filepath.Join(h.root, "stubs", "systemctl"): realServiceStandIn} {
+		if err := os.WriteFile(path, []byte(stubScript+standIn), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r.env = append(r.env, "OPENCLAW_TEST_COMPOSE="+compose, "OPENCLAW_TEST_STANDINS="+r.standins,
+	h.env = append(h.env, "OPENCLAW_TEST_COMPOSE="+compose, "OPENCLAW_TEST_STANDINS="+r.standins,
 		"OPENCLAW_TEST_CLI_ENTRYPOINT="+strings.Join(r.cli.Command, " "),
 		"OPENCLAW_TEST_GATEWAY_COMMAND="+strings.Join(gatewayCommand, " "))
 	t.Cleanup(func() { _, _ = r.stop() })
@@ -157,13 +177,21 @@ func (r *realHost) setUp() (st setup.Status, healthy, ready time.Duration) {
 	if out := r.launch(); out != "LAUNCH started" {
 		r.t.Fatalf("launch: %q", out)
 	}
-	st = r.waitSetup()
-	if st.State != setup.Complete || st.Token != "gw-setup-token" {
-		log, _ := os.ReadFile(filepath.Join(r.setupRoot, setup.LogFile))
-		r.t.Fatalf("status %+v\nsetup log:\n%s\ngateway log:\n%s", st, log, r.gatewayLog())
+	return r.completed(start, "gw-setup-token")
+}
+
+// completed waits for the setup launched at start to complete with token, then for the gateway
+// to say it is ready on /readyz.
+func (r *realOpenClaw) completed(start time.Time, token string) (st setup.Status, healthy, ready time.Duration) {
+	t := r.h.t
+	t.Helper()
+	st = r.h.waitSetup()
+	if st.State != setup.Complete || st.Token != token {
+		log, _ := os.ReadFile(filepath.Join(r.h.setupRoot, setup.LogFile))
+		t.Fatalf("status %+v\nsetup log:\n%s\ngateway log:\n%s", st, log, r.gatewayLog())
 	}
 	healthy = time.Since(start)
-	ctx, cancel := context.WithTimeout(r.t.Context(), r.setupBound)
+	ctx, cancel := context.WithTimeout(t.Context(), r.h.setupBound)
 	defer cancel()
 	for {
 		ok, err := openclaw.Readyz(r.port)
@@ -171,21 +199,21 @@ func (r *realHost) setUp() (st setup.Status, healthy, ready time.Duration) {
 			return st, healthy, time.Since(start)
 		}
 		if ctx.Err() != nil {
-			r.t.Fatalf("the gateway never said it was ready: %v %+v\n%s", err, ok, r.gatewayLog())
+			t.Fatalf("the gateway never said it was ready: %v %+v\n%s", err, ok, r.gatewayLog())
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 }
 
-func (r *realHost) gatewayLog() string {
+func (r *realOpenClaw) gatewayLog() string {
 	b, _ := os.ReadFile(filepath.Join(r.standins, "gateway.log"))
 	return string(b)
 }
 
 // openclaw runs the CLI of the host's image with args, the gateway token token in its
 // environment, and returns what it printed.
-func (r *realHost) openclaw(token string, args ...string) (string, error) {
-	cmd := r.in.Command(r.t.Context(), r.cli, []string{"OPENCLAW_GATEWAY_TOKEN=" + token}, append(r.cli.Command, args...)...)
+func (r *realOpenClaw) openclaw(token string, args ...string) (string, error) {
+	cmd := r.in.Command(r.h.t.Context(), r.cli, []string{"OPENCLAW_GATEWAY_TOKEN=" + token}, append(r.cli.Command, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -193,7 +221,7 @@ func (r *realHost) openclaw(token string, args ...string) (string, error) {
 }
 
 // stop ends the gateway as systemd stops a unit, and returns how long it took.
-func (r *realHost) stop() (time.Duration, error) {
+func (r *realOpenClaw) stop() (time.Duration, error) {
 	b, err := os.ReadFile(filepath.Join(r.standins, "gateway.pid"))
 	if err != nil {
 		return 0, nil
@@ -203,7 +231,7 @@ func (r *realHost) stop() (time.Duration, error) {
 }
 
 // rss is the gateway's resident memory, in MiB.
-func (r *realHost) rss() int64 {
+func (r *realOpenClaw) rss() int64 {
 	b, _ := os.ReadFile(filepath.Join(r.standins, "gateway.pid"))
 	pgid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	n, _ := openclaw.GroupRSS(pgid)
@@ -398,7 +426,7 @@ func backupRestored(t *testing.T, a, b *realHost, m *moto.Server, model *openaif
 	} else {
 		t.Logf("real gateway: exited %s after SIGTERM", took.Round(10*time.Millisecond))
 	}
-	onlyVolumes(t, a)
+	onlyVolumes(t, a.realOpenClaw)
 
 	b.mustRun(mounts{data: true}, "openclaw-restore.sh")
 	if marker, err := os.ReadFile(filepath.Join(b.data, ".openclaw-restore-complete")); err != nil || !strings.HasPrefix(string(marker), "restored s3://") {
@@ -451,7 +479,7 @@ func finalBackupRestored(t *testing.T, b, c *realHost, m *moto.Server, model *op
 	if got := b.published(); !strings.HasSuffix(got, " INTERRUPTED "+imdsfake.InstanceID) {
 		t.Errorf("published status = %q", got)
 	}
-	onlyVolumes(t, b)
+	onlyVolumes(t, b.realOpenClaw)
 
 	c.mustRun(mounts{data: true}, "openclaw-restore.sh")
 	c.setUp()
@@ -481,7 +509,7 @@ func atoi(t *testing.T, b []byte) int {
 
 // onlyVolumes fails when the stopped gateway of r wrote, in its HOME, outside its volumes: what
 // it wrote there is lost at its next start and is in no backup.
-func onlyVolumes(t *testing.T, r *realHost) {
+func onlyVolumes(t *testing.T, r *realOpenClaw) {
 	t.Helper()
 	var outside []string
 	_ = filepath.WalkDir(r.gateway.Layer, func(path string, d fs.DirEntry, err error) error {
@@ -568,4 +596,91 @@ func isAboveMount(s openclaw.Service, dir string) bool {
 		}
 	}
 	return false
+}
+
+// realVPSHost is a bare vps whose docker (once the setup installs it) and systemctl stand-ins
+// run the real OpenClaw.
+type realVPSHost struct {
+	*vpsHost
+	*realOpenClaw
+}
+
+// newRealVPSHost makes a bare vps with the real OpenClaw behind its stand-ins. The compose file
+// the launch will write is written first, for the stand-ins to read the services from it; the
+// docker stand-in checks that the setup runs that very file.
+func newRealVPSHost(t *testing.T, in openclaw.Install) *realVPSHost {
+	t.Helper()
+	unit, err := content.ReadFile(vpsUnit.src)
+	if err != nil || !strings.Contains(string(unit), "\nExecStartPre=/usr/local/libexec/openclaw/openclaw-start.sh\n") ||
+		!regexp.MustCompile(`\nExecStart=/usr/bin/docker compose .* up .*openclaw-gateway\n`).Match(unit) {
+		t.Fatalf("the vps's openclaw.service no longer starts as the systemctl stand-in does (%v):\n%s", err, unit)
+	}
+	h := newVPSHost(t)
+	files, err := VPSFiles(vpsSecrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range setup.Under(h.root, files) {
+		if filepath.Base(f.Path) == "docker-compose.yaml" {
+			if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f.Path, []byte(f.Content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r := &realVPSHost{vpsHost: h, realOpenClaw: newRealOpenClaw(t, h.host, in, 0, filepath.Join(h.root, "docker.stub"))}
+	h.settings += fmt.Sprintf("OPENCLAW_GATEWAY_PORT=%d\nOPENCLAW_HEALTH_TIMEOUT_SECONDS=%d\nOPENCLAW_HEALTH_POLL_SECONDS=1\n",
+		r.realOpenClaw.port, int(realHealthBound.Seconds()))
+	return r
+}
+
+// TestTheRealGatewayOnABareVPS runs the vps setup, as a vps gets it over SSH, on a bare host
+// whose docker, once the setup installs it, runs the real OpenClaw: the setup's onboarding flags
+// onboard the real CLI, the setup completes on the real gateway's health and the gateway says it
+// is ready; the token the setup reports opens it and another does not; the configuration is on
+// the host's disk and no secret is under it; the same launch again does nothing; the gateway
+// wrote nothing in its HOME outside its volumes.
+func TestTheRealGatewayOnABareVPS(t *testing.T) {
+	t.Parallel()
+	in, err := openclaw.Installed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRealVPSHost(t, in)
+	start := time.Now()
+	if out := r.launch(); out != "LAUNCH started" {
+		t.Fatalf("launch: %q", out)
+	}
+	token := vpsSecrets["OPENCLAW_GATEWAY_TOKEN"]
+	_, healthy, ready := r.completed(start, token)
+	t.Logf("real gateway on a bare vps: setup complete (docker installed, healthy) after %s, ready after %s, %d MiB resident",
+		healthy.Round(time.Second), ready.Round(time.Second), r.rss())
+	if out, err := r.openclaw(token, "health", "--json"); err != nil || !strings.Contains(out, `"ok": true`) {
+		t.Errorf("openclaw health with the setup's token: %v\n%s", err, out)
+	}
+	if out, err := r.openclaw("not-the-token", "health", "--json"); err == nil || !strings.Contains(out, "AUTH_TOKEN_MISMATCH") {
+		t.Errorf("openclaw health with another token: %v\n%s", err, out)
+	}
+	for _, f := range []string{".openclaw/openclaw.json", ".openclaw/state/openclaw.sqlite", "workspace/AGENTS.md"} {
+		if _, err := os.Stat(filepath.Join(r.data, f)); err != nil {
+			t.Errorf("the real gateway's %s is not on the vps's data folder: %v", f, err)
+		}
+	}
+	noSecretUnder(t, r.data, vpsSecrets["OPENCLAW_GATEWAY_TOKEN"], vpsSecrets["ANTHROPIC_API_KEY"])
+	if onboards(r.stubCalls()) != 1 {
+		t.Errorf("onboarded %d times, want 1", onboards(r.stubCalls()))
+	}
+	before := len(r.stubCalls())
+	if out := r.launch(); out != "LAUNCH already-complete" {
+		t.Errorf("second launch: %q", out)
+	}
+	if after := len(r.stubCalls()); after != before {
+		t.Errorf("the second launch made %d calls", after-before)
+	}
+	if _, err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	onlyVolumes(t, r.realOpenClaw)
 }
