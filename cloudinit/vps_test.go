@@ -180,6 +180,35 @@ func TestSetupScriptBringsUpABareVPS(t *testing.T) {
 	}
 }
 
+// TestVPSSetupWarnsOfLittleMemory: a vps with 980 MiB of memory is set up all the same, and the
+// setup's log says it is too little; this machine's memory draws no warning.
+func TestVPSSetupWarnsOfLittleMemory(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		meminfo string
+		warns   bool
+	}{
+		{"MemTotal:        1004136 kB\nMemFree:          512000 kB\n", true},
+		{"", false}, // this machine's /proc/meminfo
+	} {
+		h := newVPSHost(t)
+		if tc.meminfo != "" {
+			file := filepath.Join(t.TempDir(), "meminfo")
+			if err := os.WriteFile(file, []byte(tc.meminfo), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			h.settings += "OPENCLAW_MEMINFO=" + file + "\n"
+		}
+		h.launch()
+		st := h.waitSetup()
+		log, _ := os.ReadFile(filepath.Join(h.setupRoot, setup.LogFile))
+		warned := strings.Contains(string(log), "warning: this host has 980 MiB of memory; OpenClaw's gateway alone keeps about 1 GiB resident")
+		if st.State != setup.Complete || warned != tc.warns || strings.Contains(string(log), "warning: this host has") != tc.warns {
+			t.Errorf("meminfo %q: %+v, warned %v, want %v:\n%s", tc.meminfo, st, warned, tc.warns, log)
+		}
+	}
+}
+
 // TestVPSGatewayStartsWithoutAVolume: on a vps the gateway's start needs no mount and no restore
 // marker, and copies the secrets file to tmpfs.
 func TestVPSGatewayStartsWithoutAVolume(t *testing.T) {

@@ -110,9 +110,21 @@ start_services() {
 	fi
 }
 
+# check_memory warns when the host has less memory than OpenClaw needs: its gateway alone keeps
+# about 1 GiB resident, beside docker and the system. A "2 GB" plan shows about 1.9 GiB in
+# MemTotal, a "1 GB" one under 1 GiB.
+check_memory() {
+	local kib
+	kib=$(awk '/^MemTotal:/ { print $2 }' "${OPENCLAW_MEMINFO:-/proc/meminfo}" 2>/dev/null) || return 0
+	if [ -n "$kib" ] && [ "$kib" -lt 1700000 ]; then
+		log "warning: this host has $((kib / 1024)) MiB of memory; OpenClaw's gateway alone keeps about 1 GiB resident and a host needs about 2 GiB: expect it to be killed for memory"
+	fi
+}
+
 mount_data() {
 	if [ "$target" = vps ]; then
 		log "vps: the data stays on this host's disk, in $data"
+		check_memory
 		return 0
 	fi
 	log "mounting the data volume and restoring it when it is new"

@@ -175,12 +175,20 @@ func (c *Config) Validate() error {
 	if len(c.InstanceTypes) == 1 && c.InstanceTypes[0] == c.InstanceType {
 		if !instanceTypePattern.MatchString(c.InstanceType) {
 			bad(KeyInstanceType, c.InstanceType, "an EC2 instance type like t4g.small or m7i.large")
+		} else if why := tooSmall(c.InstanceType); why != "" {
+			bad(KeyInstanceType, c.InstanceType, "an instance type with enough memory: "+why)
 		}
 	} else {
 		list := strings.Join(c.InstanceTypes, ",")
 		for _, typ := range c.InstanceTypes {
 			if !instanceTypePattern.MatchString(typ) {
 				bad(KeyInstanceTypes, list, fmt.Sprintf("a list of EC2 instance types like t4g.small,t4g.medium, and %q is not one", typ))
+			}
+		}
+		for _, typ := range c.InstanceTypes {
+			if why := tooSmall(typ); why != "" {
+				bad(KeyInstanceTypes, list, "instance types with enough memory: "+why)
+				break
 			}
 		}
 		for _, typ := range c.InstanceTypes {
@@ -251,6 +259,29 @@ func isZoneOf(zone, region string) bool {
 // Graviton families (a "g" after the generation digit, as in t4g, c7gn, x2gd; and a1), else
 // "x86_64".
 func (c *Config) Architecture() string { return architectureOf(c.InstanceType) }
+
+// MinMemoryMiB is the least memory an instance type may have. OpenClaw's gateway keeps about 1 GiB
+// resident (954-1,021 MiB measured in the real-gateway tests), beside docker, the system, the
+// setup's CLI and the backups.
+const MinMemoryMiB = 2048
+
+// smallTypes are the EC2 instance types with less memory than MinMemoryMiB, with their memory in
+// MiB, as EC2's DescribeInstanceTypes gives it. TestSmallTypesAreEC2s checks the list against the
+// instance types moto serves (its copy of EC2's answer, 1,263 types).
+var smallTypes = map[string]int{
+	"t1.micro": 627, "t2.nano": 512, "t2.micro": 1024, "t3.nano": 512, "t3.micro": 1024, "t3a.nano": 512,
+	"t3a.micro": 1024, "t4g.nano": 512, "t4g.micro": 1024, "m1.small": 1740, "c1.medium": 1740,
+}
+
+// tooSmall returns why an instance type has too little memory for OpenClaw, or "".
+func tooSmall(typ string) string {
+	mib, ok := smallTypes[typ]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("%s has %d MiB of memory, and an instance needs at least %d MiB (OpenClaw's gateway alone keeps about 1 GiB resident): "+
+		"t4g.small or t3.small is the smallest", typ, mib, MinMemoryMiB)
+}
 
 // architectureOf is an instance type's CPU architecture, as AMIs name it.
 func architectureOf(instanceType string) string {

@@ -107,6 +107,8 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{name: "instance type without generation", set: map[string]string{KeyInstanceType: "t.small"}, key: KeyInstanceType, value: "t.small"},
 		{name: "instance type upper case", set: map[string]string{KeyInstanceType: "T4G.SMALL"}, key: KeyInstanceType, value: "T4G.SMALL"},
 		{name: "instance types with a bad entry", set: map[string]string{KeyInstanceTypes: "t4g.small,t4g.huge"}, key: KeyInstanceTypes, value: "t4g.small,t4g.huge"},
+		{name: "instance type with 1 GiB", set: map[string]string{KeyInstanceType: "t4g.micro"}, key: KeyInstanceType, value: "t4g.micro"},
+		{name: "instance types with one of 512 MiB", set: map[string]string{KeyInstanceTypes: "t3.small,t3.nano"}, key: KeyInstanceTypes, value: "t3.small,t3.nano"},
 		{name: "instance types of two architectures", set: map[string]string{KeyInstanceTypes: `["t4g.small","t3.small"]`}, key: KeyInstanceTypes, value: `["t4g.small","t3.small"]`},
 		{name: "volume size zero", set: map[string]string{KeyDataVolumeSizeGB: "0"}, key: KeyDataVolumeSizeGB, value: "0"},
 		{name: "volume size too big", set: map[string]string{KeyDataVolumeSizeGB: "16385"}, key: KeyDataVolumeSizeGB, value: "16385"},
