@@ -486,6 +486,7 @@ func TestRefusalsTouchNothing(t *testing.T) {
 	refusals := [][]string{
 		{"up", "--stack", "dev", "--config", "aws:region=me-central-1", "--config", "availability_zone=us-east-1a"},
 		{"up", "--stack", "dev", "--config", "instance_typ=t4g.small"},
+		{"up", "--stack", "dev", "--config", "aws:region=me-central-1", "--config", "availability_zone=me-central-1a", "--config", "instance_type=t4g.micro"},
 		{"up", "--stack", "dev", "--config", "aws:region=me-central-1", "--config", "availability_zone=me-central-1a", "--setup-timeout", "-1s"},
 		{"preview", "--stack", "dev", "--config", "aws:region=me-central-1", "--config", "availability_zone=us-east-1a"},
 		{"destroy", "--stack", "dev", "--yes"},
