@@ -39,7 +39,7 @@ func TestUpgradeThatFailsIsRolledBack(t *testing.T) {
 		FinalSnapshots: simprogram.FinalSnapshots{Cloud: sim.Cloud},
 		Waiter: WaiterFunc(func(ctx context.Context, stack string, outputs auto.OutputMap, report func(setup.Status)) (setup.Status, error) {
 			if unhealthy.Load() {
-				st := setup.Status{State: setup.Failed, Reason: "line 80: the gateway did not answer /healthz with ok"}
+				st := setup.Status{State: setup.Failed, Reason: "line 80: the gateway did not finish starting on port 18789 in time (/startupz: not yet)"}
 				return st, &SetupError{Status: st}
 			}
 			return healthy.Wait(ctx, stack, outputs, report)

@@ -153,9 +153,36 @@ func read(list []staticFile) ([]File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cloudinit: reading %s: %w", f.src, err)
 		}
-		files = append(files, File{Path: f.dst, Mode: f.mode, Content: string(b)})
+		text := string(b)
+		if strings.HasSuffix(f.src, ".sh") {
+			text = withoutComments(text, f.src)
+		}
+		files = append(files, File{Path: f.dst, Mode: f.mode, Content: text})
 	}
 	return files, nil
+}
+
+// withoutComments returns a shell script with its comment lines left out but for the shebang and
+// the header that says what the script does, and a line that says where the rest is: EC2 takes
+// 16 KiB of user-data, and the scripts' comments are most of its size. None of the scripts has a
+// here-document, whose lines this would change (TestScriptsHaveNoHereDocuments).
+func withoutComments(script, src string) string {
+	lines := strings.SplitAfter(script, "\n")
+	out := make([]string, 0, len(lines))
+	header := true
+	for i, line := range lines {
+		comment := strings.HasPrefix(strings.TrimLeft(line, " \t"), "#")
+		switch {
+		case i == 0 || header && comment:
+			out = append(out, line)
+		case header:
+			header = false
+			out = append(out, "# The other comments are in clawdeploy's cloudinit/"+src+".\n", line)
+		case !comment:
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
 }
 
 // staticFiles are the files of files/ and where they go; Files adds the rendered ones.

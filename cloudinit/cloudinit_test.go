@@ -321,3 +321,37 @@ func TestUnitsLogWhereTheAgentLooks(t *testing.T) {
 		t.Errorf("setup log = %s, want %s", Logs[1].Path, want)
 	}
 }
+
+// TestScriptsHaveNoHereDocuments: withoutComments leaves a script's comment lines out, which
+// would change a here-document's lines; none of the scripts has one.
+func TestScriptsHaveNoHereDocuments(t *testing.T) {
+	t.Parallel()
+	entries, err := content.ReadDir("files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	heredoc := regexp.MustCompile(`<<-?\s*['"]?[A-Za-z_]`)
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".sh") {
+			continue
+		}
+		b, err := content.ReadFile("files/" + e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if loc := heredoc.FindIndex(b); loc != nil {
+			t.Errorf("files/%s has a here-document (%q): withoutComments would change it", e.Name(), b[loc[0]:loc[1]])
+		}
+	}
+}
+
+// TestWithoutComments keeps the shebang, the header and every command line, says where the
+// comments are, and leaves the other comment lines out.
+func TestWithoutComments(t *testing.T) {
+	t.Parallel()
+	in := "#!/usr/bin/env bash\n# what it does\n# and why\nset -e\n\n# a step\nfoo # keeps its tail\n\t# indented\n\tbar\n"
+	want := "#!/usr/bin/env bash\n# what it does\n# and why\n# The other comments are in clawdeploy's cloudinit/files/x.sh.\nset -e\n\nfoo # keeps its tail\n\tbar\n"
+	if got := withoutComments(in, "files/x.sh"); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -96,9 +96,11 @@ func TestComposeKeepsEveryStateDirectoryOnTheDataVolume(t *testing.T) {
 	}
 }
 
-// TestComposeHealthcheckWantsOK runs the gateway's healthcheck, as the container would with the
-// image's node, against stand-ins of /healthz: only the JSON with "ok": true is healthy.
-func TestComposeHealthcheckWantsOK(t *testing.T) {
+// TestComposeHealthcheckWantsStarted runs the gateway's healthcheck, as the container would with
+// the image's node, against stand-ins of /startupz and /healthz: healthy is /startupz answering
+// 200 with "started"; "starting" and "draining" are not; an image without /startupz (its
+// Control UI answers the path with a page) is healthy when /healthz answers "ok": true.
+func TestComposeHealthcheckWantsStarted(t *testing.T) {
 	t.Parallel()
 	hc := loadCompose(t).Services["openclaw-gateway"].HealthCheck
 	if hc == nil || len(hc.Test) != 4 || hc.Test[0] != "CMD" || hc.Test[1] != "node" || hc.Test[2] != "-e" {
@@ -107,26 +109,40 @@ func TestComposeHealthcheckWantsOK(t *testing.T) {
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Fatalf("node is needed to run the healthcheck: %v", err)
 	}
-	for body, healthy := range map[string]bool{
-		`{"ok":true,"status":"live"}`:    true,
-		`{"ok":false,"status":"live"}`:   false,
-		`<!doctype html><html></html>`:   false,
-		`{"status":"live"}`:              false,
-		`{"ok":"true","status":"start"}`: false,
+	const page = "<!doctype html><html></html>"
+	for _, tc := range []struct {
+		startupCode     int
+		startup, health string
+		healthy         bool
+	}{
+		{200, `{"ok":true,"status":"started"}`, `{"ok":true,"status":"live"}`, true},
+		{503, `{"ok":false,"status":"starting"}`, `{"ok":true,"status":"live"}`, false},
+		{503, `{"ok":false,"status":"draining"}`, `{"ok":true,"status":"live"}`, false},
+		{200, page, `{"ok":true,"status":"live"}`, true},
+		{200, page, `{"ok":false,"status":"live"}`, false},
+		{200, page, page, false},
+		{200, page, `{"status":"live"}`, false},
+		{200, page, `{"ok":"true","status":"start"}`, false},
 	} {
 		server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/healthz" {
-				_, _ = w.Write([]byte(body))
+			switch r.URL.Path {
+			case "/startupz":
+				w.WriteHeader(tc.startupCode)
+				_, _ = w.Write([]byte(tc.startup))
+			case "/healthz":
+				_, _ = w.Write([]byte(tc.health))
+			default:
+				_, _ = w.Write([]byte(page))
 			}
 		}))
-		script := strings.Replace(hc.Test[3], "http://127.0.0.1:18789", server.URL, 1)
+		script := strings.ReplaceAll(hc.Test[3], "http://127.0.0.1:18789", server.URL)
 		if script == hc.Test[3] {
 			t.Fatalf("the healthcheck does not ask http://127.0.0.1:18789: %s", hc.Test[3])
 		}
 		err := exec.CommandContext(t.Context(), "node", "-e", script).Run()
 		server.Close()
-		if (err == nil) != healthy {
-			t.Errorf("/healthz answering %s: healthcheck error %v, want healthy=%v", body, err, healthy)
+		if (err == nil) != tc.healthy {
+			t.Errorf("/startupz %d %s, /healthz %s: healthcheck error %v, want healthy=%v", tc.startupCode, tc.startup, tc.health, err, tc.healthy)
 		}
 	}
 }

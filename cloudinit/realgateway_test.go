@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -344,6 +345,15 @@ func freshHost(t *testing.T, a *realHost) {
 	}
 	if want := stateDirsOfLib(t); strings.Join(volumes, " ") != strings.Join(want, " ") {
 		t.Errorf("the gateway's volumes %q are not the directories the backups keep %q", volumes, want)
+	}
+	if log, _ := os.ReadFile(filepath.Join(a.setupRoot, setup.LogFile)); !strings.Contains(string(log), "the gateway has started: /startupz says so") {
+		t.Errorf("the setup did not wait for /startupz:\n%s", log)
+	}
+	// The compose healthcheck, with the image's node, against the real gateway.
+	hc := loadCompose(t).Services["openclaw-gateway"].HealthCheck
+	script := strings.ReplaceAll(hc.Test[3], "http://127.0.0.1:18789", "http://127.0.0.1:"+strconv.Itoa(a.port))
+	if out, err := exec.CommandContext(t.Context(), filepath.Join(a.in.NodeDir, "node"), "-e", script).CombinedOutput(); err != nil {
+		t.Errorf("the compose healthcheck on the real gateway: %v %s", err, out)
 	}
 	noSecretUnder(t, a.data, "gw-setup-token", "sk-ant-real-gateway-test")
 	for _, f := range []string{".openclaw/openclaw.json", ".openclaw/state/openclaw.sqlite", "workspace/AGENTS.md"} {

@@ -2,10 +2,13 @@ package cloudinit
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,9 +174,9 @@ func TestSetupScriptBringsUpAFreshInstance(t *testing.T) {
 	}
 }
 
-// TestSetupWaitsForAHealthyAnswer: a gateway whose /healthz answers 200 with a page (as the
-// Control UI answers any path), or with "ok": false, is not healthy; the setup fails naming what
-// it waited for.
+// TestSetupWaitsForAHealthyAnswer: on an image without /startupz (older than 2026.8.1, whose
+// Control UI answers the path with a page), a gateway whose /healthz answers 200 with a page, or
+// with "ok": false, is not healthy; the setup fails naming what it waited for.
 func TestSetupWaitsForAHealthyAnswer(t *testing.T) {
 	t.Parallel()
 	for name, body := range map[string]string{
@@ -192,8 +195,79 @@ func TestSetupWaitsForAHealthyAnswer(t *testing.T) {
 			if out := h.launch(); out != "LAUNCH started" {
 				t.Fatalf("launch: %q", out)
 			}
-			if st := h.waitSetup(); st.State != setup.Failed || !strings.Contains(st.Reason, `/healthz with "ok": true`) {
-				t.Errorf("status %+v, want FAILED waiting for /healthz with \"ok\": true", st)
+			if st := h.waitSetup(); st.State != setup.Failed || !strings.Contains(st.Reason, "did not finish starting") ||
+				!strings.Contains(st.Reason, "(/healthz: not yet)") {
+				t.Errorf("status %+v, want FAILED waiting for /healthz", st)
+			}
+		})
+	}
+}
+
+// TestSetupWaitsForStartupWork: READY means started. A gateway whose /healthz says "ok" at once
+// while /startupz says "starting" (its migrations running) completes the setup only once
+// /startupz says "started", and the log says which probe answered; one that stays "draining"
+// fails the setup, naming /startupz. An image without /startupz is waited for on /healthz.
+func TestSetupWaitsForStartupWork(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		starting int // /startupz answers "starting" this many times, then "started"; -1: "draining" always
+		complete bool
+		probe    string
+	}{
+		{"migrations, then started", 3, true, "/startupz"},
+		{"draining", -1, false, "/startupz"},
+		{"no /startupz", 0, true, "/healthz"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			asked := 0
+			server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.URL.Path == "/healthz":
+					_, _ = w.Write([]byte(`{"ok":true,"status":"live"}`))
+				case r.URL.Path == "/startupz" && tc.probe == "/startupz":
+					mu.Lock()
+					asked++
+					n := asked
+					mu.Unlock()
+					switch {
+					case tc.starting < 0:
+						w.WriteHeader(http.StatusServiceUnavailable)
+						_, _ = w.Write([]byte(`{"ok":false,"status":"draining"}`))
+					case n <= tc.starting:
+						w.WriteHeader(http.StatusServiceUnavailable)
+						_, _ = w.Write([]byte(`{"ok":false,"status":"starting"}`))
+					default:
+						_, _ = w.Write([]byte(`{"ok":true,"status":"started"}`))
+					}
+				default: // the Control UI of an image without /startupz
+					_, _ = w.Write([]byte("<!doctype html><html><body>OpenClaw Control</body></html>"))
+				}
+			}))
+			t.Cleanup(server.Close)
+			h := newEC2Host(t)
+			h.appendSettings(map[string]string{
+				"OPENCLAW_GATEWAY_PORT":           server.URL[strings.LastIndex(server.URL, ":")+1:],
+				"OPENCLAW_HEALTH_TIMEOUT_SECONDS": "8",
+				"OPENCLAW_HEALTH_POLL_SECONDS":    "1",
+			})
+			if out := h.launch(); out != "LAUNCH started" {
+				t.Fatalf("launch: %q", out)
+			}
+			st := h.waitSetup()
+			log, _ := os.ReadFile(filepath.Join(h.setupRoot, setup.LogFile))
+			mu.Lock()
+			n := asked
+			mu.Unlock()
+			switch {
+			case tc.complete && (st.State != setup.Complete || !strings.Contains(string(log), "the gateway has started: "+tc.probe+" says so")):
+				t.Errorf("status %+v, want COMPLETE on %s:\n%s", st, tc.probe, log)
+			case tc.complete && tc.starting > 0 && n <= tc.starting:
+				t.Errorf("complete after %d answers of /startupz, %d of them \"starting\"", n, tc.starting)
+			case !tc.complete && (st.State != setup.Failed || !strings.Contains(st.Reason, "did not finish starting") || !strings.Contains(st.Reason, "(/startupz: not yet)")):
+				t.Errorf("status %+v, want FAILED on /startupz", st)
 			}
 		})
 	}

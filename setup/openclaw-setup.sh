@@ -110,9 +110,7 @@ start_services() {
 	fi
 }
 
-# check_memory warns when the host has less memory than OpenClaw needs: its gateway alone keeps
-# about 1 GiB resident, beside docker and the system. A "2 GB" plan shows about 1.9 GiB in
-# MemTotal, a "1 GB" one under 1 GiB.
+# check_memory: the gateway alone keeps about 1 GiB resident; a "2 GB" plan shows ~1.9 GiB.
 check_memory() {
 	local kib
 	kib=$(awk '/^MemTotal:/ { print $2 }' "${OPENCLAW_MEMINFO:-/proc/meminfo}" 2>/dev/null) || return 0
@@ -189,13 +187,31 @@ healthy() {
 	[[ $body =~ \"ok\"[[:space:]]*:[[:space:]]*true ]]
 }
 
-wait_healthy() {
+# started: /startupz says 200 "started" once startup work (migrations) is done. Images before
+# 2026.8.1 lack it (the UI answers with a page): then /healthz. probe: the path that answered.
+started() {
+	local out code body
+	out=$(curl -sS --max-time 5 -w '\n%{http_code}' "http://127.0.0.1:$port/startupz" 2>/dev/null) || return 1
+	code=${out##*$'\n'}
+	body=${out%$'\n'*}
+	if [[ $body =~ \"status\"[[:space:]]*:[[:space:]]*\"([a-z]+)\" ]]; then
+		probe=/startupz
+		[ "$code" = 200 ] && [ "${BASH_REMATCH[1]}" = started ]
+		return
+	fi
+	probe=/healthz
+	healthy
+}
+
+wait_started() {
 	local deadline=$((SECONDS + ${OPENCLAW_HEALTH_TIMEOUT_SECONDS:-600}))
-	log "waiting for the gateway on port $port to answer /healthz with \"ok\": true"
-	until healthy; do
-		((SECONDS < deadline)) || die "the gateway did not answer /healthz with \"ok\": true on port $port in time"
+	probe=""
+	log "waiting for the gateway on port $port to finish starting (/startupz; /healthz before 2026.8.1)"
+	until started; do
+		((SECONDS < deadline)) || die "the gateway did not finish starting on port $port in time (${probe:-no answer}: not yet)"
 		sleep "${OPENCLAW_HEALTH_POLL_SECONDS:-5}"
 	done
+	log "the gateway has started: $probe says so"
 }
 
 gateway_token() {
@@ -216,7 +232,7 @@ mount_data
 prepare_layout
 onboard
 start_gateway
-wait_healthy
+wait_started
 token=$(gateway_token)
 write_marker .openclaw-setup-token "$token"
 write_marker .openclaw-setup-complete "$(cat "$root/.openclaw-setup-started")"
