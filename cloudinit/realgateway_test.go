@@ -261,19 +261,10 @@ func TestTheRealGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := moto.Start(t)
-	m.CreateBucket(t, "openclaw-dev-setup")
-	putSecret(t, m, "/openclaw/dev/env/ANTHROPIC_API_KEY", "sk-ant-real-gateway-test")
+	m := realStack(t)
 	const word = "pelican"
 	model := secretWordModel(t, word)
-
-	// Each step uses the hosts made for the whole test (their gateways outlive a step), with
-	// the step's own t.
-	step := func(name string, f func(t *testing.T)) {
-		if !t.Run(name, f) {
-			t.FailNow()
-		}
-	}
+	step := steps(t)
 	a := newRealHost(t, in, m, 0)
 	step("fresh host", func(t *testing.T) { freshHost(t, a.on(t)) })
 	step("conversation", func(t *testing.T) { conversation(t, a.on(t), model, word) })
@@ -281,6 +272,24 @@ func TestTheRealGateway(t *testing.T) {
 	step("backup restored on a new host", func(t *testing.T) { backupRestored(t, a.on(t), b.on(t), m, model, word) })
 	c := newRealHost(t, in, m, b.port)
 	step("final backup after a Spot notice restored on a new host", func(t *testing.T) { finalBackupRestored(t, b.on(t), c.on(t), m, model) })
+}
+
+// realStack is the AWS of stack dev for real-gateway hosts: its bucket and its model API key.
+func realStack(t *testing.T) *moto.Server {
+	m := moto.Start(t)
+	m.CreateBucket(t, "openclaw-dev-setup")
+	putSecret(t, m, "/openclaw/dev/env/ANTHROPIC_API_KEY", "sk-ant-real-gateway-test")
+	return m
+}
+
+// steps returns a step runner for t: each step uses the hosts made for the whole test (their
+// gateways outlive a step) with the step's own t, and a failed step ends the test.
+func steps(t *testing.T) func(name string, f func(t *testing.T)) {
+	return func(name string, f func(t *testing.T)) {
+		if !t.Run(name, f) {
+			t.FailNow()
+		}
+	}
 }
 
 // secretWordModel is a fake model that answers the question "What is the secret word?" from

@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/clawdeploy/clawdeploy/internal/moto"
 	"github.com/clawdeploy/clawdeploy/internal/openaifake"
 	"github.com/clawdeploy/clawdeploy/internal/openclaw"
 	"github.com/clawdeploy/clawdeploy/setup"
@@ -48,17 +47,11 @@ func TestTheRealGatewayUpgradedAndRolledBack(t *testing.T) {
 	if previous.Version >= pinned.Version {
 		t.Fatalf("tools/openclaw/previous holds OpenClaw %s, not older than the pinned %s", previous.Version, pinned.Version)
 	}
-	m := moto.Start(t)
+	m := realStack(t)
 	bucket := "openclaw-dev-setup"
-	m.CreateBucket(t, bucket)
-	putSecret(t, m, "/openclaw/dev/env/ANTHROPIC_API_KEY", "sk-ant-real-gateway-test")
 	const word = "heron"
 	model := secretWordModel(t, word)
-	step := func(name string, f func(t *testing.T)) {
-		if !t.Run(name, f) {
-			t.FailNow()
-		}
-	}
+	step := steps(t)
 
 	old := newRealHost(t, previous, m, 0)
 	var checkpoint string // the pre-upgrade backup's S3 version
