@@ -54,15 +54,16 @@ func (o *OVH) Name() string { return "ovh" }
 // call is one signed call; an API error names the call.
 func (o *OVH) call(ctx context.Context, method, path string, body, out any) error {
 	err := o.client.CallAPIWithContext(ctx, method, path, body, out, true)
+	route, _, _ := strings.Cut(path, "?")
 	var api *ovh.APIError
 	if errors.As(err, &api) {
-		return &APIError{Call: method + " " + strings.SplitN(path, "?", 2)[0], Status: api.Code, Message: api.Message}
+		return &APIError{Call: method + " " + route, Status: api.Code, Message: api.Message}
 	}
 	if err != nil {
-		return fmt.Errorf("OVH API %s %s: %w", method, strings.SplitN(path, "?", 2)[0], err)
+		return fmt.Errorf("OVH API %s %s: %w", method, route, err)
 	}
 	if o.decoded != nil && out != nil {
-		o.decoded(method, strings.SplitN(path, "?", 2)[0], out)
+		o.decoded(method, route, out)
 	}
 	return nil
 }
@@ -241,22 +242,15 @@ func (o *OVH) Delivery(ctx context.Context, order int64) (Delivery, error) {
 	default:
 		return Delivery{Status: status}, nil
 	}
-	var details []int64
-	if err := o.call(ctx, http.MethodGet, fmt.Sprintf("/me/order/%d/details", order), nil, &details); err != nil {
+	details, err := o.planDetails(ctx, order)
+	if err != nil {
 		return Delivery{}, err
 	}
-	for _, id := range details {
-		var ext ovhDetailExtension
-		if err := o.call(ctx, http.MethodGet, fmt.Sprintf("/me/order/%d/details/%d/extension", order, id), nil, &ext); err != nil {
-			return Delivery{}, err
-		}
-		if ext.Order.Plan.Code != o.cfg.PlanCode {
-			continue
-		}
+	for _, d := range details {
 		var detail struct {
 			Domain string `json:"domain"`
 		}
-		if err := o.call(ctx, http.MethodGet, fmt.Sprintf("/me/order/%d/details/%d", order, id), nil, &detail); err != nil {
+		if err := o.call(ctx, http.MethodGet, fmt.Sprintf("/me/order/%d/details/%d", order, d.id), nil, &detail); err != nil {
 			return Delivery{}, err
 		}
 		if detail.Domain != "" && detail.Domain != "*001" {
@@ -292,24 +286,42 @@ func (o *OVH) OrdersSince(ctx context.Context, since time.Time) (Orders, error) 
 // orderedHere reports whether an order has a detail for the configured plan, datacenter and
 // image.
 func (o *OVH) orderedHere(ctx context.Context, order int64) (bool, error) {
-	var details []int64
-	if err := o.call(ctx, http.MethodGet, fmt.Sprintf("/me/order/%d/details", order), nil, &details); err != nil {
+	details, err := o.planDetails(ctx, order)
+	if err != nil {
 		return false, err
 	}
-	for _, id := range details {
-		var ext ovhDetailExtension
-		if err := o.call(ctx, http.MethodGet, fmt.Sprintf("/me/order/%d/details/%d/extension", order, id), nil, &ext); err != nil {
-			return false, err
-		}
-		config := map[string]string{}
-		for _, c := range ext.Order.Configurations {
-			config[c.Label] = c.Value
-		}
-		if ext.Order.Plan.Code == o.cfg.PlanCode && config["vps_datacenter"] == o.cfg.Datacenter && config["vps_os"] == o.cfg.OS {
+	for _, d := range details {
+		if d.ext.configuration("vps_datacenter") == o.cfg.Datacenter && d.ext.configuration("vps_os") == o.cfg.OS {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// planDetail is an order's detail for the configured plan, with its extension.
+type planDetail struct {
+	id  int64
+	ext ovhDetailExtension
+}
+
+// planDetails returns an order's details for the configured plan: those whose extension names
+// its plan code, as OVHcloud's Terraform provider finds them.
+func (o *OVH) planDetails(ctx context.Context, order int64) ([]planDetail, error) {
+	var ids []int64
+	if err := o.call(ctx, http.MethodGet, fmt.Sprintf("/me/order/%d/details", order), nil, &ids); err != nil {
+		return nil, err
+	}
+	var out []planDetail
+	for _, id := range ids {
+		var ext ovhDetailExtension
+		if err := o.call(ctx, http.MethodGet, fmt.Sprintf("/me/order/%d/details/%d/extension", order, id), nil, &ext); err != nil {
+			return nil, err
+		}
+		if ext.Order.Plan.Code == o.cfg.PlanCode {
+			out = append(out, planDetail{id: id, ext: ext})
+		}
+	}
+	return out, nil
 }
 
 // ovhDetailExtension is an order detail's extension (billing.ItemDetail): what was ordered.
@@ -323,6 +335,16 @@ type ovhDetailExtension struct {
 			Value string `json:"value"`
 		} `json:"configurations"`
 	} `json:"order"`
+}
+
+// configuration returns the value of the detail's configuration label, or "".
+func (e ovhDetailExtension) configuration(label string) string {
+	for _, c := range e.Order.Configurations {
+		if c.Label == label {
+			return c.Value
+		}
+	}
+	return ""
 }
 
 // IP returns the VPS's first IPv4 address (GET /vps/{serviceName}/ips).

@@ -86,16 +86,21 @@ func (s *Server) AddPull(repo string, number, n int) {
 		s.pulls[key] = []Comment{}
 	}
 	for i := range n {
-		s.nextID++
-		s.pulls[key] = append(s.pulls[key], Comment{ID: s.nextID, Body: fmt.Sprintf("comment %d by a reviewer", i+1), User: "reviewer", UserID: 583231})
+		s.addLocked(key, reviewer, fmt.Sprintf("comment %d by a reviewer", i+1))
 	}
 }
+
+// reviewer writes the comments AddPull adds.
+var reviewer = Account{Login: "reviewer", ID: 583231}
 
 // AddComment adds a comment by another account to a pull request that exists, and returns its id.
 func (s *Server) AddComment(repo string, number int, by Account, body string) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := fmt.Sprintf("%s#%d", repo, number)
+	return s.addLocked(fmt.Sprintf("%s#%d", repo, number), by, body)
+}
+
+func (s *Server) addLocked(key string, by Account, body string) int64 {
 	s.nextID++
 	s.pulls[key] = append(s.pulls[key], Comment{ID: s.nextID, Body: body, User: by.Login, UserID: by.ID})
 	return s.nextID
@@ -169,9 +174,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			s.nextID++
-			c := Comment{ID: s.nextID, Body: body, User: s.account.Login, UserID: s.account.ID}
-			s.pulls[key] = append(comments, c)
+			s.addLocked(key, s.account, body)
+			c := s.pulls[key][len(s.pulls[key])-1]
 			w.WriteHeader(http.StatusCreated)
 			_ = json.NewEncoder(w).Encode(render(m[1], m[2], c))
 		default:

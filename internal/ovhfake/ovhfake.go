@@ -87,9 +87,11 @@ type order struct {
 	plan, datacenter string
 	os, duration     string
 	placed           time.Time
-	delay            time.Duration // from checkout to delivered; -1: Options.DeliveryDelay
-	service          string
-	bill             string // the bill its payment made, its associated object
+	// outside is an order PlaceOrder placed, delivered after delay; a checkout's order is
+	// delivered after Options.DeliveryDelay, which DeliverAfter may change.
+	outside bool
+	delay   time.Duration
+	service string
 }
 
 type vps struct {
@@ -183,7 +185,7 @@ func (s *Server) Checkouts() []int64 {
 	defer s.mu.Unlock()
 	var ids []int64
 	for id, o := range s.orders {
-		if o.delay < 0 {
+		if !o.outside {
 			ids = append(ids, id)
 		}
 	}
@@ -357,9 +359,9 @@ func (s *Server) deliverLocked(now time.Time) {
 // statusLocked is an order's status at now: notPaid until its payment by the preferred method
 // (the first quarter of its delivery time), checking (the second), delivering, then delivered.
 func (s *Server) statusLocked(o *order, now time.Time) string {
-	delay := o.delay
-	if delay < 0 {
-		delay = s.opts.DeliveryDelay
+	delay := s.opts.DeliveryDelay
+	if o.outside {
+		delay = o.delay
 	}
 	switch age := now.Sub(o.placed); {
 	case age >= delay:
@@ -377,8 +379,12 @@ func (s *Server) statusLocked(o *order, now time.Time) string {
 func (s *Server) PlaceOrder(plan, datacenter string, delay time.Duration) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o := &order{id: s.id(), plan: plan, datacenter: datacenter, os: "Debian 12", duration: "P1M", placed: time.Now(), delay: delay}
-	o.bill = fmt.Sprintf("FR%d", o.id)
+	return s.placeLocked(&order{plan: plan, datacenter: datacenter, os: "Debian 12", duration: "P1M", outside: true, delay: delay})
+}
+
+// placeLocked places o now and returns its id.
+func (s *Server) placeLocked(o *order) int64 {
+	o.id, o.placed = s.id(), time.Now()
 	s.orders[o.id] = o
 	return o.id
 }
@@ -502,12 +508,9 @@ func (s *Server) handle(r *http.Request, p []string, body []byte) (any, *apiErro
 			return nil, errorf(http.StatusBadRequest, "Product %s is out of stock in %s", c.plan, c.config["vps_datacenter"])
 		}
 		c.readOnly = true
-		o := &order{id: s.id(), plan: c.plan, datacenter: c.config["vps_datacenter"], os: c.config["vps_os"], duration: c.duration,
-			placed: time.Now(), delay: -1}
-		o.bill = fmt.Sprintf("FR%d", o.id)
-		s.orders[o.id] = o
+		id := s.placeLocked(&order{plan: c.plan, datacenter: c.config["vps_datacenter"], os: c.config["vps_os"], duration: c.duration})
 		s.checkout++
-		return map[string]any{"orderId": o.id, "url": fmt.Sprintf("https://www.ovh.com/cgi-bin/order/display-order.cgi?orderId=%d", o.id),
+		return map[string]any{"orderId": id, "url": orderURL(id),
 			"prices": map[string]any{"withTax": map[string]any{"value": 7.19, "currencyCode": "EUR"}}}, nil
 	case "GET /me/order":
 		from, to := time.Time{}, time.Now().Add(time.Hour)
@@ -546,7 +549,7 @@ func (s *Server) handle(r *http.Request, p []string, body []byte) (any, *apiErro
 			if status == "notPaid" {
 				return map[string]any{"id": nil, "type": nil}, nil
 			}
-			return map[string]any{"id": o.bill, "type": "Bill"}, nil
+			return map[string]any{"id": fmt.Sprintf("FR%d", o.id), "type": "Bill"}, nil
 		case strings.HasSuffix(route, "/extension"):
 			return map[string]any{"order": map[string]any{"action": "installation", "type": "plan",
 				"plan":           map[string]any{"code": o.plan, "duration": o.duration, "pricingMode": "default", "quantity": 1, "product": map[string]any{"name": "vps"}},
@@ -555,7 +558,7 @@ func (s *Server) handle(r *http.Request, p []string, body []byte) (any, *apiErro
 			return []int64{detail}, nil
 		case route == "GET /me/order/{}":
 			return map[string]any{"orderId": o.id, "date": o.placed.Format(time.RFC3339), "expirationDate": o.placed.AddDate(0, 0, 14).Format(time.RFC3339),
-				"url":          fmt.Sprintf("https://www.ovh.com/cgi-bin/order/display-order.cgi?orderId=%d", o.id),
+				"url":          orderURL(o.id),
 				"priceWithTax": map[string]any{"value": 7.19, "currencyCode": "EUR", "text": "7.19 €"}}, nil
 		}
 		domain := o.service
@@ -655,6 +658,11 @@ func (s *Server) handleVPS(r *http.Request, p []string, decode func(any) *apiErr
 		return "You will receive an email to confirm the termination of your service", nil
 	}
 	return nil, errorf(http.StatusNotFound, "Got an invalid (or empty) URL")
+}
+
+// orderURL is where the manager shows an order.
+func orderURL(id int64) string {
+	return fmt.Sprintf("https://www.ovh.com/cgi-bin/order/display-order.cgi?orderId=%d", id)
 }
 
 func cartJSON(c *cart) map[string]any {

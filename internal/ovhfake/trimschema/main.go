@@ -78,24 +78,24 @@ func trim(dir, name string) error {
 	}
 	out := full
 	out.APIs, out.Models = nil, map[string]json.RawMessage{}
-	var todo []string
+	var queue []string
 	for _, api := range full.APIs {
 		if !kept(name, api["path"].(string)) {
 			continue
 		}
 		out.APIs = append(out.APIs, api)
 		b, _ := json.Marshal(api["operations"])
-		todo = append(todo, typeName.FindAllString(string(b), -1)...)
+		queue = append(queue, typeName.FindAllString(string(b), -1)...)
 	}
-	for len(todo) > 0 {
-		t := todo[len(todo)-1]
-		todo = todo[:len(todo)-1]
+	for len(queue) > 0 {
+		t := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
 		m, ok := full.Models[t]
 		if _, done := out.Models[t]; !ok || done {
 			continue
 		}
 		out.Models[t] = m
-		todo = append(todo, typeName.FindAllString(string(m), -1)...)
+		queue = append(queue, typeName.FindAllString(string(m), -1)...)
 	}
 	slices.SortFunc(out.APIs, func(a, b map[string]any) int { return strings.Compare(a["path"].(string), b["path"].(string)) })
 	b, err := json.MarshalIndent(out, "", " ")
