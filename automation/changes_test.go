@@ -32,6 +32,7 @@ func TestPreviewSumsUpTheRisks(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	sim := enginetest.NewSim(t, bins)
+	sim.Registry.Push(t, "ghcr.io/openclaw/openclaw:2026.3.1") // the release the previews upgrade to
 	d, ev, progress := newSimDriver(t, sim, nil, nil)
 
 	res, err := d.Preview(ctx, "dev", &UpOptions{Config: exampleConfig()})
@@ -212,6 +213,7 @@ func TestPreviewFleet(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	sim := enginetest.NewSim(t, bins)
+	sim.Registry.Push(t, "ghcr.io/openclaw/openclaw:2026.3.1") // the release the previews upgrade to
 	d, _, progress := newSimDriver(t, sim, nil, nil)
 	for _, stack := range []string{"alpha", "beta"} {
 		if _, err := d.Up(ctx, stack, &UpOptions{Config: exampleConfig()}); err != nil {

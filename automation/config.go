@@ -102,17 +102,38 @@ func (d *Driver) check(stack string, config auto.ConfigMap) error {
 // whole is valid. For a target's own program every operation goes through it, so invalid
 // configuration fails before the engine starts.
 func (d *Driver) applyConfig(ctx context.Context, s auto.Stack, in ConfigInput) error {
+	_, err := d.applyUpConfig(ctx, s, in, nil)
+	return err
+}
+
+// applyUpConfig is applyConfig for an up (opts, when not nil): the gateway's image is pinned
+// to a digest (pinImage) in the same write, and nothing is written when it cannot be.
+func (d *Driver) applyUpConfig(ctx context.Context, s auto.Stack, in ConfigInput, opts *UpOptions) (*imagePin, error) {
 	if !d.profile.own && in.empty() {
-		return nil
+		return nil, nil
 	}
 	current, err := s.GetAllConfig(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the configuration of stack %s: %w", s.Name(), err)
+		return nil, fmt.Errorf("reading the configuration of stack %s: %w", s.Name(), err)
 	}
-	if err := d.check(s.Name(), in.over(current)); err != nil {
-		return err
+	merged := in.over(current)
+	if err := d.check(s.Name(), merged); err != nil {
+		return nil, err
 	}
-	return d.setConfig(ctx, s.Name(), "", in)
+	var pin *imagePin
+	if opts != nil && d.profile.own {
+		if pin, err = d.pinImage(ctx, merged, opts.RefreshImage, false, opts.pinned); err != nil {
+			return nil, err
+		}
+		if pin != nil && pin.Pinned != current[stackconfig.KeyOpenClawImagePinned].Value {
+			in.Values = maps.Clone(in.Values)
+			if in.Values == nil {
+				in.Values = map[string]string{}
+			}
+			in.Values[stackconfig.KeyOpenClawImagePinned] = pin.Pinned
+		}
+	}
+	return pin, d.setConfig(ctx, s.Name(), "", in)
 }
 
 // setConfig writes in into the stack's configuration, or into file when it is not empty (a copy
@@ -192,33 +213,42 @@ func (d *Driver) Config(ctx context.Context, stack string, in ConfigInput) (map[
 // that cannot be opened yet (recovery repairs what a killed process left) is validated once it
 // is open, before any change.
 func (d *Driver) CheckConfig(ctx context.Context, stack string, in ConfigInput) error {
+	_, err := d.checkedConfig(ctx, stack, in)
+	return err
+}
+
+// checkedConfig is CheckConfig, and the configuration it checked (the stack's or its stack
+// file's, with in over it); nil when there was none to check.
+func (d *Driver) checkedConfig(ctx context.Context, stack string, in ConfigInput) (auto.ConfigMap, error) {
 	if err := d.checkKeys(in); err != nil {
-		return err
+		return nil, err
 	}
 	s, err := d.stack(ctx, stack, false)
 	var notFound *NotFoundError
 	switch {
 	case errors.As(err, &notFound) && !d.profile.own:
-		return nil
+		return nil, nil
 	case errors.As(err, &notFound):
 		file := auto.ConfigMap{}
 		if d.projectDir != "" {
 			if file, err = readStackFile(d.stackFile(stack)); err != nil {
-				return &ConfigError{Err: err}
+				return nil, &ConfigError{Err: err}
 			}
 		}
-		return d.check(stack, in.over(file))
+		merged := in.over(file)
+		return merged, d.check(stack, merged)
 	case err != nil:
-		return nil
+		return nil, nil
 	}
 	if _, err := d.checkTarget(ctx, s); err != nil || !d.profile.own {
-		return err
+		return nil, err
 	}
 	current, err := s.GetAllConfig(ctx)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	return d.check(stack, in.over(current))
+	merged := in.over(current)
+	return merged, d.check(stack, merged)
 }
 
 // readStackFile reads a stack file's config, for validation: a secure (encrypted) value is

@@ -17,6 +17,8 @@
 //	registry.go     the registry of targets; the driver's profile of its target; what a
 //	                target's hooks see of a deployment and of its lease
 //	up.go           Up: the engine, the setup wait, the pre-upgrade checkpoint, --rollback
+//	images.go       the gateway's image pinned to its digest once; --refresh-image; a
+//	                moved tag told by the preview
 //	preview.go      Preview and PreviewStacks: the engine's preview, the cost, ignored config
 //	operations.go   Destroy, Refresh, Outputs, Status, Cancel, UserData; forEach, the fan-out
 //	                of every --all
@@ -39,6 +41,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +52,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/clawdeploy/clawdeploy/images"
 	"github.com/clawdeploy/clawdeploy/journal"
 	"github.com/clawdeploy/clawdeploy/targets"
 )
@@ -114,6 +118,10 @@ type Options struct {
 	// target's (a targets.Upgrader's: for ec2-spot, a snapshot and a backup the instance takes
 	// for it); none for a target whose data stays on its host.
 	Checkpointer Checkpointer
+	// Registry resolves openclaw_image to a digest at up and preview (package images). Nil means
+	// the image's own registry (through the mirror images.EnvMirror names, in Env or the
+	// environment, when one is set).
+	Registry images.Resolver
 	// FinalSnapshots marks the snapshot a destroy leaves of the data volume; nil means the
 	// target's (a targets.DataVolume's); none for a target without a volume.
 	FinalSnapshots FinalSnapshots
@@ -147,6 +155,7 @@ type Driver struct {
 	checkpointer Checkpointer
 	finals       FinalSnapshots
 	aws          *aws.Config
+	registry     images.Resolver
 
 	// The workspace: where stacks live and which CLI runs them (workspace.go).
 	projectDir string
@@ -242,6 +251,13 @@ func New(ctx context.Context, opts *Options) (*Driver, error) {
 		return nil, err
 	}
 	maps.Copy(d.env, opts.Env)
+	if d.registry = opts.Registry; d.registry == nil {
+		mirror, ok := opts.Env[images.EnvMirror]
+		if !ok {
+			mirror = os.Getenv(images.EnvMirror)
+		}
+		d.registry = images.Registry{Mirror: mirror}
+	}
 	if err := d.checkPassphrase(); err != nil {
 		return nil, err
 	}

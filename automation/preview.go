@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/cost"
 	"github.com/clawdeploy/clawdeploy/preview"
 	"github.com/clawdeploy/clawdeploy/targets"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
 // PreviewResult is what a preview found (package preview sums it up and renders it).
@@ -33,7 +35,12 @@ func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (*P
 	if opts == nil {
 		opts = &UpOptions{}
 	}
-	if err := d.CheckConfig(ctx, stack, opts.Config); err != nil {
+	config, err := d.checkedConfig(ctx, stack, opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	pin, err := d.previewImage(ctx, stack, config, opts)
+	if err != nil {
 		return nil, err
 	}
 	s, err := d.stack(ctx, stack, false)
@@ -59,8 +66,16 @@ func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (*P
 	ch, wait := streamEvents(collector.Handle)
 	popts := []optpreview.Option{optpreview.ProgressStreams(d.progress), optpreview.ErrorProgressStreams(d.progress),
 		optpreview.Diff(), optpreview.EventStreams(ch)}
-	if !opts.Config.empty() {
-		file, err := d.previewConfig(ctx, stack, opts.Config)
+	in := opts.Config
+	if pin != nil && pin.Pinned != config[stackconfig.KeyOpenClawImagePinned].Value {
+		in.Values = maps.Clone(in.Values)
+		if in.Values == nil {
+			in.Values = map[string]string{}
+		}
+		in.Values[stackconfig.KeyOpenClawImagePinned] = pin.Pinned
+	}
+	if !in.empty() {
+		file, err := d.previewConfig(ctx, stack, in)
 		if err != nil {
 			return nil, err
 		}
@@ -76,6 +91,7 @@ func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (*P
 	res, err := s.Preview(ctx, popts...)
 	wait()
 	out := &PreviewResult{Changes: collector.Result(), Diff: res.StdOut}
+	out.Changes.Image = imageChange(pin, opts.RefreshImage)
 	if err != nil && out.Changes.Mandatory() > 0 {
 		// The engine refuses a preview with a mandatory violation: the changes still say which.
 		return out, &PolicyError{Stack: stack, Violations: out.Changes.Mandatory()}

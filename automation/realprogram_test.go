@@ -34,6 +34,7 @@ func exampleConfig() ConfigInput {
 func TestRealProgramOnTheSimulatedProvider(t *testing.T) {
 	t.Parallel()
 	sim := enginetest.NewSim(t, bins)
+	sim.Registry.Push(t, "ghcr.io/openclaw/openclaw:2026.2.26") // the release the second up deploys
 	d, ev, progress := newSimDriver(t, sim, nil, nil)
 	ctx := t.Context()
 

@@ -11,6 +11,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
 
+	"github.com/clawdeploy/clawdeploy/images"
 	"github.com/clawdeploy/clawdeploy/journal"
 	"github.com/clawdeploy/clawdeploy/setup"
 	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
@@ -34,6 +35,13 @@ type UpOptions struct {
 	// PolicyPacks, for a preview, are policy pack directories the engine runs against the
 	// program; their violations go into the changes, and a mandatory one fails the preview.
 	PolicyPacks []string
+	// RefreshImage follows openclaw_image's tag: it is resolved again, and where it moved since
+	// the stack pinned it, the up is an upgrade to the new digest (with its checkpoint).
+	// Without it a pinned tag stays on its digest (package images).
+	RefreshImage bool
+
+	// pinned is the pin --rollback deploys again.
+	pinned string
 }
 
 // Up creates or updates the deployment, then waits for its setup to complete. The journal goes
@@ -46,11 +54,11 @@ func (d *Driver) Up(ctx context.Context, stack string, opts *UpOptions) (*Result
 		opts = &UpOptions{}
 	}
 	if opts.Rollback {
-		in, err := d.rollbackConfig(ctx, stack, opts.Config)
+		in, pinned, err := d.rollbackConfig(ctx, stack, opts.Config)
 		if err != nil {
 			return nil, err
 		}
-		opts = &UpOptions{Config: in, Replace: opts.Replace, Retry: opts.Retry}
+		opts = &UpOptions{Config: in, Replace: opts.Replace, Retry: opts.Retry, pinned: pinned}
 	}
 	if err := d.CheckConfig(ctx, stack, opts.Config); err != nil {
 		return nil, err
@@ -64,9 +72,11 @@ func (d *Driver) Up(ctx context.Context, stack string, opts *UpOptions) (*Result
 		if err != nil {
 			return h.fail(ctx, err)
 		}
-		if err := d.applyConfig(ctx, s, opts.Config); err != nil {
+		pin, err := d.applyUpConfig(ctx, s, opts.Config, opts)
+		if err != nil {
 			return err
 		}
+		d.noteImage(stack, pin)
 		var relaunch []string
 		if opts.Retry {
 			relaunch = d.profile.Relaunch(stack)
@@ -303,8 +313,8 @@ func (e *UpgradeError) Error() string {
 // Unwrap returns why the upgrade failed.
 func (e *UpgradeError) Unwrap() error { return e.Err }
 
-// configuredImage is the OpenClaw image the stack's configuration deploys; "" for a program of
-// the caller's, which has no such key.
+// configuredImage is the OpenClaw image the stack's configuration deploys, pinned to its digest
+// when it is; "" for a program of the caller's, which has no such key.
 func (d *Driver) configuredImage(ctx context.Context, s auto.Stack) (string, error) {
 	if !slices.Contains(d.profile.Keys().Program, stackconfig.KeyOpenClawImage) {
 		return "", nil
@@ -313,10 +323,11 @@ func (d *Driver) configuredImage(ctx context.Context, s auto.Stack) (string, err
 	if err != nil {
 		return "", fmt.Errorf("reading the configuration of stack %s: %w", s.Name(), err)
 	}
+	image := stackconfig.DefaultOpenClawImage
 	if v, ok := config[fullKey(stackconfig.KeyOpenClawImage)]; ok && v.Value != "" {
-		return v.Value, nil
+		image = v.Value
 	}
-	return stackconfig.DefaultOpenClawImage, nil
+	return images.Effective(image, config[stackconfig.KeyOpenClawImagePinned].Value), nil
 }
 
 // preUpgrade takes the checkpoint before an up that deploys image over the last good one, and
@@ -351,25 +362,26 @@ func (d *Driver) preUpgrade(ctx context.Context, h *hold, s auto.Stack, image st
 }
 
 // rollbackConfig is the configuration of `up --rollback`: in, with the image the deployment last
-// reached READY with.
-func (d *Driver) rollbackConfig(ctx context.Context, stack string, in ConfigInput) (ConfigInput, error) {
+// reached READY with, and that image's pin: the digest it ran, not what its tag says now. A
+// deployment that reached READY before images were pinned gets its tag, resolved again.
+func (d *Driver) rollbackConfig(ctx context.Context, stack string, in ConfigInput) (ConfigInput, string, error) {
 	if !slices.Contains(d.profile.Keys().Program, stackconfig.KeyOpenClawImage) {
-		return in, &UsageError{Err: fmt.Errorf("--rollback deploys the last good %s; this program has no such key", stackconfig.KeyOpenClawImage)}
+		return in, "", &UsageError{Err: fmt.Errorf("--rollback deploys the last good %s; this program has no such key", stackconfig.KeyOpenClawImage)}
 	}
 	for k := range in.Values {
 		if fullKey(k) != fullKey(stackconfig.KeyOpenClawImage) {
 			continue
 		}
-		return in, &UsageError{Err: fmt.Errorf("--rollback sets %s to the last image that reached READY: give one or the other", stackconfig.KeyOpenClawImage)}
+		return in, "", &UsageError{Err: fmt.Errorf("--rollback sets %s to the last image that reached READY: give one or the other", stackconfig.KeyOpenClawImage)}
 	}
 	rec, err := d.Status(ctx, stack)
 	if err != nil {
-		return in, err
+		return in, "", err
 	}
 	if rec.LastGoodImage == "" {
-		return in, &UsageError{Err: fmt.Errorf("deployment %s never reached READY with a recorded image: there is nothing to roll back to", stack)}
+		return in, "", &UsageError{Err: fmt.Errorf("deployment %s never reached READY with a recorded image: there is nothing to roll back to", stack)}
 	}
-	values := map[string]string{stackconfig.KeyOpenClawImage: rec.LastGoodImage}
+	values := map[string]string{stackconfig.KeyOpenClawImage: images.Unpinned(rec.LastGoodImage)}
 	maps.Copy(values, in.Values)
 	d.note(stack, "rolling back to %s, the last image that reached READY", rec.LastGoodImage)
 	var cp Checkpoint
@@ -380,5 +392,9 @@ func (d *Driver) rollbackConfig(ctx context.Context, stack string, in ConfigInpu
 		}
 		d.note(stack, "the data stays as %s left it; if it changed the data, restore the pre-upgrade checkpoint: %s %s", cp.To, &cp, restore)
 	}
-	return ConfigInput{Values: values, Secrets: in.Secrets}, nil
+	pinned := ""
+	if images.Digest(rec.LastGoodImage) != "" {
+		pinned = rec.LastGoodImage
+	}
+	return ConfigInput{Values: values, Secrets: in.Secrets}, pinned, nil
 }

@@ -156,7 +156,7 @@ func (h *host) writeStubs() {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		h.t.Fatal(err)
 	}
-	for name, script := range map[string]string{"systemctl": stubScript, "docker": stubScript + onboardStandIn} {
+	for name, script := range map[string]string{"systemctl": stubScript, "docker": stubScript + imageStandIn + onboardStandIn} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
 			h.t.Fatal(err)
 		}
@@ -168,6 +168,18 @@ const stubScript = `#!/bin/sh
 call="${0##*/} $*"
 printf '%s %s\n' "$(date +%s.%N)" "$call" >>"$STUB_LOG"
 if [ -n "${STUB_FAIL:-}" ] && [ "$call" = "$STUB_FAIL" ]; then exit 1; fi
+`
+
+// imageStandIn makes the docker stub keep the images a host has, as docker does: `docker compose
+// … pull` fetches the compose file's image (OPENCLAW_IMAGE, which compose reads from the env
+// file), `docker image inspect` succeeds for an image the host has. They are listed in the file
+// images beside the stub's log.
+const imageStandIn = `
+images="${STUB_LOG%/*}/images"
+case " $* " in
+" image inspect "*) grep -qxF -- "$3" "$images" 2>/dev/null || { echo "Error: No such image: $3" >&2; exit 1; } ;;
+" compose "*" pull "*) printf '%s\n' "${OPENCLAW_IMAGE:?the stand-in pulls the image OPENCLAW_IMAGE names}" >>"$images" ;;
+esac
 `
 
 // onboardStandIn makes the docker stub answer `openclaw onboard … --json` with a summary, fast: the

@@ -158,7 +158,7 @@ func newRealOpenClaw(t *testing.T, h *host, in openclaw.Install, port int, docke
 			t.Fatal(err)
 		}
 	}
-	for path, standIn := range map[string]string{dockerStub: realStandIn, filepath.Join(h.root, "stubs", "systemctl"): realServiceStandIn} {
+	for path, standIn := range map[string]string{dockerStub: imageStandIn + realStandIn, filepath.Join(h.root, "stubs", "systemctl"): realServiceStandIn} {
 		if err := os.WriteFile(path, []byte(stubScript+standIn), 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -233,7 +233,17 @@ func TestGatewayStartRequiresMountAndRestore(t *testing.T) {
 		}
 	}
 	calls := h.stubCalls()
-	if len(calls) != 1 || !strings.HasPrefix(calls[0], "docker compose --project-name openclaw") || !strings.HasSuffix(calls[0], "pull --quiet") {
-		t.Errorf("calls = %q, want one compose pull", calls)
+	if len(calls) != 2 || !strings.HasPrefix(calls[0], "docker image inspect ") ||
+		!strings.HasPrefix(calls[1], "docker compose --project-name openclaw") || !strings.HasSuffix(calls[1], "pull --quiet") {
+		t.Errorf("calls = %q, want the image looked for, then pulled", calls)
+	}
+	// The next start (a restart, a reboot) finds the image here: no pull, so a tag that moved
+	// since is not followed.
+	r := h.mustRun(mounts{data: true, run: true}, "openclaw-start.sh")
+	if calls := h.stubCalls()[len(calls):]; len(calls) != 1 || !strings.HasPrefix(calls[0], "docker image inspect ") {
+		t.Errorf("the second start called %q, want the image looked for and nothing pulled", calls)
+	}
+	if !strings.Contains(r.stderr, "is here: not pulling") {
+		t.Errorf("the second start does not say why it did not pull: %s", r.stderr)
 	}
 }

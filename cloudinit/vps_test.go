@@ -228,9 +228,9 @@ func TestVPSGatewayStartsWithoutAVolume(t *testing.T) {
 	if !strings.Contains(r.stderr, "wrote 2 secrets from "+filepath.Join(h.root, "etc/openclaw/secrets.env")) {
 		t.Errorf("stderr: %s", r.stderr)
 	}
-	if calls := h.stubCalls(); !strings.HasPrefix(calls[len(calls)-1], "docker compose --project-name openclaw") ||
-		!strings.HasSuffix(calls[len(calls)-1], "pull --quiet") {
-		t.Errorf("last call %q, want the image pull", calls[len(calls)-1])
+	if calls := h.stubCalls(); !strings.HasPrefix(calls[len(calls)-2], "docker image inspect ") ||
+		!strings.HasPrefix(calls[len(calls)-1], "docker compose --project-name openclaw") || !strings.HasSuffix(calls[len(calls)-1], "pull --quiet") {
+		t.Errorf("last calls %q, want the image looked for, then pulled", calls[len(calls)-2:])
 	}
 }
 

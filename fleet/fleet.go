@@ -338,6 +338,8 @@ type requestOptions struct {
 	Retry    bool     `json:"retry,omitempty"`
 	Rollback bool     `json:"rollback,omitempty"`
 	Replace  []string `json:"replace,omitempty"`
+	// RefreshImage is up --refresh-image.
+	RefreshImage bool `json:"refreshImage,omitempty"`
 }
 
 // requestConfig is a request's configuration: plain values as given, secrets encrypted as the
@@ -381,7 +383,7 @@ func Enqueue(ctx context.Context, d *automation.Driver, stack, operation string,
 	}
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
-	options, _ := json.Marshal(requestOptions{Retry: opts.Retry, Rollback: opts.Rollback, Replace: opts.Replace})
+	options, _ := json.Marshal(requestOptions{Retry: opts.Retry, Rollback: opts.Rollback, Replace: opts.Replace, RefreshImage: opts.RefreshImage})
 	config, _ := json.Marshal(cfg)
 	q := journal.Request{ID: d.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(id), Stack: stack, Target: d.Target(),
 		Operation: operation, Options: string(options), Config: string(config)}
@@ -457,7 +459,8 @@ func (w *worker) runRequest(ctx context.Context, q journal.Request) error {
 	w.d.Note(q.Stack, "running request %s: %s of %s", q.ID, q.Operation, q.Stack)
 	switch q.Operation {
 	case automation.OpUp:
-		_, err := w.d.Up(ctx, q.Stack, &automation.UpOptions{Config: in, Retry: opts.Retry, Rollback: opts.Rollback, Replace: opts.Replace})
+		_, err := w.d.Up(ctx, q.Stack, &automation.UpOptions{Config: in, Retry: opts.Retry, Rollback: opts.Rollback, Replace: opts.Replace,
+			RefreshImage: opts.RefreshImage})
 		return err
 	case automation.OpDestroy:
 		_, err := w.d.Destroy(ctx, q.Stack)

@@ -38,6 +38,29 @@ type Changes struct {
 	Ignored []targets.IgnoredChange `json:"ignored,omitempty"`
 	// Policies are the violations the policy packs reported (preview --policy-pack).
 	Policies []PolicyViolation `json:"policies,omitempty"`
+	// Image says that openclaw_image's tag points elsewhere than the digest the stack runs.
+	Image *ImageChange `json:"image,omitempty"`
+}
+
+// ImageChange is a tag that moved since the stack pinned it: an upgrade that only
+// `up --refresh-image` deploys (the stack keeps running Recorded until then).
+type ImageChange struct {
+	// Image is openclaw_image: the tag.
+	Image string `json:"image"`
+	// Recorded is the digest the stack runs; Latest the one the tag points to now.
+	Recorded string `json:"recorded"`
+	Latest   string `json:"latest"`
+	// Followed says this preview is of --refresh-image: its changes deploy Latest.
+	Followed bool `json:"followed"`
+}
+
+// String says it in a line.
+func (i *ImageChange) String() string {
+	if i.Followed {
+		return fmt.Sprintf("%s moved from %s to %s: this up follows it, an upgrade (downtime, pre-upgrade checkpoint)", i.Image, i.Recorded, i.Latest)
+	}
+	return fmt.Sprintf("%s moved from %s to %s: not deployed (the stack keeps %s); `up --refresh-image` upgrades (downtime, pre-upgrade checkpoint)",
+		i.Image, i.Recorded, i.Latest, i.Recorded)
 }
 
 // PolicyViolation is one finding of a policy pack.

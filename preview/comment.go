@@ -44,6 +44,14 @@ func (r *Result) summary() string {
 		writeChanges(&b, downtime)
 		b.WriteString("\n")
 	}
+	if c.Image != nil {
+		fmt.Fprintf(&b, "#### Image\n\n`%s` moved: the stack runs `%s`, the tag points to `%s`.", c.Image.Image, c.Image.Recorded, c.Image.Latest)
+		if c.Image.Followed {
+			b.WriteString(" This up follows it: an upgrade, with downtime and a pre-upgrade checkpoint.\n\n")
+		} else {
+			b.WriteString(" Not deployed: `clawdeploy up --refresh-image` upgrades (downtime, pre-upgrade checkpoint).\n\n")
+		}
+	}
 	if access := c.Of(targets.RiskAccess); len(access) > 0 {
 		b.WriteString("#### Access\n\n")
 		writeChanges(&b, access)

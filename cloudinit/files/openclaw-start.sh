@@ -2,7 +2,7 @@
 # openclaw-start.sh runs before every start of the gateway (ExecStartPre). On ec2-spot it refuses
 # to start without the data volume mounted or with an unfinished restore. Then it refreshes the
 # secrets in tmpfs, installs the compose file, logs in to ECR when the image lives there, and
-# pulls the image.
+# pulls the image when it is not here.
 set -Eeuo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -34,10 +34,13 @@ if [[ $registry =~ ^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com$ ]]; then
 	aws ecr get-login-password --region "${BASH_REMATCH[1]}" | docker login --username AWS --password-stdin "$registry"
 fi
 
-# A pull that fails is not fatal when the image is already here: the gateway keeps running on
-# the version it has rather than not at all.
-if ! docker compose --project-name openclaw --env-file "${OPENCLAW_ENV_FILE:-/etc/openclaw/openclaw.env}" \
-	-f "$OPENCLAW_DATA_DIR/docker-compose.yaml" pull --quiet; then
-	docker image inspect "$image" >/dev/null 2>&1 || die "could not pull $image, and it is not here"
-	log "could not pull $image: starting the copy already here"
+# The image is pinned to its digest (clawdeploy up resolves the tag once): pulled only when it
+# is not here, never again for a tag, so that a restart or a new host runs what the stack
+# recorded. A tag given without a digest is pulled once too, and then kept.
+if docker image inspect "$image" >/dev/null 2>&1; then
+	log "$image is here: not pulling"
+else
+	log "pulling $image"
+	docker compose --project-name openclaw --env-file "${OPENCLAW_ENV_FILE:-/etc/openclaw/openclaw.env}" \
+		-f "$OPENCLAW_DATA_DIR/docker-compose.yaml" pull --quiet || die "could not pull $image, and it is not here"
 fi

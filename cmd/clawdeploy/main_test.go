@@ -18,11 +18,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/clawdeploy/clawdeploy/images"
 	"github.com/clawdeploy/clawdeploy/internal/enginetest"
 	"github.com/clawdeploy/clawdeploy/internal/moto"
+	"github.com/clawdeploy/clawdeploy/internal/registrytest"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 	"github.com/clawdeploy/clawdeploy/journal"
 	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 	"github.com/clawdeploy/clawdeploy/targets/vps"
 )
 
@@ -48,7 +51,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Every clawdeploy these tests start resolves images through a registry of the tests' (the
+	// default image pinned as from ghcr.io), inherited from this process's environment.
+	registry, err := registrytest.Serve(stackconfig.DefaultOpenClawImage)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	_ = os.Setenv(images.EnvMirror, registry.Host)
 	code := m.Run()
+	registry.Close()
 	_ = os.RemoveAll(dir)
 	_ = os.RemoveAll(sim.Dir)
 	os.Exit(code)

@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/clawdeploy/clawdeploy/images"
+	"github.com/clawdeploy/clawdeploy/internal/registrytest"
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
+	"github.com/clawdeploy/clawdeploy/targets/stackconfig"
 )
 
 // SimBinaries are the simulated provider, built under the names of the packages it stands in for
@@ -94,6 +97,10 @@ type Sim struct {
 	PulumiRoot string
 	// Env is what a driver adds to the CLI's environment.
 	Env map[string]string
+	// Registry is the world's container registry: every image reference resolves through it
+	// (images.EnvMirror in Env). It has the default openclaw_image; a test pushes the others
+	// it deploys.
+	Registry *registrytest.Registry
 }
 
 // NewSim makes a simulated world for t.
@@ -106,8 +113,10 @@ func NewSim(t testing.TB, bins *SimBinaries) *Sim {
 		Control:    filepath.Join(dir, "control.json"),
 		StateDir:   filepath.Join(dir, "state"),
 		PulumiRoot: PulumiRoot(t),
+		Registry:   registrytest.Start(t, stackconfig.DefaultOpenClawImage),
 	}
 	s.Env = map[string]string{
+		images.EnvMirror:           s.Registry.Host,
 		"PATH":                     bins.Dir + string(os.PathListSeparator) + os.Getenv("PATH"),
 		simprovider.EnvCloud:       s.Cloud,
 		simprovider.EnvControl:     s.Control,

@@ -96,7 +96,8 @@ type Config struct {
 	BackupIntervalMinutes int
 	// AMIID pins the AMI; empty means "resolve once and keep".
 	AMIID string
-	// OpenClawImage is the gateway's container image reference.
+	// OpenClawImage is the gateway's container image: openclaw_image, pinned to the digest the
+	// driver resolved it to when it did (stackconfig.Reader.Image).
 	OpenClawImage string
 	// SubnetID, when set, is an existing subnet to run in instead of a VPC of the stack's own.
 	SubnetID string
@@ -121,7 +122,7 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 		SnapshotIntervalHours:  r.Int(KeySnapshotIntervalHours, DefaultSnapshotIntervalHours),
 		BackupIntervalMinutes:  r.Int(KeyBackupIntervalMinutes, DefaultBackupIntervalMinutes),
 		AMIID:                  r.Str(KeyAMIID, ""),
-		OpenClawImage:          r.Str(stackconfig.KeyOpenClawImage, stackconfig.DefaultOpenClawImage),
+		OpenClawImage:          r.Image(stackconfig.DefaultOpenClawImage),
 		SubnetID:               r.Str(KeySubnetID, ""),
 		LogRetentionDays:       r.Int(KeyLogRetentionDays, DefaultLogRetentionDays),
 	}

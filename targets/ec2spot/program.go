@@ -59,6 +59,8 @@ type Outputs struct {
 	GatewayToken *pulumi.StringOutput
 	// UserData is the instance's user-data, gzipped and base64-encoded.
 	UserData pulumi.StringOutput
+	// Image is the gateway's image the instance runs: pinned to its digest once the driver pinned it.
+	Image pulumi.StringOutput
 }
 
 // Program is the Pulumi program of an OpenClaw deployment on EC2 Spot.
@@ -77,6 +79,7 @@ func Program(ctx *pulumi.Context) error {
 	ctx.Export("gateway_url", out.GatewayURL)
 	ctx.Export("gateway_tunnel", out.GatewayTunnel)
 	ctx.Export("setup_status_parameter", out.StatusParameter)
+	ctx.Export("openclaw_image", out.Image)
 	if out.GatewayToken != nil {
 		ctx.Export("gateway_token", *out.GatewayToken)
 	}
@@ -217,6 +220,7 @@ func Deploy(ctx *pulumi.Context) (*Outputs, error) {
 			cfg.Region, spot.InstanceID, cloudinit.GatewayPort, cloudinit.GatewayPort),
 		StatusParameter: secrets.StatusParameter,
 		UserData:        userData,
+		Image:           pulumi.String(cfg.OpenClawImage).ToStringOutput(),
 	}
 	if token, ok := cfg.Secrets[stackconfig.KeyGatewayToken]; ok {
 		o := token.Output()

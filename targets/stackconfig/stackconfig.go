@@ -21,11 +21,17 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/clawdeploy/clawdeploy/images"
 )
 
 // The keys every target's gateway has, in the project namespace.
 const (
 	KeyOpenClawImage = "openclaw_image"
+	// KeyOpenClawImagePinned is openclaw_image pinned to a digest (repository:tag@sha256:…), in the
+	// clawdeploy namespace: the driver sets it at up (package images), never the operator. A pin
+	// of another image than openclaw_image is stale and ignored.
+	KeyOpenClawImagePinned = "clawdeploy:openclawImage"
 
 	KeyGatewayToken     = "gateway_token"
 	KeyAnthropicAPIKey  = "anthropic_api_key"
@@ -227,6 +233,24 @@ func (r *Reader) Str(key, def string) string {
 		return strings.TrimSpace(v)
 	}
 	return def
+}
+
+// Image returns the image the gateway's hosts run: openclaw_image (or def), pinned to the digest
+// the driver resolved it to when it did (images.Effective). A pin that is no image reference with
+// a digest is kept as a FieldError.
+func (r *Reader) Image(def string) string {
+	image := r.Str(KeyOpenClawImage, def)
+	pinned, ok := r.Raw(KeyOpenClawImagePinned)
+	if !ok {
+		return image
+	}
+	if images.Digest(pinned) == "" || CheckImage(pinned) != nil {
+		r.errs = append(r.errs, &FieldError{Key: KeyOpenClawImagePinned, Value: pinned,
+			Allowed: "an image reference with its digest, like ghcr.io/openclaw/openclaw:2026.9.6@sha256:<64 hex digits>, " +
+				"as `clawdeploy up` sets it (remove it to have the next up resolve openclaw_image again)"})
+		return image
+	}
+	return images.Effective(image, pinned)
 }
 
 // Int returns the value of key as a whole number, or def.

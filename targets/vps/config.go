@@ -103,7 +103,9 @@ type Config struct {
 	HostKey             string
 	AllowUnknownHostKey bool
 	// SetupRoot is the directory of the setup protocol's files on the host.
-	SetupRoot     string
+	SetupRoot string
+	// OpenClawImage is the gateway's image: openclaw_image, pinned to the digest the driver
+	// resolved it to when it did (stackconfig.Reader.Image).
 	OpenClawImage string
 	// Credential is vps_ssh_private_key or vps_password, whichever is set (the key wins).
 	PrivateKey, Password *stackconfig.Secret
@@ -143,7 +145,7 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 		HostKey:             r.Str(KeyVPSHostKey, ""),
 		AllowUnknownHostKey: r.Bool(KeyVPSAllowUnknownHostKey),
 		SetupRoot:           r.Str(KeyVPSSetupRoot, setup.DefaultRoot),
-		OpenClawImage:       r.Str(stackconfig.KeyOpenClawImage, stackconfig.DefaultOpenClawImage),
+		OpenClawImage:       r.Image(stackconfig.DefaultOpenClawImage),
 		OpenRouterAPIBase:   r.Str(KeyOpenRouterAPIBase, DefaultOpenRouterAPIBase),
 		Secrets:             r.GatewaySecrets(),
 	}

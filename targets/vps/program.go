@@ -82,6 +82,8 @@ type Outputs struct {
 	GatewayTunnel pulumi.StringOutput
 	// GatewayToken is the gateway's token, configured or made, as a secret.
 	GatewayToken pulumi.StringOutput
+	// Image is the gateway's image the host runs: pinned to its digest once the driver pinned it.
+	Image pulumi.StringOutput
 }
 
 // Program is the Pulumi program of an OpenClaw deployment on a VPS, with the setup script.
@@ -106,6 +108,7 @@ func ProgramWith(host Host) pulumi.RunFunc {
 		ctx.Export("gateway_tunnel", out.GatewayTunnel)
 		ctx.Export("gateway_url", pulumi.Sprintf("http://127.0.0.1:%d/", cloudinit.GatewayPort))
 		ctx.Export("gateway_token", out.GatewayToken)
+		ctx.Export("openclaw_image", out.Image)
 		return nil
 	}
 }
@@ -186,6 +189,7 @@ func Deploy(ctx *pulumi.Context, host Host) (*Outputs, error) {
 	}
 	return &Outputs{
 		GatewayToken: token,
+		Image:        pulumi.String(cfg.OpenClawImage).ToStringOutput(),
 		Host:         pulumi.String(cfg.Host).ToStringOutput(),
 		Port:         pulumi.Int(cfg.Port).ToIntOutput(),
 		User:         pulumi.String(cfg.User).ToStringOutput(),

@@ -126,6 +126,11 @@ var (
 		Name:  "replace",
 		Usage: "replace the resource with this URN even if nothing changed (repeatable); see docs/operator.md, \"Restore onto a running stack\"",
 	}
+	refreshImageFlag = &cli.BoolFlag{
+		Name: "refresh-image",
+		Usage: "follow openclaw_image's tag: resolve it again and, where it moved since the stack pinned it, deploy the new digest " +
+			"(an upgrade, with its checkpoint); without it the pinned digest stays",
+	}
 	waitFlag = &cli.DurationFlag{
 		Name:  "wait",
 		Usage: "wait this long for a deployment held by a live process instead of exiting 3",

@@ -55,6 +55,7 @@ collapsed). The exit code is the most urgent among the stacks'.`,
 		&cli.StringFlag{Name: "comment", Usage: "write a pull-request comment body (Markdown) to this file"},
 		&cli.StringFlag{Name: "commit", Usage: "the commit the comment names", EnvVars: []string{"GITHUB_SHA"}},
 		&cli.BoolFlag{Name: "expect-no-changes", Usage: "exit 1 when anything would change"},
+		refreshImageFlag,
 		&cli.BoolFlag{Name: "cost", Usage: "estimate the monthly cost now and after the change (" + automation.TargetsWith[targets.Previewer]() + "; needs AWS credentials)"},
 		&cli.StringSliceFlag{Name: "policy-pack", Usage: "run this policy pack directory against the program (repeatable)"},
 		&cli.BoolFlag{Name: "all", Usage: "preview every deployment (the journal's; in operator mode, every stack file's too)"},
@@ -69,7 +70,7 @@ collapsed). The exit code is the most urgent among the stacks'.`,
 			return err
 		}
 		return withDriver(cliContext, func(d *automation.Driver) error {
-			res, err := d.Preview(cliContext.Context, stack, &automation.UpOptions{Config: in, Replace: cliContext.StringSlice(replaceFlag.Name),
+			res, err := d.Preview(cliContext.Context, stack, &automation.UpOptions{Config: in, Replace: cliContext.StringSlice(replaceFlag.Name), RefreshImage: cliContext.Bool(refreshImageFlag.Name),
 				Cost: cliContext.Bool("cost"), PolicyPacks: cliContext.StringSlice("policy-pack")})
 			if res != nil {
 				// A preview a mandatory policy refused still reports what it found.
@@ -105,6 +106,9 @@ func reportChanges(cliContext *cli.Context, stack string, res *automation.Previe
 			if r.Risk != "" {
 				fmt.Printf("  %-8s %s %s: %s\n", r.Risk, r.Op, r.URN, r.Reason)
 			}
+		}
+		if c.Image != nil {
+			fmt.Printf("  image    %s\n", c.Image)
 		}
 		if res.Cost != nil {
 			fmt.Printf("cost: %.2f USD a month after the change (%+.2f)\n", res.Cost.Change.Total, res.Cost.Delta)
@@ -150,7 +154,7 @@ func previewFleet(cliContext *cli.Context) error {
 	}
 	return withDriver(cliContext, func(d *automation.Driver) error {
 		var failed []error
-		previews, err := d.PreviewStacks(cliContext.Context, stacks, &automation.UpOptions{Config: in, Replace: cliContext.StringSlice(replaceFlag.Name),
+		previews, err := d.PreviewStacks(cliContext.Context, stacks, &automation.UpOptions{Config: in, Replace: cliContext.StringSlice(replaceFlag.Name), RefreshImage: cliContext.Bool(refreshImageFlag.Name),
 			Cost: cliContext.Bool("cost"), PolicyPacks: cliContext.StringSlice("policy-pack")},
 			cliContext.Int("concurrency"), func(p automation.StackPreview) {
 				err := p.Err

@@ -28,11 +28,21 @@ the data volume (tagged OpenClawCheckpoint=pre-upgrade): the pre-upgrade
 checkpoint, named in the result
 (--json: "checkpoint") and kept in the journal. When the new image does not
 become healthy, the error says so; --rollback then deploys again the last image
-that reached READY, and names the checkpoint to restore if the new version
-changed the data.`,
+that reached READY (the digest it ran, not what its tag says now), and names
+the checkpoint to restore if the new version changed the data.
+
+The image is pinned: the first up resolves openclaw_image's tag to its digest
+through the registry (the Docker config's credentials when it has some) and
+records it (the stack's clawdeploy:openclawImage, the openclaw_image output,
+the journal); every host of the stack runs that digest, so a heal, a replaced
+instance or a restart never upgrades OpenClaw behind your back. When the tag
+moves, preview says so and nothing changes until up --refresh-image, which
+follows the tag: an upgrade like any other, with its checkpoint. An image given
+by digest (repository:tag@sha256:…) needs no registry.`,
 	Flags: []cli.Flag{stackFlag, configFlag, secretFlag, secretFileFlag, configFileFlag, replaceFlag, waitFlag,
 		&cli.BoolFlag{Name: "retry", Usage: "start over from a clean stage, relaunching the setup"},
 		&cli.BoolFlag{Name: "rollback", Usage: "deploy again the last openclaw_image that reached READY (after a failed upgrade)"},
+		refreshImageFlag,
 		setupTimeoutFlag, setupPollFlag, enqueueFlag},
 	Action: func(cliContext *cli.Context) error {
 		stack, in, err := stackAndConfig(cliContext)
@@ -42,7 +52,7 @@ changed the data.`,
 		return withDriver(cliContext, func(d *automation.Driver) error {
 			opts := &automation.UpOptions{
 				Config: in, Replace: cliContext.StringSlice(replaceFlag.Name), Retry: cliContext.Bool("retry"),
-				Rollback: cliContext.Bool("rollback"),
+				Rollback: cliContext.Bool("rollback"), RefreshImage: cliContext.Bool(refreshImageFlag.Name),
 			}
 			if cliContext.Bool(enqueueFlag.Name) {
 				return enqueue(cliContext, d, stack, automation.OpUp, opts)
