@@ -39,6 +39,9 @@ type hosts struct {
 	moto       *moto.Server
 	leaseTTL   time.Duration
 	journal    *journal.SQL
+	// said, when set, is what the workers said of a stack: awaitReady's failure quotes it for
+	// each stack that did not become READY.
+	said func(stack string) string
 }
 
 const fleetBucket = "clawdeploy-fleet"
@@ -130,7 +133,9 @@ func (f *hosts) awaitReady(t testing.TB, stacks []string, stall time.Duration) {
 			if r.Status == journal.Ready && !r.Interrupted {
 				ready++
 			} else {
-				pending = append(pending, fmt.Sprintf("%s %s (held by %q, %s)", r.Stack, r.Status, r.LeaseOwner, r.LastError))
+				pending = append(pending, fmt.Sprintf("%s %s (operation %q, interrupted %t, held by %q until %s, updated %s, %s)",
+					r.Stack, r.Status, r.Operation, r.Interrupted, r.LeaseOwner, r.LeaseExpires.Format(time.RFC3339Nano),
+					r.Updated.Format(time.RFC3339Nano), r.LastError))
 			}
 		}
 		if ready == len(stacks) {
@@ -140,7 +145,20 @@ func (f *hosts) awaitReady(t testing.TB, stacks []string, stall time.Duration) {
 			deadline, readyBefore = time.Now().Add(stall), ready
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d deployments READY, and none more for %s; the others: %v", ready, len(stacks), stall, pending)
+			requests, _ := f.journal.Requests(context.Background())
+			var open []string
+			for _, q := range requests {
+				if q.State != journal.RequestDone {
+					open = append(open, fmt.Sprintf("%s of %s %s by %q since %s", q.ID, q.Stack, q.State, q.Owner, q.Taken.Format(time.RFC3339Nano)))
+				}
+			}
+			var said strings.Builder
+			for _, r := range records {
+				if f.said != nil && (r.Status != journal.Ready || r.Interrupted) {
+					fmt.Fprintf(&said, "\nwhat the workers said of %s:\n%s", r.Stack, f.said(r.Stack))
+				}
+			}
+			t.Fatalf("%d of %d deployments READY, and none more for %s; the others: %v; requests not done: %v%s", ready, len(stacks), stall, pending, open, said.String())
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -219,6 +237,20 @@ func TestWorkersTakeOverADeadPeer(t *testing.T) {
 		t.Errorf("host-b took %s to exit after SIGTERM (drain %s)", took, DefaultDrain)
 	}
 
+	f.said = func(stack string) string {
+		var lines []string
+		for _, host := range []string{"host-a", "host-b", "host-c"} {
+			p := workers[host]
+			p.mu.Lock()
+			for _, line := range p.lines {
+				if strings.Contains(line, `"`+stack+`"`) {
+					lines = append(lines, host+": "+line)
+				}
+			}
+			p.mu.Unlock()
+		}
+		return strings.Join(lines[max(0, len(lines)-40):], "\n")
+	}
 	f.awaitReady(t, stacks, 5*time.Minute)
 
 	// Each takeover of host-a's deployments waited for its lease to expire.
