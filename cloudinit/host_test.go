@@ -163,6 +163,22 @@ func (h *host) writeStubs() {
 	}
 }
 
+// addToStub appends script to the stub name (systemctl or docker): answers of its own, after the
+// call is recorded.
+func (h *host) addToStub(name, script string) {
+	h.t.Helper()
+	f, err := os.OpenFile(filepath.Join(h.root, "stubs", name), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := f.WriteString(script); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // stubScript records its call and succeeds, unless the call is the one STUB_FAIL names.
 const stubScript = `#!/bin/sh
 call="${0##*/} $*"

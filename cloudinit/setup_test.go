@@ -273,6 +273,57 @@ func TestSetupWaitsForStartupWork(t *testing.T) {
 	}
 }
 
+// TestSetupCatchesACrashLoop: a gateway that crashes at start fails the setup as soon as systemd
+// has restarted it twice (here every poll finds one restart more), not at the health timeout
+// (15 minutes, beyond the test's bound), with the container's last log lines in the reason the
+// driver reports. One whose unit failed outright fails at the first poll.
+func TestSetupCatchesACrashLoop(t *testing.T) {
+	t.Parallel()
+	const logLine = "Error: Config validation failed: gateway.port: Expected number, received string"
+	for _, tc := range []struct {
+		name, state, want string
+	}{
+		{"restarted again and again", "activating", "the gateway keeps crashing: restarted 2 times since the setup started it: "},
+		{"unit failed", "failed", "the gateway stopped while starting (its unit is failed): "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newEC2Host(t)
+			h.appendSettings(map[string]string{
+				"OPENCLAW_GATEWAY_PORT":           healthAnswering(t, `{"ok":false,"status":"starting"}`),
+				"OPENCLAW_HEALTH_TIMEOUT_SECONDS": "900",
+				"OPENCLAW_HEALTH_POLL_SECONDS":    "1",
+			})
+			// systemd's answers: the unit's state, and one automatic restart more at each look.
+			restarts := filepath.Join(h.root, "restarts")
+			h.addToStub("systemctl", `
+case "$*" in
+"show openclaw.service --property ActiveState --value") echo `+tc.state+` ;;
+"show openclaw.service --property NRestarts --value")
+	n=$(cat "`+restarts+`" 2>/dev/null || echo 0)
+	echo $((n + 1)) >"`+restarts+`"
+	echo "$n" ;;
+esac
+`)
+			h.addToStub("docker", `
+case " $* " in
+*" logs "*" openclaw-gateway "*) printf '%s\n' "starting the gateway" "`+logLine+`" ;;
+esac
+`)
+			if out := h.launch(); out != "LAUNCH started" {
+				t.Fatalf("launch: %q", out)
+			}
+			st := h.waitSetup()
+			if st.State != setup.Failed || !strings.Contains(st.Reason, tc.want+"starting the gateway|"+logLine) {
+				t.Errorf("status %+v, want FAILED saying %q with the gateway's log", st, tc.want)
+			}
+			if published := h.published(); !strings.Contains(published, logLine) {
+				t.Errorf("published status %q lacks the gateway's log", published)
+			}
+		})
+	}
+}
+
 func TestSetupDoesNotOnboardAgain(t *testing.T) {
 	t.Parallel()
 	h := newEC2Host(t)

@@ -203,11 +203,46 @@ started() {
 	healthy
 }
 
+# unit_state prints the gateway unit's state and its count of automatic restarts ("activating 3");
+# nothing when systemd cannot say.
+unit_state() {
+	local state restarts
+	state=$(systemctl show openclaw.service --property ActiveState --value 2>/dev/null) || return 0
+	restarts=$(systemctl show openclaw.service --property NRestarts --value 2>/dev/null) || return 0
+	if [[ $state =~ ^[a-z-]+$ && $restarts =~ ^[0-9]+$ ]]; then
+		printf '%s %s' "$state" "$restarts"
+	fi
+}
+
+# gateway_log prints the last lines the gateway's container wrote, on one line.
+gateway_log() {
+	local lines
+	lines=$(compose logs --no-color --no-log-prefix --tail 8 openclaw-gateway 2>&1 | tr -s '\n' '|') || true
+	lines=${lines%|}
+	if ((${#lines} > 600)); then
+		lines=…${lines: -600}
+	fi
+	printf '%s' "$lines"
+}
+
+# wait_started waits for the gateway to finish starting. A gateway that crashes at start (a bad
+# setting, a failed migration) fails the setup at once, with its last log lines, instead of at the
+# timeout: its unit failed, stopped, or was restarted twice since the setup started it.
 wait_started() {
-	local deadline=$((SECONDS + ${OPENCLAW_HEALTH_TIMEOUT_SECONDS:-600}))
+	local deadline=$((SECONDS + ${OPENCLAW_HEALTH_TIMEOUT_SECONDS:-600})) first now
 	probe=""
+	first=$(unit_state)
 	log "waiting for the gateway on port $port to finish starting (/startupz; /healthz before 2026.8.1)"
 	until started; do
+		now=$(unit_state)
+		if [ -n "$first" ] && [ -n "$now" ]; then
+			case ${now% *} in
+			failed | inactive) die "the gateway stopped while starting (its unit is ${now% *}): $(gateway_log)" ;;
+			esac
+			if ((${now#* } - ${first#* } >= 2)); then
+				die "the gateway keeps crashing: restarted $((${now#* } - ${first#* })) times since the setup started it: $(gateway_log)"
+			fi
+		fi
 		((SECONDS < deadline)) || die "the gateway did not finish starting on port $port in time (${probe:-no answer}: not yet)"
 		sleep "${OPENCLAW_HEALTH_POLL_SECONDS:-5}"
 	done
