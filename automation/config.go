@@ -41,6 +41,16 @@ func (c ConfigInput) over(base auto.ConfigMap) auto.ConfigMap {
 	return merged
 }
 
+// with is c with key set to value, c's own values left as they are.
+func (c ConfigInput) with(key, value string) ConfigInput {
+	c.Values = maps.Clone(c.Values)
+	if c.Values == nil {
+		c.Values = map[string]string{}
+	}
+	c.Values[key] = value
+	return c
+}
+
 // flatten splits a configuration into its values and the sorted keys that are secret: the form
 // a target's check takes.
 func flatten(config auto.ConfigMap) (map[string]string, []string) {
@@ -126,11 +136,7 @@ func (d *Driver) applyUpConfig(ctx context.Context, s auto.Stack, in ConfigInput
 			return nil, err
 		}
 		if pin != nil && pin.Pinned != current[stackconfig.KeyOpenClawImagePinned].Value {
-			in.Values = maps.Clone(in.Values)
-			if in.Values == nil {
-				in.Values = map[string]string{}
-			}
-			in.Values[stackconfig.KeyOpenClawImagePinned] = pin.Pinned
+			in = in.with(stackconfig.KeyOpenClawImagePinned, pin.Pinned)
 		}
 	}
 	return pin, d.setConfig(ctx, s.Name(), "", in)

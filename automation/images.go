@@ -25,6 +25,8 @@ type imagePin struct {
 	Pinned string
 	// Latest is what the tag resolves to now, when it was asked ("" otherwise).
 	Latest string
+	// Rollback says Pinned is --rollback's: the last good image, by its digest.
+	Rollback bool
 }
 
 // pinImage decides which digest of openclaw_image an operation deploys, given the stack's
@@ -50,7 +52,7 @@ func (d *Driver) pinImage(ctx context.Context, config auto.ConfigMap, refresh, f
 		pin.Pinned = pin.Image
 		return pin, nil
 	case forced != "" && images.Unpinned(forced) == pin.Image:
-		pin.Pinned = forced
+		pin.Pinned, pin.Rollback = forced, true
 		return pin, nil
 	case pin.Recorded != "" && !refresh && !forPreview:
 		pin.Pinned = pin.Recorded
@@ -88,8 +90,8 @@ func resolveError(image string, err error) error {
 // noteImage says what an up does with the image: the pin it records, or the tag it follows.
 func (d *Driver) noteImage(stack string, pin *imagePin) {
 	switch {
-	case pin == nil || pin.Pinned == pin.Recorded:
-		return
+	case pin == nil || pin.Pinned == pin.Recorded || pin.Rollback:
+		return // nothing new, or --rollback, which says what it deploys
 	case pin.Recorded != "":
 		d.note(stack, "%s moved: deploying %s instead of %s (an upgrade, with its checkpoint)",
 			pin.Image, images.Digest(pin.Pinned), images.Digest(pin.Recorded))

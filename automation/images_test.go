@@ -31,7 +31,8 @@ func TestTheImageIsPinnedAndAMovedTagIsAnUpgradeOnlyWhenAsked(t *testing.T) {
 	ctx := t.Context()
 	sim := enginetest.NewSim(t, bins)
 	var unhealthy atomic.Bool
-	d := upgradeDriver(t, sim, &unhealthy, &events{})
+	ev := &events{}
+	d := upgradeDriver(t, sim, &unhealthy, ev)
 	tag := stackconfig.DefaultOpenClawImage
 	first := images.Pin(tag, mustResolve(t, sim, tag))
 
@@ -105,9 +106,15 @@ func TestTheImageIsPinnedAndAMovedTagIsAnUpgradeOnlyWhenAsked(t *testing.T) {
 		t.Errorf("the upgraded instance runs %s, want %s", got, moved)
 	}
 	unhealthy.Store(false)
+	said := len(ev.of(EventDiagnostic))
 	res, err = d.Up(ctx, "dev", &UpOptions{Rollback: true})
-	if err != nil || res.Record.Status != journal.Ready || res.Record.LastGoodImage != first {
-		t.Fatalf("rollback: %v (%+v)", err, res.Record)
+	if err != nil || res.Record.Status != journal.Ready || res.Record.LastGoodImage != first || res.Checkpoint != nil {
+		t.Fatalf("rollback: %v (%+v, checkpoint %+v)", err, res.Record, res.Checkpoint)
+	}
+	for _, e := range ev.of(EventDiagnostic)[said:] {
+		if strings.Contains(e.Message, "upgrade") && !strings.Contains(e.Message, "pre-upgrade checkpoint") {
+			t.Errorf("the rollback says it upgrades: %s", e.Message)
+		}
 	}
 	if got := instanceImage(t, sim); got != first {
 		t.Errorf("after the rollback the instance runs %s, want %s", got, first)

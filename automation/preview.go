@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -68,11 +67,7 @@ func (d *Driver) Preview(ctx context.Context, stack string, opts *UpOptions) (*P
 		optpreview.Diff(), optpreview.EventStreams(ch)}
 	in := opts.Config
 	if pin != nil && pin.Pinned != config[stackconfig.KeyOpenClawImagePinned].Value {
-		in.Values = maps.Clone(in.Values)
-		if in.Values == nil {
-			in.Values = map[string]string{}
-		}
-		in.Values[stackconfig.KeyOpenClawImagePinned] = pin.Pinned
+		in = in.with(stackconfig.KeyOpenClawImagePinned, pin.Pinned)
 	}
 	if !in.empty() {
 		file, err := d.previewConfig(ctx, stack, in)
