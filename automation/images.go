@@ -40,10 +40,7 @@ func (d *Driver) pinImage(ctx context.Context, config auto.ConfigMap, refresh, f
 	if !d.profile.own || !slices.Contains(d.profile.Keys().Program, stackconfig.KeyOpenClawImage) {
 		return nil, nil
 	}
-	pin := &imagePin{Image: stackconfig.DefaultOpenClawImage}
-	if v, ok := config[fullKey(stackconfig.KeyOpenClawImage)]; ok && v.Value != "" {
-		pin.Image = v.Value
-	}
+	pin := &imagePin{Image: configImage(config)}
 	if v := config[stackconfig.KeyOpenClawImagePinned].Value; images.Effective(pin.Image, v) != pin.Image {
 		pin.Recorded = v
 	}
@@ -72,6 +69,14 @@ func (d *Driver) pinImage(ctx context.Context, config auto.ConfigMap, refresh, f
 		pin.Pinned = pin.Recorded
 	}
 	return pin, nil
+}
+
+// configImage is openclaw_image in config, or the default.
+func configImage(config auto.ConfigMap) string {
+	if v, ok := config[fullKey(stackconfig.KeyOpenClawImage)]; ok && v.Value != "" {
+		return v.Value
+	}
+	return stackconfig.DefaultOpenClawImage
 }
 
 // resolveError says why openclaw_image could not be pinned, and what to do: a tag the registry

@@ -323,11 +323,7 @@ func (d *Driver) configuredImage(ctx context.Context, s auto.Stack) (string, err
 	if err != nil {
 		return "", fmt.Errorf("reading the configuration of stack %s: %w", s.Name(), err)
 	}
-	image := stackconfig.DefaultOpenClawImage
-	if v, ok := config[fullKey(stackconfig.KeyOpenClawImage)]; ok && v.Value != "" {
-		image = v.Value
-	}
-	return images.Effective(image, config[stackconfig.KeyOpenClawImagePinned].Value), nil
+	return images.Effective(configImage(config), config[stackconfig.KeyOpenClawImagePinned].Value), nil
 }
 
 // preUpgrade takes the checkpoint before an up that deploys image over the last good one, and
