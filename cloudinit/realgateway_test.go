@@ -47,20 +47,53 @@ if [ "$1" = compose ]; then
 fi
 `
 
-// realServiceStandIn makes the systemctl stub start openclaw.service as its unit does: its
+// realServiceStandIn makes the systemctl stub start openclaw.service as systemd does: its
 // ExecStartPre (openclaw-start.sh: the volume and the restore checked, the secrets written to the
 // env file, the compose file installed), then its ExecStart, the gateway service (gateway.sh),
-// in a session of its own (its pid, which is its process group, in gateway.pid) and with none of
-// the caller's file descriptors: systemd starts a unit outside the setup's process tree, so the
-// gateway must not hold the setup's run lock (fd 9) or its launch lock (fd 8). It stops the unit
-// as its ExecStop does (`docker compose stop --timeout 30`): SIGTERM to the gateway, SIGKILL
-// after 30 s, and returns once the gateway is gone.
+// in a session of its own (its leader's pid, which is its process group, in gateway.pid) and
+// with none of the caller's file descriptors: systemd starts a unit outside the setup's process
+// tree, so the gateway must not hold the setup's run lock (fd 9) or its launch lock (fd 8). As
+// the unit's Restart=on-failure and RestartSec=10 say, a gateway that exits with an error is
+// started again 10 s later: the real one does when a starved machine makes it miss its own
+// 5-second startup bound (openclaw/openclaw#135717), and the setup's wait must live with that.
+// `systemctl show` answers the unit's ActiveState and NRestarts, which the setup watches. It
+// stops the unit as its ExecStop does (`docker compose stop --timeout 30`): SIGTERM to the
+// gateway, SIGKILL after 30 s, and returns once the gateway is gone; the leader outlives the
+// gateway, so the group's leader is alive exactly while the unit is.
 const realServiceStandIn = `
+unit="$OPENCLAW_TEST_STANDINS/unit"
 case "$*" in
 "enable --now openclaw.service" | "restart openclaw.service")
-	setsid sh -c '"$OPENCLAW_LIBEXEC/openclaw-start.sh" && exec sh "$OPENCLAW_TEST_STANDINS/gateway.sh" "$@"' \
-		sh $OPENCLAW_TEST_GATEWAY_COMMAND >>"$OPENCLAW_TEST_STANDINS/gateway.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+	setsid sh -c '
+		stopped="" restarts=0
+		trap stopped=1 TERM
+		while :; do
+			echo "active $restarts" >"$OPENCLAW_TEST_STANDINS/unit"
+			"$OPENCLAW_LIBEXEC/openclaw-start.sh" && sh "$OPENCLAW_TEST_STANDINS/gateway.sh" "$@"
+			code=$?
+			if [ -n "$stopped" ] || [ "$code" -eq 0 ]; then
+				echo "inactive $restarts" >"$OPENCLAW_TEST_STANDINS/unit"
+				exit 0
+			fi
+			restarts=$((restarts + 1))
+			echo "activating $restarts" >"$OPENCLAW_TEST_STANDINS/unit"
+			echo "systemctl stand-in: openclaw.service exited with code $code: restarting it in 10 s (restart $restarts)"
+			sleep 10 &
+			wait $!
+			if [ -n "$stopped" ]; then
+				echo "inactive $restarts" >"$OPENCLAW_TEST_STANDINS/unit"
+				exit 0
+			fi
+		done' sh $OPENCLAW_TEST_GATEWAY_COMMAND >>"$OPENCLAW_TEST_STANDINS/gateway.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 	echo $! >"$OPENCLAW_TEST_STANDINS/gateway.pid"
+	;;
+"show openclaw.service --property ActiveState --value")
+	state=$(cat "$unit" 2>/dev/null) || state="inactive 0"
+	echo "${state% *}"
+	;;
+"show openclaw.service --property NRestarts --value")
+	state=$(cat "$unit" 2>/dev/null) || state="inactive 0"
+	echo "${state#* }"
 	;;
 "stop openclaw.service")
 	pgid=$(cat "$OPENCLAW_TEST_STANDINS/gateway.pid" 2>/dev/null) || exit 0
@@ -74,6 +107,19 @@ case "$*" in
 	;;
 esac
 `
+
+// unitAsTheStandIn fails t unless the unit file at path (in content) starts, stops and restarts
+// the gateway as realServiceStandIn does.
+func unitAsTheStandIn(t *testing.T, path string) {
+	t.Helper()
+	unit, err := content.ReadFile(path)
+	if err != nil || !strings.Contains(string(unit), "\nExecStartPre=/usr/local/libexec/openclaw/openclaw-start.sh\n") ||
+		!regexp.MustCompile(`\nExecStart=/usr/bin/docker compose .* up .*openclaw-gateway\n`).Match(unit) ||
+		!regexp.MustCompile(`\nExecStop=/usr/bin/docker compose .* stop --timeout 30\n`).Match(unit) ||
+		!strings.Contains(string(unit), "\nRestart=on-failure\nRestartSec=10\n") {
+		t.Fatalf("%s no longer starts, stops or restarts the gateway as the systemctl stand-in does (%v):\n%s", path, err, unit)
+	}
+}
 
 // realOpenClaw is the real OpenClaw behind a host's docker and systemctl stand-ins: its CLI and
 // gateway as the compose file the host gets describes them (volumes, environment, env file,
@@ -98,11 +144,7 @@ type realHost struct {
 // into openclaw.json, where the CLI reads it.
 func newRealHost(t *testing.T, in openclaw.Install, m *moto.Server, port int) *realHost {
 	t.Helper()
-	unit, err := content.ReadFile("files/systemd/openclaw.service")
-	if err != nil || !strings.Contains(string(unit), "\nExecStartPre=/usr/local/libexec/openclaw/openclaw-start.sh\n") ||
-		!regexp.MustCompile(`\nExecStart=/usr/bin/docker compose .* up .*openclaw-gateway\n`).Match(unit) {
-		t.Fatalf("openclaw.service no longer starts as the systemctl stand-in does (%v):\n%s", err, unit)
-	}
+	unitAsTheStandIn(t, "files/systemd/openclaw.service")
 	e := newEC2HostOn(t, m)
 	r := &realHost{ec2Host: e, realOpenClaw: newRealOpenClaw(t, e.host, in, port, filepath.Join(e.root, "stubs", "docker"))}
 	r.appendSettings(map[string]string{
@@ -629,11 +671,7 @@ type realVPSHost struct {
 // docker stand-in checks that the setup runs that very file.
 func newRealVPSHost(t *testing.T, in openclaw.Install) *realVPSHost {
 	t.Helper()
-	unit, err := content.ReadFile(vpsUnit.src)
-	if err != nil || !strings.Contains(string(unit), "\nExecStartPre=/usr/local/libexec/openclaw/openclaw-start.sh\n") ||
-		!regexp.MustCompile(`\nExecStart=/usr/bin/docker compose .* up .*openclaw-gateway\n`).Match(unit) {
-		t.Fatalf("the vps's openclaw.service no longer starts as the systemctl stand-in does (%v):\n%s", err, unit)
-	}
+	unitAsTheStandIn(t, vpsUnit.src)
 	h := newVPSHost(t)
 	files, err := VPSFiles(vpsSecrets)
 	if err != nil {
