@@ -29,13 +29,17 @@ import (
 
 // realStandIn makes the docker stub run the real OpenClaw for `docker compose … run … openclaw-cli
 // ARGS`: the CLI service's command, as the image runs it (cli.sh, from the compose file the
-// setup gives docker, which must be the one the test read), with ARGS.
+// setup gives docker, which must be the one the test read), with ARGS; and answer `docker compose
+// … logs … --tail N openclaw-gateway` with the last N lines the gateway's container printed.
 const realStandIn = `
 if [ "$1" = compose ]; then
-	file="" cli=""
+	file="" cli="" logs="" tail=all
 	while [ $# -gt 0 ]; do
 		case $1 in
 		-f) file=$2; shift ;;
+		logs) logs=1 ;;
+		--tail) tail=$2; shift ;;
+		openclaw-gateway) [ -n "$logs" ] && { [ "$tail" = all ] && tail=1000000; tail -n "$tail" "$OPENCLAW_TEST_STANDINS/gateway.log" 2>/dev/null; exit 0; } ;;
 		openclaw-cli) cli=1; shift; break ;;
 		esac
 		shift
@@ -56,7 +60,9 @@ fi
 // the unit's Restart=on-failure and RestartSec=10 say, a gateway that exits with an error is
 // started again 10 s later: the real one does when a starved machine makes it miss its own
 // 5-second startup bound (openclaw/openclaw#135717), and the setup's wait must live with that.
-// `systemctl show` answers the unit's ActiveState and NRestarts, which the setup watches. It
+// `systemctl show` answers the unit's ActiveState and NRestarts, which the setup watches. What the
+// container prints goes to gateway.log (`docker compose logs` reads it), the rest of the unit's
+// output (its ExecStartPre, the restarts) to unit.log, as systemd's journal keeps it apart. It
 // stops the unit as its ExecStop does (`docker compose stop --timeout 30`): SIGTERM to the
 // gateway, SIGKILL after 30 s, and returns once the gateway is gone; the leader outlives the
 // gateway, so the group's leader is alive exactly while the unit is.
@@ -69,7 +75,7 @@ case "$*" in
 		trap stopped=1 TERM
 		while :; do
 			echo "active $restarts" >"$OPENCLAW_TEST_STANDINS/unit"
-			"$OPENCLAW_LIBEXEC/openclaw-start.sh" && sh "$OPENCLAW_TEST_STANDINS/gateway.sh" "$@"
+			"$OPENCLAW_LIBEXEC/openclaw-start.sh" && sh "$OPENCLAW_TEST_STANDINS/gateway.sh" "$@" >>"$OPENCLAW_TEST_STANDINS/gateway.log" 2>&1
 			code=$?
 			if [ -n "$stopped" ] || [ "$code" -eq 0 ]; then
 				echo "inactive $restarts" >"$OPENCLAW_TEST_STANDINS/unit"
@@ -84,7 +90,7 @@ case "$*" in
 				echo "inactive $restarts" >"$OPENCLAW_TEST_STANDINS/unit"
 				exit 0
 			fi
-		done' sh $OPENCLAW_TEST_GATEWAY_COMMAND >>"$OPENCLAW_TEST_STANDINS/gateway.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+		done' sh $OPENCLAW_TEST_GATEWAY_COMMAND >>"$OPENCLAW_TEST_STANDINS/unit.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 	echo $! >"$OPENCLAW_TEST_STANDINS/gateway.pid"
 	;;
 "show openclaw.service --property ActiveState --value")
@@ -248,9 +254,11 @@ func (r *realOpenClaw) completed(start time.Time, token string) (st setup.Status
 	}
 }
 
+// gatewayLog is what the gateway's unit printed, then what its container did.
 func (r *realOpenClaw) gatewayLog() string {
-	b, _ := os.ReadFile(filepath.Join(r.standins, "gateway.log"))
-	return string(b)
+	unit, _ := os.ReadFile(filepath.Join(r.standins, "unit.log"))
+	container, _ := os.ReadFile(filepath.Join(r.standins, "gateway.log"))
+	return "the unit's (openclaw-start.sh, restarts):\n" + string(unit) + "the container's:\n" + string(container)
 }
 
 // openclaw runs the CLI of the host's image with args, the gateway token token in its
@@ -317,6 +325,50 @@ func TestTheRealGateway(t *testing.T) {
 		c.t = t
 		finalBackupRestored(t, b.on(t), c, m)
 	})
+}
+
+// TestTheRealGatewayThatCannotStartFailsTheSetup: a data volume whose openclaw.json the real
+// gateway refuses (a key it does not know: "Invalid config", exit 78), as a restore of state
+// from a newer release can bring. The setup does not onboard over it; systemd (the stand-in, as
+// the unit says) starts the gateway again 10 s after each exit; the setup fails at the third
+// restart, not at its 10-minute health bound, with the gateway's own words in the reason the
+// driver reports and in the published status.
+func TestTheRealGatewayThatCannotStartFailsTheSetup(t *testing.T) {
+	t.Parallel()
+	in, err := openclaw.Installed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newRealHost(t, in, realStack(t), 0)
+	h.mustRun(mounts{data: true}, "openclaw-restore.sh")
+	if err := os.MkdirAll(filepath.Join(h.data, ".openclaw"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const refused = `{"gateway": {"mode": "local"}, "notAnOpenClawKey": true}`
+	if err := os.WriteFile(filepath.Join(h.data, ".openclaw/openclaw.json"), []byte(refused), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if out := h.launch(); out != "LAUNCH started" {
+		t.Fatalf("launch: %q", out)
+	}
+	st := h.waitSetup()
+	took := time.Since(start)
+	const crashing, said = "the gateway keeps crashing: restarted 3 times since the setup started it: ", `Unrecognized key: "notAnOpenClawKey"`
+	if st.State != setup.Failed || !strings.Contains(st.Reason, crashing) || !strings.Contains(st.Reason, said) {
+		log, _ := os.ReadFile(filepath.Join(h.setupRoot, setup.LogFile))
+		t.Fatalf("status %+v after %s: want FAILED, crashing, with the gateway's words\nsetup log:\n%s\n%s", st, took, log, h.gatewayLog())
+	}
+	if strings.Contains(st.Reason, "[39m") {
+		t.Errorf("the reason keeps the log's colours: %s", st.Reason)
+	}
+	if published := h.published(); !strings.Contains(published, "FAILED") || !strings.Contains(published, "notAnOpenClawKey") {
+		t.Errorf("published status %q lacks the gateway's words", published)
+	}
+	if n := onboards(h.stubCalls()); n != 0 {
+		t.Errorf("onboarded %d times over an existing openclaw.json", n)
+	}
+	t.Logf("the setup failed %s after its launch: %s", took.Round(time.Second), st.Reason)
 }
 
 // realStack is the AWS of stack dev for real-gateway hosts: its bucket and its model API key.

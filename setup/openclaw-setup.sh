@@ -214,10 +214,11 @@ unit_state() {
 	fi
 }
 
-# gateway_log prints the last lines the gateway's container wrote, on one line.
+# gateway_log prints the last lines the gateway's container wrote, on one line, without the
+# colours OpenClaw's logger gives them.
 gateway_log() {
 	local lines
-	lines=$(compose logs --no-color --no-log-prefix --tail 8 openclaw-gateway 2>&1 | tr -s '\n' '|') || true
+	lines=$(compose logs --no-color --no-log-prefix --tail 8 openclaw-gateway 2>&1 | sed $'s/\e\\[[0-9;]*[A-Za-z]//g' | tr -s '\n' '|') || true
 	lines=${lines%|}
 	if ((${#lines} > 600)); then
 		lines=…${lines: -600}
