@@ -114,6 +114,17 @@ func (h *hold) release() {
 	_ = h.d.journal.Release(context.Background(), h.stack, h.d.owner, h.d.now())
 }
 
+// end stops the heartbeat and ends the lease now, leaving the owner's name on it: the record of
+// an interrupted operation says whose it was, so whoever continues it, on any host, may remove
+// the state lock an engine this process killed in its drain left (recovery judges a lock on the
+// host of an owner whose lease ended as dead), and is not refused forever by a lock nobody holds.
+func (h *hold) end() {
+	close(h.stop)
+	h.done.Wait()
+	now := h.d.now()
+	_ = h.d.journal.Renew(context.Background(), h.stack, h.d.owner, now, now)
+}
+
 // update writes a change to the journal and announces new statuses and stages. It writes even
 // when the operation's context is cancelled: an interruption is recorded too.
 func (h *hold) update(change journal.Change) error {
@@ -216,8 +227,10 @@ func (d *Driver) run(ctx context.Context, stack, operation string, body func(ctx
 		_ = h.update(journal.Change{Interrupted: ptr(true), Operation: ptr(operation)})
 		d.note(stack, "%s interrupted: the next `clawdeploy resume --stack %s` continues it", operation, stack)
 		err = &InterruptedError{Stack: stack, Operation: operation}
+		h.end()
+	} else {
+		h.release()
 	}
-	h.release()
 	if rec, gerr := d.journal.Get(context.Background(), stack); gerr == nil {
 		return rec, err
 	}

@@ -119,7 +119,8 @@ func (d *Driver) judgeLocks(h *hold, locks []Lock) error {
 		case l.Host == host:
 			// Gone from this host: provably dead.
 		case l.Host == prevHost && h.prev.LeaseOwner != "":
-			// The lease of that host's driver expired before we took it.
+			// The lease of that host's driver expired, or ended at its interruption, before we
+			// took it: whatever engine it ran has stopped or was killed.
 		default:
 			return &LockHeldError{Stack: h.stack, Locks: locks}
 		}

@@ -91,8 +91,14 @@ func (f *hosts) run(t testing.TB, args ...string) (*proc, int) {
 // directory.
 func (f *hosts) worker(t testing.TB, host string, args ...string) *proc {
 	t.Helper()
+	return f.workerWith(t, host, nil, args...)
+}
+
+// workerWith is worker with global flags of its own (--drain, say) besides the fleet's.
+func (f *hosts) workerWith(t testing.TB, host string, global []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command("unshare", append([]string{"--uts", "sh", "-c", `hostname "$0" && exec "$@"`, host,
-		filepath.Join(f.sim.Bins.Dir, "clawdeploy-sim")}, f.args(append([]string{"worker"}, args...)...)...)...)
+		filepath.Join(f.sim.Bins.Dir, "clawdeploy-sim")}, f.args(append(append(global, "worker"), args...)...)...)...)
 	cmd.Env = f.sim.Environ("SIMDRIVER_PROGRAM=six", "CLAWDEPLOY_STATE_DIR="+filepath.Join(t.TempDir(), host))
 	return startProc(t, cmd)
 }
@@ -118,7 +124,8 @@ func (f *hosts) enqueue(t testing.TB, stacks []string) {
 
 // awaitReady waits until every stack is READY in the journal. It fails when no deployment has
 // become READY for stall: the workers stopped making progress. A busy machine makes them slower,
-// and is no failure (a bound on the whole took 545 s for 29 of 30 beside the real-gateway tests).
+// and is no failure (a bound on the whole took 545 s for 29 of 30 deployments beside the
+// real-gateway tests).
 func (f *hosts) awaitReady(t testing.TB, stacks []string, stall time.Duration) {
 	t.Helper()
 	deadline, readyBefore := time.Now().Add(stall), -1
@@ -149,7 +156,7 @@ func (f *hosts) awaitReady(t testing.TB, stacks []string, stall time.Duration) {
 			var open []string
 			for _, q := range requests {
 				if q.State != journal.RequestDone {
-					open = append(open, fmt.Sprintf("%s of %s %s by %q since %s", q.ID, q.Stack, q.State, q.Owner, q.Taken.Format(time.RFC3339Nano)))
+					open = append(open, fmt.Sprintf("%s of %s %s by %q since %s (%s)", q.ID, q.Stack, q.State, q.Owner, q.Taken.Format(time.RFC3339Nano), q.Error))
 				}
 			}
 			var said strings.Builder
@@ -172,17 +179,20 @@ func stacksIn(p *proc) []string {
 }
 
 // TestWorkersTakeOverADeadPeer is the several-hosts proof: three workers, each with a host name
-// of its own, one PostgreSQL journal, one S3 state backend, 30 deployments queued. One worker is
-// SIGKILLed in the middle of its operations and another SIGTERMed: the SIGTERMed one exits within
-// its drain, the third finishes everything. Every deployment ends READY, each simulated resource
-// exists once, no state lock remains, every request is done, and each takeover of the dead
-// worker's deployments came after its lease expired, never before.
+// of its own, one PostgreSQL journal, one S3 state backend, 12 deployments queued (more than the
+// three workers run at once). One worker is SIGKILLed in the middle of its operations and another
+// SIGTERMed: the SIGTERMed one exits within its drain, the third finishes everything. Every
+// deployment ends READY, each simulated resource exists once, no state lock remains, every
+// request is done, and each takeover of the dead worker's deployments came after its lease
+// expired, never before. (TestWorkerContinuesWhatAStoppedPeerKilled is the SIGTERMed worker whose
+// drain had to kill its engine.)
 func TestWorkersTakeOverADeadPeer(t *testing.T) {
 	t.Parallel()
+	const deployments = 12
 	f := newFleet(t, 6*time.Second)
 	control(t, f.sim, simprovider.Control{DefaultDelay: "150ms"})
 	var stacks []string
-	for i := range 30 {
+	for i := range deployments {
 		stacks = append(stacks, fmt.Sprintf("fleet-%02d", i))
 	}
 	// One request carries a secret: queued encrypted, as the stack's secrets are.
@@ -191,8 +201,8 @@ func TestWorkersTakeOverADeadPeer(t *testing.T) {
 	}
 	f.enqueue(t, stacks[1:])
 	queued, _ := f.journal.Requests(context.Background())
-	if len(queued) != 30 {
-		t.Fatalf("%d requests queued, want 30", len(queued))
+	if len(queued) != deployments {
+		t.Fatalf("%d requests queued, want %d", len(queued), deployments)
 	}
 	for _, q := range queued {
 		if strings.Contains(q.Config, "s3cr3t-fleet-probe") || q.Stack == stacks[0] && !strings.Contains(q.Config, `"probe_secret":"v1:`) {
@@ -311,7 +321,8 @@ func TestWorkersTakeOverADeadPeer(t *testing.T) {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
 	metrics, code := httpGet(t, "http://"+listen+"/metrics")
-	for _, want := range []string{`clawdeploy_deployments{status="READY"} 30`, `clawdeploy_requests{state="done"} 30`,
+	for _, want := range []string{fmt.Sprintf(`clawdeploy_deployments{status="READY"} %d`, deployments),
+		fmt.Sprintf(`clawdeploy_requests{state="done"} %d`, deployments),
 		`clawdeploy_requests{state="queued"} 0`, "clawdeploy_operations_in_flight 0", "clawdeploy_takeovers_total",
 		`clawdeploy_operations_total{operation="up"}`, `clawdeploy_operation_failures_total{operation="up"} 0`} {
 		if code != http.StatusOK || !strings.Contains(metrics, want) {
@@ -321,6 +332,67 @@ func TestWorkersTakeOverADeadPeer(t *testing.T) {
 	_ = syscall.Kill(workers["host-c"].cmd.Process.Pid, syscall.SIGTERM)
 	if code := workers["host-c"].wait(time.Minute); code != 0 {
 		t.Errorf("host-c exited %d after SIGTERM\n%s", code, workers["host-c"].stderr.String())
+	}
+}
+
+// TestWorkerContinuesWhatAStoppedPeerKilled: a worker SIGTERMed while its engine is blocked
+// (a create that outlasts --drain) kills that engine, which leaves its state lock in the S3
+// backend, marks the deployment interrupted and ends its lease. A worker on another host then
+// takes the deployment over: it may remove that lock, since the process that held it was the
+// stopped worker's (the lease says whose it was, and that it ended), and finishes the up and the
+// request. The fleet test met it: the lock was judged live forever, the takeover refused
+// silently at every sweep, and the deployment stayed interrupted.
+func TestWorkerContinuesWhatAStoppedPeerKilled(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 6*time.Second)
+	control(t, f.sim, simprovider.Control{Block: []string{"create urn:pulumi:dev::openclaw::sim:index:Thing::left-2"}})
+	f.enqueue(t, []string{"dev"})
+	b := f.workerWith(t, "host-b", []string{"--drain", "2s"}, "--poll", "200ms")
+	b.waitFor("the creation of left-2", creating("left-2"))
+	_ = syscall.Kill(b.cmd.Process.Pid, syscall.SIGTERM)
+	if code := b.wait(time.Minute); code != 0 {
+		t.Fatalf("host-b exited %d after SIGTERM\n%s", code, b.stderr.String())
+	}
+	// What the stopped worker left: its engine's lock, the deployment interrupted and free.
+	if locks := f.moto.AWS(t, "s3api", "list-objects-v2", "--bucket", fleetBucket, "--prefix", "states/.pulumi/locks/",
+		"--query", "Contents[].Key", "--output", "text"); strings.TrimSpace(locks) == "None" {
+		t.Fatal("host-b's engine left no state lock: the test no longer kills an engine in its drain")
+	}
+	rec, err := f.journal.Get(context.Background(), "dev")
+	if err != nil || !rec.Interrupted || rec.Leased(time.Now()) {
+		t.Fatalf("after host-b's stop: %+v %v", rec, err)
+	}
+
+	control(t, f.sim, simprovider.Control{})
+	c := f.worker(t, "host-c", "--poll", "200ms")
+	f.said = func(string) string {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return strings.Join(c.lines, "\n")
+	}
+	f.awaitReady(t, []string{"dev"}, 2*time.Minute)
+	if q, _ := f.journal.Requests(context.Background()); len(q) != 1 || q[0].State != journal.RequestDone {
+		t.Errorf("requests: %+v", q)
+	}
+	if locks := f.moto.AWS(t, "s3api", "list-objects-v2", "--bucket", fleetBucket, "--prefix", "states/.pulumi/locks/",
+		"--query", "Contents[].Key", "--output", "text"); strings.TrimSpace(locks) != "None" {
+		t.Errorf("state locks left: %s", locks)
+	}
+	count := map[string]int{}
+	for _, r := range f.sim.Load(t).Resources {
+		count[r.URN]++
+	}
+	for urn, n := range count {
+		if n != 1 {
+			t.Errorf("%s exists %d times", urn, n)
+		}
+	}
+	if len(count) != 6 {
+		t.Errorf("%d resources in the simulated cloud, want 6", len(count))
+	}
+	_ = syscall.Kill(c.cmd.Process.Pid, syscall.SIGTERM)
+	if code := c.wait(time.Minute); code != 0 {
+		t.Errorf("host-c exited %d after SIGTERM\n%s", code, c.stderr.String())
 	}
 }
 
@@ -544,7 +616,10 @@ func (j *stalledGet) Get(ctx context.Context, stack string) (journal.Record, err
 
 // TestStoppedWorkerReleasesAClaimItNeverTook: a worker stopped between claiming a dead owner's
 // deployment and its resume taking it lets the claim go as it stops, so the next worker takes
-// the deployment at once rather than after the claim's lease expires.
+// the deployment at once rather than after the claim's lease expires; and it leaves the dead
+// owner's request running, for the worker that finishes the deployment to finish, never failed
+// with its own stop (the fleet test met it: the request failed, "context canceled", while the
+// deployment was still to resume).
 func TestStoppedWorkerReleasesAClaimItNeverTook(t *testing.T) {
 	t.Parallel()
 	sim := enginetest.NewSim(t, bins)
@@ -552,6 +627,12 @@ func TestStoppedWorkerReleasesAClaimItNeverTook(t *testing.T) {
 	ctx := context.Background()
 	long := time.Now().Add(-time.Hour)
 	dead := "host-z/4194304/1/gone"
+	if err := sql.Enqueue(ctx, journal.Request{ID: "r1", Stack: "dev", Target: ec2spot.Name, Operation: OpUp}, long); err != nil {
+		t.Fatal(err)
+	}
+	if taken, err := sql.TakeRequests(ctx, dead, long, 1); err != nil || len(taken) != 1 {
+		t.Fatalf("taking: %+v %v", taken, err)
+	}
 	if _, err := sql.Ensure(ctx, "dev", ec2spot.Name, long); err != nil {
 		t.Fatal(err)
 	}
@@ -590,5 +671,8 @@ func TestStoppedWorkerReleasesAClaimItNeverTook(t *testing.T) {
 	if err != nil || len(next) != 1 || next[0].Stack != "dev" {
 		rec, _ := sql.Get(ctx, "dev")
 		t.Errorf("the next worker's sweep claimed %+v (%v); dev is held by %q until %s", next, err, rec.LeaseOwner, rec.LeaseExpires)
+	}
+	if q, _ := sql.GetRequest(ctx, "r1"); q.State != journal.RequestRunning || q.Owner != dead {
+		t.Errorf("after the stop, the dead owner's request is %s (owner %q, %q): want it still running, for the takeover to finish", q.State, q.Owner, q.Error)
 	}
 }

@@ -92,11 +92,7 @@ func (s *Stats) ended(op string, err error) {
 		s.operations, s.failures = map[string]int64{}, map[string]int64{}
 	}
 	s.operations[op]++
-	var (
-		interrupted *automation.InterruptedError
-		lost        *automation.LeaseLostError
-	)
-	if err != nil && !errors.As(err, &interrupted) && !errors.As(err, &lost) {
+	if err != nil && !cutOff(err) {
 		s.failures[op]++
 	}
 }
@@ -112,7 +108,7 @@ type worker struct {
 // at most Concurrency operations at once, renewing their leases as every operation does, and
 // sweeps stuck INSTALLING deployments. Cancelled (SIGTERM), it takes no more work and its
 // operations are interrupted: each gets the drain window to save its state, is marked interrupted
-// and its lease released, so another worker takes it over at once. Work returns once they have.
+// and its lease ended, so another worker takes it over at once. Work returns once they have.
 func Work(ctx context.Context, d *automation.Driver, opts Options) error {
 	concurrency := cmp.Or(opts.Concurrency, automation.DefaultConcurrency)
 	if concurrency < 1 {
@@ -261,9 +257,18 @@ func (w *worker) healSweep(ctx context.Context, concurrency int, stats *Stats, c
 }
 
 // takeOver continues a deployment a sweep claimed from a dead owner, and finishes the request
-// that owner was running for it.
+// that owner was running for it. Stopped (SIGTERM) before the operation ended, it leaves the
+// request running: the deployment is still to continue (interrupted, or its claim given back),
+// and the worker that continues it finishes the request.
 func (w *worker) takeOver(ctx context.Context, r journal.Record) error {
 	_, err := w.d.TakeOver(ctx, r)
+	if err != nil && ctx.Err() != nil {
+		return err
+	}
+	if err != nil && !cutOff(err) {
+		// Nobody else says it: the next sweep claims the deployment again.
+		w.d.Warn(r.Stack, "the takeover of %s failed: %v", r.Stack, err)
+	}
 	w.finishRequests(r.Stack, err)
 	return err
 }
@@ -294,16 +299,22 @@ func (w *worker) serve(ctx context.Context, q journal.Request) error {
 // finishRequests records how the requests running for stack ended, unless the operation was
 // interrupted: then it goes on elsewhere, and whoever finishes it records them.
 func (w *worker) finishRequests(stack string, err error) {
-	var (
-		interrupted *automation.InterruptedError
-		lost        *automation.LeaseLostError
-	)
-	if errors.As(err, &interrupted) || errors.As(err, &lost) {
+	if cutOff(err) {
 		return
 	}
 	if ferr := w.journal.FinishRequests(context.Background(), stack, w.d.Now(), err); ferr != nil {
 		w.d.Warn(stack, "recording how the requests of %s ended: %v", stack, ferr)
 	}
+}
+
+// cutOff reports whether err ended an operation before it finished, leaving it to go on
+// elsewhere: interrupted (a signal), or its lease lost to another owner.
+func cutOff(err error) bool {
+	var (
+		interrupted *automation.InterruptedError
+		lost        *automation.LeaseLostError
+	)
+	return errors.As(err, &interrupted) || errors.As(err, &lost)
 }
 
 // requeueOrphans puts back in the queue a request whose worker took it and died before its

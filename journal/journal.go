@@ -208,7 +208,9 @@ type Journal interface {
 	// the holder the lease was taken from, empty when the lease was free. What was read before,
 	// while waiting, may be stale: a holder that finished and released since is no longer there.
 	Acquire(ctx context.Context, stack, owner string, now, expires time.Time, dead func(owner string) bool) (Record, error)
-	// Renew extends owner's lease; a *LeaseHeldError when owner no longer holds it.
+	// Renew sets owner's lease to end at expires: later, to extend it; now, to end it with the
+	// owner's name left on it (an interrupted operation's). A *LeaseHeldError when owner no
+	// longer holds it.
 	Renew(ctx context.Context, stack, owner string, now, expires time.Time) error
 	// Release gives up owner's lease; a no-op when owner does not hold it.
 	Release(ctx context.Context, stack, owner string, now time.Time) error

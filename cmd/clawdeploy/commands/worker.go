@@ -41,8 +41,9 @@ gone (a Spot interruption) is brought back under the deployment's lease, as heal
 does. With the worker running, no cron line is needed for heal --all.
 
 On SIGTERM it takes no more work and interrupts its operations: each saves its state
-within --drain, is marked interrupted and its lease released, so another worker
-takes it over at once; the worker exits when they have.
+within --drain (an engine still running then is killed), is marked interrupted and
+its lease ended, so another worker takes it over at once, removing the state lock a
+killed engine left; the worker exits when they have.
 
 --listen 127.0.0.1:PORT serves /healthz (200 while the journal answers the sweeps)
 and Prometheus /metrics: clawdeploy_deployments{status}, clawdeploy_requests{state},
