@@ -370,7 +370,7 @@ func TestWorkerContinuesWhatAStoppedPeerKilled(t *testing.T) {
 		defer c.mu.Unlock()
 		return strings.Join(c.lines, "\n")
 	}
-	f.awaitReady(t, []string{"dev"}, 2*time.Minute)
+	f.awaitReady(t, []string{"dev"}, 5*time.Minute) // a bound for a busy machine, not a figure
 	if q, _ := f.journal.Requests(context.Background()); len(q) != 1 || q[0].State != journal.RequestDone {
 		t.Errorf("requests: %+v", q)
 	}
