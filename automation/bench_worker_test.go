@@ -107,7 +107,7 @@ func BenchmarkClaims(b *testing.B) {
 				defer wg.Done()
 				now := t0.Add(time.Hour)
 				for {
-					got, err := j.ClaimStale(context.Background(), fmt.Sprintf("w%d", w), now, now.Add(time.Hour), 4)
+					got, err := j.ClaimStale(context.Background(), fmt.Sprintf("w%d", w), "", now, now.Add(time.Hour), 4)
 					if err != nil {
 						b.Error(err)
 						return

@@ -224,8 +224,8 @@ func (d *Driver) SweepStuck(ctx context.Context) {
 	}
 	dead := ownerDeadHere()
 	for _, r := range records {
-		if !d.stuck(r) {
-			continue
+		if r.Target != d.profile.Name() || !d.stuck(r) {
+			continue // another target's are its workers' to sweep
 		}
 		if d.heldElsewhere(r, dead) {
 			continue // a live owner: its news will come

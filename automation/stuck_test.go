@@ -119,7 +119,7 @@ func TestStuckInstallingCountsFromTheLastNews(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	j, d, ev, _ := stuckWorld(t)
-	claimed, err := j.ClaimStale(ctx, "worker-elsewhere", stuckNow.Add(-time.Minute), stuckNow.Add(-30*time.Second), 10)
+	claimed, err := j.ClaimStale(ctx, "worker-elsewhere", "", stuckNow.Add(-time.Minute), stuckNow.Add(-30*time.Second), 10)
 	if err != nil || len(claimed) != 2 {
 		t.Fatalf("claimed %+v, %v; want stuck and recent", claimed, err)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/clawdeploy/clawdeploy/internal/simprovider"
 	"github.com/clawdeploy/clawdeploy/journal"
 	"github.com/clawdeploy/clawdeploy/targets/ec2spot"
+	"github.com/clawdeploy/clawdeploy/targets/vps"
 )
 
 // hosts is a world of several hosts: one PostgreSQL journal, one S3 state backend (moto), the
@@ -506,7 +507,7 @@ func TestWorkerRequeuesARequestItsOwnerNeverBegan(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead := "host-z/4194304/1/gone"
-	if taken, err := j.TakeRequests(ctx, dead, long, 1); err != nil || len(taken) != 1 {
+	if taken, err := j.TakeRequests(ctx, dead, "", long, 1); err != nil || len(taken) != 1 {
 		t.Fatalf("taking: %+v %v", taken, err)
 	}
 	if _, err := j.Ensure(ctx, "dev", ec2spot.Name, long); err != nil {
@@ -547,6 +548,87 @@ func TestWorkerRequeuesARequestItsOwnerNeverBegan(t *testing.T) {
 	}
 	if rec, _ := j.Get(ctx, "dev"); rec.Status != journal.Ready {
 		t.Errorf("dev: %+v", rec)
+	}
+}
+
+// TestWorkerTakesOnlyItsTargetsWork: one journal serves a fleet of both targets, a worker for
+// each. The ec2-spot worker leaves the vps deployments alone: a queued vps request stays queued
+// (it failed it before, running the ec2-spot program's refusal of a vps stack), a vps deployment
+// a dead worker left stays for the vps workers to claim, and one stuck INSTALLING for their stale
+// sweep (it warned of it at each of its own, unable to mark it).
+func TestWorkerTakesOnlyItsTargetsWork(t *testing.T) {
+	t.Parallel()
+	sim := enginetest.NewSim(t, bins)
+	j := openSQLite(t)
+	ctx := context.Background()
+	long := time.Now().Add(-time.Hour)
+	if err := j.Enqueue(ctx, journal.Request{ID: "r1", Stack: "shop", Target: vps.Name, Operation: OpUp}, long); err != nil {
+		t.Fatal(err)
+	}
+	dead := "host-z/4194304/1/gone"
+	if _, err := j.Ensure(ctx, "abandoned", vps.Name, long); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Acquire(ctx, "abandoned", dead, long, long.Add(time.Minute), nil); err != nil {
+		t.Fatal(err)
+	}
+	up := OpUp
+	if _, err := j.Update(ctx, "abandoned", dead, long, journal.Change{Status: ptrStatus(journal.Provisioning), Operation: &up}); err != nil {
+		t.Fatal(err)
+	}
+	// INSTALLING and silent for an hour, its owner dead: stuck, for a vps worker's sweep.
+	if _, err := j.Ensure(ctx, "silent", vps.Name, long); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Acquire(ctx, "silent", dead, long, long.Add(time.Minute), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []journal.Status{journal.Provisioning, journal.Installing} {
+		if _, err := j.Update(ctx, "silent", dead, long, journal.Change{Status: ptrStatus(st), Operation: &up}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(sim.StateDir+"/state", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ev := &events{}
+	d, err := New(t.Context(), &Options{Program: simprogram.Six, Stages: &simprogram.SixStages, StateDir: sim.StateDir,
+		BackendURL: "file://" + sim.StateDir + "/state", PulumiRoot: sim.PulumiRoot, Env: sim.Env, Waiter: NoWait, Journal: j, Events: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	stats := &fleet.Stats{}
+	done := make(chan error, 1)
+	go func() {
+		done <- fleet.Work(wctx, d, fleet.Options{Poll: 50 * time.Millisecond, StaleEvery: 50 * time.Millisecond, Stats: stats})
+	}()
+	// Sweeps answered for a second: twenty of them at least, each of which took what it saw.
+	first := time.Now()
+	for deadline := time.Now().Add(time.Minute); !stats.LastSweep().After(first.Add(time.Second)); {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatal("the worker's sweeps never answered")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := j.GetRequest(ctx, "r1"); q.State != journal.RequestQueued || q.Owner != "" {
+		t.Errorf("the vps request is %s (owner %q, %q): want it queued, for a vps worker", q.State, q.Owner, q.Error)
+	}
+	if rec, _ := j.Get(ctx, "abandoned"); rec.LeaseOwner != dead || rec.Status != journal.Provisioning {
+		t.Errorf("the abandoned vps deployment: %+v, want it as its dead owner left it", rec)
+	}
+	if rec, _ := j.Get(ctx, "silent"); rec.Status != journal.Installing {
+		t.Errorf("the silent vps deployment: %+v, want it INSTALLING", rec)
+	}
+	for _, e := range ev.of(EventDiagnostic) {
+		if e.Stack == "silent" || e.Stack == "shop" || e.Stack == "abandoned" {
+			t.Errorf("the ec2-spot worker spoke of a vps deployment: %+v", e)
+		}
 	}
 }
 
@@ -630,7 +712,7 @@ func TestStoppedWorkerReleasesAClaimItNeverTook(t *testing.T) {
 	if err := sql.Enqueue(ctx, journal.Request{ID: "r1", Stack: "dev", Target: ec2spot.Name, Operation: OpUp}, long); err != nil {
 		t.Fatal(err)
 	}
-	if taken, err := sql.TakeRequests(ctx, dead, long, 1); err != nil || len(taken) != 1 {
+	if taken, err := sql.TakeRequests(ctx, dead, "", long, 1); err != nil || len(taken) != 1 {
 		t.Fatalf("taking: %+v %v", taken, err)
 	}
 	if _, err := sql.Ensure(ctx, "dev", ec2spot.Name, long); err != nil {
@@ -667,7 +749,7 @@ func TestStoppedWorkerReleasesAClaimItNeverTook(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The claim's lease was an hour: only a released claim lets the next sweep take it now.
-	next, err := sql.ClaimStale(ctx, "host-y/1/1/next", time.Now(), time.Now().Add(time.Minute), 10)
+	next, err := sql.ClaimStale(ctx, "host-y/1/1/next", "", time.Now(), time.Now().Add(time.Minute), 10)
 	if err != nil || len(next) != 1 || next[0].Stack != "dev" {
 		rec, _ := sql.Get(ctx, "dev")
 		t.Errorf("the next worker's sweep claimed %+v (%v); dev is held by %q until %s", next, err, rec.LeaseOwner, rec.LeaseExpires)

@@ -183,14 +183,14 @@ func Work(ctx context.Context, d *automation.Driver, opts Options) error {
 				w.healSweep(ctx, concurrency, stats, claim, release)
 			}()
 		}
-		claimed, err := w.journal.ClaimStale(ctx, w.owner, now, now.Add(d.LeaseTTL()), concurrency-running())
+		claimed, err := w.journal.ClaimStale(ctx, w.owner, d.Target(), now, now.Add(d.LeaseTTL()), concurrency-running())
 		if err != nil && ctx.Err() == nil {
 			d.Warn("", "the worker's sweep: %v", err)
 		}
 		for _, r := range claimed {
 			start(r.Operation, r.Stack, func() error { return w.takeOver(ctx, r) })
 		}
-		requests, err := w.journal.TakeRequests(ctx, w.owner, now, concurrency-running())
+		requests, err := w.journal.TakeRequests(ctx, w.owner, d.Target(), now, concurrency-running())
 		if err != nil && ctx.Err() == nil {
 			d.Warn("", "the worker's sweep: %v", err)
 		}

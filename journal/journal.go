@@ -218,15 +218,16 @@ type Journal interface {
 	// deployment that becomes READY after an interruption is recovered (RecoveredAt), and its
 	// heal failures are cleared.
 	Update(ctx context.Context, stack, owner string, now time.Time, change Change) (Record, error)
-	// ClaimStale takes over, for owner until expires, up to limit deployments whose operation
-	// did not finish and whose lease is free or expired at now, skipping those other claimers
-	// are taking; it returns them as they were claimed from.
-	ClaimStale(ctx context.Context, owner string, now, expires time.Time, limit int) ([]Record, error)
-	// Enqueue queues a request; TakeRequests gives owner up to limit of the queued ones (the
-	// oldest of each deployment only); FinishRequests records how the running request of a
-	// deployment ended; Requeue queues again one owner took; GetRequest and Requests read them.
+	// ClaimStale takes over, for owner until expires, up to limit deployments of target ("":
+	// of every target) whose operation did not finish and whose lease is free or expired at now,
+	// skipping those other claimers are taking; it returns them as they were claimed from.
+	ClaimStale(ctx context.Context, owner, target string, now, expires time.Time, limit int) ([]Record, error)
+	// Enqueue queues a request; TakeRequests gives owner up to limit of the queued ones for
+	// target ("": every target; the oldest of each deployment only); FinishRequests records how
+	// the running request of a deployment ended; Requeue queues again one owner took; GetRequest
+	// and Requests read them.
 	Enqueue(ctx context.Context, r Request, now time.Time) error
-	TakeRequests(ctx context.Context, owner string, now time.Time, limit int) ([]Request, error)
+	TakeRequests(ctx context.Context, owner, target string, now time.Time, limit int) ([]Request, error)
 	FinishRequests(ctx context.Context, stack string, now time.Time, failure error) error
 	Requeue(ctx context.Context, id, owner string) error
 	GetRequest(ctx context.Context, id string) (Request, error)

@@ -232,12 +232,12 @@ func (f *Lazy) Close() error {
 }
 
 // ClaimStale takes over deployments left by dead owners; none when the journal does not exist.
-func (f *Lazy) ClaimStale(ctx context.Context, owner string, now, expires time.Time, limit int) ([]Record, error) {
+func (f *Lazy) ClaimStale(ctx context.Context, owner, target string, now, expires time.Time, limit int) ([]Record, error) {
 	j, err := f.open(ctx, false)
 	if err != nil || j == nil {
 		return nil, err
 	}
-	rs, err := j.ClaimStale(ctx, owner, now, expires, limit)
+	rs, err := j.ClaimStale(ctx, owner, target, now, expires, limit)
 	return rs, f.failed(err)
 }
 
@@ -251,12 +251,12 @@ func (f *Lazy) Enqueue(ctx context.Context, r Request, now time.Time) error {
 }
 
 // TakeRequests takes queued requests; none when the journal does not exist.
-func (f *Lazy) TakeRequests(ctx context.Context, owner string, now time.Time, limit int) ([]Request, error) {
+func (f *Lazy) TakeRequests(ctx context.Context, owner, target string, now time.Time, limit int) ([]Request, error) {
 	j, err := f.open(ctx, false)
 	if err != nil || j == nil {
 		return nil, err
 	}
-	rs, err := j.TakeRequests(ctx, owner, now, limit)
+	rs, err := j.TakeRequests(ctx, owner, target, now, limit)
 	return rs, f.failed(err)
 }
 

@@ -96,8 +96,9 @@ func (j *SQL) Requests(ctx context.Context) ([]Request, error) {
 // TakeRequests gives owner up to limit queued requests, oldest first, in one transaction: on
 // PostgreSQL the rows other workers are taking are skipped (FOR UPDATE SKIP LOCKED), so workers
 // taking at once never wait for one another nor take the same request. A request for a
-// deployment waits for the ones queued before it to finish.
-func (j *SQL) TakeRequests(ctx context.Context, owner string, now time.Time, limit int) ([]Request, error) {
+// deployment waits for the ones queued before it to finish. Only target's requests are taken
+// (every target's when it is ""): a worker runs one target's program.
+func (j *SQL) TakeRequests(ctx context.Context, owner, target string, now time.Time, limit int) ([]Request, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -108,10 +109,11 @@ func (j *SQL) TakeRequests(ctx context.Context, owner string, now time.Time, lim
 	defer func() { _ = tx.Rollback() }()
 	// Only the oldest unfinished request of a deployment may be taken, so at most one per
 	// deployment: the requests of one deployment run in the order they were queued, one at a time.
-	rows, err := tx.QueryContext(ctx, j.q(`SELECT `+requestColumns+` FROM requests q WHERE state = ?
+	ofTarget, args := targetClause("q.", target, RequestQueued)
+	rows, err := tx.QueryContext(ctx, j.q(`SELECT `+requestColumns+` FROM requests q WHERE state = ?`+ofTarget+`
 		AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.stack = q.stack AND r.state IN (?, ?)
 			AND (r.created_ms < q.created_ms OR (r.created_ms = q.created_ms AND r.id < q.id)))
-		ORDER BY created_ms, id LIMIT ?`+j.skipLocked()), RequestQueued, RequestQueued, RequestRunning, limit)
+		ORDER BY created_ms, id LIMIT ?`+j.skipLocked()), append(args, RequestQueued, RequestRunning, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("journal: taking requests: %w", err)
 	}
@@ -184,6 +186,15 @@ func Unfinished(r Record) bool {
 	return started && (r.Interrupted || (r.Status != Ready && r.Status != Error && r.Status != Destroyed))
 }
 
+// targetClause is the condition " AND <prefix>target = ?" and args with target after them, or
+// nothing and args alone when target is "" (every target).
+func targetClause(prefix, target string, args ...any) (string, []any) {
+	if target == "" {
+		return "", args
+	}
+	return " AND " + prefix + "target = ?", append(args, target)
+}
+
 // unfinished is the SQL condition of a deployment whose operation did not finish (Resume's
 // resumable, as far as the record says): see Unfinished.
 var unfinished = `operation IN ('up', 'destroy', 'refresh') AND (interrupted = 1 OR status NOT IN ('` +
@@ -194,8 +205,9 @@ var unfinished = `operation IN ('up', 'destroy', 'refresh') AND (interrupted = 1
 // ran. One transaction; on PostgreSQL it skips the rows other workers are claiming (FOR UPDATE
 // SKIP LOCKED), so workers sweeping at once never queue behind one another nor claim the same
 // deployment. It returns the deployments as they were claimed from: LeaseOwner is the owner
-// they were taken from (empty for a free lease).
-func (j *SQL) ClaimStale(ctx context.Context, owner string, now, expires time.Time, limit int) ([]Record, error) {
+// they were taken from (empty for a free lease). Only target's deployments are claimed (every
+// target's when it is ""): a worker runs one target's program.
+func (j *SQL) ClaimStale(ctx context.Context, owner, target string, now, expires time.Time, limit int) ([]Record, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -204,8 +216,9 @@ func (j *SQL) ClaimStale(ctx context.Context, owner string, now, expires time.Ti
 		return nil, fmt.Errorf("journal: claiming: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	rows, err := tx.QueryContext(ctx, j.q(`SELECT `+columns+` FROM deployments WHERE `+unfinished+`
-		AND (lease_owner = '' OR lease_expires_ms <= ?) ORDER BY updated_ms, stack LIMIT ?`+j.skipLocked()), now.UnixMilli(), limit)
+	ofTarget, args := targetClause("", target)
+	rows, err := tx.QueryContext(ctx, j.q(`SELECT `+columns+` FROM deployments WHERE `+unfinished+ofTarget+`
+		AND (lease_owner = '' OR lease_expires_ms <= ?) ORDER BY updated_ms, stack LIMIT ?`+j.skipLocked()), append(args, now.UnixMilli(), limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("journal: claiming: %w", err)
 	}

@@ -43,15 +43,53 @@ func TestClaimStale(t *testing.T) {
 		if _, err := j.Ensure(ctx, "never", "ec2-spot", t0); err != nil { // no operation started
 			t.Fatal(err)
 		}
-		claimed, err := j.ClaimStale(ctx, "w3", now, now.Add(time.Minute), 10)
+		claimed, err := j.ClaimStale(ctx, "w3", "", now, now.Add(time.Minute), 10)
 		if err != nil || len(claimed) != 1 || claimed[0].Stack != "dead" || claimed[0].LeaseOwner != "w1" {
 			t.Fatalf("claimed %+v, %v; want dead, taken from w1", claimed, err)
 		}
 		if r, _ := j.Get(ctx, "dead"); r.LeaseOwner != "w3" || !r.LeaseExpires.Equal(now.Add(time.Minute)) {
 			t.Errorf("after the claim: %+v", r)
 		}
-		if again, err := j.ClaimStale(ctx, "w4", now, now.Add(time.Minute), 10); err != nil || len(again) != 0 {
+		if again, err := j.ClaimStale(ctx, "w4", "", now, now.Add(time.Minute), 10); err != nil || len(again) != 0 {
 			t.Errorf("a second sweep claimed %+v, %v", again, err)
+		}
+	})
+}
+
+// TestSweepsOfOneTarget: a worker runs one target's program, so its sweeps claim and take only
+// that target's deployments and requests; "" is every target's.
+func TestSweepsOfOneTarget(t *testing.T) {
+	t.Parallel()
+	eachEngine(t, func(t *testing.T, e engine) {
+		ctx := t.Context()
+		j := open(t, e.fresh(t))
+		now := t0.Add(time.Hour)
+		abandon(t, j, "spot", "w1", now.Add(-time.Second))
+		if _, err := j.Ensure(ctx, "box", "vps", t0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := j.Acquire(ctx, "box", "w1", t0, now.Add(-time.Second), nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := j.Update(ctx, "box", "w1", t0, Change{Status: status(Provisioning), Operation: str("up")}); err != nil {
+			t.Fatal(err)
+		}
+		if claimed, err := j.ClaimStale(ctx, "w2", "vps", now, now.Add(time.Minute), 10); err != nil || len(claimed) != 1 || claimed[0].Stack != "box" {
+			t.Errorf("the vps sweep claimed %+v, %v; want box alone", claimed, err)
+		}
+		if claimed, err := j.ClaimStale(ctx, "w3", "", now, now.Add(time.Minute), 10); err != nil || len(claimed) != 1 || claimed[0].Stack != "spot" {
+			t.Errorf("the sweep of every target claimed %+v, %v; want spot, the one left", claimed, err)
+		}
+		for _, r := range []Request{{ID: "a", Stack: "spot", Target: "ec2-spot", Operation: "up"}, {ID: "b", Stack: "box", Target: "vps", Operation: "up"}} {
+			if err := j.Enqueue(ctx, r, t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if taken, err := j.TakeRequests(ctx, "w2", "vps", now, 10); err != nil || len(taken) != 1 || taken[0].ID != "b" {
+			t.Errorf("the vps worker took %+v, %v; want b alone", taken, err)
+		}
+		if taken, err := j.TakeRequests(ctx, "w3", "ec2-spot", now, 10); err != nil || len(taken) != 1 || taken[0].ID != "a" {
+			t.Errorf("the ec2-spot worker took %+v, %v; want a alone", taken, err)
 		}
 	})
 }
@@ -77,7 +115,7 @@ func TestTwoClaimersOneWinner(t *testing.T) {
 					defer wg.Done()
 					<-start
 					now := t0.Add(time.Minute)
-					got, err := j.ClaimStale(context.Background(), name, now, now.Add(time.Minute), 5)
+					got, err := j.ClaimStale(context.Background(), name, "", now, now.Add(time.Minute), 5)
 					if err != nil {
 						t.Errorf("round %d, %s: %v", round, name, err)
 					}
@@ -126,7 +164,7 @@ func TestRequests(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				got, err := h.TakeRequests(context.Background(), owner, t0.Add(time.Minute), 10)
+				got, err := h.TakeRequests(context.Background(), owner, "", t0.Add(time.Minute), 10)
 				if err != nil {
 					t.Error(err)
 				}
@@ -144,7 +182,7 @@ func TestRequests(t *testing.T) {
 		if !slices.Equal(ids, []string{"r00", "r01", "r02", "r03", "r04"}) {
 			t.Fatalf("taken %v, want the oldest request of each deployment, once", ids)
 		}
-		if more, _ := j.TakeRequests(ctx, "w3", t0.Add(time.Minute), 10); len(more) != 0 {
+		if more, _ := j.TakeRequests(ctx, "w3", "", t0.Add(time.Minute), 10); len(more) != 0 {
 			t.Errorf("requests taken while their deployment's earlier one runs: %+v", more)
 		}
 		for _, r := range taken {
@@ -162,7 +200,7 @@ func TestRequests(t *testing.T) {
 		if err := j.Requeue(ctx, "r00", "someone-else"); err == nil {
 			t.Error("a finished request was queued again")
 		}
-		next, err := j.TakeRequests(ctx, "w3", t0.Add(3*time.Minute), 10)
+		next, err := j.TakeRequests(ctx, "w3", "", t0.Add(3*time.Minute), 10)
 		if err != nil || len(next) != 5 || next[0].ID != "r05" || next[0].Config != `{"values":{"k":"v"}}` {
 			t.Errorf("then: %+v, %v", next, err)
 		}

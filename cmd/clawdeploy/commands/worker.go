@@ -30,9 +30,10 @@ deployment whose operation did not finish and whose owner's lease has expired
 (wherever that owner ran: a lease is renewed every third of --lease-ttl, so a dead
 host's deployments are taken over one lease TTL after its last renewal), and runs the
 queued requests (clawdeploy up|destroy --enqueue, or rows a backend inserts into the
-requests table), the requests of one deployment one at a time, in order. Every
-minute it marks ERROR the INSTALLING deployments without news for 45 minutes that no
-live owner holds.
+requests table), the requests of one deployment one at a time, in order. It works
+on its --target's deployments and requests only (its takeovers, its requests, its
+sweeps): run a worker per target on a shared journal. Every minute it marks ERROR
+the INSTALLING deployments without news for 45 minutes that no live owner holds.
 
 Every --heal-every (1m; 0: never) it runs the check of heal --all on the deployments
 it can lease (READY ones, and ERROR ones whose last heal failed, once their backoff
