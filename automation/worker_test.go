@@ -566,28 +566,9 @@ func TestWorkerTakesOnlyItsTargetsWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead := "host-z/4194304/1/gone"
-	if _, err := j.Ensure(ctx, "abandoned", vps.Name, long); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := j.Acquire(ctx, "abandoned", dead, long, long.Add(time.Minute), nil); err != nil {
-		t.Fatal(err)
-	}
-	up := OpUp
-	if _, err := j.Update(ctx, "abandoned", dead, long, journal.Change{Status: ptrStatus(journal.Provisioning), Operation: &up}); err != nil {
-		t.Fatal(err)
-	}
+	leftBy(t, j, "abandoned", vps.Name, dead, long, journal.Provisioning)
 	// INSTALLING and silent for an hour, its owner dead: stuck, for a vps worker's sweep.
-	if _, err := j.Ensure(ctx, "silent", vps.Name, long); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := j.Acquire(ctx, "silent", dead, long, long.Add(time.Minute), nil); err != nil {
-		t.Fatal(err)
-	}
-	for _, st := range []journal.Status{journal.Provisioning, journal.Installing} {
-		if _, err := j.Update(ctx, "silent", dead, long, journal.Change{Status: ptrStatus(st), Operation: &up}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	leftBy(t, j, "silent", vps.Name, dead, long, journal.Provisioning, journal.Installing)
 	if err := os.MkdirAll(sim.StateDir+"/state", 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -628,6 +609,25 @@ func TestWorkerTakesOnlyItsTargetsWork(t *testing.T) {
 	for _, e := range ev.of(EventDiagnostic) {
 		if e.Stack == "silent" || e.Stack == "shop" || e.Stack == "abandoned" {
 			t.Errorf("the ec2-spot worker spoke of a vps deployment: %+v", e)
+		}
+	}
+}
+
+// leftBy makes stack a deployment of target whose up owner began at at, reaching statuses, and
+// whose lease expired a minute later: what a dead owner leaves.
+func leftBy(t *testing.T, j journal.Journal, stack, target, owner string, at time.Time, statuses ...journal.Status) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := j.Ensure(ctx, stack, target, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Acquire(ctx, stack, owner, at, at.Add(time.Minute), nil); err != nil {
+		t.Fatal(err)
+	}
+	up := OpUp
+	for _, st := range statuses {
+		if _, err := j.Update(ctx, stack, owner, at, journal.Change{Status: ptrStatus(st), Operation: &up}); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -715,16 +715,7 @@ func TestStoppedWorkerReleasesAClaimItNeverTook(t *testing.T) {
 	if taken, err := sql.TakeRequests(ctx, dead, "", long, 1); err != nil || len(taken) != 1 {
 		t.Fatalf("taking: %+v %v", taken, err)
 	}
-	if _, err := sql.Ensure(ctx, "dev", ec2spot.Name, long); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sql.Acquire(ctx, "dev", dead, long, long.Add(time.Minute), nil); err != nil {
-		t.Fatal(err)
-	}
-	up := OpUp
-	if _, err := sql.Update(ctx, "dev", dead, long, journal.Change{Status: ptrStatus(journal.Provisioning), Operation: &up}); err != nil {
-		t.Fatal(err)
-	}
+	leftBy(t, sql, "dev", ec2spot.Name, dead, long, journal.Provisioning)
 	j := &stalledGet{Journal: sql, reached: make(chan struct{})}
 	d, err := New(t.Context(), &Options{Program: simprogram.Six, Stages: &simprogram.SixStages, StateDir: sim.StateDir,
 		BackendURL: "file://" + sim.StateDir + "/state", PulumiRoot: sim.PulumiRoot, Env: sim.Env, Waiter: NoWait,

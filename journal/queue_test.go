@@ -14,8 +14,14 @@ import (
 // until.
 func abandon(t *testing.T, j *SQL, stack, owner string, until time.Time) {
 	t.Helper()
+	abandonOf(t, j, stack, "ec2-spot", owner, until)
+}
+
+// abandonOf is abandon for a deployment of target.
+func abandonOf(t *testing.T, j *SQL, stack, target, owner string, until time.Time) {
+	t.Helper()
 	ctx := t.Context()
-	if _, err := j.Ensure(ctx, stack, "ec2-spot", t0); err != nil {
+	if _, err := j.Ensure(ctx, stack, target, t0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := j.Acquire(ctx, stack, owner, t0, until, nil); err != nil {
@@ -65,15 +71,7 @@ func TestSweepsOfOneTarget(t *testing.T) {
 		j := open(t, e.fresh(t))
 		now := t0.Add(time.Hour)
 		abandon(t, j, "spot", "w1", now.Add(-time.Second))
-		if _, err := j.Ensure(ctx, "box", "vps", t0); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := j.Acquire(ctx, "box", "w1", t0, now.Add(-time.Second), nil); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := j.Update(ctx, "box", "w1", t0, Change{Status: status(Provisioning), Operation: str("up")}); err != nil {
-			t.Fatal(err)
-		}
+		abandonOf(t, j, "box", "vps", "w1", now.Add(-time.Second))
 		if claimed, err := j.ClaimStale(ctx, "w2", "vps", now, now.Add(time.Minute), 10); err != nil || len(claimed) != 1 || claimed[0].Stack != "box" {
 			t.Errorf("the vps sweep claimed %+v, %v; want box alone", claimed, err)
 		}
